@@ -1,0 +1,91 @@
+"""The one error hierarchy of Centinela.
+
+Every error the core raises derives from :class:`CentinelaError`. Each subclass names a *kind*
+of failure; the transport layers map kinds to their own vocabulary in exactly one place each
+(``server/errors.py`` for gRPC status codes, the CLI's error handler for exit codes). Nothing in
+``features/``, ``scoring/`` or ``training/`` knows about gRPC.
+
+::
+
+    CentinelaError
+    ├── InvalidInput          bad data from a caller; carries field violations
+    ├── NotFound              a named thing (decision id, model version, file) does not exist
+    ├── AlreadyExists         a write would overwrite something that must stay
+    ├── FailedPrecondition    the system is not in a state to do this (no model promoted, ...)
+    ├── Unavailable           not ready yet or shutting down; the caller may retry
+    ├── ResourceExhausted     a size, batch or concurrency limit was exceeded
+    ├── ConfigError           settings, watchlist, rules or mapping files are invalid
+    ├── ModelError            a model bundle is corrupt or does not match the code's schema
+    └── DataError             a data table is missing columns or has the wrong types
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field: ``field`` is a path such as ``goods[2].hs_code``; ``description`` says why."""
+
+    field: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.description}"
+
+
+class CentinelaError(Exception):
+    """Root of every error Centinela raises on purpose. ``message`` is safe to show callers."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(CentinelaError):
+    """A request or file had bad fields. ``violations`` names each one."""
+
+    def __init__(self, message: str, violations: list[FieldViolation] | None = None) -> None:
+        if violations:
+            message = f"{message}: " + "; ".join(str(v) for v in violations)
+        super().__init__(message)
+        self.violations: list[FieldViolation] = list(violations or [])
+
+
+class NotFound(CentinelaError):
+    """A named thing does not exist."""
+
+
+class AlreadyExists(CentinelaError):
+    """A write would replace something that must not be replaced."""
+
+
+class FailedPrecondition(CentinelaError):
+    """The system is not in a state where this operation can run."""
+
+
+class Unavailable(CentinelaError):
+    """Not ready (no model loaded) or shutting down; retrying later may succeed."""
+
+
+class ResourceExhausted(CentinelaError):
+    """A size, batch or concurrency limit was exceeded."""
+
+
+class ConfigError(CentinelaError):
+    """A settings, watchlist, rules or mapping file is invalid. ``violations`` names each entry."""
+
+    def __init__(self, message: str, violations: list[FieldViolation] | None = None) -> None:
+        if violations:
+            message = f"{message}:\n" + "\n".join(f"  - {v}" for v in violations)
+        super().__init__(message)
+        self.violations: list[FieldViolation] = list(violations or [])
+
+
+class ModelError(CentinelaError):
+    """A model bundle is unreadable or its feature schema does not match the code."""
+
+
+class DataError(CentinelaError):
+    """An input table is missing, lacks columns, or has columns of the wrong type."""
