@@ -1,5 +1,7 @@
 """Domain records for one shipment, free of any transport (no protobuf here).
 
+A missing party arrives as ``Party(id="")`` so validation reports ``shipper.id: required``.
+
 The server converts requests into these; :func:`features.live.shipment_frames` turns one into
 one-row canonical tables so the bulk feature code computes its features.
 """
@@ -36,9 +38,9 @@ class GoodsLine:
 @dataclass(frozen=True, slots=True)
 class Shipment:
     shipment_id: str
-    declared_at: datetime  # timezone-aware, UTC
+    declared_at: datetime | None  # timezone-aware, UTC; None only before validation
     port_of_entry: str
-    mode: Mode
+    mode: str  # one of MODES after validation
     origin_country: str
     export_country: str
     shipper: Party

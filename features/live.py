@@ -1,0 +1,111 @@
+"""The live path: turn shipments as received into one-row canonical tables.
+
+Nothing here computes a feature; it only reshapes, so live and bulk share
+:func:`features.build.build_features` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from features.records import GoodsLine, Party, Shipment
+from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA
+
+
+def shipment_frames(shipments: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Canonical ``shipments`` and ``goods`` frames for a batch of validated shipments."""
+    ship_rows = [
+        {
+            "shipment_id": s.shipment_id,
+            "declared_at": s.declared_at,
+            "port_of_entry": s.port_of_entry,
+            "mode": s.mode,
+            "origin_country": s.origin_country,
+            "export_country": s.export_country,
+            "transshipment_ports": list(s.transshipment_ports),
+            "carrier": s.carrier,
+            "conveyance_id": s.conveyance_id,
+            "container_id": s.container_id,
+            "shipper_id": s.shipper.id,
+            "shipper_name": s.shipper.name,
+            "shipper_country": s.shipper.country,
+            "shipper_tax_id": s.shipper.tax_id,
+            "consignee_id": s.consignee.id,
+            "consignee_name": s.consignee.name,
+            "consignee_country": s.consignee.country,
+            "consignee_tax_id": s.consignee.tax_id,
+            "broker_id": s.broker_id,
+        }
+        for s in shipments
+    ]
+    goods_rows = [
+        {
+            "shipment_id": s.shipment_id,
+            "line_no": i,
+            "hs_code": g.hs_code,
+            "description": g.description,
+            "cas_numbers": list(g.cas_numbers),
+            "quantity": g.quantity,
+            "unit": g.unit,
+            "gross_weight_kg": g.gross_weight_kg,
+            "declared_value_usd": g.declared_value_usd,
+        }
+        for s in shipments
+        for i, g in enumerate(s.goods)
+    ]
+    return (
+        pl.DataFrame(ship_rows, schema=SHIPMENTS_SCHEMA),
+        pl.DataFrame(goods_rows, schema=GOODS_SCHEMA),
+    )
+
+
+def _party(row: dict[str, Any], role: str) -> Party:
+    return Party(
+        row[f"{role}_id"], row[f"{role}_name"], row[f"{role}_country"], row[f"{role}_tax_id"]
+    )
+
+
+def shipments_from_frames(shipments: pl.DataFrame, goods: pl.DataFrame) -> list[Shipment]:
+    """The inverse of :func:`shipment_frames`: canonical rows back into shipment records."""
+    lines: dict[str, list[GoodsLine]] = {}
+    for row in goods.sort("shipment_id", "line_no").iter_rows(named=True):
+        lines.setdefault(row["shipment_id"], []).append(
+            GoodsLine(
+                hs_code=row["hs_code"],
+                description=row["description"],
+                cas_numbers=tuple(row["cas_numbers"]),
+                quantity=row["quantity"],
+                unit=row["unit"],
+                gross_weight_kg=row["gross_weight_kg"],
+                declared_value_usd=row["declared_value_usd"],
+            )
+        )
+    return [
+        Shipment(
+            shipment_id=r["shipment_id"],
+            declared_at=r["declared_at"],
+            port_of_entry=r["port_of_entry"],
+            mode=r["mode"],
+            origin_country=r["origin_country"],
+            export_country=r["export_country"],
+            transshipment_ports=tuple(r["transshipment_ports"]),
+            carrier=r["carrier"],
+            conveyance_id=r["conveyance_id"],
+            container_id=r["container_id"],
+            shipper=Party(
+                r["shipper_id"], r["shipper_name"], r["shipper_country"], r["shipper_tax_id"]
+            ),
+            consignee=Party(
+                r["consignee_id"],
+                r["consignee_name"],
+                r["consignee_country"],
+                r["consignee_tax_id"],
+            ),
+            broker_id=r["broker_id"],
+            goods=tuple(lines.get(r["shipment_id"], ())),
+        )
+        for r in shipments.iter_rows(named=True)
+    ]

@@ -1,0 +1,119 @@
+"""The one typed settings object.
+
+Values come, in rising precedence, from the field defaults, an optional YAML file (``centinela
+serve --config FILE``) and environment variables prefixed ``CENTINELA_`` (``CENTINELA_GRPC_PORT``).
+Unknown keys in the file are rejected, naming the key, so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from features.errors import ConfigError, FieldViolation
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field's description is its documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="CENTINELA_", extra="forbid", frozen=True)
+
+    grpc_host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="gRPC port; 0 picks a free port (tests)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus endpoint.")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Prometheus port; 0 picks a free port."
+    )
+    metrics_enabled: bool = Field(True, description="Serve the Prometheus endpoint at all.")
+    registry_dir: Path = Field(
+        Path("var/registry"), description="Model registry directory; the promoted bundle serves."
+    )
+    model_version: str | None = Field(
+        None, description="Serve this bundle version instead of the promoted one."
+    )
+    watchlist_file: Path | None = Field(
+        None, description="Watchlist YAML file; unset means the file shipped with Centinela."
+    )
+    data_dir: Path = Field(
+        Path("var/data"), description="Where --bootstrap simulates data when no model exists."
+    )
+    bootstrap_shipments: int = Field(
+        20_000, ge=1_000, description="Size of the world --bootstrap simulates."
+    )
+    bootstrap_seed: int = Field(7, description="Seed of the bootstrap world and model.")
+    grace_period_s: float = Field(
+        10.0, ge=0, description="Seconds in-flight RPCs get to finish on SIGTERM/SIGINT."
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request or response message accepted."
+    )
+    max_goods_lines: int = Field(
+        1_000, ge=1, description="Most goods lines one shipment may declare."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the JSON logs on stderr."
+    )
+    log_json: bool = Field(True, description="JSON log lines (false: plain text for humans).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_values: dict[str, Any] = _FILE_VALUES.get(settings_cls, {})
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=file_values),
+        )
+
+
+_FILE_VALUES: dict[type[BaseSettings], dict[str, Any]] = {}
+
+
+def _violations(error: ValidationError) -> list[FieldViolation]:
+    return [
+        FieldViolation(".".join(str(p) for p in e["loc"]) or "(file)", e["msg"])
+        for e in error.errors()
+    ]
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, ``config_file`` (YAML mapping), the environment and ``overrides``."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file {config_file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"settings file {config_file} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {config_file} must be a mapping of setting: value")
+        file_values = loaded
+    _FILE_VALUES[Settings] = file_values
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f"settings file {config_file} or environment" if config_file else "settings"
+        raise ConfigError(f"invalid {where}", _violations(exc)) from exc
+    finally:
+        _FILE_VALUES.pop(Settings, None)

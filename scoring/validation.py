@@ -1,0 +1,148 @@
+"""Validation of every field of a shipment, naming each bad field and why.
+
+Paths use the contract's field names (``goods[2].hs_code``, ``shipper.id``) so a caller can find
+the field in its own request. All violations are collected, not just the first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+import pycountry
+
+from features.errors import FieldViolation, InvalidInput
+from features.records import MODES, GoodsLine, Party, Shipment
+from features.watchlist.cas import is_valid_cas
+
+_LOCODE = re.compile(r"^[A-Z]{2}[A-Z2-9]{3}$")
+_HS = re.compile(r"^\d{6,10}$")
+_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+_COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_DESCRIPTION = 4_000
+MAX_TEXT = 256
+MAX_WEIGHT_KG = 1e8  # a whole bulk carrier's cargo
+MAX_VALUE_USD = 1e11
+
+
+def _country(value: str, path: str, out: list[FieldViolation], required: bool = True) -> None:
+    if not value:
+        if required:
+            out.append(FieldViolation(path, "required: ISO 3166-1 alpha-2 country code"))
+    elif value not in _COUNTRIES:
+        out.append(FieldViolation(path, f"{value!r} is not an ISO 3166-1 alpha-2 country code"))
+
+
+def _text(value: str, path: str, out: list[FieldViolation], limit: int = MAX_TEXT) -> None:
+    if len(value) > limit:
+        out.append(FieldViolation(path, f"longer than {limit} characters"))
+
+
+def _party(party: Party | None, path: str, out: list[FieldViolation]) -> None:
+    if party is None:
+        out.append(FieldViolation(path, "required"))
+        return
+    if not party.id:
+        out.append(FieldViolation(f"{path}.id", "required"))
+    elif not _ID.match(party.id):
+        out.append(FieldViolation(f"{path}.id", "must be 1-128 printable characters, no spaces"))
+    _text(party.name, f"{path}.name", out)
+    _country(party.country, f"{path}.country", out, required=False)
+    _text(party.tax_id, f"{path}.tax_id", out, limit=64)
+
+
+def _amount(
+    value: float, path: str, out: list[FieldViolation], *, positive: bool, limit: float
+) -> None:
+    if not math.isfinite(value):
+        out.append(FieldViolation(path, "must be a finite number"))
+    elif positive and value <= 0:
+        out.append(FieldViolation(path, f"must be greater than 0, got {value:g}"))
+    elif value < 0:
+        out.append(FieldViolation(path, f"must not be negative, got {value:g}"))
+    elif value > limit:
+        out.append(FieldViolation(path, f"implausibly large ({value:g} > {limit:g})"))
+
+
+def _goods_line(line: GoodsLine, path: str, out: list[FieldViolation]) -> None:
+    if not line.hs_code:
+        out.append(FieldViolation(f"{path}.hs_code", "required: 6 to 10 digits"))
+    elif not _HS.match(line.hs_code):
+        out.append(FieldViolation(f"{path}.hs_code", f"{line.hs_code!r} is not 6 to 10 digits"))
+    elif not 1 <= int(line.hs_code[:2]) <= 97:
+        out.append(FieldViolation(f"{path}.hs_code", f"chapter {line.hs_code[:2]} does not exist"))
+    if not line.description.strip():
+        out.append(FieldViolation(f"{path}.description", "required"))
+    _text(line.description, f"{path}.description", out, limit=MAX_DESCRIPTION)
+    for j, cas in enumerate(line.cas_numbers):
+        if not is_valid_cas(cas):
+            out.append(
+                FieldViolation(
+                    f"{path}.cas_numbers[{j}]",
+                    f"{cas!r} is not a valid CAS number (format NNNNNNN-NN-N, check digit)",
+                )
+            )
+    _amount(line.quantity, f"{path}.quantity", out, positive=False, limit=1e12)
+    _text(line.unit, f"{path}.unit", out, limit=16)
+    _amount(
+        line.gross_weight_kg, f"{path}.gross_weight_kg", out, positive=True, limit=MAX_WEIGHT_KG
+    )
+    _amount(
+        line.declared_value_usd,
+        f"{path}.declared_value_usd",
+        out,
+        positive=False,
+        limit=MAX_VALUE_USD,
+    )
+
+
+def shipment_violations(shipment: Shipment, max_goods_lines: int = 1_000) -> list[FieldViolation]:
+    """Every problem with ``shipment``, in field order; empty when it is valid."""
+    out: list[FieldViolation] = []
+    s = shipment
+    if not s.shipment_id:
+        out.append(FieldViolation("shipment_id", "required"))
+    elif not _ID.match(s.shipment_id):
+        out.append(FieldViolation("shipment_id", "must be 1-128 printable characters, no spaces"))
+    if s.declared_at is None:
+        out.append(FieldViolation("declared_at", "required: RFC 3339 timestamp"))
+    elif not _EARLIEST <= s.declared_at < _LATEST:
+        out.append(FieldViolation("declared_at", f"{s.declared_at.isoformat()} is out of range"))
+    if not s.port_of_entry:
+        out.append(FieldViolation("port_of_entry", "required: UN/LOCODE such as MXZLO"))
+    elif not _LOCODE.match(s.port_of_entry):
+        out.append(
+            FieldViolation("port_of_entry", f"{s.port_of_entry!r} is not a UN/LOCODE (e.g. MXZLO)")
+        )
+    if s.mode not in MODES:
+        out.append(FieldViolation("mode", "required: MODE_SEA, MODE_LAND, MODE_AIR or MODE_POSTAL"))
+    _country(s.origin_country, "origin_country", out)
+    _country(s.export_country, "export_country", out)
+    for i, port in enumerate(s.transshipment_ports):
+        if not _LOCODE.match(port):
+            out.append(FieldViolation(f"transshipment_ports[{i}]", f"{port!r} is not a UN/LOCODE"))
+    _text(s.carrier, "carrier", out)
+    _text(s.conveyance_id, "conveyance_id", out)
+    _text(s.container_id, "container_id", out)
+    _party(s.shipper, "shipper", out)
+    _party(s.consignee, "consignee", out)
+    _text(s.broker_id, "broker_id", out)
+    if not s.goods:
+        out.append(FieldViolation("goods", "at least one goods line is required"))
+    elif len(s.goods) > max_goods_lines:
+        out.append(FieldViolation("goods", f"more than {max_goods_lines} goods lines"))
+    else:
+        for i, line in enumerate(s.goods):
+            _goods_line(line, f"goods[{i}]", out)
+    return out
+
+
+def validate_shipment(shipment: Shipment, max_goods_lines: int = 1_000) -> Shipment:
+    """Return ``shipment`` unchanged if valid; otherwise raise :class:`InvalidInput`."""
+    violations = shipment_violations(shipment, max_goods_lines)
+    if violations:
+        raise InvalidInput(f"shipment {shipment.shipment_id or '(no id)'} is invalid", violations)
+    return shipment

@@ -1,0 +1,138 @@
+"""The composition root: wires settings, the scoring core, servicers, interceptors, health,
+reflection and the metrics endpoint into one server, and runs it until a signal.
+
+Lifecycle: the server binds and answers at once with health NOT_SERVING; the model and
+watchlist load in a worker thread (after ``prepare``, e.g. bootstrapping data and a model, if
+given); health turns SERVING. On SIGTERM/SIGINT health turns NOT_SERVING, new calls are
+refused and in-flight calls get ``grace_period_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scoring.service import ScoringService
+from scoring.settings import Settings
+from server.interceptors import ErrorInterceptor, MetricsInterceptor
+from server.metrics import Metrics, MetricsEndpoint, start_endpoint
+from server.pb import admin_pb2, admin_pb2_grpc, risk_scoring_pb2, risk_scoring_pb2_grpc
+from server.servicers import AdminServicer, RiskScoringServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    risk_scoring_pb2.DESCRIPTOR.services_by_name["RiskScoring"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class CentinelaServer:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.service = ScoringService(self.settings)
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.server: aio.Server | None = None
+        self.port = 0
+        self.endpoint: MetricsEndpoint | None = None
+        self._stopping = False
+
+    async def start(self) -> int:
+        """Bind and start serving (health NOT_SERVING); return the bound gRPC port."""
+        s = self.settings
+        limits = [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+        ]
+        server = aio.server(
+            interceptors=[MetricsInterceptor(self.metrics), ErrorInterceptor()], options=limits
+        )
+        risk_scoring_pb2_grpc.add_RiskScoringServicer_to_server(
+            RiskScoringServicer(self.service, self.metrics), server
+        )
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            AdminServicer(self.service, self.metrics, self._on_change), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {s.grpc_host}:{s.grpc_port}")
+        await self._set_health(NOT_SERVING)
+        await server.start()
+        self.server = server
+        if s.metrics_enabled:
+            self.endpoint = start_endpoint(self.metrics, s.metrics_host, s.metrics_port)
+        self.metrics.model_loaded.set(0)
+        log.info(
+            "listening",
+            extra={
+                "grpc": f"{s.grpc_host}:{self.port}",
+                "metrics": f"{s.metrics_host}:{self.endpoint.port}" if self.endpoint else None,
+            },
+        )
+        return self.port
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def _on_change(self) -> None:
+        self.metrics.set_versions(*self.service.versions)
+        if self.service.ready and not self._stopping:
+            await self._set_health(SERVING)
+
+    async def load(self, prepare: Callable[[], None] | None = None) -> bool:
+        """Run ``prepare`` then load model and watchlist off the loop; health follows."""
+        try:
+            if prepare is not None:
+                await asyncio.to_thread(prepare)
+            await asyncio.to_thread(self.service.load)
+        except Exception as error:
+            log.error("model not loaded; serving NOT_SERVING until a reload succeeds: %s", error)
+            return False
+        await self._on_change()
+        return True
+
+    async def stop(self, grace: float | None = None) -> None:
+        self._stopping = True
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(self.settings.grace_period_s if grace is None else grace)
+        if self.endpoint is not None:
+            self.endpoint.stop()
+            self.endpoint = None
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        if self.server is not None:
+            await self.server.wait_for_termination()
+
+
+async def serve(settings: Settings, prepare: Callable[[], None] | None = None) -> None:
+    """Run a server until SIGTERM or SIGINT, then shut down gracefully."""
+    app = CentinelaServer(settings)
+    await app.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loader = asyncio.create_task(app.load(prepare))
+    await stop.wait()
+    log.info("signal received; draining", extra={"grace_period_s": settings.grace_period_s})
+    loader.cancel()
+    await app.stop()

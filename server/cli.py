@@ -1,0 +1,72 @@
+"""The ``centinela`` command: the analysts' commands plus ``serve``.
+
+This is a composition root, so it may use both ``training`` (for ``--bootstrap``, which makes
+data and a model on a fresh machine) and ``server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+from scoring.registry import Registry
+from scoring.settings import Settings, load_settings
+from server.app import serve
+from server.logs import configure_logging
+from training.cli import app
+from training.cli_common import run
+
+log = logging.getLogger("centinela.bootstrap")
+
+
+def bootstrap(settings: Settings) -> None:
+    """Simulate a world and train a first model when the registry has none promoted."""
+    if Registry(settings.registry_dir).promoted() is not None:
+        return
+    from features.tables import table_path
+    from training.simulate import simulate_world
+    from training.train import train
+
+    if not table_path(settings.data_dir, "shipments").exists():
+        log.info(
+            "no data: simulating a world",
+            extra={"dir": str(settings.data_dir), "shipments": settings.bootstrap_shipments},
+        )
+        simulate_world(
+            settings.data_dir,
+            shipments=settings.bootstrap_shipments,
+            seed=settings.bootstrap_seed,
+            progress=False,
+        )
+    log.info("no promoted model: training one", extra={"registry": str(settings.registry_dir)})
+    result = train(settings.data_dir, settings.registry_dir, seed=settings.bootstrap_seed)
+    log.info("trained", extra={"version": result.version, "metrics": result.metrics})
+
+
+@app.command("serve")
+def serve_command(
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML settings file (unknown keys are rejected)."
+    ),
+    bootstrap_missing: bool = typer.Option(
+        False,
+        "--bootstrap",
+        help="If no model is promoted, simulate data and train one before serving.",
+    ),
+) -> None:
+    """Run the gRPC scoring server until SIGTERM or SIGINT."""
+
+    def body() -> None:
+        settings = load_settings(config)
+        configure_logging(settings.log_level, settings.log_json)
+        prepare = (lambda: bootstrap(settings)) if bootstrap_missing else None
+        asyncio.run(serve(settings, prepare))
+
+    run(body)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,116 @@
+"""Every Prometheus metric Centinela exports, in one module, on one registry.
+
+Names are prefixed ``centinela_`` and unit-suffixed; labels are low-cardinality (method, status
+code, known ports, lanes, match types), never shipment ids or names. The registry is explicit,
+not the process-global default, so tests can run several servers in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "centinela_grpc_requests",
+            "gRPC requests handled, by method and final status code.",
+            ["method", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "centinela_grpc_request_duration_seconds",
+            "Time from receiving a gRPC request to finishing the reply, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stream_messages = Counter(
+            "centinela_stream_messages",
+            "Messages of ScoreShipments streams, by outcome (scored or error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "centinela_decisions",
+            "Decisions returned, by port of entry and lane.",
+            ["port", "lane"],
+            registry=r,
+        )
+        self.risk_score = Histogram(
+            "centinela_risk_score",
+            "Distribution of calibrated risk scores, by port of entry.",
+            ["port"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.invalid_shipments = Counter(
+            "centinela_invalid_shipments",
+            "Shipments rejected by validation.",
+            registry=r,
+        )
+        self.watchlist_hits = Counter(
+            "centinela_watchlist_hits",
+            "Watchlist hits in scored shipments, by match type.",
+            ["match_type"],
+            registry=r,
+        )
+        self.model_loaded = Gauge(
+            "centinela_model_loaded",
+            "1 while a model and watchlist are loaded and serving, else 0.",
+            registry=r,
+        )
+        self.serving_versions = Gauge(
+            "centinela_serving_info",
+            "Always 1; the labels name the model and watchlist versions serving.",
+            ["model_version", "watchlist_version"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "centinela_reloads",
+            "Reload attempts of the model or watchlist, by target and result.",
+            ["target", "result"],
+            registry=r,
+        )
+
+    def set_versions(self, model_version: str, watchlist_version: str) -> None:
+        self.serving_versions.clear()
+        self.serving_versions.labels(model_version, watchlist_version).set(1)
+        self.model_loaded.set(1 if model_version else 0)
+
+
+@dataclass
+class MetricsEndpoint:
+    server: WSGIServer
+    thread: Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_endpoint(metrics: Metrics, host: str, port: int) -> MetricsEndpoint:
+    """Serve ``/metrics`` on ``host:port`` (0 picks a free port) in a daemon thread."""
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return MetricsEndpoint(server, thread)

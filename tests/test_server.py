@@ -1,0 +1,228 @@
+"""The real gRPC server on port 0, called by a real client."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from features.records import Party
+from features.schema import FEATURE_NAMES
+from server.pb import admin_pb2, admin_pb2_grpc
+from server.pb import risk_scoring_pb2 as pb
+from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from tests.conftest import server_settings
+from tests.support import ServerThread, make_shipment, request_for
+
+GOOD = make_shipment()
+
+
+def stub(server: ServerThread) -> pb_grpc.RiskScoringStub:
+    return pb_grpc.RiskScoringStub(server.channel)
+
+
+def bad_request(error: grpc.RpcError) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    detail = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(detail)
+    return [(v.field, v.description) for v in detail.field_violations]
+
+
+def test_valid_shipment_gets_a_decision(server: ServerThread) -> None:
+    decision = stub(server).ScoreShipment(request_for(GOOD), timeout=10)
+    assert decision.shipment_id == GOOD.shipment_id
+    assert len(decision.decision_id) == 32
+    assert 0.0 <= decision.risk_score <= 1.0
+    assert decision.lane in (pb.LANE_RED, pb.LANE_YELLOW, pb.LANE_GREEN)
+    assert decision.model_version == "v0001"
+    assert decision.watchlist_version
+    assert not decision.HasField("error")
+    assert all(r.message_es and r.message_en for r in decision.reasons)
+    assert "npp" in {h.entry_id for h in decision.watchlist_hits}
+
+
+def test_hs_abc_and_negative_weight_are_both_named(server: ServerThread) -> None:
+    line = dataclasses.replace(GOOD.goods[0], hs_code="ABC", gross_weight_kg=-3.0)
+    shipment = dataclasses.replace(GOOD, goods=(GOOD.goods[1], line))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(request_for(shipment), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "goods[1].hs_code" in caught.value.details()
+    violations = bad_request(caught.value)
+    assert [f for f, _ in violations] == ["goods[1].hs_code", "goods[1].gross_weight_kg"]
+    assert "'ABC' is not 6 to 10 digits" in violations[0][1]
+    assert "greater than 0" in violations[1][1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"shipment_id": ""}, "shipment_id"),
+        ({"declared_at": None}, "declared_at"),
+        ({"port_of_entry": "ZLO"}, "port_of_entry"),
+        ({"mode": ""}, "mode"),
+        ({"origin_country": "ZZ"}, "origin_country"),
+        ({"export_country": ""}, "export_country"),
+        ({"transshipment_ports": ("X",)}, "transshipment_ports[0]"),
+        ({"shipper": Party("")}, "shipper.id"),
+        ({"consignee": Party("C1", country="Mexico")}, "consignee.country"),
+        ({"goods": ()}, "goods"),
+    ],
+)
+def test_each_kind_of_invalid_field(
+    server: ServerThread, changes: dict[str, object], field: str
+) -> None:
+    shipment = dataclasses.replace(GOOD, **changes)  # type: ignore[arg-type]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(request_for(shipment), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request(caught.value)] == [field]
+
+
+@pytest.mark.parametrize(
+    ("goods_changes", "field"),
+    [
+        ({"description": ""}, "goods[0].description"),
+        ({"cas_numbers": ("39742-60-5",)}, "goods[0].cas_numbers[0]"),
+        ({"quantity": -1.0}, "goods[0].quantity"),
+        ({"declared_value_usd": -10.0}, "goods[0].declared_value_usd"),
+    ],
+)
+def test_each_kind_of_invalid_goods_field(
+    server: ServerThread, goods_changes: dict[str, object], field: str
+) -> None:
+    line = dataclasses.replace(GOOD.goods[0], **goods_changes)  # type: ignore[arg-type]
+    shipment = dataclasses.replace(GOOD, goods=(line,))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(request_for(shipment), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request(caught.value)] == [field]
+
+
+def test_request_without_shipment(server: ServerThread) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(pb.ScoreShipmentRequest(), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request(caught.value) == [("shipment", "required")]
+
+
+def test_empty_stream_ends_cleanly(server: ServerThread) -> None:
+    assert list(stub(server).ScoreShipments(iter(()), timeout=10)) == []
+
+
+def test_stream_with_good_and_bad_shipments_goes_on(server: ServerThread) -> None:
+    bad_line = dataclasses.replace(GOOD.goods[0], hs_code="ABC")
+    shipments = [
+        make_shipment("S-1"),
+        dataclasses.replace(GOOD, shipment_id="S-2", goods=(bad_line,)),
+        make_shipment("S-3", port_of_entry="MXLZC"),
+        dataclasses.replace(GOOD, shipment_id="S-4", mode=""),
+        make_shipment("S-5"),
+    ]
+    decisions = list(
+        stub(server).ScoreShipments(iter([request_for(s) for s in shipments]), timeout=20)
+    )
+    assert [d.shipment_id for d in decisions] == ["S-1", "S-2", "S-3", "S-4", "S-5"]
+    errors = {d.shipment_id: d.error for d in decisions if d.HasField("error")}
+    assert set(errors) == {"S-2", "S-4"}
+    assert errors["S-2"].code == "INVALID_ARGUMENT"
+    assert [v.field for v in errors["S-2"].field_violations] == ["goods[0].hs_code"]
+    assert [v.field for v in errors["S-4"].field_violations] == ["mode"]
+    for d in decisions:
+        if d.shipment_id not in errors:
+            assert d.decision_id
+            assert d.lane != pb.LANE_UNSPECIFIED
+
+
+def test_model_info(server: ServerThread) -> None:
+    info = stub(server).GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+    assert info.model_version == "v0001"
+    assert tuple(info.feature_names) == FEATURE_NAMES
+    assert info.watchlist_version
+    assert {m.name for m in info.metrics} >= {"test_pr_auc"}
+    assert info.trained_at.seconds > 0
+
+
+def test_record_outcome_is_not_implemented_yet(server: ServerThread) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).RecordOutcome(pb.RecordOutcomeRequest(decision_id="x"), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_reflection_lists_the_services(server: ServerThread) -> None:
+    reflect = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    responses = reflect.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+    )
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {
+        "centinela.v1.RiskScoring",
+        "centinela.v1.Admin",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+
+
+def test_metrics_endpoint_shows_requests_and_latency(server: ServerThread) -> None:
+    stub(server).ScoreShipment(request_for(GOOD), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        stub(server).ScoreShipment(request_for(dataclasses.replace(GOOD, mode="")), timeout=10)
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    ok = 'centinela_grpc_requests_total{code="OK",method="RiskScoring/ScoreShipment"}'
+    invalid = (
+        'centinela_grpc_requests_total{code="INVALID_ARGUMENT",method="RiskScoring/ScoreShipment"}'
+    )
+    assert ok in text
+    assert invalid in text
+    assert 'centinela_grpc_request_duration_seconds_bucket{le="0.005",method=' in text
+    assert 'centinela_decisions_total{lane="' in text
+    assert "centinela_model_loaded 1.0" in text
+    assert 'centinela_serving_info{model_version="v0001"' in text
+    assert "centinela_invalid_shipments_total" in text
+
+
+def health_status(server: ServerThread, service: str = "") -> int:
+    health = health_pb2_grpc.HealthStub(server.channel)
+    return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def test_health_before_and_after_loading(registry: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "registry"
+    empty.mkdir()
+    running = ServerThread(server_settings(empty))
+    try:
+        assert not running.load()
+        assert health_status(running) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert (
+            health_status(running, "centinela.v1.RiskScoring")
+            == health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            stub(running).ScoreShipment(request_for(GOOD), timeout=10)
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert "no model loaded" in caught.value.details()
+
+        admin = admin_pb2_grpc.AdminStub(running.channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            admin.ReloadModel(admin_pb2.ReloadModelRequest(), timeout=10)
+        assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "no model promoted" in caught.value.details()
+
+        shutil.copytree(registry, empty, dirs_exist_ok=True)
+        reply = admin.ReloadModel(admin_pb2.ReloadModelRequest(), timeout=30)
+        assert reply.model_version == "v0001"
+        assert health_status(running) == health_pb2.HealthCheckResponse.SERVING
+        assert stub(running).ScoreShipment(request_for(GOOD), timeout=10).decision_id
+    finally:
+        running.stop()

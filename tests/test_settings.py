@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.errors import ConfigError
+from scoring.settings import load_settings
+
+
+def test_defaults_are_the_documented_ports() -> None:
+    settings = load_settings()
+    assert (settings.grpc_host, settings.grpc_port) == ("127.0.0.1", 50051)
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9464)
+
+
+def test_file_then_environment_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "centinela.yaml"
+    config.write_text("grpc_port: 6000\nmetrics_port: 6001\n")
+    assert load_settings(config).grpc_port == 6000
+    monkeypatch.setenv("CENTINELA_GRPC_PORT", "7000")
+    settings = load_settings(config)
+    assert (settings.grpc_port, settings.metrics_port) == (7000, 6001)
+
+
+def test_unknown_key_in_file_is_rejected_by_name(tmp_path: Path) -> None:
+    config = tmp_path / "centinela.yaml"
+    config.write_text("grpc_port: 6000\nmetrics_prot: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "metrics_prot" in caught.value.message
+    assert "Extra inputs are not permitted" in caught.value.message
+
+
+def test_bad_value_from_environment_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CENTINELA_GRPC_PORT", "not-a-port")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "grpc_port" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "grpc_port: [\n"])
+def test_malformed_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "centinela.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(config) in caught.value.message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read settings file"):
+        load_settings(tmp_path / "absent.yaml")

@@ -1,0 +1,148 @@
+"""The analysts' commands of ``centinela``: simulate, train, models, watchlist.
+
+The root command (with ``serve``) is assembled in :mod:`server.cli`; every command here runs its
+body through :func:`training.cli_common.run` so errors read the same everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scoring.registry import Registry
+from training import watchlist_cli
+from training.cli_common import console, print_json, run
+from training.simulate.cli import simulate
+
+app = typer.Typer(
+    name="centinela",
+    help="Centinela: fentanyl and precursor risk scoring for inbound cargo.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("simulate", help="Generate a simulated world of manifests and outcomes.")(simulate)
+app.add_typer(watchlist_cli.app, name="watchlist")
+
+models_app = typer.Typer(help="List, promote and roll back model bundles.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+REGISTRY_OPTION = typer.Option(Path("var/registry"), "--registry", help="Model registry directory.")
+
+
+@app.command("train")
+def train_command(
+    data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
+    registry: Path = REGISTRY_OPTION,
+    seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
+    promote: bool = typer.Option(
+        False, "--promote", help="Promote the new bundle (the first bundle is always promoted)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a model on DATA with a time-based split and add it to the registry."""
+    from training.train import train
+
+    def body() -> None:
+        with Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rounds"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=json_out,
+        ) as progress:
+            task = progress.add_task("train", total=None)
+
+            def on_round(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = train(
+                data, registry, seed=seed, promote=True if promote else None, on_round=on_round
+            )
+        if json_out:
+            print_json(
+                {
+                    "version": result.version,
+                    "path": str(result.path),
+                    "promoted": result.promoted,
+                    "rounds": result.rounds,
+                    "metrics": result.metrics,
+                }
+            )
+            return
+        console.print(
+            f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}"
+        )
+        for name, value in result.metrics.items():
+            console.print(f"  {name:>16}: {value:.4f}")
+        if result.promoted:
+            console.print(f"promoted {result.version}")
+        else:
+            console.print(f"not promoted; run: centinela models promote {result.version}")
+
+    run(body)
+
+
+@models_app.command("list")
+def models_list(
+    registry: Path = REGISTRY_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the bundles in the registry; the promoted one is marked."""
+
+    def body() -> None:
+        reg = Registry(registry)
+        rows = []
+        for entry in reg.entries():
+            meta = reg.load(entry.version).meta
+            rows.append(
+                {
+                    "version": entry.version,
+                    "promoted": entry.promoted,
+                    "trainedAt": meta.trained_at.isoformat(),
+                    "watchlistVersion": meta.watchlist_version,
+                    "metrics": meta.metrics,
+                }
+            )
+        if json_out:
+            print_json(rows)
+            return
+        table = Table("version", "promoted", "trained at", "watchlist", "test PR-AUC")
+        for row in rows:
+            table.add_row(
+                str(row["version"]),
+                "●" if row["promoted"] else "",
+                str(row["trainedAt"])[:19],
+                str(row["watchlistVersion"]),
+                f"{row['metrics'].get('test_pr_auc', float('nan')):.4f}",  # type: ignore[attr-defined]
+            )
+        console.print(table)
+
+    run(body)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: str = typer.Argument(..., help="Bundle version, e.g. v0003."),
+    registry: Path = REGISTRY_OPTION,
+) -> None:
+    """Make VERSION the bundle that servers load."""
+
+    def body() -> None:
+        reg = Registry(registry)
+        reg.load(version)  # refuse to promote a bundle that would not load
+        reg.promote(version)
+        console.print(f"promoted {version}")
+
+    run(body)
+
+
+@models_app.command("rollback")
+def models_rollback(registry: Path = REGISTRY_OPTION) -> None:
+    """Return to the previously promoted bundle."""
+    run(lambda: console.print(f"rolled back; {Registry(registry).rollback()} is promoted"))
