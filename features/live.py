@@ -15,33 +15,34 @@ from features.records import GoodsLine, Party, Shipment
 from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA
 
 
-def shipment_frames(shipments: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Canonical ``shipments`` and ``goods`` frames for a batch of validated shipments."""
-    ship_rows = [
-        {
-            "shipment_id": s.shipment_id,
-            "declared_at": s.declared_at,
-            "port_of_entry": s.port_of_entry,
-            "mode": s.mode,
-            "origin_country": s.origin_country,
-            "export_country": s.export_country,
-            "transshipment_ports": list(s.transshipment_ports),
-            "carrier": s.carrier,
-            "conveyance_id": s.conveyance_id,
-            "container_id": s.container_id,
-            "shipper_id": s.shipper.id,
-            "shipper_name": s.shipper.name,
-            "shipper_country": s.shipper.country,
-            "shipper_tax_id": s.shipper.tax_id,
-            "consignee_id": s.consignee.id,
-            "consignee_name": s.consignee.name,
-            "consignee_country": s.consignee.country,
-            "consignee_tax_id": s.consignee.tax_id,
-            "broker_id": s.broker_id,
-        }
-        for s in shipments
-    ]
-    goods_rows = [
+def shipment_row(s: Shipment) -> dict[str, Any]:
+    """One row of the canonical ``shipments`` table."""
+    return {
+        "shipment_id": s.shipment_id,
+        "declared_at": s.declared_at,
+        "port_of_entry": s.port_of_entry,
+        "mode": s.mode,
+        "origin_country": s.origin_country,
+        "export_country": s.export_country,
+        "transshipment_ports": list(s.transshipment_ports),
+        "carrier": s.carrier,
+        "conveyance_id": s.conveyance_id,
+        "container_id": s.container_id,
+        "shipper_id": s.shipper.id,
+        "shipper_name": s.shipper.name,
+        "shipper_country": s.shipper.country,
+        "shipper_tax_id": s.shipper.tax_id,
+        "consignee_id": s.consignee.id,
+        "consignee_name": s.consignee.name,
+        "consignee_country": s.consignee.country,
+        "consignee_tax_id": s.consignee.tax_id,
+        "broker_id": s.broker_id,
+    }
+
+
+def goods_rows(s: Shipment) -> list[dict[str, Any]]:
+    """The shipment's rows of the canonical ``goods`` table."""
+    return [
         {
             "shipment_id": s.shipment_id,
             "line_no": i,
@@ -53,12 +54,15 @@ def shipment_frames(shipments: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.Dat
             "gross_weight_kg": g.gross_weight_kg,
             "declared_value_usd": g.declared_value_usd,
         }
-        for s in shipments
         for i, g in enumerate(s.goods)
     ]
+
+
+def shipment_frames(shipments: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Canonical ``shipments`` and ``goods`` frames for a batch of validated shipments."""
     return (
-        pl.DataFrame(ship_rows, schema=SHIPMENTS_SCHEMA),
-        pl.DataFrame(goods_rows, schema=GOODS_SCHEMA),
+        pl.DataFrame([shipment_row(s) for s in shipments], schema=SHIPMENTS_SCHEMA),
+        pl.DataFrame([row for s in shipments for row in goods_rows(s)], schema=GOODS_SCHEMA),
     )
 
 

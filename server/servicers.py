@@ -71,7 +71,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
                 continue
             self.metrics.stream_messages.labels("scored").inc()
 
-    async def RecordOutcome(  # noqa: N802
+    async def RecordOutcome(
         self, request: pb.RecordOutcomeRequest, context: Context
     ) -> pb.RecordOutcomeResponse:
         await context.abort(

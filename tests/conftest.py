@@ -9,14 +9,14 @@ import pytest
 
 from scoring.settings import Settings, load_settings
 from tests.support import ServerThread
-from training.simulate import simulate_world
-from training.train import train
 
 WORLD_SHIPMENTS = 6_000
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.simulate import simulate_world
+
     out = tmp_path_factory.mktemp("world")
     simulate_world(out, shipments=WORLD_SHIPMENTS, months=24, seed=11, progress=False)
     return out
@@ -24,6 +24,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.train import train
+
     root = tmp_path_factory.mktemp("registry")
     train(world, root, seed=1)
     return root

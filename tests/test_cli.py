@@ -113,6 +113,8 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(registry: Path, tmp_path:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def test_serve_rejects_an_unknown_setting(tmp_path: Path) -> None:

@@ -116,13 +116,11 @@ def train(
         "test": frame.slice(cut_valid),
     }
     labelled = {k: v.filter(pl.col("label").is_not_null()) for k, v in parts.items()}
-    for name, part in labelled.items():
-        positives = int(part["label"].sum())
-        if positives == 0:
-            raise DataError(
-                f"{data_dir}: no positive inspection outcomes in the {name} window; "
-                "more data or a longer period is needed"
-            )
+    if int(labelled["train"]["label"].sum()) == 0:
+        raise DataError(
+            f"{data_dir}: no positive inspection outcomes in the training window "
+            f"(the oldest {TRAIN_SHARE:.0%} of shipments); more data or a longer period is needed"
+        )
 
     def dataset(part: pl.DataFrame, reference: lgb.Dataset | None = None) -> lgb.Dataset:
         return lgb.Dataset(
