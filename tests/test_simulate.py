@@ -1,0 +1,262 @@
+"""The simulated world: determinism, schemas, label bias, calibration, CLI and report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.errors import InvalidInput
+from features.tables import TABLES, check_schema, scan_table
+from training.simulate import PATTERN_NAMES, WATCHLIST_IDS, simulate_world
+from training.simulate.ids import iso6346_check_digit
+from training.simulate.reference import SCHEDULING_4_PIPERIDONE, SOURCED_MODES
+from training.simulate.report import calibration_report, illicit_table, port_share_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("small")
+    simulate_world(out, shipments=4_000, months=24, seed=11, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def medium_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("medium")
+    simulate_world(out, shipments=30_000, months=24, seed=3, progress=False)
+    return out
+
+
+def read(data_dir: Path, table: str) -> pl.DataFrame:
+    return scan_table(data_dir, table).collect()
+
+
+def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
+    first = simulate_world(tmp_path / "a", shipments=2_000, seed=5, progress=False)
+    second = simulate_world(tmp_path / "b", shipments=2_000, seed=5, progress=False)
+    for table in TABLES:
+        assert first.paths[table].read_bytes() == second.paths[table].read_bytes(), table
+    assert first.manifest.read_bytes() == second.manifest.read_bytes()
+
+
+def test_different_seed_gives_different_files(tmp_path: Path) -> None:
+    first = simulate_world(tmp_path / "a", shipments=2_000, seed=5, progress=False)
+    second = simulate_world(tmp_path / "b", shipments=2_000, seed=6, progress=False)
+    for table in ("shipments", "goods", "truth"):
+        assert first.paths[table].read_bytes() != second.paths[table].read_bytes(), table
+
+
+def test_tables_have_the_canonical_schemas(small_world: Path) -> None:
+    for table, schema in TABLES.items():
+        frame = pl.read_parquet(small_world / f"{table}.parquet")
+        check_schema(frame, table)
+        assert frame.columns == list(schema)
+
+
+def test_manifest_records_parameters_and_counts(small_world: Path) -> None:
+    manifest = json.loads((small_world / "manifest.json").read_text())
+    assert manifest["parameters"] == manifest["parameters"] | {
+        "shipments": 4_000,
+        "months": 24,
+        "start": "2024-01-01",
+        "seed": 11,
+    }
+    assert manifest["simulator_version"]
+    for table in TABLES:
+        assert manifest["rows"][table] == read(small_world, table).height
+
+
+def test_truth_has_one_row_per_shipment(small_world: Path) -> None:
+    shipments, truth = read(small_world, "shipments"), read(small_world, "truth")
+    assert truth["shipment_id"].to_list() == shipments["shipment_id"].to_list()
+    assert truth["shipment_id"].n_unique() == truth.height == 4_000
+    assert truth.filter(pl.col("illicit") != pl.col("pattern").is_not_null()).is_empty()
+    illicit = truth.filter("illicit")
+    assert illicit.filter(pl.col("substances").list.len() == 0).is_empty()
+    used = set(truth["substances"].explode().drop_nulls().to_list())
+    assert used <= set(WATCHLIST_IDS)
+
+
+def test_outcomes_only_for_inspected_shipments(small_world: Path) -> None:
+    shipments, inspections = read(small_world, "shipments"), read(small_world, "inspections")
+    truth = read(small_world, "truth")
+    assert 0 < inspections.height < shipments.height * 0.2
+    assert inspections["shipment_id"].n_unique() == inspections.height
+    joined = inspections.join(shipments, on="shipment_id", how="left").join(
+        truth, on="shipment_id", how="left"
+    )
+    assert joined["declared_at"].null_count() == 0
+    assert (joined["inspected_at"] > joined["declared_at"]).all()
+    assert (joined["reported_at"] > joined["inspected_at"]).all()
+    assert ((joined["selection_probability"] > 0) & (joined["selection_probability"] <= 1)).all()
+    assert joined.filter(pl.col("positive") & ~pl.col("illicit")).is_empty()
+    assert joined["random_selection"].any()
+    assert not joined["random_selection"].all()
+    positives = joined.filter("positive")
+    assert positives.filter(pl.col("substances").list.len() == 0).is_empty()
+    assert set(shipments.columns).isdisjoint({"illicit", "pattern"})
+
+
+def test_inspections_miss_some_contraband(medium_world: Path) -> None:
+    truth = read(medium_world, "truth").filter("illicit")
+    inspected = truth.join(read(medium_world, "inspections"), on="shipment_id")
+    assert inspected.height > 0
+    assert inspected["positive"].sum() < inspected.height
+    assert inspected.height < truth.height
+
+
+def test_illicit_is_rare_yet_every_pattern_is_in_every_period(small_world: Path) -> None:
+    truth = read(small_world, "truth")
+    assert 0 < truth["illicit"].mean() < 0.01  # type: ignore[operator]
+    table = illicit_table(small_world)
+    assert set(table["pattern"].to_list()) == set(PATTERN_NAMES)
+    assert table["period"].n_unique() == 4
+    missing = table.filter(pl.col("illicit") == 0)
+    assert missing.is_empty(), missing
+
+
+def test_port_shares_match_the_reference_within_20_percent(medium_world: Path) -> None:
+    table = port_share_table(medium_world).filter(pl.col("mode").is_in(list(SOURCED_MODES)))
+    assert table.height == 10
+    off = table.filter(pl.col("deviation").abs() > 0.2)
+    assert off.is_empty(), off
+
+
+def test_tactics_shift_after_scheduling(medium_world: Path) -> None:
+    shipments = read(medium_world, "shipments").select("shipment_id", "declared_at")
+    truth = read(medium_world, "truth").filter("illicit").join(shipments, on="shipment_id")
+    cutoff = datetime.combine(SCHEDULING_4_PIPERIDONE, datetime.min.time(), tzinfo=UTC)
+    after = truth.filter(pl.col("declared_at") >= cutoff)
+    before = truth.filter(pl.col("declared_at") < cutoff)
+    open_after = after.filter(pl.col("pattern") == "open_declared_precursor")
+    assert not open_after["substances"].list.contains("4-piperidone").any()
+    assert before.filter(pl.col("substances").list.contains("4-piperidone")).height > 0
+
+    def designer_rate(frame: pl.DataFrame) -> float:
+        return float(frame.select((pl.col("pattern") == "designer_precursor").mean()).item() or 0)
+
+    assert designer_rate(after) > designer_rate(before)
+
+
+def test_identifiers_are_well_formed(small_world: Path) -> None:
+    shipments = read(small_world, "shipments")
+    sea = shipments.filter(pl.col("mode") == "sea")
+    for container in sea["container_id"].to_list():
+        assert re.fullmatch(r"[A-Z]{3}U\d{7}", container), container
+        assert iso6346_check_digit(container[:10]) == int(container[10])
+    assert shipments.filter(pl.col("mode") != "sea")["container_id"].eq("").all()
+    assert shipments["consignee_id"].str.contains(r"^CNE-\d{6}$").all()
+    assert shipments["shipper_id"].str.contains(r"^SHR-\d{6}$").all()
+    assert shipments["broker_id"].str.contains(r"^BRK-\d{6}$").all()
+    mexican = shipments.filter(pl.col("consignee_country") == "MX")
+    assert mexican["consignee_tax_id"].str.contains(r"^[A-Z]{3}\d{6}[A-Z0-9]{3}$").all()
+    assert set(shipments["mode"].unique()) == {"sea", "land", "air", "postal"}
+    goods = read(small_world, "goods")
+    assert goods["hs_code"].str.contains(r"^\d{6}(\d{2}){0,2}$").all()
+
+
+def test_simulate_world_rejects_bad_parameters(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="shipments: must be at least 1"):
+        simulate_world(tmp_path, shipments=0, progress=False)
+    with pytest.raises(InvalidInput, match="months: must be at least 1"):
+        simulate_world(tmp_path, months=0, progress=False)
+
+
+def test_a_short_window_still_works(tmp_path: Path) -> None:
+    summary = simulate_world(
+        tmp_path, shipments=300, months=1, start=date(2025, 3, 15), progress=False
+    )
+    assert summary.rows["shipments"] == 300
+    assert summary.illicit >= 1
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "training.simulate.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_writes_the_tables(tmp_path: Path) -> None:
+    result = _cli("--out", str(tmp_path), "--shipments", "1500", "--months", "12", "--seed", "2")
+    assert result.returncode == 0, result.stderr
+    for table in TABLES:
+        assert (tmp_path / f"{table}.parquet").exists()
+    assert json.loads((tmp_path / "manifest.json").read_text())["parameters"]["seed"] == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--shipments", "0"), ("--months", "-1"), ("--start", "2024-13-01")],
+)
+def test_cli_rejects_a_bad_flag_naming_it(tmp_path: Path, flag: str, value: str) -> None:
+    result = _cli("--out", str(tmp_path), flag, value)
+    assert result.returncode == 3
+    assert flag in result.stderr
+    assert not (tmp_path / "shipments.parquet").exists()
+
+
+def test_report_writes_markdown_and_plots(small_world: Path, tmp_path: Path) -> None:
+    path = calibration_report(small_world, tmp_path)
+    assert path == tmp_path / "report.md"
+    text = path.read_text()
+    for heading in ("port", "HS chapter", "Illicit", "inspection", "Observed"):
+        assert heading in text
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(pngs) >= 4
+    for png in pngs:
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_displacement_and_rising_second_origin(medium_world: Path) -> None:
+    shipments = read(medium_world, "shipments")
+    truth = read(medium_world, "truth").filter("illicit").join(shipments, on="shipment_id")
+    sea = truth.filter(pl.col("mode") == "sea")
+    midpoint = datetime(2025, 1, 1, tzinfo=UTC)
+    early, late = (
+        sea.filter(pl.col("declared_at") < midpoint),
+        sea.filter(pl.col("declared_at") >= midpoint),
+    )
+
+    def share(frame: pl.DataFrame, column: str, value: str) -> float:
+        return float(frame.select((pl.col(column) == value).mean()).item() or 0)
+
+    assert share(late, "port_of_entry", "MXLZC") > share(early, "port_of_entry", "MXLZC") + 0.1
+    precursors = truth.filter(pl.col("mode") != "land")
+    first = precursors.filter(pl.col("declared_at") < midpoint)
+    second = precursors.filter(pl.col("declared_at") >= midpoint)
+    assert share(second, "origin_country", "IN") > share(first, "origin_country", "IN")
+
+    inspected = shipments.join(read(medium_world, "inspections"), on="shipment_id", how="left")
+    zlo = inspected.filter(pl.col("port_of_entry") == "MXZLO")
+    rate = zlo.group_by(late=pl.col("declared_at") >= midpoint).agg(
+        pl.col("inspected_at").is_not_null().mean()
+    )
+    before, after = (
+        rate.filter(pl.col("late") == flag)["inspected_at"].item() for flag in (False, True)
+    )
+    assert after > before * 1.5
+
+
+def test_substance_ids_exist_in_the_watchlist() -> None:
+    watchlist = REPO / "features" / "watchlist" / "watchlist.yaml"
+    if not watchlist.exists():
+        pytest.skip("watchlist data file not present")
+    known = set(re.findall(r"^\s*-?\s*id:\s*(\S+)", watchlist.read_text(), re.MULTILINE))
+    assert set(WATCHLIST_IDS) <= known, sorted(set(WATCHLIST_IDS) - known)
