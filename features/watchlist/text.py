@@ -1,0 +1,75 @@
+"""Text normalisation shared by the watchlist file's names and the goods descriptions.
+
+Both sides go through the same function, so a name written once in the data file matches
+every spelling that differs only in case, accents, punctuation, hyphens or spacing. Letters and
+digits are split into separate tokens ("4AP" and "4-AP" both become ``4 ap``) because
+declarations glue locants and salt counts onto names ("2HCl", "piperidin4one"). A few chemical
+spelling variants that carry no meaning (piperidinone/piperidone, phenylethyl/phenethyl, and
+their Spanish forms) are folded into one canonical token.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_TOKEN = re.compile(r"\d+|[^\W\d_]+")
+
+CANONICAL_TOKENS: dict[str, str] = {
+    "piperidinone": "piperidone",
+    "piperidona": "piperidone",
+    "piperidinona": "piperidone",
+    "phenylethyl": "phenethyl",
+    "fenetil": "phenethyl",
+    "fenetilo": "phenethyl",
+    "feniletil": "phenethyl",
+    "feniletilo": "phenethyl",
+    "propanoyl": "propionyl",
+    "propanoic": "propionic",
+    "sulphate": "sulfate",
+    "terc": "tert",
+    "α": "alpha",
+    "alfa": "alpha",
+    "β": "beta",
+}
+
+_token_cache: dict[str, str] = {}
+_TOKEN_CACHE_LIMIT = 200_000
+
+
+def normalize_token(raw: str) -> str:
+    """Lower-case, accent-free, canonical form of one token (letters only or digits only)."""
+    cached = _token_cache.get(raw)
+    if cached is not None:
+        return cached
+    token = raw.lower()
+    if not token.isascii():
+        decomposed = unicodedata.normalize("NFKD", token)
+        token = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    token = CANONICAL_TOKENS.get(token, token)
+    if len(_token_cache) >= _TOKEN_CACHE_LIMIT:
+        _token_cache.clear()
+    _token_cache[raw] = token
+    return token
+
+
+def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
+    """Normalised tokens of ``text`` with the start and end offset of each in the raw text."""
+    tokens: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for match in _TOKEN.finditer(text):
+        tokens.append(normalize_token(match.group()))
+        starts.append(match.start())
+        ends.append(match.end())
+    return tokens, starts, ends
+
+
+def normalize_name(name: str) -> tuple[str, ...]:
+    """The token sequence a watchlist name is matched as."""
+    return tuple(tokenize(name)[0])
+
+
+def normalize_text(text: str) -> str:
+    """A description as one space-joined normalised string (for display and tests)."""
+    return " ".join(tokenize(text)[0])

@@ -1,0 +1,331 @@
+"""The matcher: normalisation, misspellings, hard negatives, evidence strength, mismatches,
+the bulk path's agreement with the live path, and the store's atomic reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.errors import ConfigError, DataError
+from features.tables import GOODS_SCHEMA
+from features.watchlist import (
+    EVIDENCE_THRESHOLD,
+    HITS_SCHEMA,
+    MISMATCHES_SCHEMA,
+    Hit,
+    LineMatch,
+    Watchlist,
+    WatchlistStore,
+    find_cas,
+    load_watchlist,
+)
+from features.watchlist.text import normalize_text
+
+PACKAGED = Path(__file__).parents[1] / "features" / "watchlist" / "watchlist.yaml"
+
+
+@pytest.fixture(scope="module")
+def watchlist() -> Watchlist:
+    return load_watchlist()
+
+
+def _ids(found: LineMatch) -> set[str]:
+    return set(found.identified())
+
+
+def _name_hit(found: LineMatch, entry_id: str) -> Hit:
+    hits = [h for h in found.hits if h.entry_id == entry_id and h.match_type.startswith("name")]
+    assert hits, found
+    return hits[0]
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def test_normalisation_folds_case_accents_punctuation_and_variants() -> None:
+    assert normalize_text("N-Phenethyl-4-PIPERIDINONE") == "n phenethyl 4 piperidone"
+    assert normalize_text("ácido  fenilacético, 99%") == "acido fenilacetico 99"
+    assert normalize_text("4AP·2HCl") == "4 ap 2 hcl"
+    assert normalize_text("1-(2-phenylethyl)-4-piperidinone") == "1 2 phenethyl 4 piperidone"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1-phenethyl-4-piperidone",
+        "N-phenethyl-4-piperidinone",
+        "NPP",
+        "fenetil piperidona",
+        "1-phenethyl 4 piperidinone",
+        "1 PHENETHYL-4-PIPERIDONE",
+        "N-fenetil-4-piperidona",
+        "phenethylpiperidone",
+        "1-(2-phenylethyl)piperidin-4-one",
+    ],
+)
+def test_npp_name_variants(watchlist: Watchlist, text: str) -> None:
+    found = watchlist.match_line("", f"25 kg drums {text} 99%", ())
+    hit = _name_hit(found, "npp")
+    assert hit.match_type == "name_exact"
+    assert hit.similarity == 1.0
+    assert hit.matched_text == text
+    assert _ids(found) == {"npp"}
+
+
+def test_matched_text_is_the_span_as_written(watchlist: Watchlist) -> None:
+    text = "ASSORTED LAB CHEMICALS INCLUDING N-Phenethyl-4-Piperidone (NPP), 50 KG NET"
+    hit = _name_hit(watchlist.match_line("", text, ()), "npp")
+    assert hit.matched_text == "N-Phenethyl-4-Piperidone"
+
+
+@pytest.mark.parametrize(
+    ("text", "entry_id", "corrected"),
+    [
+        ("1-phenethyl-4-piperdone", "npp", "piperdone"),
+        ("pseudoefedrine hcl", "pseudoephedrine", "pseudoefedrine"),
+        ("norfentanly hydrochloride", "norfentanyl", "norfentanly"),
+        ("ephedrin HCL", "ephedrine", "ephedrin"),
+        ("4-anilinopiperdine 5kg", "4-ap", "4-anilinopiperdine"),
+    ],
+)
+def test_misspellings_are_fuzzy_hits(
+    watchlist: Watchlist, text: str, entry_id: str, corrected: str
+) -> None:
+    hit = _name_hit(watchlist.match_line("", text, ()), entry_id)
+    assert hit.match_type == "name_fuzzy"
+    assert 0.8 <= hit.similarity < 1.0
+    assert hit.strength >= EVIDENCE_THRESHOLD
+    assert corrected in hit.matched_text
+
+
+# ------------------------------------------------------------------ hard negatives
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "piperazine anhydrous",
+        "pyridine 99.5%",
+        "1-methyl-4-piperidone",
+        "2,2,6,6-tetramethyl-4-piperidone",
+        "ethyl piperidine-4-carboxylate",
+        "N-methyl piperidine",
+        "ephedra herbal tea",
+        "nitromethane racing fuel",
+        "N,N-dimethylformamide",
+        "ethylamine 70% solution",
+        "dimethylamine 40%",
+        "4-chloroaniline",
+        "ethyl methylphenylglycidate (strawberry aldehyde)",
+        "pill crusher",
+        "hydraulic press 100 ton",
+        "tablet PC 10 inch",
+        "SNPP satellite parts",
+        "PAAS rack",
+        "phenyl acetate",
+    ],
+)
+def test_hard_negatives_identify_nothing(watchlist: Watchlist, text: str) -> None:
+    assert _ids(watchlist.match_line("", text, ())) == set()
+
+
+def test_piperidine_is_not_4_piperidone(watchlist: Watchlist) -> None:
+    assert _ids(watchlist.match_line("2933.32", "piperidine 99%", ())) == {"piperidine"}
+    assert _ids(watchlist.match_line("", "4-piperidone HCl", ())) == {"4-piperidone"}
+
+
+def test_longer_name_wins_over_the_name_inside_it(watchlist: Watchlist) -> None:
+    assert _ids(watchlist.match_line("", "1-boc-4-piperidone", ())) == {"boc-4-piperidone"}
+    assert _ids(watchlist.match_line("", "1-benzyl-4-piperidone", ())) == {"1-benzyl-4-piperidone"}
+    assert _ids(watchlist.match_line("", "pseudo ephedrine sulphate", ())) == {"pseudoephedrine"}
+
+
+def test_functional_suffix_makes_a_different_substance(watchlist: Watchlist) -> None:
+    assert _ids(watchlist.match_line("", "PIPERIDINE-4-ONE HCL", ())) == {"4-piperidone"}
+    assert _ids(watchlist.match_line("", "piperidine-4-carboxamide", ())) == set()
+
+
+def test_fentanyl_test_strips_are_weak_evidence(watchlist: Watchlist) -> None:
+    strips = watchlist.match_line("3822.19", "fentanyl test strips 100 pcs", ())
+    assert _name_hit(strips, "fentanyl").strength < EVIDENCE_THRESHOLD
+    assert _ids(watchlist.match_line("", "fentanyl citrate 1 kg", ())) == {"fentanyl"}
+
+
+def test_abbreviations_only_as_whole_tokens(watchlist: Watchlist) -> None:
+    assert _ids(watchlist.match_line("", "NPP 99%", ())) == {"npp"}
+    assert _ids(watchlist.match_line("", "NPPX resin", ())) == set()
+    assert _ids(watchlist.match_line("", "snpp", ())) == set()
+    assert (
+        _name_hit(watchlist.match_line("", "NPP 99%", ()), "npp").strength
+        < _name_hit(watchlist.match_line("", "N-phenethyl-4-piperidone 99%", ()), "npp").strength
+    )
+
+
+def test_benign_context_weakens_evidence(watchlist: Watchlist) -> None:
+    textile = _name_hit(
+        watchlist.match_line("5208.52", "cotton fabric, aniline dye", ()), "aniline"
+    )
+    chemical = _name_hit(watchlist.match_line("2921.41", "aniline, 99%", ()), "aniline")
+    assert textile.strength < EVIDENCE_THRESHOLD <= chemical.strength
+    mma = _name_hit(watchlist.match_line("2916.14", "MMA monomer", ()), "methylamine")
+    assert mma.strength < EVIDENCE_THRESHOLD
+    assert watchlist.match_line("5208.52", "cotton fabric, aniline dye", ()).mismatches == ()
+
+
+# ------------------------------------------------------------------ CAS and HS
+
+
+def test_cas_in_field_and_in_text(watchlist: Watchlist) -> None:
+    found = watchlist.match_line("", "white powder", ["99918-43-1"])
+    assert [(h.entry_id, h.match_type, h.matched_text) for h in found.hits] == [
+        ("4-ap", "cas", "99918-43-1")
+    ]
+    in_text = watchlist.match_line("", "chemical CAS No. 79099-07-3, 20 kg", ())
+    assert _ids(in_text) == {"boc-4-piperidone"}
+    assert watchlist.match_line("", "CAS 39742604", ["39742604"]).hits[0].entry_id == "npp"
+
+
+def test_invalid_cas_never_hits(watchlist: Watchlist) -> None:
+    assert (
+        watchlist.match_line("", "norfentanyl standard CAS 1609-66-5", ["1609-66-5"])
+        .hits[0]
+        .match_type.startswith("name")
+    )
+    assert watchlist.match_line("", "sample", ["1609-66-5", "39742-60-5"]).hits == ()
+    assert find_cas("1609-66-5 and 1609-66-1") == [("1609-66-1", 14, 23)]
+
+
+def test_hs_specific_national_and_broad(watchlist: Watchlist) -> None:
+    npp = watchlist.match_line("2933370000", "intermediate", ())
+    assert next((h.entry_id, h.match_type) for h in npp.hits) == ("npp", "hs_specific")
+    china = watchlist.match_line("2933399073", "intermediate", ())
+    assert _ids(china) == {"4-ap", "boc-4-ap", "norfentanyl"}
+    broad = watchlist.match_line("2933.39", "2-aminopyridine", ())
+    assert broad.hits
+    assert all(h.match_type == "hs_broad" for h in broad.hits)
+    assert _ids(broad) == set()
+
+
+# ------------------------------------------------------------------ mismatch signals
+
+
+def test_cas_under_other_hs_and_benign_description(watchlist: Watchlist) -> None:
+    found = watchlist.match_line("2827.20", "calcium chloride anhydrous", ["39742-60-4"])
+    kinds = {(m.entry_id, m.kind) for m in found.mismatches}
+    assert kinds == {("npp", "cas_under_other_hs"), ("npp", "cas_under_benign_description")}
+    detail = next(m.detail for m in found.mismatches if m.kind == "cas_under_other_hs")
+    assert detail == (
+        "CAS 39742-60-4 is NPP (N-Phenethyl-4-piperidone), but the line is declared under HS "
+        "2827.20 (chapter 28); NPP (N-Phenethyl-4-piperidone) belongs in chapter 29"
+    )
+
+
+@pytest.mark.parametrize("hs", ["3004.90", "2827.20"])
+def test_name_under_other_hs(watchlist: Watchlist, hs: str) -> None:
+    found = watchlist.match_line(hs, "NPP 99% purity", ())
+    assert [(m.entry_id, m.kind) for m in found.mismatches] == [("npp", "name_under_other_hs")]
+    assert f"declared under HS {hs}" in found.mismatches[0].detail
+
+
+def test_specific_hs_under_unrelated_description(watchlist: Watchlist) -> None:
+    found = watchlist.match_line("2933.37", "resina combustible", ())
+    assert [(m.entry_id, m.kind) for m in found.mismatches] == [
+        ("npp", "hs_specific_under_benign_description")
+    ]
+
+
+def test_consistent_line_has_no_mismatch(watchlist: Watchlist) -> None:
+    found = watchlist.match_line("2933.37", "N-phenethyl-4-piperidone", ["39742-60-4"])
+    assert found.mismatches == ()
+    assert {h.match_type for h in found.hits} == {"cas", "hs_specific", "name_exact"}
+
+
+# ------------------------------------------------------------------ bulk path
+
+
+def _goods(rows: list[tuple[str, str, list[str]]]) -> pl.DataFrame:
+    n = len(rows)
+    return pl.DataFrame(
+        {
+            "shipment_id": [f"S{i // 2}" for i in range(n)],
+            "line_no": [i % 2 for i in range(n)],
+            "hs_code": [r[0] for r in rows],
+            "description": [r[1] for r in rows],
+            "cas_numbers": [r[2] for r in rows],
+            "quantity": [1.0] * n,
+            "unit": ["kg"] * n,
+            "gross_weight_kg": [1.0] * n,
+            "declared_value_usd": [1.0] * n,
+        },
+        schema=GOODS_SCHEMA,
+    )
+
+
+def test_bulk_matches_live_exactly(watchlist: Watchlist) -> None:
+    rows = [
+        ("293337", "N-phenethyl-4-piperidone", ["39742-60-4"]),
+        ("610910", "cotton t-shirts", []),
+        ("282720", "calcium chloride", ["39742-60-4"]),
+        ("610910", "cotton t-shirts", []),
+        ("", "fenetil piperidona", []),
+        ("293339", "4-anilinopiperidine 2HCl", ["99918-43-1", "bad"]),
+    ]
+    result = watchlist.match_goods_full(_goods(rows))
+    assert result.hits.schema == pl.Schema(HITS_SCHEMA)
+    assert result.mismatches.schema == pl.Schema(MISMATCHES_SCHEMA)
+    expected_hits = []
+    expected_mismatches = []
+    for i, (hs, desc, cas) in enumerate(rows):
+        found = watchlist.match_line(hs, desc, cas)
+        key = (f"S{i // 2}", i % 2)
+        expected_hits += [
+            (*key, h.entry_id, h.name, h.match_type, h.matched_text, h.similarity, h.strength)
+            for h in found.hits
+        ]
+        expected_mismatches += [(*key, m.entry_id, m.kind, m.detail) for m in found.mismatches]
+    assert result.hits.rows() == expected_hits
+    assert result.mismatches.rows() == expected_mismatches
+    assert watchlist.match_goods(_goods(rows)).equals(result.hits)
+    assert watchlist.goods_mismatches(_goods(rows)).equals(result.mismatches)
+    strong = watchlist.match_goods(_goods(rows), min_strength=EVIDENCE_THRESHOLD)
+    assert strong["strength"].min() >= EVIDENCE_THRESHOLD  # type: ignore[operator]
+
+
+def test_bulk_handles_empty_and_null_values(watchlist: Watchlist) -> None:
+    frame = _goods([("", "", [])]).with_columns(
+        pl.lit(None, pl.String()).alias("description"),
+        pl.lit(None, pl.List(pl.String())).alias("cas_numbers"),
+    )
+    assert watchlist.match_goods(frame).height == 0
+    assert watchlist.match_goods(_goods([]).head(0)).height == 0
+
+
+def test_bulk_requires_goods_columns(watchlist: Watchlist) -> None:
+    with pytest.raises(DataError, match=r"lacks columns \['cas_numbers'\]"):
+        watchlist.match_goods(_goods([]).drop("cas_numbers"))
+
+
+# ------------------------------------------------------------------ store
+
+
+def test_store_reload_swaps_and_failed_reload_keeps_old(tmp_path: Path) -> None:
+    store = WatchlistStore()
+    old = store.current
+    assert old.version == "2026.11.1"
+    newer = tmp_path / "watchlist.yaml"
+    newer.write_text(PACKAGED.read_text().replace('version: "2026.11.1"', 'version: "2026.12.1"'))
+    assert store.reload(newer).version == "2026.12.1"
+    assert store.current.version == "2026.12.1"
+    assert store.path == newer
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(newer.read_text().replace("39742-60-4", "39742-60-5"))
+    with pytest.raises(ConfigError, match=r"entries\[0\] \(npp\)\.cas\[0\]\.number"):
+        store.reload(broken)
+    assert store.current.version == "2026.12.1"
+    assert store.path == newer
+    newer.write_text("version: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        store.reload()
+    assert store.current.version == "2026.12.1"
