@@ -29,7 +29,9 @@ from training.train import train
 
 def shipments_from_world(data_dir: Path, n: int) -> list[Shipment]:
     ships = scan_table(data_dir, "shipments").tail(n).collect()
-    goods = scan_table(data_dir, "goods").filter(pl.col("shipment_id").is_in(ships["shipment_id"]))
+    goods = scan_table(data_dir, "goods").filter(
+        pl.col("shipment_id").is_in(ships["shipment_id"].implode())
+    )
     return shipments_from_frames(ships, goods.collect())
 
 

@@ -1,9 +1,16 @@
 """Feature computation, one definition for training in bulk and for live shipments.
 
-:func:`build_features` takes canonical ``shipments`` and ``goods`` frames (see
-:mod:`features.tables`) of any size, one row or millions, and returns one row per shipment with
-the key columns and every feature of :data:`features.schema.FEATURES` in schema order. The live
-path (:mod:`features.live`) only turns requests into one-row frames and calls this.
+Three stages, all polars, all here:
+
+1. :func:`shipment_basics` — per-shipment features that need nothing but the shipment itself
+   (port, mode, countries, goods aggregates, watchlist evidence) plus its entity keys;
+2. :func:`keyed_outcomes` — reported inspections with the inspected shipment's entity keys;
+3. :func:`finalize` — history features (:mod:`features.history`) from the targets and any
+   context rows, the comparison with the training reference, and the schema's column order.
+
+:func:`build_features` chains them for whole tables. The live path (:mod:`features.state`) runs
+stage 1 on the request, takes the context rows and outcomes of its entities from the state, and
+runs stage 3: the same code on a smaller frame, hence the same numbers.
 
 Per-shipment sums are taken over lists ordered by ``line_no`` so a shipment's features are
 bit-identical whether it is computed alone or among a million others.
@@ -11,22 +18,56 @@ bit-identical whether it is computed alone or among a million others.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
 import polars as pl
 
+from features.history import KEY_COLUMNS, history_features, key_expressions
 from features.records import MODES
 from features.schema import FEATURE_NAMES, FEATURES
 from features.vocab import PORTS
+from features.watchlist import EVIDENCE_THRESHOLD, GoodsMatches, Watchlist
 
-KEY_COLUMNS: tuple[str, ...] = ("shipment_id", "declared_at", "port_of_entry")
+KEY_COLUMNS_OUT: tuple[str, ...] = ("shipment_id", "declared_at", "port_of_entry")
+CONTEXT_COLUMNS: tuple[str, ...] = ("shipment_id", "declared_at", *KEY_COLUMNS.values())
+
+OUTCOME_COLUMNS: tuple[str, ...] = ("shipment_id", "reported_at", "positive", *KEY_COLUMNS.values())
 
 _COUNTRY_CODES = {chr(65 + a) + chr(65 + b): a * 26 + b for a in range(26) for b in range(26)}
 _CHEMICAL_CHAPTERS = (28, 29, 38)
 _DTYPES: dict[str, type[pl.DataType]] = {"float64": pl.Float64, "int32": pl.Int32}
 
 
+@dataclass(frozen=True)
+class FeatureReference:
+    """Figures learned from the training window that features are measured against.
+
+    Stored in every model bundle so live scoring measures against exactly the same values.
+    """
+
+    prior_rate: float = 0.01
+    heading_log_value_per_kg: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "prior_rate": self.prior_rate,
+            "heading_log_value_per_kg": self.heading_log_value_per_kg,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> FeatureReference:
+        norms = doc.get("heading_log_value_per_kg", {})
+        assert isinstance(norms, dict)
+        return cls(
+            prior_rate=float(doc.get("prior_rate", 0.01)),  # type: ignore[arg-type]
+            heading_log_value_per_kg={str(k): float(v) for k, v in norms.items()},
+        )
+
+
 def _code(column: str, mapping: dict[str, int]) -> pl.Expr:
-    return pl.col(column).replace_strict(mapping, default=-1, return_dtype=pl.Int32)
+    return pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Int32)
 
 
 def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
@@ -59,13 +100,75 @@ def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def build_features(
-    shipments: pl.DataFrame | pl.LazyFrame, goods: pl.DataFrame | pl.LazyFrame
+_STRENGTH_BY_TYPE = {
+    "cas": "watchlist_cas_lines",
+    "hs_specific": "watchlist_hs_specific_lines",
+    "hs_broad": "watchlist_hs_broad_lines",
+    "name_exact": "watchlist_name_lines",
+    "name_fuzzy": "watchlist_name_lines",
+}
+
+
+def _watchlist_aggregates(matches: GoodsMatches, watchlist: Watchlist) -> pl.DataFrame:
+    hits = matches.hits.with_columns(
+        pl.col("match_type").replace_strict(_STRENGTH_BY_TYPE).alias("_kind"),
+    )
+    families = {e: watchlist.entry(e).route_family for e in watchlist.entry_ids}
+    per_kind = (
+        hits.group_by("shipment_id", "_kind")
+        .agg(pl.col("line_no").n_unique().cast(pl.Int32).alias("_lines"))
+        .pivot("_kind", index="shipment_id", values="_lines")
+    )
+    per_kind = per_kind.with_columns(
+        pl.lit(None, dtype=pl.Int32).alias(kind)
+        for kind in sorted(set(_STRENGTH_BY_TYPE.values()) - set(per_kind.columns))
+    )
+    per_line = hits.group_by("shipment_id", "line_no").agg(
+        pl.col("strength").max().alias("_line_strength")
+    )
+    summary = per_line.group_by("shipment_id").agg(
+        pl.col("_line_strength").max().alias("watchlist_max_strength"),
+        pl.col("_line_strength").sort().sum().alias("watchlist_strength_sum"),
+        (pl.col("_line_strength") >= EVIDENCE_THRESHOLD)
+        .sum()
+        .cast(pl.Int32)
+        .alias("watchlist_identified_lines"),
+    )
+    family_counts = (
+        hits.filter(pl.col("strength") >= EVIDENCE_THRESHOLD)
+        .with_columns(pl.col("entry_id").replace_strict(families, default="").alias("_family"))
+        .group_by("shipment_id")
+        .agg(pl.col("_family").n_unique().cast(pl.Int32).alias("watchlist_route_families"))
+    )
+    mismatches = matches.mismatches.group_by("shipment_id").agg(
+        pl.len().cast(pl.Int32).alias("watchlist_mismatches")
+    )
+    out = summary
+    for part in (per_kind, family_counts, mismatches):
+        out = out.join(part, on="shipment_id", how="full", coalesce=True)
+    return out
+
+
+def shipment_basics(
+    shipments: pl.DataFrame | pl.LazyFrame,
+    goods: pl.DataFrame | pl.LazyFrame,
+    watchlist: Watchlist,
+    matches: GoodsMatches | None = None,
 ) -> pl.DataFrame:
-    """Features for every shipment in ``shipments``: key columns, then the schema's features."""
-    ship = shipments.lazy()
-    aggregates = _goods_aggregates(goods.lazy())
-    frame = ship.join(aggregates, on="shipment_id", how="left", maintain_order="left")
+    """Stage 1: per-shipment features and entity keys, one row per shipment in its order.
+
+    ``matches`` are the watchlist matches of ``goods`` when the caller already has them.
+    """
+    goods_frame = goods.lazy().collect()
+    if matches is None:
+        matches = watchlist.match_goods_full(goods_frame)
+    aggregates = _goods_aggregates(goods_frame.lazy())
+    evidence = _watchlist_aggregates(matches, watchlist).lazy()
+    frame = (
+        shipments.lazy()
+        .join(aggregates, on="shipment_id", how="left", maintain_order="left")
+        .join(evidence, on="shipment_id", how="left", maintain_order="left")
+    )
     frame = frame.with_columns(
         _code("port_of_entry", {p: i for i, p in enumerate(PORTS)}).alias("port_code"),
         _code("mode", {m: i for i, m in enumerate(MODES)}).alias("mode_code"),
@@ -82,11 +185,111 @@ def build_features(
         (pl.col("consignee_tax_id").str.len_chars() > 0)
         .cast(pl.Int32)
         .alias("consignee_has_tax_id"),
+        *(pl.col(c).fill_null(0).cast(pl.Int32) for c in _EVIDENCE_COUNTS),
+    ).with_columns(
+        pl.col("watchlist_max_strength").fill_null(0.0),
+        pl.col("watchlist_strength_sum").fill_null(0.0),
+        *key_expressions(),
+    )
+    return frame.collect()
+
+
+_EVIDENCE_COUNTS = (
+    "watchlist_cas_lines",
+    "watchlist_hs_specific_lines",
+    "watchlist_hs_broad_lines",
+    "watchlist_name_lines",
+    "watchlist_identified_lines",
+    "watchlist_route_families",
+    "watchlist_mismatches",
+)
+
+
+def context_rows(
+    shipments: pl.DataFrame | pl.LazyFrame, goods: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
+    """Shipment id, time and entity keys: what the history of later shipments needs."""
+    aggregates = _goods_aggregates(goods.lazy()).select("shipment_id", "principal_hs_heading")
+    return (
+        shipments.lazy()
+        .join(aggregates, on="shipment_id", how="left", maintain_order="left")
+        .with_columns(*key_expressions())
+        .select(CONTEXT_COLUMNS)
+        .collect()
+    )
+
+
+def keyed_outcomes(basics: pl.DataFrame, inspections: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Stage 2: reported inspections carrying the inspected shipment's entity keys.
+
+    ``basics`` may be stage-1 output or :func:`context_rows`; shipments absent from it are
+    dropped, since an outcome without its shipment has no entities to credit.
+    """
+    keys = basics.select("shipment_id", *KEY_COLUMNS.values())
+    return (
+        inspections.lazy()
+        .select("shipment_id", "reported_at", "positive")
+        .collect()
+        .join(keys, on="shipment_id", how="inner", maintain_order="left")
+        .select(OUTCOME_COLUMNS)
+    )
+
+
+def finalize(
+    targets: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    reference: FeatureReference,
+    context: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Stage 3: the schema's features for every row of ``targets``, in its order.
+
+    ``context`` holds other shipments (``declared_at`` and key columns) whose history counts;
+    in bulk the targets are their own context and this is None.
+    """
+    key_rows = targets.select(CONTEXT_COLUMNS)
+    if context is not None and context.height:
+        key_rows = pl.concat([context.select(CONTEXT_COLUMNS), key_rows], how="vertical")
+    key_rows = key_rows.with_row_index("_row")
+    history = history_features(key_rows, outcomes, reference.prior_rate).tail(targets.height)
+    norms = reference.heading_log_value_per_kg
+    frame = pl.concat([targets, history], how="horizontal").with_columns(
+        (
+            pl.col("value_per_kg").clip(lower_bound=1e-6).log()
+            - pl.col("heading_key").replace_strict(norms, default=None, return_dtype=pl.Float64)
+        ).alias("value_per_kg_log_ratio")
     )
     return frame.select(
-        *KEY_COLUMNS,
+        *KEY_COLUMNS_OUT,
         *(pl.col(f.name).cast(_DTYPES[f.dtype]) for f in FEATURES),
-    ).collect()
+    )
+
+
+def build_features(
+    shipments: pl.DataFrame | pl.LazyFrame,
+    goods: pl.DataFrame | pl.LazyFrame,
+    inspections: pl.DataFrame | pl.LazyFrame,
+    watchlist: Watchlist,
+    reference: FeatureReference,
+) -> pl.DataFrame:
+    """Features of every shipment in ``shipments`` (in its order), point in time."""
+    basics = shipment_basics(shipments, goods, watchlist)
+    return finalize(basics, keyed_outcomes(basics, inspections), reference)
+
+
+def heading_norms(features: pl.DataFrame) -> dict[str, float]:
+    """Median log value per kg by principal HS heading, for :class:`FeatureReference`."""
+    stats = (
+        features.filter(pl.col("value_per_kg") > 0)
+        .with_columns(pl.col("principal_hs_heading").cast(pl.String).alias("_h"))
+        .group_by("_h")
+        .agg(pl.col("value_per_kg").log().median().alias("_m"), pl.len().alias("_n"))
+        .filter(pl.col("_n") >= 5)
+    )
+    return {
+        str(h): float(m)
+        for h, m in zip(stats["_h"], stats["_m"], strict=True)
+        if h is not None and math.isfinite(m)
+    }
 
 
 def feature_matrix(features: pl.DataFrame) -> np.ndarray:

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from features.history import OUTCOME_KEYS, VOLUME_KEYS, WINDOWS_DAYS
+
 FeatureDtype = Literal["float64", "int32"]
 
 
@@ -21,6 +23,39 @@ class FeatureSpec:
     dtype: FeatureDtype
     categorical: bool
     meaning: str
+
+
+_ENTITY_WORDS = {
+    "shipper": "shipper",
+    "consignee": "consignee",
+    "broker": "customs broker",
+    "route": "route (origin > port)",
+    "heading": "principal HS heading",
+}
+
+
+def _history_specs() -> list[FeatureSpec]:
+    specs = []
+    for e in VOLUME_KEYS:
+        who = _ENTITY_WORDS[e]
+        specs.append(FeatureSpec(f"{e}_age_days", "float64", False, f"days since {who} first seen"))
+        specs += [
+            FeatureSpec(f"{e}_count_{d}d", "int32", False, f"{who}'s shipments in prior {d} days")
+            for d in WINDOWS_DAYS
+        ]
+    for e in OUTCOME_KEYS:
+        who = _ENTITY_WORDS[e]
+        specs += [
+            FeatureSpec(f"{e}_inspections", "int32", False, f"{who}'s inspections reported"),
+            FeatureSpec(f"{e}_positives", "int32", False, f"{who}'s positive results reported"),
+            FeatureSpec(
+                f"{e}_positive_rate", "float64", False, f"{who}'s positive rate, smoothed to prior"
+            ),
+            FeatureSpec(
+                f"{e}_days_since_positive", "float64", False, f"days since {who}'s last positive"
+            ),
+        ]
+    return specs
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
@@ -41,6 +76,30 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("value_per_kg", "float64", False, "declared value per kilogram"),
     FeatureSpec("consignee_is_foreign", "int32", False, "1 when the consignee's country is not MX"),
     FeatureSpec("consignee_has_tax_id", "int32", False, "1 when the consignee declares a tax id"),
+    FeatureSpec(
+        "value_per_kg_log_ratio",
+        "float64",
+        False,
+        "log value per kg minus the training median for the principal HS heading",
+    ),
+    FeatureSpec("watchlist_max_strength", "float64", False, "strongest watchlist evidence, 0..1"),
+    FeatureSpec("watchlist_strength_sum", "float64", False, "sum over lines of line evidence"),
+    FeatureSpec("watchlist_cas_lines", "int32", False, "lines naming a watched CAS number"),
+    FeatureSpec(
+        "watchlist_hs_specific_lines", "int32", False, "lines under a watched item's own HS code"
+    ),
+    FeatureSpec(
+        "watchlist_hs_broad_lines", "int32", False, "lines under a broad HS line of a watched item"
+    ),
+    FeatureSpec("watchlist_name_lines", "int32", False, "lines naming a watched item"),
+    FeatureSpec(
+        "watchlist_identified_lines", "int32", False, "lines where a watched item is identified"
+    ),
+    FeatureSpec("watchlist_route_families", "int32", False, "distinct synthesis routes identified"),
+    FeatureSpec(
+        "watchlist_mismatches", "int32", False, "mismatch signals (e.g. a watched CAS, benign HS)"
+    ),
+    *_history_specs(),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 
+from features.build import FeatureReference
 from features.errors import ModelError
 from features.schema import FEATURE_NAMES, schema_document, schema_fingerprint, schema_mismatch
 
@@ -46,9 +49,31 @@ class BundleMeta:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     data_fingerprint: str = ""
+    # Time windows of the split, name -> [first, last] declared_at (ISO 8601): evaluation uses
+    # them to score only shipments the model never saw.
+    windows: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Figures the features are measured against (prior rate, HS heading norms).
+    reference: FeatureReference = field(default_factory=FeatureReference)
+    # Platt scaling of the booster's raw probability, fitted on the validation window:
+    # calibrated = sigmoid(a * logit(raw) + b). Identity when a=1, b=0.
+    calibration: tuple[float, float] = (1.0, 0.0)
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        a, b = self.calibration
+        p = np.clip(raw, 1e-9, 1 - 1e-9)
+        calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+        return calibrated
 
     def thresholds(self, port: str) -> LaneThresholds:
         return self.lanes.get(port) or self.lanes["default"]
+
+    def assign_lanes(self, ports: Sequence[str], scores: np.ndarray) -> list[str]:
+        """The lane of each score at its port: the one definition of score -> lane."""
+        out = []
+        for port, score in zip(ports, scores.tolist(), strict=True):
+            t = self.thresholds(port)
+            out.append("red" if score >= t.red else "yellow" if score >= t.yellow else "green")
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +88,9 @@ class BundleMeta:
             "params": self.params,
             "metrics": self.metrics,
             "data_fingerprint": self.data_fingerprint,
+            "windows": {k: list(v) for k, v in self.windows.items()},
+            "reference": self.reference.to_json(),
+            "calibration": {"a": self.calibration[0], "b": self.calibration[1]},
         }
 
     @classmethod
@@ -85,6 +113,12 @@ class BundleMeta:
             params=dict(doc.get("params", {})),
             metrics={k: float(v) for k, v in doc.get("metrics", {}).items()},
             data_fingerprint=str(doc.get("data_fingerprint", "")),
+            windows={k: (str(v[0]), str(v[1])) for k, v in doc.get("windows", {}).items()},
+            reference=FeatureReference.from_json(doc.get("reference", {})),
+            calibration=(
+                float(doc.get("calibration", {}).get("a", 1.0)),
+                float(doc.get("calibration", {}).get("b", 0.0)),
+            ),
         )
 
 
@@ -97,6 +131,11 @@ class ModelBundle:
     @property
     def version(self) -> str:
         return self.meta.version
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated risk scores for a feature matrix (:func:`features.build.feature_matrix`)."""
+        raw = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        return self.meta.calibrate(raw)
 
 
 def save_bundle(directory: Path, booster: lgb.Booster, meta: BundleMeta) -> Path:

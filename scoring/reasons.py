@@ -6,10 +6,9 @@ LightGBM's per-feature contributions (SHAP values); watchlist reasons from match
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-from features.vocab import PORT_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +90,119 @@ _TEMPLATES: Mapping[str, Template] = {
 }
 
 
+_WHO = {
+    "shipper": ("del remitente", "shipper"),
+    "consignee": ("del consignatario", "consignee"),
+    "broker": ("del agente aduanal", "customs broker"),
+    "route": ("de la ruta", "route"),
+    "heading": ("de la partida arancelaria", "HS heading"),
+}
+
+
+def _phrase(es: str, en: str, raw: bool = False) -> Template:
+    """A template filling ``{}`` in both languages with the value (a count unless ``raw``)."""
+
+    def render(v: float) -> tuple[str, str]:
+        return (es.format(v), en.format(v)) if raw else (es.format(_n(v)), en.format(_n(v)))
+
+    return render
+
+
+def _history_templates() -> dict[str, Template]:
+    out: dict[str, Template] = {}
+    for entity, (es, en) in _WHO.items():
+
+        def age(v: float, es: str = es, en: str = en) -> tuple[str, str]:
+            if math.isnan(v):
+                return (f"Primer embarque {es}", f"First shipment of this {en}")
+            return (
+                f"Historial {es}: visto por primera vez hace {v:,.0f} días",
+                f"{en.capitalize()} first seen {v:,.0f} days ago",
+            )
+
+        out[f"{entity}_age_days"] = age
+        for days in (30, 90, 365):
+            out[f"{entity}_count_{days}d"] = _phrase(
+                f"{{}} embarque(s) {es} en los {days} días previos",
+                f"{{}} shipment(s) by this {en} in the prior {days} days",
+            )
+        out[f"{entity}_inspections"] = _phrase(
+            f"{{}} inspección(es) previas {es}", f"{{}} earlier inspection(s) of this {en}"
+        )
+        out[f"{entity}_positives"] = _phrase(
+            f"{{}} hallazgo(s) previos {es}", f"{{}} earlier finding(s) for this {en}"
+        )
+        out[f"{entity}_positive_rate"] = _phrase(
+            f"Tasa histórica de hallazgos {es}: {{:.1%}}",
+            f"Historical finding rate of this {en}: {{:.1%}}",
+            raw=True,
+        )
+
+        def since(v: float, es: str = es, en: str = en) -> tuple[str, str]:
+            if math.isnan(v):
+                return (f"Sin hallazgos previos {es}", f"No earlier findings for this {en}")
+            return (
+                f"Último hallazgo {es} hace {v:,.0f} días",
+                f"Last finding for this {en} {v:,.0f} days ago",
+            )
+
+        out[f"{entity}_days_since_positive"] = since
+    return out
+
+
+_WATCHLIST_TEMPLATES: dict[str, Template] = {
+    "watchlist_max_strength": lambda v: (
+        f"Evidencia de lista de vigilancia (fuerza {v:.2f})",
+        f"Watchlist evidence (strength {v:.2f})",
+    ),
+    "watchlist_strength_sum": lambda v: (
+        "Evidencia de lista de vigilancia en varias partidas",
+        "Watchlist evidence across goods lines",
+    ),
+    "watchlist_cas_lines": lambda v: (
+        f"{_n(v)} partida(s) con número CAS vigilado",
+        f"{_n(v)} line(s) with a watched CAS",
+    ),
+    "watchlist_hs_specific_lines": lambda v: (
+        f"{_n(v)} partida(s) con fracción arancelaria de sustancia vigilada",
+        f"{_n(v)} line(s) under a watched substance's own HS code",
+    ),
+    "watchlist_hs_broad_lines": lambda v: (
+        f"{_n(v)} partida(s) en fracción genérica de químicos vigilados",
+        f"{_n(v)} line(s) under a broad HS line of watched chemicals",
+    ),
+    "watchlist_name_lines": lambda v: (
+        f"{_n(v)} partida(s) nombran una sustancia vigilada",
+        f"{_n(v)} line(s) name a watched substance",
+    ),
+    "watchlist_identified_lines": lambda v: (
+        f"{_n(v)} partida(s) con sustancia vigilada identificada",
+        f"{_n(v)} line(s) with a watched substance identified",
+    ),
+    "watchlist_route_families": lambda v: (
+        f"{_n(v)} ruta(s) de síntesis distintas en la declaración",
+        f"{_n(v)} distinct synthesis route(s) in the declaration",
+    ),
+    "watchlist_mismatches": lambda v: (
+        f"{_n(v)} incongruencia(s) entre descripción, CAS y fracción",
+        f"{_n(v)} mismatch(es) between description, CAS and HS code",
+    ),
+    "value_per_kg_log_ratio": lambda v: (
+        f"Valor por kg {math.exp(v):.1f} veces la mediana de su partida arancelaria",
+        f"Value per kg {math.exp(v):.1f} times the median of its HS heading",
+    ),
+}
+
+
 def _country(code: float) -> str:
     c = int(code)
     if c < 0:
         return "desconocido"
     return chr(65 + c // 26) + chr(65 + c % 26)
+
+
+_NAN_OK = ("_age_days", "_days_since_positive")
+_TEMPLATES = {**_TEMPLATES, **_history_templates(), **_WATCHLIST_TEMPLATES}
 
 
 def model_reasons(
@@ -109,7 +216,7 @@ def model_reasons(
     reasons = []
     for name, contribution in ranked:
         template = _TEMPLATES.get(name)
-        if template is None:
+        if template is None or (math.isnan(values[name]) and not name.endswith(_NAN_OK)):
             continue
         es, en = template(values[name])
         reasons.append(Reason(f"MODEL_{name.upper()}", es, en, contribution))
@@ -133,7 +240,3 @@ def watchlist_reason(name: str, match_type: str, goods_index: int, text: str) ->
         f"{name} identificado por {es_kind} «{text}» en la partida {line}",
         f"{name} identified by {en_kind} “{text}” in goods line {line}",
     )
-
-
-def port_name(port: str) -> str:
-    return PORT_NAMES.get(port, port)

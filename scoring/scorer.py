@@ -2,7 +2,8 @@
 
 A :class:`Scorer` is immutable: reloading the model or the watchlist builds a new one and swaps
 it in whole, so a request is always scored by one consistent pair. One shipment is a batch of
-one; the bulk ``centinela score`` command passes thousands.
+one. Entity history comes from the live :class:`~features.state.EntityState` through the same
+feature code the bulk path runs.
 """
 
 from __future__ import annotations
@@ -13,20 +14,24 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from features.build import build_features, feature_matrix
+from features.build import feature_matrix, finalize, shipment_basics
 from features.live import shipment_frames
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
-from features.watchlist import Watchlist
+from features.state import EntityState
+from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
 from scoring.reasons import Reason, model_reasons, watchlist_reason
-
-LANES = ("red", "yellow", "green")
 
 
 @dataclass(frozen=True, slots=True)
 class HitRef:
-    """A watchlist hit located in a shipment's goods lines."""
+    """A watchlist identification located in a shipment's goods lines.
+
+    Only hits at or above the matcher's evidence threshold become HitRefs: a broad HS line or
+    "aniline dye" on a textile line is context for the model, not something to tell an
+    inspector.
+    """
 
     entry_id: str
     name: str
@@ -48,6 +53,13 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class ScoredBatch:
+    scored: list[Scored]
+    basics: pl.DataFrame  # stage-1 rows, for remembering the batch in the entity state
+    features: pl.DataFrame
+
+
+@dataclass(frozen=True)
 class Scorer:
     bundle: ModelBundle
     watchlist: Watchlist
@@ -60,59 +72,63 @@ class Scorer:
     def watchlist_version(self) -> str:
         return str(self.watchlist.version)
 
-    def lane_for(self, port: str, score: float) -> str:
-        t = self.bundle.meta.thresholds(port)
-        if score >= t.red:
-            return "red"
-        if score >= t.yellow:
-            return "yellow"
-        return "green"
-
-    def predict(self, features: pl.DataFrame) -> np.ndarray:
-        """Risk scores for a feature frame from :func:`features.build.build_features`."""
-        matrix = feature_matrix(features)
-        return np.asarray(self.bundle.booster.predict(matrix, num_threads=1), dtype=np.float64)
-
-    def _hits(self, shipment: Shipment) -> tuple[HitRef, ...]:
-        hits: list[HitRef] = []
-        for i, line in enumerate(shipment.goods):
-            found = self.watchlist.match_line(line.hs_code, line.description, line.cas_numbers)
-            hits.extend(
-                HitRef(h.entry_id, h.name, h.match_type, h.matched_text, i, h.similarity)
-                for h in found.hits
-            )
-        return tuple(hits)
-
-    def score_batch(self, shipments: Sequence[Shipment]) -> list[Scored]:
-        if not shipments:
-            return []
+    def features(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredFeatures:
         ship, goods = shipment_frames(shipments)
-        features = build_features(ship, goods)
-        matrix = feature_matrix(features)
+        matches = self.watchlist.match_goods_full(goods)
+        basics = shipment_basics(ship, goods, self.watchlist, matches)
+        context, outcomes = state.slice_for(basics)
+        features = finalize(basics, outcomes, self.bundle.meta.reference, context)
+        return ScoredFeatures(features, basics, matches.hits)
+
+    def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
+        if not shipments:
+            return ScoredBatch([], pl.DataFrame(), pl.DataFrame())
+        computed = self.features(shipments, state)
+        matrix = feature_matrix(computed.features)
         booster = self.bundle.booster
-        scores = np.asarray(booster.predict(matrix, num_threads=1), dtype=np.float64)
+        scores = self.bundle.predict(matrix)
         contributions = np.asarray(
             booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64
         )
+        lanes = self.bundle.meta.assign_lanes([s.port_of_entry for s in shipments], scores)
+        hits_by_id: dict[str, list[HitRef]] = {}
+        identified = computed.hits.filter(pl.col("strength") >= EVIDENCE_THRESHOLD)
+        for h in identified.iter_rows(named=True):
+            hits_by_id.setdefault(h["shipment_id"], []).append(
+                HitRef(
+                    h["entry_id"],
+                    h["name"],
+                    h["match_type"],
+                    h["matched_text"],
+                    h["line_no"],
+                    h["similarity"],
+                )
+            )
         out = []
         for row, shipment in enumerate(shipments):
             values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
             contrib = dict(zip(FEATURE_NAMES, contributions[row, :-1].tolist(), strict=True))
-            hits = self._hits(shipment)
+            hits = tuple(hits_by_id.get(shipment.shipment_id, ()))
             reasons = [
                 watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
             ]
             reasons += model_reasons(contrib, values)
-            score = float(scores[row])
             out.append(
                 Scored(
                     shipment_id=shipment.shipment_id,
                     port_of_entry=shipment.port_of_entry,
-                    risk_score=score,
-                    lane=self.lane_for(shipment.port_of_entry, score),
+                    risk_score=float(scores[row]),
+                    lane=lanes[row],
                     reasons=tuple(reasons),
                     watchlist_hits=hits,
                     features=values,
                 )
             )
-        return out
+        return ScoredBatch(out, computed.basics, computed.features)
+
+
+@dataclass(frozen=True)
+class ScoredFeatures:
+    features: pl.DataFrame
+    basics: pl.DataFrame
+    hits: pl.DataFrame

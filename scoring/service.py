@@ -17,6 +17,7 @@ from datetime import datetime
 from features.errors import Unavailable
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
+from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
 from scoring.reasons import Reason
 from scoring.registry import Registry
@@ -61,6 +62,7 @@ class ScoringService:
         self._lock = threading.Lock()  # serialises reloads; scoring reads self._scorer lock-free
         self._scorer: Scorer | None = None
         self._watchlist: Watchlist | None = None
+        self.state: EntityState | None = None
 
     @property
     def ready(self) -> bool:
@@ -77,6 +79,12 @@ class ScoringService:
         with self._lock:
             watchlist = self._watchlist or load_watchlist(self.settings.watchlist_file)
             bundle = self.registry.load(self.settings.model_version)
+            if self.state is None:
+                self.state = EntityState.from_data_dir(self.settings.data_dir)
+                log.info(
+                    "entity history loaded",
+                    extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
+                )
             self._watchlist = watchlist
             self._scorer = Scorer(bundle, watchlist)
             log.info(
@@ -112,7 +120,11 @@ class ScoringService:
         for shipment in shipments:
             validate_shipment(shipment, self.settings.max_goods_lines)
         scorer = self._require()
-        return [self._decide(scorer, s) for s in scorer.score_batch(shipments)]
+        state = self.state
+        assert state is not None
+        batch = scorer.score_batch(shipments, state)
+        state.add_shipments(batch.basics)
+        return [self._decide(scorer, s) for s in batch.scored]
 
     def _decide(self, scorer: Scorer, scored: Scored) -> Decision:
         selected = scored.lane != "green"

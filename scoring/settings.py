@@ -47,7 +47,9 @@ class Settings(BaseSettings):
         None, description="Watchlist YAML file; unset means the file shipped with Centinela."
     )
     data_dir: Path = Field(
-        Path("var/data"), description="Where --bootstrap simulates data when no model exists."
+        Path("var/data"),
+        description="Canonical tables of past shipments and outcomes: the entity history live "
+        "scoring starts from, and where --bootstrap simulates data when no model exists.",
     )
     bootstrap_shipments: int = Field(
         20_000, ge=1_000, description="Size of the world --bootstrap simulates."

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from scoring.registry import Registry
 from training import watchlist_cli
-from training.cli_common import console, print_json, run
+from training.cli_common import console, err_console, print_json, run
 from training.simulate.cli import simulate
 
 app = typer.Typer(
@@ -84,6 +84,69 @@ def train_command(
             console.print(f"promoted {result.version}")
         else:
             console.print(f"not promoted; run: centinela models promote {result.version}")
+
+    run(body)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
+    model: str | None = typer.Option(
+        None, "--model", help="Bundle version to evaluate (default: the promoted one)."
+    ),
+    registry: Path = REGISTRY_OPTION,
+    report: Path | None = typer.Option(
+        None, "--report", help="Write report.md, PNG plots and evaluation.json into this directory."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
+) -> None:
+    """Evaluate a model at inspection budgets against random, rule and watchlist selection.
+
+    Only shipments declared after the model's validation window are evaluated.
+    """
+    from training.evaluate import BUDGET_KEYS, SELECTORS, evaluate
+
+    def body() -> None:
+        bundle = Registry(registry).load(model)
+        with err_console.status(f"evaluating {bundle.version}") as status:
+
+            def on_stage(message: str) -> None:
+                status.update(f"evaluating {bundle.version}: {message}")
+
+            result = evaluate(data, bundle, report_dir=report, on_stage=on_stage)
+        if json_out:
+            print_json(result.to_json())
+            return
+        window = result.window
+        console.print(
+            f"model [bold]{bundle.version}[/] on {window['shipments']:,} shipments declared "
+            f"after {window['after'][:19]} ({window['start'][:10]} to {window['end'][:10]})"
+        )
+
+        def pct(value: float | None) -> str:
+            return "—" if value is None else f"{value * 100:.1f}%"
+
+        for source in result.label_sources:
+            table = Table(
+                "budget",
+                *(f"{s}\nprecision / recall" for s in SELECTORS),
+                title=f"{source} labels ({window['positives'][source]:,} positives)",
+            )
+            for key in BUDGET_KEYS:
+                cells = [f"{float(key) * 100:g}%"]
+                for selector in SELECTORS:
+                    m = result.budgets[key][selector][source]
+                    cells.append(f"{pct(m.precision)} / {pct(m.recall)}")
+                table.add_row(*cells)
+            console.print(table)
+            auc = ", ".join(f"{s} {pct(result.pr_auc[s][source])}" for s in SELECTORS)
+            console.print(f"  PR-AUC: {auc}")
+        brier = result.calibration.brier
+        console.print(
+            f"Brier score on inspected shipments: {'—' if brier is None else f'{brier:.4f}'}"
+        )
+        if report is not None:
+            err_console.print(f"report written to {report}")
 
     run(body)
 

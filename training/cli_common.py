@@ -7,6 +7,7 @@ Every command runs its body through :func:`run`, the one place that turns a
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -59,5 +60,17 @@ def run(body: Callable[[], T]) -> T:
         fail(error)
 
 
+def _finite(obj: Any) -> Any:
+    """NaN and infinities become null: strict JSON parsers reject them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")

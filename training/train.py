@@ -19,11 +19,18 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from features.build import build_features, feature_matrix
+from features.build import (
+    FeatureReference,
+    feature_matrix,
+    finalize,
+    heading_norms,
+    keyed_outcomes,
+    shipment_basics,
+)
 from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import scan_table, table_path
-from features.watchlist import load_watchlist
+from features.watchlist import Watchlist, load_watchlist
 from scoring.bundle import LaneThresholds, new_meta, save_bundle
 from scoring.registry import Registry
 
@@ -57,15 +64,50 @@ def data_fingerprint(data_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def labelled_features(data_dir: Path) -> pl.DataFrame:
-    """Features of every shipment plus ``label`` (null when never inspected)."""
-    shipments = scan_table(data_dir, "shipments")
+def labelled_features(
+    data_dir: Path, watchlist: Watchlist
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(stage-1 rows, keyed outcomes, labels) of every shipment, sorted by declared time.
+
+    Labels are observed outcomes only: ``label`` is null for shipments never inspected, and
+    ``selection_probability`` is the propensity of the policy that chose to inspect.
+    """
+    shipments = scan_table(data_dir, "shipments").sort("declared_at", "shipment_id")
     goods = scan_table(data_dir, "goods")
-    inspections = scan_table(data_dir, "inspections").select("shipment_id", "positive")
-    features = build_features(shipments, goods)
-    labels = inspections.collect()
-    frame = features.join(labels, on="shipment_id", how="left", maintain_order="left")
-    return frame.rename({"positive": "label"}).sort("declared_at", "shipment_id")
+    inspections = scan_table(data_dir, "inspections").collect()
+    basics = shipment_basics(shipments, goods, watchlist)
+    outcomes = keyed_outcomes(basics, inspections)
+    labels = basics.select("shipment_id").join(
+        inspections.select(
+            "shipment_id", pl.col("positive").alias("label"), "selection_probability"
+        ),
+        on="shipment_id",
+        how="left",
+        maintain_order="left",
+    )
+    return basics, outcomes, labels
+
+
+def fit_platt(raw: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Platt scaling (a, b) on logit(raw) by Newton's method; identity if it cannot be fitted."""
+    if len(y) == 0 or y.min() == y.max():
+        return (1.0, 0.0)
+    p = np.clip(raw, 1e-9, 1 - 1e-9)
+    x = np.log(p / (1 - p))
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        q = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        w = q * (1 - q) + 1e-12
+        grad = np.array([np.sum((q - y) * x), np.sum(q - y)])
+        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+        hess += np.eye(2) * 1e-6
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return (1.0, 0.0)
+    return (float(a), float(b))
 
 
 def average_precision(y: np.ndarray, p: np.ndarray) -> float:
@@ -102,14 +144,34 @@ def train(
     *,
     seed: int = 7,
     promote: bool | None = None,
+    watchlist: Watchlist | None = None,
+    propensity_weights: bool = False,
     on_round: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the newest window, write a bundle; promote if asked or if first."""
-    frame = labelled_features(data_dir)
-    n = frame.height
+    """Train, evaluate on the newest window, write a bundle; promote if asked or if first.
+
+    The split is by declared time: the oldest 70% trains, the next 15% stops boosting early and
+    fits the calibration, the newest 15% measures. With ``propensity_weights`` each labelled
+    shipment is weighted by 1/selection probability, so what the old policy rarely inspected
+    counts for what it stands for.
+    """
+    watchlist = watchlist or load_watchlist(None)
+    basics, outcomes, labels = labelled_features(data_dir, watchlist)
+    n = basics.height
     if n < 100:
         raise DataError(f"{data_dir}: {n} shipments are too few to train on (need 100+)")
     cut_train, cut_valid = int(n * TRAIN_SHARE), int(n * (TRAIN_SHARE + VALID_SHARE))
+    train_rows = basics.slice(0, cut_train)
+    train_end = train_rows["declared_at"].max()
+    train_outcomes = outcomes.filter(pl.col("reported_at") < train_end)
+    prior = train_outcomes["positive"].cast(pl.Float64).mean() if train_outcomes.height else 0.01
+    prior = float(prior) if isinstance(prior, float) else 0.01
+    reference = FeatureReference(
+        prior_rate=prior if prior > 0 else 0.01, heading_log_value_per_kg=heading_norms(train_rows)
+    )
+    frame = pl.concat(
+        [finalize(basics, outcomes, reference), labels.drop("shipment_id")], how="horizontal"
+    )
     parts = {
         "train": frame.slice(0, cut_train),
         "valid": frame.slice(cut_train, cut_valid - cut_train),
@@ -122,35 +184,43 @@ def train(
             f"(the oldest {TRAIN_SHARE:.0%} of shipments); more data or a longer period is needed"
         )
 
-    def dataset(part: pl.DataFrame, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    def dataset(part: pl.DataFrame, reference_set: lgb.Dataset | None = None) -> lgb.Dataset:
+        weight = (
+            (1.0 / part["selection_probability"].clip(lower_bound=1e-3)).to_numpy()
+            if propensity_weights
+            else None
+        )
         return lgb.Dataset(
             feature_matrix(part),
             label=part["label"].cast(pl.Int32).to_numpy(),
+            weight=weight,
             feature_name=list(FEATURE_NAMES),
             categorical_feature=list(CATEGORICAL_FEATURES),
-            reference=reference,
+            reference=reference_set,
             free_raw_data=False,
+            params={"verbose": -1},
         )
 
     params: dict[str, Any] = {
         "objective": "binary",
         "learning_rate": 0.05,
-        "num_leaves": 31,
+        "num_leaves": 15,
         "min_data_in_leaf": 20,
-        "feature_fraction": 0.9,
-        "bagging_fraction": 0.9,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
         "bagging_freq": 1,
         "lambda_l2": 1.0,
         "cat_smooth": 10.0,
+        "min_data_per_group": 20,
         "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
         "num_threads": 2,
         "verbose": -1,
     }
-    max_rounds = 1000
+    max_rounds = 500
     train_set = dataset(labelled["train"])
-    valid_set = dataset(labelled["valid"], reference=train_set)
+    valid_set = dataset(labelled["valid"], reference_set=train_set)
     callbacks: list[Callable[..., None]] = [lgb.early_stopping(50, verbose=False)]
     if on_round is not None:
 
@@ -165,12 +235,26 @@ def train(
         valid_sets=[valid_set],
         callbacks=callbacks,
     )
+    valid = labelled["valid"]
+    raw_valid = np.asarray(booster.predict(feature_matrix(valid)), dtype=np.float64)
+    calibration = fit_platt(raw_valid, valid["label"].cast(pl.Int32).to_numpy())
+    meta_kwargs: dict[str, Any] = {"reference": reference, "calibration": calibration}
+    calibrate = new_meta(
+        version="",
+        trained_at=datetime.now(UTC),
+        code_version="",
+        watchlist_version="",
+        lanes={"default": LaneThresholds(1.0, 1.0)},
+        **meta_kwargs,
+    ).calibrate
+
     test = labelled["test"]
     y_test = test["label"].cast(pl.Int32).to_numpy()
-    p_test = np.asarray(booster.predict(feature_matrix(test)), dtype=np.float64)
+    p_test = calibrate(np.asarray(booster.predict(feature_matrix(test)), dtype=np.float64))
     eps = 1e-12
     metrics = {
         "test_pr_auc": average_precision(y_test, p_test),
+        "test_brier": float(np.mean((p_test - y_test) ** 2)) if len(y_test) else float("nan"),
         "test_log_loss": float(
             -np.mean(y_test * np.log(p_test + eps) + (1 - y_test) * np.log(1 - p_test + eps))
         ),
@@ -178,10 +262,10 @@ def train(
         "test_labelled": float(len(y_test)),
         "best_iteration": float(booster.best_iteration),
     }
-    reference = parts["valid"]
-    ref_scores = np.asarray(booster.predict(feature_matrix(reference)), dtype=np.float64)
+    valid_all = parts["valid"]
+    ref_scores = calibrate(np.asarray(booster.predict(feature_matrix(valid_all)), dtype=np.float64))
     lanes = lane_thresholds(
-        reference["port_of_entry"].to_numpy(), ref_scores, DEFAULT_RED_SHARE, DEFAULT_YELLOW_SHARE
+        valid_all["port_of_entry"].to_numpy(), ref_scores, DEFAULT_RED_SHARE, DEFAULT_YELLOW_SHARE
     )
     registry = Registry(registry_dir)
     version = registry.next_version()
@@ -189,11 +273,25 @@ def train(
         version=version,
         trained_at=datetime.now(UTC),
         code_version=code_version(),
-        watchlist_version=load_watchlist(None).version,
+        watchlist_version=watchlist.version,
         lanes=lanes,
-        params={**params, "max_rounds": max_rounds, "train_rows": labelled["train"].height},
+        params={
+            **params,
+            "max_rounds": max_rounds,
+            "train_rows": labelled["train"].height,
+            "propensity_weights": propensity_weights,
+        },
         metrics=metrics,
         data_fingerprint=data_fingerprint(data_dir),
+        windows={
+            name: (
+                str(part["declared_at"].min().isoformat()),  # type: ignore[union-attr]
+                str(part["declared_at"].max().isoformat()),  # type: ignore[union-attr]
+            )
+            for name, part in parts.items()
+            if part.height
+        },
+        **meta_kwargs,
     )
     path = save_bundle(registry.root / version, booster, meta)
     should_promote = promote if promote is not None else registry.promoted() is None

@@ -1,0 +1,428 @@
+"""``centinela evaluate``: figures checked by hand on tiny frames, then the path on a world."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from features.errors import DataError
+from scoring.bundle import ModelBundle
+from scoring.registry import Registry
+from training.evaluate import (
+    BUDGET_KEYS,
+    SELECTORS,
+    Evaluation,
+    average_precision,
+    budget_metrics,
+    budget_size,
+    calibration,
+    evaluate,
+    expected_random_average_precision,
+    pr_auc,
+    precision_recall_curve,
+    rule_scores,
+    shift_date,
+    tiebreak_keys,
+    watchlist_evidence,
+)
+from training.evaluation_report import PLOTS, REPORT_FILE
+
+CENTINELA = str(Path(sys.executable).parent / "centinela")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+EVIDENCE = ("cas", "hs_specific", "name_exact", "name_fuzzy", "hs_broad")
+
+
+def tiny_frame(n: int = 40, **columns: list[Any]) -> pl.DataFrame:
+    """An evaluation frame of ``n`` shipments: model rank = row order; ties reverse row order.
+
+    Ports alternate A (even rows) and B (odd rows); everything else defaults to zero/false.
+    """
+    base: dict[str, list[Any]] = {
+        "shipment_id": [f"s{i:02d}" for i in range(n)],
+        "declared_at": [T0 + timedelta(hours=i) for i in range(n)],
+        "port_of_entry": ["A" if i % 2 == 0 else "B" for i in range(n)],
+        "risk_score": [(n - i) / n for i in range(n)],
+        "rule_score": [0] * n,
+        **{f"wl_{t}": [0] * n for t in EVIDENCE},
+        "tiebreak": [n - 1 - i for i in range(n)],
+        "inspected": [False] * n,
+        "observed": [False] * n,
+        "truth": [False] * n,
+    }
+    base.update(columns)
+    return pl.DataFrame(base).with_columns(
+        pl.col("tiebreak").cast(pl.UInt64),
+        *(pl.col(c).cast(pl.Int32) for c in ("rule_score", *(f"wl_{t}" for t in EVIDENCE))),
+    )
+
+
+def flags(n: int, on: set[int]) -> list[bool]:
+    return [i in on for i in range(n)]
+
+
+def counts(n: int, values: dict[int, int]) -> list[int]:
+    return [values.get(i, 0) for i in range(n)]
+
+
+# --------------------------------------------------------------------------- metrics by hand
+
+
+def test_budget_sizes_round_up_and_never_select_from_nothing() -> None:
+    assert [budget_size(float(k), 40) for k in BUDGET_KEYS] == [1, 1, 1, 2, 4]
+    assert budget_size(0.005, 200) == 1
+    assert budget_size(0.01, 250) == 3
+    assert budget_size(0.1, 0) == 0
+
+
+def test_model_precision_recall_and_pr_auc_match_hand_computation() -> None:
+    n = 40
+    frame = tiny_frame(
+        truth=flags(n, {0, 2, 3, 20}),
+        inspected=flags(n, {0, 1, 5, 20}),
+        observed=flags(n, {0, 20}),
+    )
+    table = budget_metrics(frame, ("observed", "truth"))
+    truth = {k: table[k]["model"]["truth"] for k in BUDGET_KEYS}
+    assert (truth["0.005"].selected, truth["0.005"].precision, truth["0.005"].recall) == (
+        1,
+        1,
+        0.25,
+    )
+    assert (truth["0.05"].selected, truth["0.05"].precision, truth["0.05"].recall) == (2, 0.5, 0.25)
+    assert (truth["0.1"].selected, truth["0.1"].precision, truth["0.1"].recall) == (4, 0.75, 0.75)
+    assert truth["0.1"].positives_found == 3
+
+    observed = table["0.1"]["model"]["observed"]
+    assert (observed.precision, observed.recall) == (0.25, 0.5)
+    assert (observed.inspected_selected, observed.precision_inspected) == (2, 0.5)
+
+    auc = pr_auc(frame, ("observed", "truth"))
+    assert auc["model"]["truth"] == pytest.approx((1 + 2 / 3 + 3 / 4 + 4 / 21) / 4)
+    assert auc["model"]["observed"] == pytest.approx((1 + 2 / 21) / 2)
+
+
+def test_random_is_the_analytic_expectation() -> None:
+    n = 40
+    frame = tiny_frame(
+        truth=flags(n, {0, 2, 3, 20}),
+        inspected=flags(n, {0, 1, 5, 20}),
+        observed=flags(n, {0, 20}),
+    )
+    table = budget_metrics(frame, ("observed", "truth"))
+    truth = table["0.1"]["random"]["truth"]
+    assert (truth.selected, truth.precision, truth.recall) == (4, 0.1, 0.1)
+    assert truth.positives_found == pytest.approx(0.4)
+    observed = table["0.1"]["random"]["observed"]
+    assert observed.precision == pytest.approx(0.05)
+    assert observed.inspected_selected == pytest.approx(0.4)
+    assert observed.precision_inspected == pytest.approx(0.5)
+
+
+def test_expected_random_average_precision_equals_the_mean_over_all_orderings() -> None:
+    for n, positives in ((5, 2), (6, 1), (6, 3), (4, 4)):
+        values: list[float] = []
+        for where in itertools.combinations(range(n), positives):
+            hits = np.zeros(n)
+            hits[list(where)] = 1
+            ap = average_precision(hits)
+            assert ap is not None
+            values.append(ap)
+        assert expected_random_average_precision(n, positives) == pytest.approx(np.mean(values))
+    assert expected_random_average_precision(10, 0) is None
+
+
+def test_rules_ties_are_broken_by_the_hash_column() -> None:
+    n = 40
+    frame = tiny_frame(truth=flags(n, {0, 2, 3, 20}), rule_score=counts(n, {5: 2, 20: 2, 30: 2}))
+    table = budget_metrics(frame, ("truth",))
+    # score 2 first, each tie group in ascending tiebreak (= descending row): 30, 20, 5, 39, ...
+    assert table["0.005"]["rules"]["truth"].precision == 0
+    assert table["0.05"]["rules"]["truth"].precision == 0.5
+    assert (table["0.1"]["rules"]["truth"].precision, table["0.1"]["rules"]["truth"].recall) == (
+        0.25,
+        0.25,
+    )
+
+
+def test_watchlist_ranks_by_strongest_evidence_first() -> None:
+    n = 40
+    frame = tiny_frame(
+        truth=flags(n, {0, 2, 3, 20}),
+        wl_cas=counts(n, {10: 1}),
+        wl_hs_specific=counts(n, {3: 1}),
+        wl_name_exact=counts(n, {2: 1}),
+        wl_hs_broad=counts(n, {39: 3}),
+    )
+    table = budget_metrics(frame, ("truth",))
+    # one CAS line beats anything else, three broad HS lines lose to one name: 10, 3, 2, 39
+    assert table["0.005"]["watchlist"]["truth"].precision == 0
+    assert table["0.05"]["watchlist"]["truth"].precision == 0.5
+    assert table["0.1"]["watchlist"]["truth"].precision == 0.5
+
+
+def test_per_port_budgets_are_shares_of_the_ports_own_shipments() -> None:
+    n = 40
+    frame = tiny_frame(truth=flags(n, {0, 2, 3, 20}))
+    port_a = budget_metrics(frame.filter(pl.col("port_of_entry") == "A"), ("truth",))
+    port_b = budget_metrics(frame.filter(pl.col("port_of_entry") == "B"), ("truth",))
+    a, b = port_a["0.1"]["model"]["truth"], port_b["0.1"]["model"]["truth"]
+    assert (a.selected, a.precision) == (2, 1.0)
+    assert a.recall == pytest.approx(2 / 3)
+    assert (b.selected, b.precision, b.recall) == (2, 0.5, 1.0)
+    assert port_b["0.005"]["model"]["truth"].precision == 0
+    assert port_b["0.1"]["random"]["truth"].precision == pytest.approx(1 / 20)
+
+
+def test_no_positives_gives_null_recall_and_auc_not_a_crash() -> None:
+    frame = tiny_frame()
+    table = budget_metrics(frame, ("observed", "truth"))
+    model = table["0.02"]["model"]["observed"]
+    assert (model.precision, model.recall, model.precision_inspected) == (0.0, None, None)
+    assert pr_auc(frame, ("observed",))["model"]["observed"] is None
+    assert calibration(frame).brier is None
+    doc = model.to_json()
+    assert doc["recall"] is None
+    assert doc["precisionInspected"] is None
+
+
+def test_calibration_bins_and_brier() -> None:
+    n = 4
+    frame = tiny_frame(
+        n,
+        risk_score=[0.05, 0.15, 0.95, 0.5],
+        inspected=[True, True, True, False],
+        observed=[False, True, True, False],
+    )
+    result = calibration(frame)
+    assert result.brier == pytest.approx((0.05**2 + 0.85**2 + 0.05**2) / 3)
+    assert (result.inspected, result.positives) == (3, 2)
+    assert [b.count for b in result.bins] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert result.bins[9].observed_rate == 1.0
+    assert result.bins[2].mean_predicted is None
+
+
+def test_rule_score_counts_chemistry_origin_and_transshipment() -> None:
+    shipments = pl.DataFrame(
+        {
+            "shipment_id": ["a", "b", "c"],
+            "origin_country": ["CN", "DE", "IN"],
+            "transshipment_ports": [["KRPUS"], [], []],
+        }
+    )
+    goods = pl.DataFrame(
+        {"shipment_id": ["a", "a", "b", "c"], "hs_code": ["293339", "380891", "850440", "847989"]}
+    )
+    scores = dict(rule_scores(shipments, goods).iter_rows())
+    assert scores == {"a": 3, "b": 0, "c": 1}
+
+
+def test_watchlist_evidence_counts_each_line_once_at_its_strongest() -> None:
+    hits = pl.DataFrame(
+        {
+            "shipment_id": ["a", "a", "a", "a", "b", "b"],
+            "line_no": [0, 0, 0, 1, 0, 1],
+            "match_type": [
+                "name_exact",
+                "cas",
+                "hs_specific",
+                "name_fuzzy",
+                "hs_broad",
+                "hs_broad",
+            ],
+        },
+        schema_overrides={"line_no": pl.Int32},
+    )
+    rows = {r["shipment_id"]: r for r in watchlist_evidence(hits).iter_rows(named=True)}
+    assert (rows["a"]["wl_cas"], rows["a"]["wl_name_fuzzy"], rows["a"]["wl_hs_specific"]) == (
+        1,
+        1,
+        0,
+    )
+    assert rows["b"]["wl_hs_broad"] == 2
+
+
+def test_tiebreak_is_a_stable_hash_of_the_id_alone() -> None:
+    first = tiebreak_keys(["s1", "s2", "s3"]).to_list()
+    again = tiebreak_keys(["s3", "s1"]).to_list()
+    assert again == [first[2], first[0]]
+    assert len(set(first)) == 3
+
+
+def test_shift_date_prefers_the_manifest_then_the_scheduling_date_then_the_midpoint(
+    tmp_path: Path,
+) -> None:
+    start, end = datetime(2024, 9, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps({"tactic_shifts": [{"name": "new origin", "date": "2025-01-15"}]}),
+        encoding="utf-8",
+    )
+    assert shift_date(tmp_path, start, end) == (
+        datetime(2025, 1, 15, tzinfo=UTC),
+        "manifest: new origin",
+    )
+    manifest.write_text(json.dumps({"parameters": {"months": 24}}), encoding="utf-8")
+    at, source = shift_date(tmp_path, start, end)
+    assert at == datetime(2024, 12, 3, tzinfo=UTC)
+    assert "4-piperidone" in source
+    later = datetime(2025, 6, 1, tzinfo=UTC)
+    assert shift_date(tmp_path, end, later) == (
+        end + (later - end) / 2,
+        "midpoint of the evaluated window",
+    )
+
+
+# --------------------------------------------------------------------------- the whole path
+
+
+@pytest.fixture(scope="module")
+def bundle(registry: Path) -> ModelBundle:
+    return Registry(registry).load()
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    world: Path, bundle: ModelBundle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Evaluation, Path]:
+    report = tmp_path_factory.mktemp("report")
+    return evaluate(world, bundle, report_dir=report), report
+
+
+def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path]) -> None:
+    doc = evaluated[0].to_json()
+    json.dumps(doc, allow_nan=False)
+    assert list(doc) == ["model", "window", "budgets", "perPort", "prAuc", "calibration", "shift"]
+    assert doc["model"]["version"] == "v0001"
+    assert list(doc["budgets"]) == list(BUDGET_KEYS)
+    for by_selector in doc["budgets"].values():
+        assert list(by_selector) == list(SELECTORS)
+        for by_source in by_selector.values():
+            assert list(by_source) == ["observed", "truth"]
+            assert {"precision", "recall", "selected", "positivesFound"} <= set(by_source["truth"])
+            assert {"precisionInspected", "inspectedSelected"} <= set(by_source["observed"])
+    assert doc["perPort"]
+    for port, table in doc["perPort"].items():
+        assert port.startswith("MX")
+        assert list(table) == list(BUDGET_KEYS)
+        assert list(table["0.01"]) == list(SELECTORS)
+    assert list(doc["prAuc"]) == list(SELECTORS)
+    assert len(doc["calibration"]["bins"]) == 10
+    assert {"brier", "bins"} <= set(doc["calibration"])
+    assert {"at", "source", "before", "after"} <= set(doc["shift"])
+    assert list(doc["shift"]["after"]["budgets"]) == list(BUDGET_KEYS)
+
+
+def test_only_the_window_the_model_never_saw_is_evaluated(
+    evaluated: tuple[Evaluation, Path], world: Path, bundle: ModelBundle
+) -> None:
+    evaluation = evaluated[0]
+    valid_end = datetime.fromisoformat(bundle.meta.windows["valid"][1])
+    assert evaluation.frame["declared_at"].min() > valid_end  # type: ignore[operator]
+    unseen = pl.read_parquet(world / "shipments.parquet").filter(pl.col("declared_at") > valid_end)
+    assert evaluation.window["shipments"] == unseen.height == evaluation.frame.height
+    assert sum(evaluation.window["ports"].values()) == unseen.height
+    shift = evaluation.shift
+    assert shift.before.shipments + shift.after.shipments == unseen.height
+
+
+def test_report_files_are_written(evaluated: tuple[Evaluation, Path]) -> None:
+    evaluation, report = evaluated
+    text = (report / REPORT_FILE).read_text(encoding="utf-8")
+    for selector in SELECTORS:
+        assert f"**{selector}**" in text
+    assert "expected values computed analytically" in text
+    assert "never inspected count as negative" in text
+    for name in PLOTS.values():
+        assert (report / name).read_bytes().startswith(PNG_SIGNATURE), name
+        assert f"]({name})" in text
+    assert json.loads((report / "evaluation.json").read_text(encoding="utf-8")) == json.loads(
+        json.dumps(evaluation.to_json())
+    )
+
+
+def test_data_older_than_the_models_test_window_is_refused(
+    world: Path, bundle: ModelBundle
+) -> None:
+    future = dataclasses.replace(
+        bundle.meta,
+        windows={
+            **bundle.meta.windows,
+            "valid": ("2099-01-01T00:00:00+00:00", "2099-02-01T00:00:00+00:00"),
+        },
+    )
+    with pytest.raises(DataError, match=r"no shipments declared after 2099-02-01.*newer than"):
+        evaluate(world, dataclasses.replace(bundle, meta=future))
+    unknown = dataclasses.replace(bundle.meta, windows={})
+    with pytest.raises(DataError, match="records no validation window"):
+        evaluate(world, dataclasses.replace(bundle, meta=unknown))
+
+
+def test_truth_is_omitted_without_a_truth_table(
+    world: Path, bundle: ModelBundle, tmp_path: Path
+) -> None:
+    for name in ("shipments", "goods", "inspections"):
+        shutil.copy(world / f"{name}.parquet", tmp_path / f"{name}.parquet")
+    evaluation = evaluate(tmp_path, bundle)
+    doc = evaluation.to_json()
+    assert evaluation.label_sources == ("observed",)
+    assert list(doc["budgets"]["0.01"]["model"]) == ["observed"]
+    assert list(doc["prAuc"]["rules"]) == ["observed"]
+    assert "truth" not in doc["window"]["positives"]
+    assert "truth" not in evaluation.frame.columns
+
+
+def test_cli_json(world: Path, registry: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CENTINELA, "evaluate", "--data", str(world), "--registry", str(registry), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert list(doc["budgets"]) == ["0.005", "0.01", "0.02", "0.05", "0.1"]
+    assert doc["budgets"]["0.05"]["random"]["truth"]["recall"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_cli_reports_a_missing_model_version(world: Path, registry: Path) -> None:
+    result = subprocess.run(
+        [
+            CENTINELA,
+            "evaluate",
+            "--data",
+            str(world),
+            "--registry",
+            str(registry),
+            "--model",
+            "v0042",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 4
+    assert "model version 'v0042' not in registry" in result.stderr
+    assert result.stdout == ""
+
+
+def test_pr_curve_corners_give_the_average_precision() -> None:
+    hits = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=np.float64)
+    precision, recall = precision_recall_curve(hits)
+    assert precision.tolist() == [1.0, 2 / 3, 3 / 4, 4 / 7]
+    assert recall.tolist() == [0.25, 0.5, 0.75, 1.0]
+    area = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+    assert area == pytest.approx(average_precision(hits))

@@ -1,0 +1,741 @@
+"""``centinela evaluate``: how much of what is hidden a model finds at a port's inspection budget.
+
+A port can open a small share of what arrives, so the figure that matters is precision and
+recall among the few shipments a selector would open: 0.5, 1, 2, 5 and 10% of the shipments of
+the window, overall and per port (a port's budget is that share of *its* shipments). The model
+is compared with three baselines an inspection service could run without it:
+
+``random``
+    Selection at random. Its figures are expected values computed exactly, not one draw:
+    precision is the base rate, recall is the share selected, average precision is the
+    expectation over all orderings.
+``rules``
+    A legacy rule score, one point each for: a goods line in HS chapter 28, 29 or 38 (the
+    chemical chapters), an origin in a high-risk precursor country (:data:`RULE_ORIGINS`), and
+    any transshipment. Scores run 0 to 3.
+``watchlist``
+    The watchlist matcher alone. Each goods line counts once, at its strongest match type;
+    shipments rank by those counts compared in the order :data:`WATCHLIST_EVIDENCE` (one CAS
+    line outranks any number of weaker lines). Shipments without hits rank last.
+
+Every selector breaks ties by a hash of ``shipment_id`` (:func:`tiebreak_keys`), so rankings and
+all figures are deterministic and a coarse score gains nothing from the order of the input.
+
+Labels come from two sources. ``observed`` is what an inspection service knows: a positive
+inspection outcome; shipments never inspected count as negative, which understates precision
+for any selector that picks shipments the legacy policy never opened, so precision among the
+inspected ones is reported beside it. ``truth`` (``illicit`` in ``truth.parquet``) exists only
+for simulated worlds and is used only when that table is present.
+
+Only shipments declared after the end of the model's validation window are evaluated: early
+stopping saw the validation window, so anything earlier flatters the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import polars as pl
+
+from features.errors import DataError
+from features.tables import scan_table, table_path
+from features.watchlist import Watchlist, load_watchlist
+from scoring.bulk import score_tables
+from scoring.bundle import ModelBundle
+from training.simulate.reference import SCHEDULING_4_PIPERIDONE
+
+Selector = Literal["model", "random", "rules", "watchlist"]
+LabelSource = Literal["observed", "truth"]
+
+BUDGETS: Final[tuple[float, ...]] = (0.005, 0.01, 0.02, 0.05, 0.1)
+BUDGET_KEYS: Final[tuple[str, ...]] = tuple(str(b) for b in BUDGETS)
+SELECTORS: Final[tuple[Selector, ...]] = ("model", "random", "rules", "watchlist")
+BASELINES: Final[tuple[Selector, ...]] = ("random", "rules", "watchlist")
+LABEL_SOURCES: Final[tuple[LabelSource, ...]] = ("observed", "truth")
+
+RULE_CHAPTERS: Final[tuple[str, ...]] = ("28", "29", "38")
+RULE_ORIGINS: Final[tuple[str, ...]] = ("CN", "IN", "HK")
+WATCHLIST_EVIDENCE: Final[tuple[str, ...]] = (
+    "cas",
+    "hs_specific",
+    "name_exact",
+    "name_fuzzy",
+    "hs_broad",
+)
+"""Match types from strongest to weakest evidence, as the ``watchlist`` baseline ranks them."""
+
+CALIBRATION_BINS: Final[int] = 10
+SHIFT_KEYS: Final[tuple[str, ...]] = ("tactic_shifts", "shift_dates", "shifts")
+"""Manifest keys (top level or under ``parameters``) that may name the world's tactic shifts."""
+
+_EVIDENCE_COLUMNS: Final[tuple[str, ...]] = tuple(f"wl_{t}" for t in WATCHLIST_EVIDENCE)
+_ROUND = 6
+
+FRAME_COLUMNS: Final[tuple[str, ...]] = (
+    "shipment_id",
+    "declared_at",
+    "port_of_entry",
+    "risk_score",
+    "rule_score",
+    *_EVIDENCE_COLUMNS,
+    "tiebreak",
+    "inspected",
+    "observed",
+)
+"""Columns of :attr:`Evaluation.frame`; ``truth`` follows when the data has a truth table."""
+
+
+# --------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetMetrics:
+    """One selector at one budget against one label source.
+
+    ``positives_found`` and, for ``random``, the other counts are expectations, hence floats.
+    ``inspected_selected`` and ``precision_inspected`` exist for ``observed`` labels only:
+    precision among the selected shipments that were actually inspected.
+    """
+
+    selected: int
+    positives: int
+    positives_found: float
+    precision: float | None
+    recall: float | None
+    inspected_selected: float | None = None
+    precision_inspected: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "precision": _num(self.precision),
+            "recall": _num(self.recall),
+            "selected": self.selected,
+            "positivesFound": _num(self.positives_found),
+            "positives": self.positives,
+        }
+        if self.inspected_selected is not None:
+            doc["inspectedSelected"] = _num(self.inspected_selected)
+            doc["precisionInspected"] = _num(self.precision_inspected)
+        return doc
+
+
+BudgetTable = dict[str, dict[Selector, dict[LabelSource, BudgetMetrics]]]
+"""budget key -> selector -> label source -> metrics."""
+
+PrAucTable = dict[Selector, dict[LabelSource, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationBin:
+    lower: float
+    upper: float
+    count: int
+    mean_predicted: float | None
+    observed_rate: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lower": _num(self.lower),
+            "upper": _num(self.upper),
+            "count": self.count,
+            "meanPredicted": _num(self.mean_predicted),
+            "observedRate": _num(self.observed_rate),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The model's risk scores against observed outcomes, among inspected shipments only:
+    the model learned from inspected shipments, so that is where its probabilities mean
+    something."""
+
+    brier: float | None
+    inspected: int
+    positives: int
+    bins: tuple[CalibrationBin, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "brier": _num(self.brier),
+            "inspected": self.inspected,
+            "positives": self.positives,
+            "bins": [b.to_json() for b in self.bins],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Part of the evaluated window, with its own budgets (shares of the segment's shipments)."""
+
+    start: datetime | None
+    end: datetime | None
+    shipments: int
+    positives: dict[LabelSource, int]
+    budgets: BudgetTable
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "shipments": self.shipments,
+            "positives": dict(self.positives),
+            "budgets": _budgets_json(self.budgets),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """The evaluated window split at the world's tactic shift: before is ``declared_at < at``."""
+
+    at: datetime
+    source: str
+    before: Segment
+    after: Segment
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": _iso(self.at),
+            "source": self.source,
+            "before": self.before.to_json(),
+            "after": self.after.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every figure of one evaluation. :meth:`to_json` is the ``evaluate --json`` contract.
+
+    ``frame`` holds one row per evaluated shipment with each selector's score and the labels
+    (:data:`FRAME_COLUMNS`), for plots and for analysts who want to dig further.
+    """
+
+    model: dict[str, Any]
+    window: dict[str, Any]
+    label_sources: tuple[LabelSource, ...]
+    budgets: BudgetTable
+    per_port: dict[str, BudgetTable]
+    pr_auc: PrAucTable
+    calibration: Calibration
+    shift: Shift
+    frame: pl.DataFrame = field(repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": dict(self.model),
+            "window": dict(self.window),
+            "budgets": _budgets_json(self.budgets),
+            "perPort": {port: _budgets_json(t) for port, t in self.per_port.items()},
+            "prAuc": {
+                sel: {src: _num(v) for src, v in by_src.items()}
+                for sel, by_src in self.pr_auc.items()
+            },
+            "calibration": self.calibration.to_json(),
+            "shift": self.shift.to_json(),
+        }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def evaluate(
+    data_dir: Path,
+    bundle: ModelBundle,
+    *,
+    report_dir: Path | None = None,
+    watchlist: Watchlist | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Evaluate ``bundle`` on the shipments of ``data_dir`` it never saw; write a report if asked.
+
+    ``watchlist`` feeds the model's watchlist features and the ``watchlist`` baseline (default:
+    the packaged one). Every shipment is scored, so history features see the whole past, and
+    only the unseen window is kept.
+    ``on_stage(message)`` is told what is being done, for a status line.
+    """
+    stage = on_stage or (lambda _message: None)
+    data_dir = Path(data_dir)
+    after = _test_window_start(bundle)
+
+    stage("scoring shipments")
+    wl = watchlist or load_watchlist(None)
+    shipments = scan_table(data_dir, "shipments")
+    goods = scan_table(data_dir, "goods")
+    inspections = scan_table(data_dir, "inspections")
+    scores = score_tables(bundle, shipments, goods, inspections, wl).filter(
+        pl.col("declared_at") > after
+    )
+    if scores.height == 0:
+        last = shipments.select(pl.col("declared_at").max()).collect().item()
+        raise DataError(
+            f"{data_dir}: no shipments declared after {after.isoformat()}, the end of model "
+            f"{bundle.version}'s validation window (the data ends {_iso(last)}); evaluate on data "
+            "newer than the model's training window"
+        )
+    ids = scores.select("shipment_id")
+    window_ships = shipments.join(ids.lazy(), on="shipment_id", how="semi").collect()
+    window_goods = goods.join(ids.lazy(), on="shipment_id", how="semi").collect()
+
+    stage("applying baselines")
+    frame = (
+        scores.select("shipment_id", "declared_at", "port_of_entry", "risk_score")
+        .join(rule_scores(window_ships, window_goods), on="shipment_id", how="left")
+        .join(watchlist_evidence(wl.match_goods(window_goods)), on="shipment_id", how="left")
+        .with_columns(
+            pl.col("rule_score").fill_null(0), *(pl.col(c).fill_null(0) for c in _EVIDENCE_COLUMNS)
+        )
+    )
+    frame = frame.with_columns(tiebreak=tiebreak_keys(frame["shipment_id"]))
+    frame = frame.join(_observed_labels(data_dir), on="shipment_id", how="left").with_columns(
+        pl.col("inspected").fill_null(False), pl.col("observed").fill_null(False)
+    )
+    label_sources: tuple[LabelSource, ...] = ("observed",)
+    if table_path(data_dir, "truth").exists():
+        frame = _join_truth(frame, data_dir)
+        label_sources = ("observed", "truth")
+    frame = frame.sort("declared_at", "shipment_id").select(
+        *FRAME_COLUMNS, *(["truth"] if "truth" in label_sources else [])
+    )
+
+    stage("computing metrics")
+    start, end = frame["declared_at"].min(), frame["declared_at"].max()
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise DataError(f"{data_dir}: the evaluated shipments have no declared_at values")
+    shift_at, shift_source = shift_date(data_dir, start, end)
+    before = frame.filter(pl.col("declared_at") < shift_at)
+    later = frame.filter(pl.col("declared_at") >= shift_at)
+    ports = sorted(frame["port_of_entry"].unique().to_list())
+    evaluation = Evaluation(
+        model={
+            "version": bundle.version,
+            "trainedAt": bundle.meta.trained_at.isoformat(),
+            "watchlistVersion": bundle.meta.watchlist_version,
+            "evaluatedWithWatchlist": wl.version,
+            "windows": {k: list(v) for k, v in bundle.meta.windows.items()},
+        },
+        window={
+            "after": after.isoformat(),
+            "start": _iso(start),
+            "end": _iso(end),
+            "shipments": frame.height,
+            "inspected": int(frame["inspected"].sum()),
+            "positives": _positives(frame, label_sources),
+            "labelSources": list(label_sources),
+            "ports": {p: int((frame["port_of_entry"] == p).sum()) for p in ports},
+        },
+        label_sources=label_sources,
+        budgets=budget_metrics(frame, label_sources),
+        per_port={
+            p: budget_metrics(frame.filter(pl.col("port_of_entry") == p), label_sources)
+            for p in ports
+        },
+        pr_auc=pr_auc(frame, label_sources),
+        calibration=calibration(frame),
+        shift=Shift(
+            at=shift_at,
+            source=shift_source,
+            before=_segment(before, label_sources),
+            after=_segment(later, label_sources),
+        ),
+        frame=frame,
+    )
+    if report_dir is not None:
+        stage("writing report")
+        from training.evaluation_report import write_report
+
+        write_report(evaluation, Path(report_dir))
+    return evaluation
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def rule_scores(shipments: pl.DataFrame, goods: pl.DataFrame) -> pl.DataFrame:
+    """``shipment_id``, ``rule_score`` (0 to 3): the legacy rule described in the module doc."""
+    chemical = (
+        goods.filter(pl.col("hs_code").str.slice(0, 2).is_in(RULE_CHAPTERS))
+        .select("shipment_id")
+        .unique()
+        .with_columns(chem=pl.lit(1, dtype=pl.Int32))
+    )
+    return (
+        shipments.select("shipment_id", "origin_country", "transshipment_ports")
+        .join(chemical, on="shipment_id", how="left")
+        .select(
+            "shipment_id",
+            rule_score=(
+                pl.col("chem").fill_null(0)
+                + pl.col("origin_country").is_in(RULE_ORIGINS).fill_null(False).cast(pl.Int32)
+                + (pl.col("transshipment_ports").list.len().fill_null(0) > 0).cast(pl.Int32)
+            ).cast(pl.Int32),
+        )
+    )
+
+
+def watchlist_evidence(hits: pl.DataFrame) -> pl.DataFrame:
+    """``shipment_id`` and, per match type, how many goods lines have it as strongest evidence.
+
+    ``hits`` is :meth:`Watchlist.match_goods` output. Unknown match types count for nothing.
+    """
+    rank = {t: i for i, t in enumerate(WATCHLIST_EVIDENCE)}
+    per_line = (
+        hits.select(
+            "shipment_id",
+            "line_no",
+            level=pl.col("match_type").replace_strict(rank, default=None, return_dtype=pl.Int32),
+        )
+        .drop_nulls("level")
+        .group_by("shipment_id", "line_no")
+        .agg(pl.col("level").min())
+    )
+    return per_line.group_by("shipment_id").agg(
+        (pl.col("level") == i).sum().cast(pl.Int32).alias(c)
+        for i, c in enumerate(_EVIDENCE_COLUMNS)
+    )
+
+
+def tiebreak_keys(shipment_ids: pl.Series | Iterable[str]) -> pl.Series:
+    """A stable 64-bit hash of each shipment id: the tie-break of every ranking.
+
+    Not polars' own hash, which may change between versions; figures must not.
+    """
+    values = [
+        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
+        for s in (shipment_ids.to_list() if isinstance(shipment_ids, pl.Series) else shipment_ids)
+    ]
+    return pl.Series("tiebreak", values, dtype=pl.UInt64)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def budget_size(share: float, shipments: int) -> int:
+    """How many of ``shipments`` a budget of ``share`` opens: rounded up, so a small port with
+    any budget opens at least one."""
+    return math.ceil(round(share * shipments, 9)) if shipments else 0
+
+
+def ranking(frame: pl.DataFrame, selector: Selector) -> np.ndarray:
+    """Row indices of ``frame`` from first to last pick of ``selector`` (not ``random``)."""
+    tie = frame["tiebreak"].to_numpy()
+    keys: list[np.ndarray]
+    if selector == "model":
+        keys = [-frame["risk_score"].to_numpy().astype(np.float64)]
+    elif selector == "rules":
+        keys = [-frame["rule_score"].to_numpy().astype(np.int64)]
+    elif selector == "watchlist":
+        keys = [-frame[c].to_numpy().astype(np.int64) for c in _EVIDENCE_COLUMNS]
+    else:
+        raise ValueError(f"{selector!r} has no ranking; its figures are expectations")
+    return np.lexsort([tie, *reversed(keys)])
+
+
+def _labels(frame: pl.DataFrame, source: LabelSource) -> np.ndarray:
+    return frame[source].to_numpy().astype(np.int64)
+
+
+def budget_metrics(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> BudgetTable:
+    """Every selector at every budget of ``frame``'s shipments, against each label source."""
+    n = frame.height
+    inspected = frame["inspected"].to_numpy().astype(np.int64)
+    orders = {s: ranking(frame, s) for s in SELECTORS if s != "random"}
+    table: BudgetTable = {key: {} for key in BUDGET_KEYS}
+    for share, key in zip(BUDGETS, BUDGET_KEYS, strict=True):
+        k = budget_size(share, n)
+        for selector in SELECTORS:
+            table[key][selector] = {
+                src: (
+                    _random_metrics(_labels(frame, src), inspected, k, src)
+                    if selector == "random"
+                    else _ranked_metrics(_labels(frame, src), inspected, orders[selector], k, src)
+                )
+                for src in label_sources
+            }
+    return table
+
+
+def _ranked_metrics(
+    y: np.ndarray, inspected: np.ndarray, order: np.ndarray, k: int, source: LabelSource
+) -> BudgetMetrics:
+    chosen = order[:k]
+    positives = int(y.sum())
+    found = int(y[chosen].sum())
+    extra: dict[str, float | None] = {}
+    if source == "observed":
+        opened = int(inspected[chosen].sum())
+        extra = {"inspected_selected": float(opened), "precision_inspected": _ratio(found, opened)}
+    return BudgetMetrics(
+        selected=k,
+        positives=positives,
+        positives_found=float(found),
+        precision=_ratio(found, k),
+        recall=_ratio(found, positives),
+        **extra,
+    )
+
+
+def _random_metrics(
+    y: np.ndarray, inspected: np.ndarray, k: int, source: LabelSource
+) -> BudgetMetrics:
+    n, positives = len(y), int(y.sum())
+    found = k * positives / n if n else 0.0
+    extra: dict[str, float | None] = {}
+    if source == "observed":
+        opened = k * int(inspected.sum()) / n if n else 0.0
+        extra = {
+            "inspected_selected": opened,
+            "precision_inspected": _ratio(positives, int(inspected.sum())),
+        }
+    return BudgetMetrics(
+        selected=k,
+        positives=positives,
+        positives_found=found,
+        precision=_ratio(positives, n) if k else None,
+        recall=_ratio(k, n) if positives else None,
+        **extra,
+    )
+
+
+def average_precision(hits_in_order: np.ndarray) -> float | None:
+    """Average precision of a ranking, given its labels from first pick to last.
+
+    Equal to scikit-learn's ``average_precision_score`` when no scores tie; ties are already
+    broken by the ranking. None when there are no positives.
+    """
+    hits = np.asarray(hits_in_order, dtype=np.float64)
+    total = hits.sum()
+    if total == 0:
+        return None
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / total)
+
+
+def expected_random_average_precision(n: int, positives: int) -> float | None:
+    """Average precision of a uniformly random ordering, in expectation, exactly.
+
+    With ``y`` a random permutation, ``E[y_k · Σ_{j≤k} y_j] = P/n + (k-1)·P(P-1)/(n(n-1))``;
+    dividing by ``k`` and summing gives ``H_n/n + (P-1)(n-H_n)/(n(n-1))``. It tends to the base
+    rate ``P/n`` for large ``n``.
+    """
+    if positives == 0 or n == 0:
+        return None
+    if n == 1:
+        return 1.0
+    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+    return harmonic / n + (positives - 1) * (n - harmonic) / (n * (n - 1))
+
+
+def pr_auc(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> PrAucTable:
+    """Average precision of each selector's full ranking against each label source."""
+    out: PrAucTable = {}
+    for selector in SELECTORS:
+        out[selector] = {}
+        for src in label_sources:
+            y = _labels(frame, src)
+            out[selector][src] = (
+                expected_random_average_precision(len(y), int(y.sum()))
+                if selector == "random"
+                else average_precision(y[ranking(frame, selector)])
+            )
+    return out
+
+
+def precision_recall_curve(hits_in_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at each positive of a ranking, the corners of its PR curve.
+
+    Drawn as steps (precision ``p_i`` over recall ``(r_{i-1}, r_i]``) the area is exactly
+    :func:`average_precision`; a million-shipment ranking gives as many points as positives.
+    Empty arrays without positives.
+    """
+    hits = np.asarray(hits_in_order, dtype=np.float64)
+    total = hits.sum()
+    if total == 0:
+        return np.empty(0), np.empty(0)
+    at = np.flatnonzero(hits)
+    found = np.arange(1, len(at) + 1, dtype=np.float64)
+    return found / (at + 1), found / total
+
+
+def calibration(frame: pl.DataFrame, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Brier score and an equal-width reliability table of the model on inspected shipments."""
+    inspected = frame.filter(pl.col("inspected"))
+    p = inspected["risk_score"].to_numpy().astype(np.float64)
+    y = inspected["observed"].to_numpy().astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    table = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        table.append(
+            CalibrationBin(
+                lower=float(edges[b]),
+                upper=float(edges[b + 1]),
+                count=count,
+                mean_predicted=float(p[mask].mean()) if count else None,
+                observed_rate=float(y[mask].mean()) if count else None,
+            )
+        )
+    return Calibration(
+        brier=float(np.mean((p - y) ** 2)) if len(p) else None,
+        inspected=len(p),
+        positives=int(y.sum()),
+        bins=tuple(table),
+    )
+
+
+# --------------------------------------------------------------------------- window and shift
+
+
+def _test_window_start(bundle: ModelBundle) -> datetime:
+    """The end of the validation window: evaluation takes what was declared after it."""
+    valid = bundle.meta.windows.get("valid")
+    if not valid:
+        raise DataError(
+            f"model {bundle.version} records no validation window, so the shipments it never "
+            "saw cannot be told apart; retrain it with this version of centinela"
+        )
+    return _as_utc(datetime.fromisoformat(valid[1]))
+
+
+def shift_date(data_dir: Path, start: datetime, end: datetime) -> tuple[datetime, str]:
+    """Where to split the window ``[start, end]`` into before and after the tactic shift.
+
+    The first shift date named in ``manifest.json`` (:data:`SHIFT_KEYS`) inside the window;
+    else the 4-piperidone scheduling date if inside; else the window's midpoint. The second
+    value says which was used.
+    """
+    for name, when in _manifest_shifts(Path(data_dir) / "manifest.json"):
+        if start < when <= end:
+            return when, f"manifest: {name}"
+    scheduled = datetime.combine(SCHEDULING_4_PIPERIDONE, time(), tzinfo=UTC)
+    if start < scheduled <= end:
+        return scheduled, f"4-piperidone scheduling (reference §1a), {SCHEDULING_4_PIPERIDONE}"
+    return start + (end - start) / 2, "midpoint of the evaluated window"
+
+
+def _manifest_shifts(path: Path) -> list[tuple[str, datetime]]:
+    if not path.exists():
+        return []
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        return []
+    scopes = [manifest, manifest.get("parameters")]
+    found: list[tuple[str, datetime]] = []
+    for scope in scopes:
+        if not isinstance(scope, dict):
+            continue
+        for key in SHIFT_KEYS:
+            if key in scope:
+                found.extend(_parse_shifts(key, scope[key]))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _parse_shifts(key: str, value: Any) -> list[tuple[str, datetime]]:
+    """Accepts a date, a list of dates, a list of ``{"name", "date"}`` or a name → date map."""
+    items: list[tuple[str, Any]]
+    if isinstance(value, str):
+        items = [(key, value)]
+    elif isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [
+            (str(v.get("name", key)), v.get("date")) if isinstance(v, Mapping) else (key, v)
+            for v in value
+        ]
+    else:
+        return []
+    out = []
+    for name, raw in items:
+        try:
+            out.append((name, _as_utc(datetime.fromisoformat(str(raw)))))
+        except ValueError:
+            continue
+    return out
+
+
+def _segment(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> Segment:
+    start = frame["declared_at"].min() if frame.height else None
+    end = frame["declared_at"].max() if frame.height else None
+    return Segment(
+        start=start if isinstance(start, datetime) else None,
+        end=end if isinstance(end, datetime) else None,
+        shipments=frame.height,
+        positives=_positives(frame, label_sources),
+        budgets=budget_metrics(frame, label_sources),
+    )
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _observed_labels(data_dir: Path) -> pl.DataFrame:
+    return (
+        scan_table(data_dir, "inspections")
+        .group_by("shipment_id")
+        .agg(pl.lit(True).alias("inspected"), pl.col("positive").fill_null(False).any())
+        .rename({"positive": "observed"})
+        .collect()
+    )
+
+
+def _join_truth(frame: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
+    truth = (
+        scan_table(data_dir, "truth")
+        .group_by("shipment_id")
+        .agg(pl.col("illicit").fill_null(False).any().alias("truth"))
+        .collect()
+    )
+    joined = frame.join(truth, on="shipment_id", how="left")
+    missing = joined["truth"].null_count()
+    if missing:
+        raise DataError(
+            f"{table_path(data_dir, 'truth')}: no ground truth for {missing} of the "
+            f"{frame.height} evaluated shipments"
+        )
+    return joined
+
+
+def _positives(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> dict[LabelSource, int]:
+    return {src: int(frame[src].sum()) for src in label_sources}
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def _budgets_json(table: BudgetTable) -> dict[str, Any]:
+    return {
+        key: {
+            sel: {src: m.to_json() for src, m in by_src.items()} for sel, by_src in by_sel.items()
+        }
+        for key, by_sel in table.items()
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _num(value: float | None) -> float | None:
+    """A JSON-safe number: None for missing, NaN or infinite values."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), _ROUND)
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
