@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,14 +29,6 @@ MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
 
 
-@dataclass(frozen=True, slots=True)
-class LaneThresholds:
-    """Scores at or above ``red`` go RED, at or above ``yellow`` go YELLOW."""
-
-    red: float
-    yellow: float
-
-
 @dataclass(frozen=True)
 class BundleMeta:
     version: str
@@ -45,7 +36,9 @@ class BundleMeta:
     code_version: str
     watchlist_version: str
     schema: list[dict[str, Any]]
-    lanes: dict[str, LaneThresholds]  # per port; key "default" for any other port
+    # Reference distribution of calibrated scores per port ("default" for any other port):
+    # 1001 quantiles from the validation window, which lane budgets turn into thresholds.
+    score_quantiles: dict[str, list[float]]
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     data_fingerprint: str = ""
@@ -64,17 +57,6 @@ class BundleMeta:
         calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
         return calibrated
 
-    def thresholds(self, port: str) -> LaneThresholds:
-        return self.lanes.get(port) or self.lanes["default"]
-
-    def assign_lanes(self, ports: Sequence[str], scores: np.ndarray) -> list[str]:
-        """The lane of each score at its port: the one definition of score -> lane."""
-        out = []
-        for port, score in zip(ports, scores.tolist(), strict=True):
-            t = self.thresholds(port)
-            out.append("red" if score >= t.red else "yellow" if score >= t.yellow else "green")
-        return out
-
     def to_json(self) -> dict[str, Any]:
         return {
             "format": BUNDLE_FORMAT,
@@ -84,7 +66,7 @@ class BundleMeta:
             "watchlist_version": self.watchlist_version,
             "schema": self.schema,
             "schema_fingerprint": schema_fingerprint(self.schema),
-            "lanes": {p: {"red": t.red, "yellow": t.yellow} for p, t in self.lanes.items()},
+            "score_quantiles": self.score_quantiles,
             "params": self.params,
             "metrics": self.metrics,
             "data_fingerprint": self.data_fingerprint,
@@ -97,19 +79,16 @@ class BundleMeta:
     def from_json(cls, doc: dict[str, Any]) -> BundleMeta:
         if doc.get("format") != BUNDLE_FORMAT:
             raise ModelError(f"bundle format {doc.get('format')!r} is not {BUNDLE_FORMAT}")
-        lanes = {
-            port: LaneThresholds(float(t["red"]), float(t["yellow"]))
-            for port, t in doc["lanes"].items()
-        }
-        if "default" not in lanes:
-            raise ModelError("bundle has no default lane thresholds")
+        quantiles = {str(p): [float(x) for x in q] for p, q in doc["score_quantiles"].items()}
+        if "default" not in quantiles:
+            raise ModelError("bundle has no default reference score distribution")
         return cls(
             version=str(doc["version"]),
             trained_at=datetime.fromisoformat(doc["trained_at"]),
             code_version=str(doc["code_version"]),
             watchlist_version=str(doc["watchlist_version"]),
             schema=list(doc["schema"]),
-            lanes=lanes,
+            score_quantiles=quantiles,
             params=dict(doc.get("params", {})),
             metrics={k: float(v) for k, v in doc.get("metrics", {}).items()},
             data_fingerprint=str(doc.get("data_fingerprint", "")),

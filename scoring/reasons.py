@@ -223,6 +223,12 @@ def model_reasons(
     return reasons
 
 
+EXPLORATION_REASON = Reason(
+    "RANDOM_SELECTION",
+    "Seleccionado al azar para control de calidad del modelo; no indica riesgo",
+    "Selected at random to keep the model honest; not an indication of risk",
+)
+
 _MATCH_WORDS = {
     "cas": ("número CAS", "CAS number"),
     "hs_specific": ("fracción arancelaria específica", "specific HS code"),

@@ -21,7 +21,8 @@ from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
-from scoring.reasons import Reason, model_reasons, watchlist_reason
+from scoring.lanes import LanePolicy
+from scoring.reasons import EXPLORATION_REASON, Reason, model_reasons, watchlist_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class Scored:
     port_of_entry: str
     risk_score: float
     lane: str
+    random_selection: bool
+    propensity: float
     reasons: tuple[Reason, ...]
     watchlist_hits: tuple[HitRef, ...]
     features: dict[str, float]
@@ -61,8 +64,11 @@ class ScoredBatch:
 
 @dataclass(frozen=True)
 class Scorer:
+    """One consistent serving snapshot: model, watchlist and lane policy."""
+
     bundle: ModelBundle
     watchlist: Watchlist
+    policy: LanePolicy
 
     @property
     def model_version(self) -> str:
@@ -90,7 +96,6 @@ class Scorer:
         contributions = np.asarray(
             booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64
         )
-        lanes = self.bundle.meta.assign_lanes([s.port_of_entry for s in shipments], scores)
         hits_by_id: dict[str, list[HitRef]] = {}
         identified = computed.hits.filter(pl.col("strength") >= EVIDENCE_THRESHOLD)
         for h in identified.iter_rows(named=True):
@@ -113,12 +118,18 @@ class Scorer:
                 watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
             ]
             reasons += model_reasons(contrib, values)
+            score = float(scores[row])
+            decided = self.policy.decide(shipment.port_of_entry, score, shipment.shipment_id)
+            if decided.random_selection:
+                reasons.insert(0, EXPLORATION_REASON)
             out.append(
                 Scored(
                     shipment_id=shipment.shipment_id,
                     port_of_entry=shipment.port_of_entry,
-                    risk_score=float(scores[row]),
-                    lane=lanes[row],
+                    risk_score=score,
+                    lane=decided.lane,
+                    random_selection=decided.random_selection,
+                    propensity=decided.propensity,
                     reasons=tuple(reasons),
                     watchlist_hits=hits,
                     features=values,

@@ -7,6 +7,7 @@ raises and leaves the versions already serving in place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -19,6 +20,8 @@ from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
+from scoring.bundle import ModelBundle
+from scoring.lanes import LanePolicy
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.scorer import HitRef, Scored, Scorer
@@ -86,7 +89,7 @@ class ScoringService:
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
                 )
             self._watchlist = watchlist
-            self._scorer = Scorer(bundle, watchlist)
+            self._scorer = Scorer(bundle, watchlist, self._policy(bundle))
             log.info(
                 "model loaded",
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
@@ -101,7 +104,7 @@ class ScoringService:
             watchlist = load_watchlist(self.settings.watchlist_file)
             self._watchlist = watchlist
             if self._scorer is not None:
-                self._scorer = Scorer(self._scorer.bundle, watchlist)
+                self._scorer = dataclasses.replace(self._scorer, watchlist=watchlist)
             log.info("watchlist loaded", extra={"watchlist_version": watchlist.version})
             return watchlist
 
@@ -126,16 +129,20 @@ class ScoringService:
         state.add_shipments(batch.basics)
         return [self._decide(scorer, s) for s in batch.scored]
 
+    def _policy(self, bundle: ModelBundle) -> LanePolicy:
+        return LanePolicy(
+            bundle.meta.score_quantiles, self.settings.lane_budgets, self.settings.exploration_seed
+        )
+
     def _decide(self, scorer: Scorer, scored: Scored) -> Decision:
-        selected = scored.lane != "green"
         return Decision(
             decision_id=uuid.uuid4().hex,
             shipment_id=scored.shipment_id,
             port_of_entry=scored.port_of_entry,
             risk_score=scored.risk_score,
             lane=scored.lane,
-            random_selection=False,
-            propensity=1.0 if selected else 0.0,
+            random_selection=scored.random_selection,
+            propensity=scored.propensity,
             reasons=scored.reasons,
             watchlist_hits=scored.watchlist_hits,
             model_version=scorer.model_version,

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from features.errors import ConfigError, FieldViolation
+from scoring.lanes import Budget
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
     )
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
+    )
+    lane_budgets: dict[str, Budget] = Field(
+        default_factory=lambda: {"default": Budget()},
+        description="Inspection budget per port (UN/LOCODE); 'default' covers the others.",
+    )
+    exploration_seed: int = Field(
+        20241203, description="Seed of the exploration draw (a hash of it and the shipment id)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs on stderr."

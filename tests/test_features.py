@@ -16,6 +16,7 @@ from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
 from scoring.bulk import score_tables
+from scoring.lanes import Budget, LanePolicy
 from scoring.registry import Registry
 from scoring.scorer import Scorer
 
@@ -96,7 +97,14 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
     live = shipments.slice(start)
     assert live["declared_at"].min() >= cut  # type: ignore[operator]
 
-    bulk = score_tables(bundle, shipments, goods, inspections, watchlist).slice(start)
+    bulk = score_tables(
+        bundle,
+        shipments,
+        goods,
+        inspections,
+        watchlist,
+        LanePolicy(bundle.meta.score_quantiles, {"default": Budget()}, seed=3),
+    ).slice(start)
     bulk_features = build_features(
         shipments, goods, inspections, watchlist, bundle.meta.reference
     ).slice(start)
@@ -109,7 +117,8 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
     pending = inspections.filter(pl.col("reported_at") >= cut).sort("reported_at")
     pending_rows = pending.iter_rows(named=True)
     next_outcome = next(pending_rows, None)
-    scorer = Scorer(bundle, watchlist)
+    policy = LanePolicy(bundle.meta.score_quantiles, {"default": Budget()}, seed=3)
+    scorer = Scorer(bundle, watchlist, policy)
     live_goods = goods.filter(pl.col("shipment_id").is_in(live["shipment_id"].implode()))
     records = shipments_from_frames(live, live_goods)
     live_frames, live_scores = [], []
@@ -121,10 +130,13 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
             next_outcome = next(pending_rows, None)
         batch = scorer.score_batch([shipment], state)
         live_frames.append(batch.features)
-        live_scores.append(batch.scored[0].risk_score)
+        scored = batch.scored[0]
+        live_scores.append((scored.risk_score, scored.lane, scored.propensity))
         state.add_shipments(batch.basics)
 
     assert len(records) == live_count
     assert_frames_identical(pl.concat(live_frames), bulk_features)
-    assert live_scores == bulk["risk_score"].to_list()
+    assert live_scores == list(
+        zip(bulk["risk_score"], bulk["lane"], bulk["propensity"], strict=True)
+    )
     assert sum(1 for f in live_frames if f["consignee_count_365d"][0] > 0) > 100

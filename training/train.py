@@ -31,11 +31,10 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import LaneThresholds, new_meta, save_bundle
+from scoring.bundle import new_meta, save_bundle
+from scoring.lanes import score_quantiles
 from scoring.registry import Registry
 
-DEFAULT_RED_SHARE = 0.02
-DEFAULT_YELLOW_SHARE = 0.08
 TRAIN_SHARE, VALID_SHARE = 0.70, 0.15
 
 
@@ -120,22 +119,14 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float((precision * hits).sum() / hits.sum())
 
 
-def lane_thresholds(
-    ports: np.ndarray, scores: np.ndarray, red_share: float, yellow_share: float
-) -> dict[str, LaneThresholds]:
-    """Per-port score cut-offs so that about ``red_share`` of shipments go RED, and so on."""
-
-    def cut(s: np.ndarray) -> LaneThresholds:
-        red = float(np.quantile(s, 1 - red_share))
-        yellow = float(np.quantile(s, 1 - red_share - yellow_share))
-        return LaneThresholds(red=red, yellow=min(yellow, red))
-
-    lanes = {"default": cut(scores)}
+def reference_quantiles(ports: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
+    """Per-port reference score distributions (ports with 200+ shipments) and a default."""
+    out = {"default": score_quantiles(scores)}
     for port in np.unique(ports):
         mask = ports == port
         if mask.sum() >= 200:
-            lanes[str(port)] = cut(scores[mask])
-    return lanes
+            out[str(port)] = score_quantiles(scores[mask])
+    return out
 
 
 def train(
@@ -244,7 +235,7 @@ def train(
         trained_at=datetime.now(UTC),
         code_version="",
         watchlist_version="",
-        lanes={"default": LaneThresholds(1.0, 1.0)},
+        score_quantiles={"default": [0.0, 1.0]},
         **meta_kwargs,
     ).calibrate
 
@@ -264,9 +255,7 @@ def train(
     }
     valid_all = parts["valid"]
     ref_scores = calibrate(np.asarray(booster.predict(feature_matrix(valid_all)), dtype=np.float64))
-    lanes = lane_thresholds(
-        valid_all["port_of_entry"].to_numpy(), ref_scores, DEFAULT_RED_SHARE, DEFAULT_YELLOW_SHARE
-    )
+    quantiles = reference_quantiles(valid_all["port_of_entry"].to_numpy(), ref_scores)
     registry = Registry(registry_dir)
     version = registry.next_version()
     meta = new_meta(
@@ -274,7 +263,7 @@ def train(
         trained_at=datetime.now(UTC),
         code_version=code_version(),
         watchlist_version=watchlist.version,
-        lanes=lanes,
+        score_quantiles=quantiles,
         params={
             **params,
             "max_rounds": max_rounds,
