@@ -52,7 +52,7 @@ def main() -> None:
         shipments = shipments_from_world(data, args.requests)
         requests = [request_for(s) for s in shipments]
 
-        service = ScoringService(server_settings(registry))
+        service = ScoringService(server_settings(registry, Path(tmp) / "in-process"))
         service.load()
         base: list[float] = []
         for s in shipments:
@@ -60,7 +60,7 @@ def main() -> None:
             service.score([s])
             base.append(time.perf_counter() - t0)
 
-        running = ServerThread(server_settings(registry))
+        running = ServerThread(server_settings(registry, Path(tmp) / "served"))
         try:
             assert running.load()
             stub = pb_grpc.RiskScoringStub(running.channel)

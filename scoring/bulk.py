@@ -27,7 +27,8 @@ def score_tables(
     budgets over the bundle's reference distributions), in the order of ``shipments``.
 
     ``inspections`` are the outcomes known so far; each shipment's features use only those
-    reported before it was declared.
+    reported before it was declared. Lanes here come from the budget policy alone: the hard
+    rules, which can only raise a lane, are applied on the live path.
     """
     features = build_features(shipments, goods, inspections, watchlist, bundle.meta.reference)
     scores = bundle.predict(feature_matrix(features))

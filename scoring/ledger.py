@@ -26,7 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+from features.build import context_rows
 from features.errors import ConfigError
+from features.state import EntityState
+from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
 
 GENESIS = "0" * 64
 _SCHEMA = """
@@ -238,6 +243,67 @@ def verify(path: Path) -> VerifyResult:
         conn.close()
 
 
+@dataclass(frozen=True)
+class LedgerContents:
+    """Decision payloads by id, and each decision's outcome payloads in version order (each
+    with ``recorded_at``)."""
+
+    decisions: dict[str, dict[str, Any]]
+    outcomes: dict[str, list[dict[str, Any]]]
+
+
+def read_contents(path: Path) -> LedgerContents:
+    if not Path(path).exists():
+        raise ConfigError(f"ledger {path} does not exist")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    decisions: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for row in iter_rows(conn):
+            payload = json.loads(row.payload)
+            if row.kind == "decision":
+                decisions[row.decision_id] = payload
+            else:
+                outcomes.setdefault(row.decision_id, []).append(
+                    {**payload, "recorded_at": row.recorded_at}
+                )
+    finally:
+        conn.close()
+    return LedgerContents(decisions, outcomes)
+
+
+def _frames(contents: LedgerContents) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ships = [
+        {**d["shipment"], "declared_at": datetime.fromisoformat(d["shipment"]["declared_at"])}
+        for d in contents.decisions.values()
+    ]
+    goods = [line for d in contents.decisions.values() for line in d["goods"]]
+    return (
+        pl.DataFrame(ships, schema=SHIPMENTS_SCHEMA),
+        pl.DataFrame(goods, schema=GOODS_SCHEMA),
+    )
+
+
+def replay_into(state: EntityState, path: Path) -> None:
+    """Bring a live entity state up to date with the ledger: every decided shipment, and the
+    first definite result of each inspected one, as the live path credited them."""
+    if not Path(path).exists():
+        return
+    contents = read_contents(path)
+    if not contents.decisions:
+        return
+    shipments, goods = _frames(contents)
+    state.add_shipments(context_rows(shipments, goods))
+    for decision_id, versions in contents.outcomes.items():
+        first = versions[0]
+        if first["inspected"] and first["result"] != "inconclusive":
+            state.add_outcome(
+                contents.decisions[decision_id]["shipment"]["shipment_id"],
+                datetime.fromisoformat(first["recorded_at"]),
+                first["result"] == "positive",
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class ExportResult:
     shipments: int
@@ -252,50 +318,30 @@ def export(path: Path, out_dir: Path) -> ExportResult:
     A decision's latest outcome version wins; outcomes reported as not inspected give no
     inspection row. ``selection_probability`` is the decision's recorded propensity.
     """
-    import polars as pl
-
-    from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
-
-    if not Path(path).exists():
-        raise ConfigError(f"ledger {path} does not exist")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    decisions: dict[str, dict[str, Any]] = {}
-    outcomes: dict[str, dict[str, Any]] = {}
-    try:
-        for row in iter_rows(conn):
-            payload = json.loads(row.payload)
-            if row.kind == "decision":
-                decisions[row.decision_id] = payload
-            else:
-                outcomes[row.decision_id] = {**payload, "_recorded_at": row.recorded_at}
-    finally:
-        conn.close()
-    ships, goods, inspections = [], [], []
-    for decision_id, d in decisions.items():
-        ships.append(d["shipment"])
-        goods.extend(d["goods"])
-        outcome = outcomes.get(decision_id)
-        if outcome and outcome["inspected"]:
-            reported = datetime.fromisoformat(outcome["_recorded_at"])
-            inspections.append(
-                {
-                    "shipment_id": d["shipment"]["shipment_id"],
-                    "inspected_at": reported,
-                    "reported_at": reported,
-                    "positive": outcome["result"] == "positive",
-                    "substances": list(outcome["substances"]),
-                    "selection_probability": max(float(d["propensity"]), 1e-6),
-                    "random_selection": bool(d["random_selection"]),
-                }
-            )
+    contents = read_contents(path)
+    shipments, goods = _frames(contents)
+    inspections = []
+    for decision_id, versions in contents.outcomes.items():
+        latest, decision = versions[-1], contents.decisions[decision_id]
+        if not latest["inspected"]:
+            continue
+        reported = datetime.fromisoformat(latest["recorded_at"])
+        inspections.append(
+            {
+                "shipment_id": decision["shipment"]["shipment_id"],
+                "inspected_at": reported,
+                "reported_at": reported,
+                "positive": latest["result"] == "positive",
+                "substances": list(latest["substances"]),
+                "selection_probability": max(float(decision["propensity"]), 1e-6),
+                "random_selection": bool(decision["random_selection"]),
+            }
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(
-        [{**s, "declared_at": datetime.fromisoformat(s["declared_at"])} for s in ships],
-        schema=SHIPMENTS_SCHEMA,
-    ).write_parquet(table_path(out_dir, "shipments"))
-    pl.DataFrame(goods, schema=GOODS_SCHEMA).write_parquet(table_path(out_dir, "goods"))
+    shipments.write_parquet(table_path(out_dir, "shipments"))
+    goods.write_parquet(table_path(out_dir, "goods"))
     pl.DataFrame(inspections, schema=INSPECTIONS_SCHEMA).write_parquet(
         table_path(out_dir, "inspections")
     )
-    return ExportResult(len(ships), len(goods), len(inspections))
+    return ExportResult(shipments.height, goods.height, len(inspections))

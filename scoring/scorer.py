@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,6 +24,13 @@ from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
 from scoring.lanes import LanePolicy
 from scoring.reasons import EXPLORATION_REASON, Reason, model_reasons, watchlist_reason
+from scoring.rules import (
+    RuleContext,
+    RuleSet,
+    evidence_from_hits,
+    mismatch_evidence,
+    strongest_lane,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class Scored:
     reasons: tuple[Reason, ...]
     watchlist_hits: tuple[HitRef, ...]
     features: dict[str, float]
+    rules_fired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,11 @@ class ScoredBatch:
 
 @dataclass(frozen=True)
 class Scorer:
-    """One consistent serving snapshot: model, watchlist and lane policy."""
+    """One consistent serving snapshot: model, watchlist, hard rules and lane policy."""
 
     bundle: ModelBundle
     watchlist: Watchlist
+    rules: RuleSet
     policy: LanePolicy
 
     @property
@@ -78,13 +88,17 @@ class Scorer:
     def watchlist_version(self) -> str:
         return str(self.watchlist.version)
 
+    @property
+    def rules_version(self) -> str:
+        return self.rules.version
+
     def features(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredFeatures:
         ship, goods = shipment_frames(shipments)
         matches = self.watchlist.match_goods_full(goods)
         basics = shipment_basics(ship, goods, self.watchlist, matches)
         context, outcomes = state.slice_for(basics)
         features = finalize(basics, outcomes, self.bundle.meta.reference, context)
-        return ScoredFeatures(features, basics, matches.hits)
+        return ScoredFeatures(features, basics, matches.hits, matches.mismatches)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
         if not shipments:
@@ -96,10 +110,14 @@ class Scorer:
         contributions = np.asarray(
             booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64
         )
-        hits_by_id: dict[str, list[HitRef]] = {}
-        identified = computed.hits.filter(pl.col("strength") >= EVIDENCE_THRESHOLD)
-        for h in identified.iter_rows(named=True):
-            hits_by_id.setdefault(h["shipment_id"], []).append(
+        all_hits = _by_shipment(computed.hits)
+        all_mismatches = _by_shipment(computed.mismatches)
+        out = []
+        for row, shipment in enumerate(shipments):
+            values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
+            contrib = dict(zip(FEATURE_NAMES, contributions[row, :-1].tolist(), strict=True))
+            rows = all_hits.get(shipment.shipment_id, [])
+            hits = tuple(
                 HitRef(
                     h["entry_id"],
                     h["name"],
@@ -108,18 +126,29 @@ class Scorer:
                     h["line_no"],
                     h["similarity"],
                 )
+                for h in rows
+                if h["strength"] >= EVIDENCE_THRESHOLD
             )
-        out = []
-        for row, shipment in enumerate(shipments):
-            values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
-            contrib = dict(zip(FEATURE_NAMES, contributions[row, :-1].tolist(), strict=True))
-            hits = tuple(hits_by_id.get(shipment.shipment_id, ()))
-            reasons = [
+            fired = self.rules.evaluate(
+                RuleContext(
+                    shipment,
+                    evidence_from_hits(rows, self.watchlist),
+                    mismatch_evidence(all_mismatches.get(shipment.shipment_id, [])),
+                    values,
+                )
+            )
+            reasons = [hit.reason for hit in fired]
+            reasons += [
                 watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
             ]
             reasons += model_reasons(contrib, values)
             score = float(scores[row])
-            decided = self.policy.decide(shipment.port_of_entry, score, shipment.shipment_id)
+            decided = self.policy.decide(
+                shipment.port_of_entry,
+                score,
+                shipment.shipment_id,
+                strongest_lane("green", fired),
+            )
             if decided.random_selection:
                 reasons.insert(0, EXPLORATION_REASON)
             out.append(
@@ -133,6 +162,7 @@ class Scorer:
                     reasons=tuple(reasons),
                     watchlist_hits=hits,
                     features=values,
+                    rules_fired=tuple(hit.rule_id for hit in fired),
                 )
             )
         return ScoredBatch(out, computed.basics, computed.features)
@@ -143,3 +173,11 @@ class ScoredFeatures:
     features: pl.DataFrame
     basics: pl.DataFrame
     hits: pl.DataFrame
+    mismatches: pl.DataFrame
+
+
+def _by_shipment(frame: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in frame.iter_rows(named=True):
+        out.setdefault(row["shipment_id"], []).append(row)
+    return out

@@ -8,22 +8,34 @@ raises and leaves the versions already serving in place.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from features.errors import Unavailable
+from features.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from features.live import goods_rows, shipment_row
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bundle import ModelBundle
 from scoring.lanes import LanePolicy
+from scoring.ledger import Entry, Ledger, replay_into
 from scoring.reasons import Reason
 from scoring.registry import Registry
+from scoring.rules import RuleSet, load_rules
 from scoring.scorer import HitRef, Scored, Scorer
 from scoring.settings import Settings
 from scoring.validation import validate_shipment
@@ -44,6 +56,30 @@ class Decision:
     watchlist_hits: tuple[HitRef, ...]
     model_version: str
     watchlist_version: str
+    rules_version: str = ""
+    rules_fired: tuple[str, ...] = ()
+
+
+RESULTS = ("positive", "negative", "inconclusive")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An inspection result reported against a decision."""
+
+    decision_id: str
+    inspected: bool
+    result: str
+    substances: tuple[str, ...] = ()
+    lab_confirmed: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReceipt:
+    decision_id: str
+    version: int
+    duplicate: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +90,7 @@ class ModelInfo:
     watchlist_version: str
     metrics: dict[str, float]
     code_version: str
+    rules_version: str
 
 
 class ScoringService:
@@ -65,7 +102,10 @@ class ScoringService:
         self._lock = threading.Lock()  # serialises reloads; scoring reads self._scorer lock-free
         self._scorer: Scorer | None = None
         self._watchlist: Watchlist | None = None
+        self._rules: RuleSet | None = None
         self.state: EntityState | None = None
+        self.ledger = Ledger(settings.ledger_path) if settings.ledger_enabled else None
+        self._outcome_lock = threading.Lock()  # one version number per outcome
 
     @property
     def ready(self) -> bool:
@@ -81,15 +121,18 @@ class ScoringService:
         """Load the watchlist and the configured model; raises and keeps state on failure."""
         with self._lock:
             watchlist = self._watchlist or load_watchlist(self.settings.watchlist_file)
+            rules = self._rules or load_rules(self.settings.rules_file, watchlist)
             bundle = self.registry.load(self.settings.model_version)
             if self.state is None:
                 self.state = EntityState.from_data_dir(self.settings.data_dir)
+                if self.ledger is not None:
+                    replay_into(self.state, self.ledger.path)
                 log.info(
                     "entity history loaded",
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
                 )
-            self._watchlist = watchlist
-            self._scorer = Scorer(bundle, watchlist, self._policy(bundle))
+            self._watchlist, self._rules = watchlist, rules
+            self._scorer = Scorer(bundle, watchlist, rules, self._policy(bundle))
             log.info(
                 "model loaded",
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
@@ -100,22 +143,27 @@ class ScoringService:
         return self.load()
 
     def reload_watchlist(self) -> Watchlist:
+        """Reload the watchlist and the rules (checked against it) together, or neither."""
         with self._lock:
             watchlist = load_watchlist(self.settings.watchlist_file)
-            self._watchlist = watchlist
+            rules = load_rules(self.settings.rules_file, watchlist)
+            self._watchlist, self._rules = watchlist, rules
             if self._scorer is not None:
-                self._scorer = dataclasses.replace(self._scorer, watchlist=watchlist)
-            log.info("watchlist loaded", extra={"watchlist_version": watchlist.version})
+                self._scorer = dataclasses.replace(self._scorer, watchlist=watchlist, rules=rules)
+            log.info(
+                "watchlist and rules loaded",
+                extra={"watchlist_version": watchlist.version, "rules_version": rules.version},
+            )
             return watchlist
 
     @property
-    def versions(self) -> tuple[str, str]:
-        """(model version, watchlist version); empty strings for what is not loaded."""
-        scorer = self._scorer
-        watchlist = self._watchlist
+    def versions(self) -> tuple[str, str, str]:
+        """(model, watchlist, rules) versions; empty strings for what is not loaded."""
+        scorer, watchlist, rules = self._scorer, self._watchlist, self._rules
         return (
             scorer.model_version if scorer else "",
             watchlist.version if watchlist else "",
+            rules.version if rules else "",
         )
 
     def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
@@ -126,8 +174,46 @@ class ScoringService:
         state = self.state
         assert state is not None
         batch = scorer.score_batch(shipments, state)
+        decisions = [self._decide(scorer, s) for s in batch.scored]
+        if self.ledger is not None:
+            pending = [
+                self.ledger.append(
+                    Entry("decision", d.decision_id, decision_payload(d, shipment, scored))
+                )
+                for d, shipment, scored in zip(decisions, shipments, batch.scored, strict=True)
+            ]
+            for future in pending:
+                future.result()  # durable before anyone sees the decision
         state.add_shipments(batch.basics)
-        return [self._decide(scorer, s) for s in batch.scored]
+        return decisions
+
+    def record_outcome(self, outcome: Outcome) -> OutcomeReceipt:
+        """Store an inspection outcome; a repeat is idempotent, a different one a new version."""
+        validate_outcome(outcome)
+        if self.ledger is None:
+            raise FailedPrecondition("outcomes need the decision ledger, which is disabled")
+        with self._outcome_lock:
+            rows = self.ledger.entries_for(outcome.decision_id)
+            decisions = [r for r in rows if r.kind == "decision"]
+            if not decisions:
+                raise NotFound(f"no decision with id {outcome.decision_id!r}")
+            previous = [json.loads(r.payload) for r in rows if r.kind == "outcome"]
+            payload = outcome_payload(outcome)
+            if previous and _same_outcome(previous[-1], payload):
+                return OutcomeReceipt(outcome.decision_id, previous[-1]["version"], True)
+            version = len(previous) + 1
+            shipment_id = json.loads(decisions[0].payload)["shipment"]["shipment_id"]
+            payload.update(version=version, shipment_id=shipment_id)
+            self.ledger.append(Entry("outcome", outcome.decision_id, payload)).result()
+        first_result = version == 1 and outcome.inspected and outcome.result != "inconclusive"
+        if first_result and self.state is not None:
+            # Later versions correct the record but not the entity history already credited.
+            self.state.add_outcome(shipment_id, datetime.now(UTC), outcome.result == "positive")
+        return OutcomeReceipt(outcome.decision_id, version, False)
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
 
     def _policy(self, bundle: ModelBundle) -> LanePolicy:
         return LanePolicy(
@@ -147,6 +233,8 @@ class ScoringService:
             watchlist_hits=scored.watchlist_hits,
             model_version=scorer.model_version,
             watchlist_version=scorer.watchlist_version,
+            rules_version=scorer.rules_version,
+            rules_fired=scored.rules_fired,
         )
 
     def model_info(self) -> ModelInfo:
@@ -159,4 +247,68 @@ class ScoringService:
             watchlist_version=scorer.watchlist_version,
             metrics=dict(meta.metrics),
             code_version=meta.code_version,
+            rules_version=scorer.rules_version,
         )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def decision_payload(decision: Decision, shipment: Shipment, scored: Scored) -> dict[str, Any]:
+    """Everything needed to audit a decision and to retrain on it, as stored in the ledger."""
+    return {
+        "decision_id": decision.decision_id,
+        "decided_at": datetime.now(UTC).isoformat(),
+        "shipment": {k: _json_value(v) for k, v in shipment_row(shipment).items()},
+        "goods": goods_rows(shipment),
+        "risk_score": decision.risk_score,
+        "lane": decision.lane,
+        "random_selection": decision.random_selection,
+        "propensity": decision.propensity,
+        "reasons": [dataclasses.asdict(r) for r in decision.reasons],
+        "watchlist_hits": [dataclasses.asdict(h) for h in decision.watchlist_hits],
+        "features": {k: _json_value(v) for k, v in scored.features.items()},
+        "model_version": decision.model_version,
+        "watchlist_version": decision.watchlist_version,
+        "rules_version": decision.rules_version,
+        "rules_fired": list(decision.rules_fired),
+    }
+
+
+def validate_outcome(outcome: Outcome) -> None:
+    out: list[FieldViolation] = []
+    if not outcome.decision_id:
+        out.append(FieldViolation("decision_id", "required"))
+    if outcome.inspected and outcome.result not in RESULTS:
+        out.append(FieldViolation("result", f"must be one of {', '.join(RESULTS)}"))
+    if not outcome.inspected and outcome.result:
+        out.append(FieldViolation("result", "must be empty when the shipment was not inspected"))
+    if len(outcome.substances) > 50:
+        out.append(FieldViolation("substances", "at most 50 substances"))
+    for i, substance in enumerate(outcome.substances):
+        if not substance.strip() or len(substance) > 128:
+            out.append(FieldViolation(f"substances[{i}]", "must be 1-128 characters"))
+    if len(outcome.notes) > 4000:
+        out.append(FieldViolation("notes", "longer than 4000 characters"))
+    if out:
+        raise InvalidInput("invalid outcome", out)
+
+
+def outcome_payload(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "decision_id": outcome.decision_id,
+        "inspected": outcome.inspected,
+        "result": outcome.result,
+        "substances": sorted(outcome.substances),
+        "lab_confirmed": outcome.lab_confirmed,
+        "notes": outcome.notes,
+    }
+
+
+def _same_outcome(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(stored.get(k) == v for k, v in new.items())

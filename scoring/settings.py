@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     watchlist_file: Path | None = Field(
         None, description="Watchlist YAML file; unset means the file shipped with Centinela."
     )
+    rules_file: Path | None = Field(
+        None, description="Hard rules YAML file; unset means the file shipped with Centinela."
+    )
     data_dir: Path = Field(
         Path("var/data"),
         description="Canonical tables of past shipments and outcomes: the entity history live "
@@ -56,6 +59,12 @@ class Settings(BaseSettings):
         20_000, ge=1_000, description="Size of the world --bootstrap simulates."
     )
     bootstrap_seed: int = Field(7, description="Seed of the bootstrap world and model.")
+    ledger_path: Path = Field(
+        Path("var/ledger.sqlite"), description="SQLite file of the decision ledger (WAL mode)."
+    )
+    ledger_enabled: bool = Field(
+        True, description="Store every decision and outcome durably before replying."
+    )
     grace_period_s: float = Field(
         10.0, ge=0, description="Seconds in-flight RPCs get to finish on SIGTERM/SIGINT."
     )

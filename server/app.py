@@ -116,6 +116,7 @@ class CentinelaServer:
         if self.endpoint is not None:
             self.endpoint.stop()
             self.endpoint = None
+        await asyncio.to_thread(self.service.close)
         log.info("stopped")
 
     async def wait(self) -> None:

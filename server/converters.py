@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.errors import FieldViolation, InvalidInput
 from features.records import GoodsLine, Party, Shipment
-from scoring.service import Decision, ModelInfo
+from scoring.service import Decision, ModelInfo, Outcome, OutcomeReceipt
 from server.errors import public_message, status_code_for
 from server.pb import risk_scoring_pb2 as pb
 
@@ -129,6 +129,7 @@ def decision_to_proto(decision: Decision) -> pb.Decision:
         ],
         model_version=decision.model_version,
         watchlist_version=decision.watchlist_version,
+        rules_version=decision.rules_version,
     )
 
 
@@ -149,6 +150,23 @@ def error_decision(shipment_id: str, error: BaseException) -> pb.Decision:
     )
 
 
+def outcome_from_proto(msg: pb.RecordOutcomeRequest) -> Outcome:
+    return Outcome(
+        decision_id=msg.decision_id,
+        inspected=msg.inspected,
+        result=msg.result,
+        substances=tuple(msg.substances),
+        lab_confirmed=msg.lab_confirmed,
+        notes=msg.notes,
+    )
+
+
+def receipt_to_proto(receipt: OutcomeReceipt) -> pb.RecordOutcomeResponse:
+    return pb.RecordOutcomeResponse(
+        decision_id=receipt.decision_id, version=receipt.version, duplicate=receipt.duplicate
+    )
+
+
 def model_info_to_proto(info: ModelInfo) -> pb.ModelInfo:
     trained_at = Timestamp()
     trained_at.FromDatetime(info.trained_at)
@@ -159,4 +177,5 @@ def model_info_to_proto(info: ModelInfo) -> pb.ModelInfo:
         watchlist_version=info.watchlist_version,
         metrics=[pb.Metric(name=k, value=v) for k, v in sorted(info.metrics.items())],
         code_version=info.code_version,
+        rules_version=info.rules_version,
     )

@@ -76,6 +76,12 @@ class Metrics:
             ["match_type"],
             registry=r,
         )
+        self.outcomes = Counter(
+            "centinela_outcomes",
+            "Inspection outcomes recorded, by result.",
+            ["result"],
+            registry=r,
+        )
         self.model_loaded = Gauge(
             "centinela_model_loaded",
             "1 while a model and watchlist are loaded and serving, else 0.",
@@ -83,8 +89,8 @@ class Metrics:
         )
         self.serving_versions = Gauge(
             "centinela_serving_info",
-            "Always 1; the labels name the model and watchlist versions serving.",
-            ["model_version", "watchlist_version"],
+            "Always 1; the labels name the model, watchlist and rules versions serving.",
+            ["model_version", "watchlist_version", "rules_version"],
             registry=r,
         )
         self.reloads = Counter(
@@ -94,9 +100,9 @@ class Metrics:
             registry=r,
         )
 
-    def set_versions(self, model_version: str, watchlist_version: str) -> None:
+    def set_versions(self, model_version: str, watchlist_version: str, rules_version: str) -> None:
         self.serving_versions.clear()
-        self.serving_versions.labels(model_version, watchlist_version).set(1)
+        self.serving_versions.labels(model_version, watchlist_version, rules_version).set(1)
         self.model_loaded.set(1 if model_version else 0)
 
 

@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
 from grpc import aio
 
 from features.errors import InvalidInput
@@ -74,10 +73,11 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def RecordOutcome(
         self, request: pb.RecordOutcomeRequest, context: Context
     ) -> pb.RecordOutcomeResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "RecordOutcome arrives with the decision ledger"
+        receipt = await asyncio.to_thread(
+            self.service.record_outcome, converters.outcome_from_proto(request)
         )
-        raise AssertionError("abort raises")
+        self.metrics.outcomes.labels(request.result or "not_inspected").inc()
+        return converters.receipt_to_proto(receipt)
 
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
         return converters.model_info_to_proto(self.service.model_info())
@@ -104,9 +104,11 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise
         self.metrics.reloads.labels(target, "ok").inc()
         await self.on_change()
-        model_version, watchlist_version = self.service.versions
+        model_version, watchlist_version, rules_version = self.service.versions
         return admin_pb2.ReloadResponse(
-            model_version=model_version, watchlist_version=watchlist_version
+            model_version=model_version,
+            watchlist_version=watchlist_version,
+            rules_version=rules_version,
         )
 
     async def ReloadModel(

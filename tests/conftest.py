@@ -31,15 +31,26 @@ def registry(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def server_settings(registry_dir: Path, **changes: object) -> Settings:
-    return load_settings(
-        grpc_port=0, metrics_port=0, registry_dir=registry_dir, grace_period_s=1.0, **changes
-    )
+def server_settings(registry_dir: Path, workdir: Path, **changes: object) -> Settings:
+    """Settings for a test server: free ports, and every file it writes under ``workdir``."""
+    values: dict[str, object] = {
+        "grpc_port": 0,
+        "metrics_port": 0,
+        "registry_dir": registry_dir,
+        "data_dir": workdir / "data",
+        "ledger_path": workdir / "ledger.sqlite",
+        "grace_period_s": 1.0,
+        **changes,
+    }
+    return load_settings(**values)
 
 
 @pytest.fixture(scope="module")
-def server(registry: Path) -> Iterator[ServerThread]:
-    running = ServerThread(server_settings(registry))
+def server(
+    registry: Path, world: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    workdir = tmp_path_factory.mktemp("server")
+    running = ServerThread(server_settings(registry, workdir, data_dir=world))
     assert running.load()
     yield running
     running.stop()

@@ -79,6 +79,7 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(registry: Path, tmp_path:
     config = tmp_path / "centinela.yaml"
     config.write_text(
         f"grpc_port: 0\nmetrics_port: 0\nregistry_dir: {registry}\ngrace_period_s: 2\n"
+        f"ledger_path: {tmp_path / 'ledger.sqlite'}\ndata_dir: {tmp_path / 'data'}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CENTINELA_")}
     proc = subprocess.Popen(

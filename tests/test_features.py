@@ -16,8 +16,9 @@ from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
 from scoring.bulk import score_tables
-from scoring.lanes import Budget, LanePolicy
+from scoring.lanes import LANE_ORDER, Budget, LanePolicy
 from scoring.registry import Registry
+from scoring.rules import load_rules
 from scoring.scorer import Scorer
 
 REFERENCE = FeatureReference(prior_rate=0.02, heading_log_value_per_kg={"2933": 4.0})
@@ -118,7 +119,7 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
     pending_rows = pending.iter_rows(named=True)
     next_outcome = next(pending_rows, None)
     policy = LanePolicy(bundle.meta.score_quantiles, {"default": Budget()}, seed=3)
-    scorer = Scorer(bundle, watchlist, policy)
+    scorer = Scorer(bundle, watchlist, load_rules(None, watchlist), policy)
     live_goods = goods.filter(pl.col("shipment_id").is_in(live["shipment_id"].implode()))
     records = shipments_from_frames(live, live_goods)
     live_frames, live_scores = [], []
@@ -131,12 +132,18 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
         batch = scorer.score_batch([shipment], state)
         live_frames.append(batch.features)
         scored = batch.scored[0]
-        live_scores.append((scored.risk_score, scored.lane, scored.propensity))
+        live_scores.append((scored.risk_score, scored.lane, scored.propensity, scored.rules_fired))
         state.add_shipments(batch.basics)
 
     assert len(records) == live_count
     assert_frames_identical(pl.concat(live_frames), bulk_features)
-    assert live_scores == list(
-        zip(bulk["risk_score"], bulk["lane"], bulk["propensity"], strict=True)
-    )
+    assert [s[0] for s in live_scores] == bulk["risk_score"].to_list()
+    # Bulk lanes come from the budget policy alone; live ones may be raised by a hard rule.
+    for (_, lane, propensity, fired), bulk_lane, bulk_propensity in zip(
+        live_scores, bulk["lane"], bulk["propensity"], strict=True
+    ):
+        if not fired:
+            assert (lane, propensity) == (bulk_lane, bulk_propensity)
+        else:
+            assert LANE_ORDER[lane] >= LANE_ORDER[bulk_lane]
     assert sum(1 for f in live_frames if f["consignee_count_365d"][0] > 0) > 100

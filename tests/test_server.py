@@ -152,10 +152,67 @@ def test_model_info(server: ServerThread) -> None:
     assert info.trained_at.seconds > 0
 
 
-def test_record_outcome_is_not_implemented_yet(server: ServerThread) -> None:
+def test_table_i_precursor_goes_red_with_its_rule_reason(server: ServerThread) -> None:
+    decision = stub(server).ScoreShipment(request_for(GOOD), timeout=10)
+    assert decision.lane == pb.LANE_RED
+    assert decision.propensity == 1.0
+    assert not decision.random_selection
+    assert decision.rules_version
+    first = decision.reasons[0]
+    assert first.code == "RULE_TABLE_I_PRECURSOR"
+    assert "Table I" in first.message_en
+    assert "Tabla I" in first.message_es
+    assert "39742-60-4" in first.message_en
+
+
+def test_replaying_a_shipment_gives_the_same_decision(server: ServerThread) -> None:
+    benign = make_shipment(
+        "REPLAY-1",
+        goods=(dataclasses.replace(GOOD.goods[1]),),
+    )
+    first = stub(server).ScoreShipment(request_for(benign), timeout=10)
+    again = stub(server).ScoreShipment(request_for(benign), timeout=10)
+    assert first.decision_id != again.decision_id
+    for field in ("risk_score", "lane", "random_selection", "propensity"):
+        assert getattr(first, field) == getattr(again, field)
+    assert [r.code for r in first.reasons] == [r.code for r in again.reasons]
+
+
+def test_record_outcome_is_idempotent_and_versions_conflicts(server: ServerThread) -> None:
+    decision = stub(server).ScoreShipment(request_for(make_shipment("OUT-1")), timeout=10)
+    report = pb.RecordOutcomeRequest(
+        decision_id=decision.decision_id,
+        inspected=True,
+        result="positive",
+        substances=["npp"],
+        lab_confirmed=True,
+        notes="20 drums, sampled",
+    )
+    first = stub(server).RecordOutcome(report, timeout=10)
+    assert (first.version, first.duplicate) == (1, False)
+    repeat = stub(server).RecordOutcome(report, timeout=10)
+    assert (repeat.version, repeat.duplicate) == (1, True)
+    report.result = "negative"
+    conflict = stub(server).RecordOutcome(report, timeout=10)
+    assert (conflict.version, conflict.duplicate) == (2, False)
+
+
+def test_record_outcome_errors(server: ServerThread) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        stub(server).RecordOutcome(pb.RecordOutcomeRequest(decision_id="x"), timeout=10)
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        stub(server).RecordOutcome(
+            pb.RecordOutcomeRequest(decision_id="nope", inspected=True, result="negative"),
+            timeout=10,
+        )
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+    assert "no decision with id 'nope'" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).RecordOutcome(
+            pb.RecordOutcomeRequest(decision_id="x", inspected=True, result="maybe"), timeout=10
+        )
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request(caught.value) == [
+        ("result", "must be one of positive, negative, inconclusive")
+    ]
 
 
 def test_reflection_lists_the_services(server: ServerThread) -> None:
@@ -188,7 +245,7 @@ def test_metrics_endpoint_shows_requests_and_latency(server: ServerThread) -> No
     assert 'centinela_grpc_request_duration_seconds_bucket{le="0.005",method=' in text
     assert 'centinela_decisions_total{lane="' in text
     assert "centinela_model_loaded 1.0" in text
-    assert 'centinela_serving_info{model_version="v0001"' in text
+    assert 'centinela_serving_info{model_version="v0001",rules_version="' in text
     assert "centinela_invalid_shipments_total" in text
 
 
@@ -200,7 +257,7 @@ def health_status(server: ServerThread, service: str = "") -> int:
 def test_health_before_and_after_loading(registry: Path, tmp_path: Path) -> None:
     empty = tmp_path / "registry"
     empty.mkdir()
-    running = ServerThread(server_settings(empty))
+    running = ServerThread(server_settings(empty, tmp_path))
     try:
         assert not running.load()
         assert health_status(running) == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scoring.registry import Registry
-from training import watchlist_cli
+from training import ledger_cli, rules_cli, watchlist_cli
 from training.cli_common import console, err_console, print_json, run
 from training.simulate.cli import simulate
 
@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 app.command("simulate", help="Generate a simulated world of manifests and outcomes.")(simulate)
 app.add_typer(watchlist_cli.app, name="watchlist")
+app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(rules_cli.app, name="rules")
 
 models_app = typer.Typer(help="List, promote and roll back model bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -35,6 +37,12 @@ REGISTRY_OPTION = typer.Option(Path("var/registry"), "--registry", help="Model r
 @app.command("train")
 def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
+    mapping: Path | None = typer.Option(
+        None,
+        "--mapping",
+        help="Mapping file (YAML) that turns your own declaration table in DATA into the "
+        "canonical tables; see docs/mapping.md.",
+    ),
     registry: Path = REGISTRY_OPTION,
     seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
     promote: bool = typer.Option(
@@ -46,6 +54,13 @@ def train_command(
     from training.train import train
 
     def body() -> None:
+        data_dir = data
+        if mapping is not None:
+            from training.mapping import mapped_data
+
+            mapped = mapped_data(data, mapping)
+            err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
+            data_dir = mapped.out_dir
         with Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -62,7 +77,7 @@ def train_command(
                 progress.update(task, completed=done, total=total)
 
             result = train(
-                data, registry, seed=seed, promote=True if promote else None, on_round=on_round
+                data_dir, registry, seed=seed, promote=True if promote else None, on_round=on_round
             )
         if json_out:
             print_json(
@@ -91,6 +106,12 @@ def train_command(
 @app.command("evaluate")
 def evaluate_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
+    mapping: Path | None = typer.Option(
+        None,
+        "--mapping",
+        help="Mapping file (YAML) that turns your own declaration table in DATA into the "
+        "canonical tables; see docs/mapping.md.",
+    ),
     model: str | None = typer.Option(
         None, "--model", help="Bundle version to evaluate (default: the promoted one)."
     ),
@@ -107,13 +128,20 @@ def evaluate_command(
     from training.evaluate import BUDGET_KEYS, SELECTORS, evaluate
 
     def body() -> None:
+        data_dir = data
+        if mapping is not None:
+            from training.mapping import mapped_data
+
+            mapped = mapped_data(data, mapping)
+            err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
+            data_dir = mapped.out_dir
         bundle = Registry(registry).load(model)
         with err_console.status(f"evaluating {bundle.version}") as status:
 
             def on_stage(message: str) -> None:
                 status.update(f"evaluating {bundle.version}: {message}")
 
-            result = evaluate(data, bundle, report_dir=report, on_stage=on_stage)
+            result = evaluate(data_dir, bundle, report_dir=report, on_stage=on_stage)
         if json_out:
             print_json(result.to_json())
             return

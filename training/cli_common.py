@@ -25,8 +25,9 @@ from features.errors import (
     NotFound,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: never break a message or a path across lines; scripts grep what we print.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x65ntinela/v1/admin.proto\x12\x0c\x63\x65ntinela.v1\"\x14\n\x12ReloadModelRequest\"\x19\n\x17ReloadWatchlistsRequest\"B\n\x0eReloadResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x19\n\x11watchlist_version\x18\x02 \x01(\t2\xaf\x01\n\x05\x41\x64min\x12M\n\x0bReloadModel\x12 .centinela.v1.ReloadModelRequest\x1a\x1c.centinela.v1.ReloadResponse\x12W\n\x10ReloadWatchlists\x12%.centinela.v1.ReloadWatchlistsRequest\x1a\x1c.centinela.v1.ReloadResponseB\x13\n\x0fmx.centinela.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x65ntinela/v1/admin.proto\x12\x0c\x63\x65ntinela.v1\"\x14\n\x12ReloadModelRequest\"\x19\n\x17ReloadWatchlistsRequest\"Y\n\x0eReloadResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x19\n\x11watchlist_version\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t2\xaf\x01\n\x05\x41\x64min\x12M\n\x0bReloadModel\x12 .centinela.v1.ReloadModelRequest\x1a\x1c.centinela.v1.ReloadResponse\x12W\n\x10ReloadWatchlists\x12%.centinela.v1.ReloadWatchlistsRequest\x1a\x1c.centinela.v1.ReloadResponseB\x13\n\x0fmx.centinela.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELOADWATCHLISTSREQUEST']._serialized_start=64
   _globals['_RELOADWATCHLISTSREQUEST']._serialized_end=89
   _globals['_RELOADRESPONSE']._serialized_start=91
-  _globals['_RELOADRESPONSE']._serialized_end=157
-  _globals['_ADMIN']._serialized_start=160
-  _globals['_ADMIN']._serialized_end=335
+  _globals['_RELOADRESPONSE']._serialized_end=180
+  _globals['_ADMIN']._serialized_start=183
+  _globals['_ADMIN']._serialized_end=358
 # @@protoc_insertion_point(module_scope)

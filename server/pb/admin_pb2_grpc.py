@@ -57,7 +57,7 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReloadWatchlists(self, request, context):
-        """Loads the watchlist file and swaps it in.
+        """Loads the watchlist file and the hard rules (validated against it) and swaps both in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

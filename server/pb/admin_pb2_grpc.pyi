@@ -36,7 +36,7 @@ class AdminStub:
     ReloadModel: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ReloadModelRequest, _admin_pb2.ReloadResponse]
     """Loads the promoted model bundle from the registry and swaps it in."""
     ReloadWatchlists: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ReloadWatchlistsRequest, _admin_pb2.ReloadResponse]
-    """Loads the watchlist file and swaps it in."""
+    """Loads the watchlist file and the hard rules (validated against it) and swaps both in."""
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -44,7 +44,7 @@ class AdminAsyncStub(AdminStub):
     ReloadModel: _aio.UnaryUnaryMultiCallable[_admin_pb2.ReloadModelRequest, _admin_pb2.ReloadResponse]  # type: ignore[assignment]
     """Loads the promoted model bundle from the registry and swaps it in."""
     ReloadWatchlists: _aio.UnaryUnaryMultiCallable[_admin_pb2.ReloadWatchlistsRequest, _admin_pb2.ReloadResponse]  # type: ignore[assignment]
-    """Loads the watchlist file and swaps it in."""
+    """Loads the watchlist file and the hard rules (validated against it) and swaps both in."""
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -61,6 +61,6 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.ReloadWatchlistsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ReloadResponse, _abc.Awaitable[_admin_pb2.ReloadResponse]]:
-        """Loads the watchlist file and swaps it in."""
+        """Loads the watchlist file and the hard rules (validated against it) and swaps both in."""
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

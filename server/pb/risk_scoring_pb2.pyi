@@ -149,7 +149,7 @@ class FieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "shipment_id", "risk_score", "lane", "random_selection", "propensity", "reasons", "watchlist_hits", "model_version", "watchlist_version", "error")
+    __slots__ = ("decision_id", "shipment_id", "risk_score", "lane", "random_selection", "propensity", "reasons", "watchlist_hits", "model_version", "watchlist_version", "error", "rules_version")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     SHIPMENT_ID_FIELD_NUMBER: _ClassVar[int]
     RISK_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,7 @@ class Decision(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     WATCHLIST_VERSION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     shipment_id: str
     risk_score: float
@@ -172,7 +173,8 @@ class Decision(_message.Message):
     model_version: str
     watchlist_version: str
     error: Error
-    def __init__(self, decision_id: _Optional[str] = ..., shipment_id: _Optional[str] = ..., risk_score: _Optional[float] = ..., lane: _Optional[_Union[Lane, str]] = ..., random_selection: _Optional[bool] = ..., propensity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., watchlist_hits: _Optional[_Iterable[_Union[WatchlistHit, _Mapping]]] = ..., model_version: _Optional[str] = ..., watchlist_version: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    rules_version: str
+    def __init__(self, decision_id: _Optional[str] = ..., shipment_id: _Optional[str] = ..., risk_score: _Optional[float] = ..., lane: _Optional[_Union[Lane, str]] = ..., random_selection: _Optional[bool] = ..., propensity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., watchlist_hits: _Optional[_Iterable[_Union[WatchlistHit, _Mapping]]] = ..., model_version: _Optional[str] = ..., watchlist_version: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., rules_version: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
     __slots__ = ("decision_id", "inspected", "result", "substances", "lab_confirmed", "notes")
@@ -213,17 +215,19 @@ class Metric(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_version", "trained_at", "feature_names", "watchlist_version", "metrics", "code_version")
+    __slots__ = ("model_version", "trained_at", "feature_names", "watchlist_version", "metrics", "code_version", "rules_version")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     WATCHLIST_VERSION_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     trained_at: _timestamp_pb2.Timestamp
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     watchlist_version: str
     metrics: _containers.RepeatedCompositeFieldContainer[Metric]
     code_version: str
-    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., watchlist_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., code_version: _Optional[str] = ...) -> None: ...
+    rules_version: str
+    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., watchlist_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., code_version: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
