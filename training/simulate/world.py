@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from features.errors import FieldViolation, InvalidInput
 from features.tables import TABLES, conform, table_path
-from training.simulate import ids, inspection, text
+from training.simulate import ids, inspection, reference, text
 from training.simulate.catalogue import (
     AIR_CARRIERS,
     AIR_VIA,
@@ -637,6 +637,27 @@ def validate_parameters(shipments: int, months: int) -> None:
         raise InvalidInput("invalid simulation parameters", violations)
 
 
+def tactic_shifts(rules: TimeRules) -> list[dict[str, str]]:
+    """The dated changes of tactics inside the window, for evaluation before and after them."""
+    first, end = rules.month_starts[0], rules.month_starts[-1]
+    candidates = [
+        (
+            "4-piperidone scheduled in Table I; designer substitutes rise",
+            reference.SCHEDULING_4_PIPERIDONE,
+        ),
+        ("Manzanillo inspections intensify", rules.month_starts[rules.enforcement_month]),
+        (
+            "illicit sea traffic displaced to Lazaro Cardenas",
+            rules.month_starts[min(rules.enforcement_month + 2, rules.months)],
+        ),
+    ]
+    return [
+        {"name": name, "date": when.isoformat()}
+        for name, when in sorted(candidates, key=lambda c: c[1])
+        if first < when < end
+    ]
+
+
 def simulate_world(
     out_dir: Path,
     *,
@@ -726,6 +747,7 @@ def simulate_world(
                     "chunk_rows": CHUNK_ROWS,
                     "enforcement_month": rules.enforcement_month,
                 },
+                "tactic_shifts": tactic_shifts(rules),
                 "rows": rows,
                 "illicit": illicit,
                 "inspected": inspected,
