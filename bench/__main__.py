@@ -14,6 +14,7 @@ import sys
 BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.watchlist", [], ["--lines", "20000"]),
     ("bench.simulate", [], ["--shipments", "50000"]),
+    ("bench.training", [], ["--shipments", "100000"]),
     ("bench.scoring", [], ["--requests", "300"]),
 )
 
