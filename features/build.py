@@ -35,7 +35,19 @@ CONTEXT_COLUMNS: tuple[str, ...] = ("shipment_id", "declared_at", *KEY_COLUMNS.v
 
 OUTCOME_COLUMNS: tuple[str, ...] = ("shipment_id", "reported_at", "positive", *KEY_COLUMNS.values())
 
-_COUNTRY_CODES = {chr(65 + a) + chr(65 + b): a * 26 + b for a in range(26) for b in range(26)}
+
+def _mapping(values: dict[str, int]) -> tuple[pl.Series, pl.Series]:
+    """A category → code mapping as Series, built once: rebuilding it per call costs ~1 ms."""
+    return pl.Series(list(values), dtype=pl.String), pl.Series(
+        list(values.values()), dtype=pl.Int32
+    )
+
+
+_COUNTRY_CODES = _mapping(
+    {chr(65 + a) + chr(65 + b): a * 26 + b for a in range(26) for b in range(26)}
+)
+_PORT_CODES = _mapping({p: i for i, p in enumerate(PORTS)})
+_MODE_CODES = _mapping({m: i for i, m in enumerate(MODES)})
 _CHEMICAL_CHAPTERS = (28, 29, 38)
 _DTYPES: dict[str, type[pl.DataType]] = {"float64": pl.Float64, "int32": pl.Int32}
 
@@ -66,8 +78,9 @@ class FeatureReference:
         )
 
 
-def _code(column: str, mapping: dict[str, int]) -> pl.Expr:
-    return pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Int32)
+def _code(column: str, mapping: tuple[pl.Series, pl.Series]) -> pl.Expr:
+    old, new = mapping
+    return pl.col(column).replace_strict(old, new, default=None, return_dtype=pl.Int32)
 
 
 def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
@@ -109,44 +122,39 @@ _STRENGTH_BY_TYPE = {
 }
 
 
-def _watchlist_aggregates(matches: GoodsMatches, watchlist: Watchlist) -> pl.DataFrame:
-    hits = matches.hits.with_columns(
-        pl.col("match_type").replace_strict(_STRENGTH_BY_TYPE).alias("_kind"),
-    )
+def _watchlist_aggregates(matches: GoodsMatches, watchlist: Watchlist) -> pl.LazyFrame:
+    """Per-shipment watchlist evidence, as one lazy plan (the live path runs it per request)."""
     families = {e: watchlist.entry(e).route_family for e in watchlist.entry_ids}
-    per_kind = (
-        hits.group_by("shipment_id", "_kind")
-        .agg(pl.col("line_no").n_unique().cast(pl.Int32).alias("_lines"))
-        .pivot("_kind", index="shipment_id", values="_lines")
+    hits = matches.hits.lazy().with_columns(
+        pl.col("match_type").replace_strict(_STRENGTH_BY_TYPE).alias("_kind"),
+        pl.col("entry_id").replace_strict(families, default="").alias("_family"),
+        pl.col("strength").max().over("shipment_id", "line_no").alias("_line_strength"),
+        (pl.col("strength") >= EVIDENCE_THRESHOLD).alias("_identified"),
     )
-    per_kind = per_kind.with_columns(
-        pl.lit(None, dtype=pl.Int32).alias(kind)
-        for kind in sorted(set(_STRENGTH_BY_TYPE.values()) - set(per_kind.columns))
-    )
-    per_line = hits.group_by("shipment_id", "line_no").agg(
-        pl.col("strength").max().alias("_line_strength")
-    )
-    summary = per_line.group_by("shipment_id").agg(
+    per_line = pl.col("line_no").is_first_distinct()
+    summary = hits.group_by("shipment_id").agg(
         pl.col("_line_strength").max().alias("watchlist_max_strength"),
-        pl.col("_line_strength").sort().sum().alias("watchlist_strength_sum"),
-        (pl.col("_line_strength") >= EVIDENCE_THRESHOLD)
+        pl.col("_line_strength").filter(per_line).sort().sum().alias("watchlist_strength_sum"),
+        (pl.col("_line_strength").filter(per_line) >= EVIDENCE_THRESHOLD)
         .sum()
         .cast(pl.Int32)
         .alias("watchlist_identified_lines"),
+        pl.col("_family")
+        .filter(pl.col("_identified"))
+        .n_unique()
+        .cast(pl.Int32)
+        .alias("watchlist_route_families"),
+        *(
+            pl.col("line_no").filter(pl.col("_kind") == kind).n_unique().cast(pl.Int32).alias(kind)
+            for kind in sorted(set(_STRENGTH_BY_TYPE.values()))
+        ),
     )
-    family_counts = (
-        hits.filter(pl.col("strength") >= EVIDENCE_THRESHOLD)
-        .with_columns(pl.col("entry_id").replace_strict(families, default="").alias("_family"))
+    mismatches = (
+        matches.mismatches.lazy()
         .group_by("shipment_id")
-        .agg(pl.col("_family").n_unique().cast(pl.Int32).alias("watchlist_route_families"))
+        .agg(pl.len().cast(pl.Int32).alias("watchlist_mismatches"))
     )
-    mismatches = matches.mismatches.group_by("shipment_id").agg(
-        pl.len().cast(pl.Int32).alias("watchlist_mismatches")
-    )
-    out = summary
-    for part in (per_kind, family_counts, mismatches):
-        out = out.join(part, on="shipment_id", how="full", coalesce=True)
-    return out
+    return summary.join(mismatches, on="shipment_id", how="full", coalesce=True)
 
 
 def shipment_basics(
@@ -163,15 +171,15 @@ def shipment_basics(
     if matches is None:
         matches = watchlist.match_goods_full(goods_frame)
     aggregates = _goods_aggregates(goods_frame.lazy())
-    evidence = _watchlist_aggregates(matches, watchlist).lazy()
+    evidence = _watchlist_aggregates(matches, watchlist)
     frame = (
         shipments.lazy()
         .join(aggregates, on="shipment_id", how="left", maintain_order="left")
         .join(evidence, on="shipment_id", how="left", maintain_order="left")
     )
     frame = frame.with_columns(
-        _code("port_of_entry", {p: i for i, p in enumerate(PORTS)}).alias("port_code"),
-        _code("mode", {m: i for i, m in enumerate(MODES)}).alias("mode_code"),
+        _code("port_of_entry", _PORT_CODES).alias("port_code"),
+        _code("mode", _MODE_CODES).alias("mode_code"),
         _code("origin_country", _COUNTRY_CODES).alias("origin_code"),
         _code("export_country", _COUNTRY_CODES).alias("export_code"),
         (pl.col("origin_country") != pl.col("export_country"))
@@ -236,21 +244,13 @@ def keyed_outcomes(basics: pl.DataFrame, inspections: pl.DataFrame | pl.LazyFram
 
 
 def finalize(
-    targets: pl.DataFrame,
-    outcomes: pl.DataFrame,
-    reference: FeatureReference,
-    context: pl.DataFrame | None = None,
+    targets: pl.DataFrame, history: pl.DataFrame, reference: FeatureReference
 ) -> pl.DataFrame:
     """Stage 3: the schema's features for every row of ``targets``, in its order.
 
-    ``context`` holds other shipments (``declared_at`` and key columns) whose history counts;
-    in bulk the targets are their own context and this is None.
+    ``history`` holds the history features of the same rows: from
+    :func:`features.history.history_features` in bulk, from the live entity state otherwise.
     """
-    key_rows = targets.select(CONTEXT_COLUMNS)
-    if context is not None and context.height:
-        key_rows = pl.concat([context.select(CONTEXT_COLUMNS), key_rows], how="vertical")
-    key_rows = key_rows.with_row_index("_row")
-    history = history_features(key_rows, outcomes, reference.prior_rate).tail(targets.height)
     norms = reference.heading_log_value_per_kg
     frame = pl.concat([targets, history], how="horizontal").with_columns(
         (
@@ -264,6 +264,13 @@ def finalize(
     )
 
 
+def bulk_history(
+    basics: pl.DataFrame, outcomes: pl.DataFrame, reference: FeatureReference
+) -> pl.DataFrame:
+    """History features of every row of ``basics``, from the rows and outcomes given."""
+    return history_features(basics, outcomes, reference.prior_rate)
+
+
 def build_features(
     shipments: pl.DataFrame | pl.LazyFrame,
     goods: pl.DataFrame | pl.LazyFrame,
@@ -273,7 +280,8 @@ def build_features(
 ) -> pl.DataFrame:
     """Features of every shipment in ``shipments`` (in its order), point in time."""
     basics = shipment_basics(shipments, goods, watchlist)
-    return finalize(basics, keyed_outcomes(basics, inspections), reference)
+    outcomes = keyed_outcomes(basics, inspections)
+    return finalize(basics, bulk_history(basics, outcomes, reference), reference)
 
 
 def heading_norms(features: pl.DataFrame) -> dict[str, float]:

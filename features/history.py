@@ -1,7 +1,7 @@
 """Entity history, point in time: what was known about a shipment's parties before it arrived.
 
 For each shipment and each entity (shipper, consignee, broker, route, HS heading) this computes
-only from rows strictly before the shipment's ``declared_at``:
+only from events strictly before the shipment's ``declared_at``:
 
 * volume: days since the entity was first seen, and its shipment counts over 30/90/365 days
   (shipper, consignee and broker; routes and headings are too coarse for volume to mean much);
@@ -9,19 +9,24 @@ only from rows strictly before the shipment's ``declared_at``:
   known only later is invisible), the positive rate smoothed toward the prior rate, and the
   days since the last positive.
 
-Every figure is computed per entity, from that entity's rows alone, so the result for a shipment
-is the same whether the frame holds the whole world or only the rows of its own entities: the
-live path (:mod:`features.state`) relies on that to run this same code on a small slice.
+The arithmetic lives in two kernels, :func:`entity_volume` and :func:`entity_outcomes`, that
+take one entity's event times and the query times. The bulk path (:func:`history_features`)
+calls them once per entity over the whole world; the live path
+(:class:`features.state.EntityState`) keeps each entity's events sorted in memory and calls the
+same kernels for the entities of one shipment, so both give bit-identical features at a cost
+that does not grow with how busy an entity is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import polars as pl
 
 VOLUME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker")
 OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading")
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
-LOOKBACK_DAYS = max(WINDOWS_DAYS)
 SMOOTHING_STRENGTH = 20.0  # pseudo-inspections at the prior rate
 
 # Entity key columns as they appear in the keyed shipments frame.
@@ -32,7 +37,10 @@ KEY_COLUMNS: dict[str, str] = {
     "route": "route_key",
     "heading": "heading_key",
 }
-_US_PER_DAY = 86_400_000_000
+US_PER_DAY = 86_400_000_000
+_WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)
+
+Array = np.ndarray
 
 
 def key_expressions() -> list[pl.Expr]:
@@ -45,109 +53,120 @@ def key_expressions() -> list[pl.Expr]:
     ]
 
 
-def _days(delta: pl.Expr) -> pl.Expr:
-    return delta.dt.total_microseconds().cast(pl.Float64) / _US_PER_DAY
+def volume_names(entity: str) -> list[str]:
+    return [f"{entity}_age_days", *(f"{entity}_count_{d}d" for d in WINDOWS_DAYS)]
 
 
-def volume_features(keyed: pl.LazyFrame, entity: str) -> pl.LazyFrame:
-    """Age and windowed counts for ``entity``; one row per row of ``keyed``, same order.
-
-    ``keyed`` needs ``_row``, ``declared_at`` and the entity's key column.
-    """
-    key = KEY_COLUMNS[entity]
-    t = pl.col("declared_at")
-    ordered = keyed.select("_row", key, "declared_at").sort(key, "declared_at")
-    before = t.search_sorted(t, side="left").over(key)
-    exprs = [
-        pl.when(t.min().over(key) < t)
-        .then(_days(t - t.min().over(key)))
-        .otherwise(None)
-        .alias(f"{entity}_age_days"),
+def outcome_names(entity: str) -> list[str]:
+    return [
+        f"{entity}_inspections",
+        f"{entity}_positives",
+        f"{entity}_positive_rate",
+        f"{entity}_days_since_positive",
     ]
-    for days in WINDOWS_DAYS:
-        start = t.search_sorted(t - pl.duration(days=days), side="left").over(key)
-        exprs.append((before - start).cast(pl.Int32).alias(f"{entity}_count_{days}d"))
-    return ordered.select("_row", *exprs).sort("_row").drop("_row")
 
 
-def outcome_features(
-    keyed: pl.LazyFrame, outcomes: pl.LazyFrame, entity: str, prior_rate: float
-) -> pl.LazyFrame:
-    """Outcome history for ``entity``; one row per row of ``keyed``, same order.
+def history_feature_names() -> list[str]:
+    names = [n for e in VOLUME_KEYS for n in volume_names(e)]
+    return names + [n for e in OUTCOME_KEYS for n in outcome_names(e)]
 
-    ``outcomes`` has the entity's key column, ``reported_at`` and ``positive``: one row per
-    reported inspection of a shipment of that entity.
+
+def entity_volume(times: Array, queries: Array) -> list[Array]:
+    """Age in days and windowed counts of one entity's shipments, for each query time.
+
+    ``times``: the entity's declared times, int64 microseconds, sorted. Only times strictly
+    before a query count. Returns [age_days (NaN when never seen), count per window].
     """
-    key = KEY_COLUMNS[entity]
-    timeline = (
-        outcomes.group_by(key, "reported_at")
-        .agg(
-            pl.len().cast(pl.Int32).alias("_n"),
-            pl.col("positive").cast(pl.Int32).sum().alias("_p"),
-        )
-        .sort(key, "reported_at")
-        .with_columns(
-            pl.col("_n").cum_sum().over(key).alias("_inspections"),
-            pl.col("_p").cum_sum().over(key).alias("_positives"),
-            pl.when(pl.col("_p") > 0)
-            .then(pl.col("reported_at"))
-            .otherwise(None)
-            .forward_fill()
-            .over(key)
-            .alias("_last_positive"),
-        )
-        .select(key, "reported_at", "_inspections", "_positives", "_last_positive")
+    before = np.searchsorted(times, queries, side="left")
+    if len(times):
+        age = np.where(before > 0, (queries - times[0]).astype(np.float64) / US_PER_DAY, np.nan)
+    else:
+        age = np.full(len(queries), np.nan)
+    counts = [
+        (before - np.searchsorted(times, queries - w, side="left")).astype(np.int32)
+        for w in _WINDOWS_US
+    ]
+    return [age, *counts]
+
+
+def entity_outcomes(
+    reported: Array, positive: Array, queries: Array, prior_rate: float
+) -> list[Array]:
+    """Outcome history of one entity for each query time.
+
+    ``reported``: report times (int64 µs) sorted; ``positive``: bool, same order. Only outcomes
+    reported strictly before a query count. Returns [inspections, positives, smoothed positive
+    rate, days since the last positive (NaN if none)].
+    """
+    cum_inspections = np.arange(1, len(reported) + 1, dtype=np.int64)
+    cum_positives = np.cumsum(positive, dtype=np.int64)
+    last_positive = np.maximum.accumulate(np.where(positive, reported, np.iinfo(np.int64).min))
+    idx = np.searchsorted(reported, queries, side="left") - 1
+    seen = idx >= 0
+    safe = np.where(seen, idx, 0)
+    inspections = np.where(seen, cum_inspections[safe] if len(reported) else 0, 0)
+    positives = np.where(seen, cum_positives[safe] if len(reported) else 0, 0)
+    last = np.where(seen, last_positive[safe] if len(reported) else 0, np.iinfo(np.int64).min)
+    rate = (positives.astype(np.float64) + SMOOTHING_STRENGTH * prior_rate) / (
+        inspections.astype(np.float64) + SMOOTHING_STRENGTH
     )
-    left = keyed.select("_row", key, "declared_at").sort("declared_at")
-    joined = left.join_asof(
-        timeline.sort("reported_at"),
-        left_on="declared_at",
-        right_on="reported_at",
-        by=key,
-        strategy="backward",
-        allow_exact_matches=False,
-        check_sortedness=False,
+    has_positive = last != np.iinfo(np.int64).min
+    since = np.where(
+        has_positive,
+        (queries - np.where(has_positive, last, 0)).astype(np.float64) / US_PER_DAY,
+        np.nan,
     )
-    inspections = pl.col("_inspections").fill_null(0)
-    positives = pl.col("_positives").fill_null(0)
-    return joined.sort("_row").select(
-        inspections.cast(pl.Int32).alias(f"{entity}_inspections"),
-        positives.cast(pl.Int32).alias(f"{entity}_positives"),
-        (
-            (positives.cast(pl.Float64) + SMOOTHING_STRENGTH * prior_rate)
-            / (inspections.cast(pl.Float64) + SMOOTHING_STRENGTH)
-        ).alias(f"{entity}_positive_rate"),
-        _days(pl.col("declared_at") - pl.col("_last_positive")).alias(
-            f"{entity}_days_since_positive"
-        ),
-    )
+    return [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
+
+
+def _groups(keys: pl.Series, times: Array) -> Iterator[tuple[object, Array]]:
+    """Row indices of each key value, each group ordered by time (ties by position)."""
+    codes = keys.rank("dense").to_numpy()
+    order = np.lexsort((np.arange(len(codes)), times, codes))
+    bounds = np.flatnonzero(codes[order][1:] != codes[order][:-1]) + 1
+    values = keys.to_list()
+    for rows in np.split(order, bounds):
+        if len(rows):
+            yield values[rows[0]], rows
+
+
+def _micros(column: pl.Series) -> Array:
+    return column.dt.timestamp("us").to_numpy().astype(np.int64)
 
 
 def history_features(
     keyed: pl.DataFrame, outcomes: pl.DataFrame, prior_rate: float
 ) -> pl.DataFrame:
-    """Every history feature, one row per row of ``keyed`` in its order.
+    """Every history feature for every row of ``keyed``, in its order (the bulk path).
 
-    ``keyed``: ``_row``, ``declared_at`` and every key column of :data:`KEY_COLUMNS`.
+    ``keyed``: ``declared_at`` and every key column of :data:`KEY_COLUMNS`.
     ``outcomes``: ``reported_at``, ``positive`` and every key column, one row per reported
-    inspection (the shipment's keys copied onto it).
+    inspection (the inspected shipment's keys copied onto it).
     """
-    lazy_keyed, lazy_outcomes = keyed.lazy(), outcomes.lazy()
-    parts = [volume_features(lazy_keyed, e) for e in VOLUME_KEYS]
-    parts += [outcome_features(lazy_keyed, lazy_outcomes, e, prior_rate) for e in OUTCOME_KEYS]
-    return pl.concat(parts, how="horizontal").collect()
-
-
-def history_feature_names() -> list[str]:
-    names = []
-    for e in VOLUME_KEYS:
-        names.append(f"{e}_age_days")
-        names += [f"{e}_count_{d}d" for d in WINDOWS_DAYS]
-    for e in OUTCOME_KEYS:
-        names += [
-            f"{e}_inspections",
-            f"{e}_positives",
-            f"{e}_positive_rate",
-            f"{e}_days_since_positive",
-        ]
-    return names
+    n = keyed.height
+    declared = _micros(keyed["declared_at"])
+    columns: dict[str, Array] = {}
+    for entity in VOLUME_KEYS:
+        out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        for _, rows in _groups(keyed[KEY_COLUMNS[entity]], declared):
+            times = declared[rows]
+            for target, values in zip(out, entity_volume(times, times), strict=True):
+                target[rows] = values
+        columns.update(zip(volume_names(entity), out, strict=True))
+    reported = _micros(outcomes["reported_at"])
+    positive = outcomes["positive"].to_numpy().astype(bool)
+    no_outcomes = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+    for entity in OUTCOME_KEYS:
+        column = KEY_COLUMNS[entity]
+        # Rows of entities never inspected get exactly what the kernel says for no outcomes.
+        out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate)
+        by_key = dict(_groups(outcomes[column], reported))
+        for key, rows in _groups(keyed[column], declared):
+            found = by_key.get(key)
+            if found is None:
+                continue
+            computed = entity_outcomes(reported[found], positive[found], declared[rows], prior_rate)
+            for target, value in zip(out, computed, strict=True):
+                target[rows] = value
+        columns.update(zip(outcome_names(entity), out, strict=True))
+    return pl.DataFrame(columns)

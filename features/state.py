@@ -1,89 +1,91 @@
-"""Live entity state: the history the live path needs, kept in memory and updated as it runs.
+"""Live entity state: each entity's events, kept sorted in memory and updated as the server runs.
 
-It holds the same two frames the bulk path builds (:func:`features.build.context_rows` and
-:func:`features.build.keyed_outcomes`), indexed by entity key. To compute a live shipment's
-features it hands :func:`features.build.finalize` only the rows of that shipment's own entities;
-because every history figure is computed per entity (see :mod:`features.history`), the result
-is identical to the bulk computation over the whole world.
+For every shipper, consignee and broker the state holds its shipments' declared times; for every
+entity of :data:`features.history.OUTCOME_KEYS` the report times and results of its inspections.
+A live shipment's history features come from the same kernels the bulk path uses
+(:func:`features.history.entity_volume`, :func:`features.history.entity_outcomes`), applied to
+the arrays of its own entities, so they are bit-identical to the bulk computation and cost the
+same whether an entity has ten shipments or a hundred thousand.
 
-Appends are cheap (rows go to a pending list and are merged in batches); reads and appends are
-serialised by one lock, so the state can be shared by the server's worker threads.
+Reads and appends are serialised by one lock, so the server's worker threads can share it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from features.build import CONTEXT_COLUMNS, OUTCOME_COLUMNS, context_rows, keyed_outcomes
-from features.history import KEY_COLUMNS
-from features.tables import scan_table, table_path
+from features.build import context_rows, keyed_outcomes
+from features.history import (
+    KEY_COLUMNS,
+    OUTCOME_KEYS,
+    VOLUME_KEYS,
+    entity_outcomes,
+    entity_volume,
+    outcome_names,
+    volume_names,
+)
+from features.tables import INSPECTIONS_SCHEMA, scan_table, table_path
 
-_MERGE_EVERY = 256
+
+def _to_us(when: datetime) -> int:
+    """Microseconds since the epoch, exactly as polars' ``dt.timestamp("us")`` counts them."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-class _Indexed:
-    """A frame with a per-key-column index of row positions, appended to in batches."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    def __init__(self, frame: pl.DataFrame, keys: Iterable[str]) -> None:
-        self.schema = frame.schema
-        self.frame = frame.rechunk()
-        self.keys = tuple(keys)
-        self.index: dict[str, defaultdict[str, list[int]]] = {k: defaultdict(list) for k in keys}
-        self.pending: list[pl.DataFrame] = []
+
+class _Sorted:
+    """A growable sorted int64 array (with an optional parallel bool array), zero-copy views."""
+
+    __slots__ = ("flags", "size", "times")
+
+    def __init__(self) -> None:
+        self.times = np.empty(8, dtype=np.int64)
+        self.flags = np.empty(8, dtype=bool)
         self.size = 0
-        self._index_rows(frame)
 
-    def _index_rows(self, rows: pl.DataFrame) -> None:
-        for key in self.keys:
-            idx = self.index[key]
-            for offset, value in enumerate(rows.get_column(key).to_list()):
-                idx[value].append(self.size + offset)
-        self.size += rows.height
+    def add(self, time: int, flag: bool = False) -> None:
+        if self.size == len(self.times):
+            self.times = np.resize(self.times, 2 * self.size)
+            self.flags = np.resize(self.flags, 2 * self.size)
+        at = self.size
+        if at and self.times[at - 1] > time:  # out of order: keep sorted, ties after equals
+            at = int(np.searchsorted(self.times[: self.size], time, side="right"))
+            self.times[at + 1 : self.size + 1] = self.times[at : self.size]
+            self.flags[at + 1 : self.size + 1] = self.flags[at : self.size]
+        self.times[at] = time
+        self.flags[at] = flag
+        self.size += 1
 
-    def append(self, rows: pl.DataFrame) -> None:
-        rows = rows.select(list(self.schema)).cast(self.schema)
-        self._index_rows(rows)
-        self.pending.append(rows)
-        if len(self.pending) >= _MERGE_EVERY:
-            self._merge()
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.times[: self.size], self.flags[: self.size]
 
-    def _merge(self) -> None:
-        if self.pending:
-            self.frame = pl.concat([self.frame, *self.pending], how="vertical").rechunk()
-            self.pending = []
 
-    def rows_for(self, wanted: dict[str, set[str]]) -> pl.DataFrame:
-        """Rows whose value in any key column is among ``wanted[column]``, in insertion order."""
-        self._merge()
-        positions: set[int] = set()
-        for key, values in wanted.items():
-            idx = self.index[key]
-            for value in values:
-                positions.update(idx.get(value, ()))
-        if not positions:
-            return self.frame.clear()
-        return self.frame[sorted(positions)]
+_EMPTY = _Sorted()
 
 
 class EntityState:
     """Shipments seen and outcomes reported, for the entity history of live shipments."""
 
-    def __init__(self, context: pl.DataFrame, outcomes: pl.DataFrame) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._context = _Indexed(context.select(CONTEXT_COLUMNS), KEY_COLUMNS.values())
-        self._by_id = {sid: i for i, sid in enumerate(context.get_column("shipment_id").to_list())}
-        self._outcomes = _Indexed(outcomes.select(OUTCOME_COLUMNS), KEY_COLUMNS.values())
+        self._volume: dict[str, dict[str, _Sorted]] = {e: {} for e in VOLUME_KEYS}
+        self._outcomes: dict[str, dict[str, _Sorted]] = {e: {} for e in OUTCOME_KEYS}
+        self._keys: dict[str, tuple[str, ...]] = {}  # shipment id -> its key values
+        self.outcome_count = 0
 
     @classmethod
     def empty(cls) -> EntityState:
-        context = pl.DataFrame(schema=_CONTEXT_SCHEMA)
-        outcomes = pl.DataFrame(schema=_OUTCOME_SCHEMA)
-        return cls(context, outcomes)
+        return cls()
 
     @classmethod
     def from_tables(
@@ -92,84 +94,106 @@ class EntityState:
         goods: pl.DataFrame | pl.LazyFrame,
         inspections: pl.DataFrame | pl.LazyFrame,
     ) -> EntityState:
-        context = context_rows(shipments, goods)
-        return cls(context, keyed_outcomes(context, inspections))
+        state = cls()
+        context = context_rows(shipments, goods).sort("declared_at")
+        state.add_shipments(context)
+        outcomes = keyed_outcomes(context, inspections).sort("reported_at")
+        for row in outcomes.iter_rows(named=True):
+            state._add_outcome_keys(
+                [row[KEY_COLUMNS[e]] for e in OUTCOME_KEYS], row["reported_at"], row["positive"]
+            )
+        return state
 
     @classmethod
-    def from_data_dir(cls, data_dir: object) -> EntityState:
+    def from_data_dir(cls, data_dir: Path) -> EntityState:
         """History from a directory of canonical tables; empty when it has none."""
-        from pathlib import Path
-
-        root = Path(str(data_dir))
+        root = Path(data_dir)
         if not table_path(root, "shipments").exists():
             return cls.empty()
-        return cls.from_tables(
-            scan_table(root, "shipments"),
-            scan_table(root, "goods"),
+        inspections = (
             scan_table(root, "inspections")
             if table_path(root, "inspections").exists()
-            else pl.DataFrame(
-                schema={
-                    "shipment_id": pl.String,
-                    "reported_at": pl.Datetime("us", "UTC"),
-                    "positive": pl.Boolean,
-                }
-            ),
+            else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
+        )
+        return cls.from_tables(
+            scan_table(root, "shipments"), scan_table(root, "goods"), inspections
         )
 
     @property
     def shipments(self) -> int:
-        return self._context.size
+        return len(self._keys)
 
     @property
     def outcomes(self) -> int:
-        return self._outcomes.size
+        return self.outcome_count
 
-    def slice_for(self, targets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(context rows, outcome rows) of the entities of ``targets`` (stage-1 rows)."""
-        wanted = {key: set(targets.get_column(key).to_list()) for key in KEY_COLUMNS.values()}
+    def add_shipments(self, rows: pl.DataFrame) -> None:
+        """Remember shipments (stage-1 rows or context rows); a replayed id is not added twice."""
+        columns = [KEY_COLUMNS[e] for e in OUTCOME_KEYS]
         with self._lock:
-            return self._context.rows_for(wanted), self._outcomes.rows_for(wanted)
-
-    def add_shipments(self, basics: pl.DataFrame) -> None:
-        """Remember shipments just scored (stage-1 rows or context rows)."""
-        rows = basics.select(CONTEXT_COLUMNS)
-        with self._lock:
-            # A replayed shipment is already history; counting it twice would skew later ones.
-            known = self._by_id
-            fresh = [sid not in known for sid in rows.get_column("shipment_id").to_list()]
-            rows = rows.filter(pl.Series(fresh, dtype=pl.Boolean))
-            start = self._context.size
-            self._context.append(rows)
-            for offset, sid in enumerate(rows.get_column("shipment_id").to_list()):
-                self._by_id[sid] = start + offset
+            for row in rows.select("shipment_id", "declared_at", *columns).iter_rows():
+                shipment_id, declared_at, *keys = row
+                if shipment_id in self._keys:
+                    continue
+                self._keys[shipment_id] = tuple(keys)
+                at = _to_us(declared_at)
+                for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
+                    if entity in self._volume:
+                        self._volume[entity].setdefault(key, _Sorted()).add(at)
 
     def add_outcome(self, shipment_id: str, reported_at: datetime, positive: bool) -> bool:
         """Credit an outcome to the shipment's entities; False if the shipment is unknown."""
         with self._lock:
-            position = self._by_id.get(shipment_id)
-            if position is None:
-                return False
-            self._context._merge()
-            keys = self._context.frame.row(position, named=True)
-            row = {
-                "shipment_id": shipment_id,
-                "reported_at": reported_at,
-                "positive": positive,
-                **{k: keys[k] for k in KEY_COLUMNS.values()},
-            }
-            self._outcomes.append(pl.DataFrame([row], schema=_OUTCOME_SCHEMA))
-            return True
+            keys = self._keys.get(shipment_id)
+        if keys is None:
+            return False
+        self._add_outcome_keys(list(keys), reported_at, positive)
+        return True
 
+    def _add_outcome_keys(self, keys: list[str], reported_at: datetime, positive: bool) -> None:
+        at = _to_us(reported_at)
+        with self._lock:
+            for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
+                self._outcomes[entity].setdefault(key, _Sorted()).add(at, positive)
+            self.outcome_count += 1
 
-_CONTEXT_SCHEMA: dict[str, pl.DataType] = {
-    "shipment_id": pl.String(),
-    "declared_at": pl.Datetime("us", "UTC"),
-    **{k: pl.String() for k in KEY_COLUMNS.values()},
-}
-_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
-    "shipment_id": pl.String(),
-    "reported_at": pl.Datetime("us", "UTC"),
-    "positive": pl.Boolean(),
-    **{k: pl.String() for k in KEY_COLUMNS.values()},
-}
+    def history_for(self, targets: pl.DataFrame, prior_rate: float) -> pl.DataFrame:
+        """History features of ``targets`` (stage-1 rows), in their order.
+
+        Earlier shipments of the same batch count as history, as they would in bulk.
+        """
+        n = targets.height
+        declared = targets["declared_at"].dt.timestamp("us").to_numpy().astype(np.int64)
+        columns: dict[str, np.ndarray] = {}
+        with self._lock:
+            for entity in VOLUME_KEYS:
+                keys = targets[KEY_COLUMNS[entity]].to_list()
+                out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
+                for key in dict.fromkeys(keys):
+                    rows = np.array([i for i, k in enumerate(keys) if k == key])
+                    known, _ = self._volume[entity].get(key, _EMPTY).view()
+                    times = np.sort(np.concatenate([known, declared[rows]]), kind="stable")
+                    for target, values in zip(
+                        out, entity_volume(times, declared[rows]), strict=True
+                    ):
+                        target[rows] = values
+                columns.update(zip(volume_names(entity), out, strict=True))
+            for entity in OUTCOME_KEYS:
+                keys = targets[KEY_COLUMNS[entity]].to_list()
+                out = entity_outcomes(
+                    np.zeros(0, dtype=np.int64),
+                    np.zeros(0, dtype=bool),
+                    np.zeros(n, dtype=np.int64),
+                    prior_rate,
+                )
+                for key in dict.fromkeys(keys):
+                    found = self._outcomes[entity].get(key)
+                    if found is None:
+                        continue
+                    rows = np.array([i for i, k in enumerate(keys) if k == key])
+                    reported, positive = found.view()
+                    computed = entity_outcomes(reported, positive, declared[rows], prior_rate)
+                    for target, value in zip(out, computed, strict=True):
+                        target[rows] = value
+                columns.update(zip(outcome_names(entity), out, strict=True))
+        return pl.DataFrame(columns)

@@ -96,8 +96,9 @@ class Scorer:
         ship, goods = shipment_frames(shipments)
         matches = self.watchlist.match_goods_full(goods)
         basics = shipment_basics(ship, goods, self.watchlist, matches)
-        context, outcomes = state.slice_for(basics)
-        features = finalize(basics, outcomes, self.bundle.meta.reference, context)
+        reference = self.bundle.meta.reference
+        history = state.history_for(basics, reference.prior_rate)
+        features = finalize(basics, history, reference)
         return ScoredFeatures(features, basics, matches.hits, matches.mismatches)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:

@@ -21,6 +21,7 @@ import polars as pl
 
 from features.build import (
     FeatureReference,
+    bulk_history,
     feature_matrix,
     finalize,
     heading_norms,
@@ -161,7 +162,11 @@ def train(
         prior_rate=prior if prior > 0 else 0.01, heading_log_value_per_kg=heading_norms(train_rows)
     )
     frame = pl.concat(
-        [finalize(basics, outcomes, reference), labels.drop("shipment_id")], how="horizontal"
+        [
+            finalize(basics, bulk_history(basics, outcomes, reference), reference),
+            labels.drop("shipment_id"),
+        ],
+        how="horizontal",
     )
     parts = {
         "train": frame.slice(0, cut_train),
