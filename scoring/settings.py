@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         "scoring starts from, and where --bootstrap simulates data when no model exists.",
     )
     bootstrap_shipments: int = Field(
-        20_000, ge=1_000, description="Size of the world --bootstrap simulates."
+        100_000, ge=1_000, description="Size of the world --bootstrap simulates."
     )
     bootstrap_seed: int = Field(7, description="Seed of the bootstrap world and model.")
     ledger_path: Path = Field(

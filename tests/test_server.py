@@ -283,3 +283,39 @@ def test_health_before_and_after_loading(registry: Path, tmp_path: Path) -> None
         assert stub(running).ScoreShipment(request_for(GOOD), timeout=10).decision_id
     finally:
         running.stop()
+
+
+def test_reload_watchlists_swaps_in_place_and_keeps_the_old_on_failure(
+    registry: Path, tmp_path: Path
+) -> None:
+    from importlib.resources import files
+
+    shipped = files("features.watchlist").joinpath("watchlist.yaml").read_text(encoding="utf-8")
+    edited = tmp_path / "watchlist.yaml"
+    edited.write_text(shipped, encoding="utf-8")
+    running = ServerThread(server_settings(registry, tmp_path, watchlist_file=edited))
+    try:
+        assert running.load()
+        admin = admin_pb2_grpc.AdminStub(running.channel)
+        before = stub(running).ScoreShipment(request_for(GOOD), timeout=10).watchlist_version
+
+        edited.write_text(shipped.replace("39742-60-4", "39742-60-5"), encoding="utf-8")
+        with pytest.raises(grpc.RpcError) as caught:
+            admin.ReloadWatchlists(admin_pb2.ReloadWatchlistsRequest(), timeout=30)
+        assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "39742-60-5" in caught.value.details()
+        assert stub(running).ScoreShipment(request_for(GOOD), timeout=10).watchlist_version == (
+            before
+        )
+
+        newer = shipped.replace(f'version: "{before}"', 'version: "2099.1.1"')
+        assert newer != shipped
+        edited.write_text(newer, encoding="utf-8")
+        reply = admin.ReloadWatchlists(admin_pb2.ReloadWatchlistsRequest(), timeout=30)
+        assert reply.watchlist_version == "2099.1.1"
+        assert reply.rules_version
+        decision = stub(running).ScoreShipment(request_for(GOOD), timeout=10)
+        assert decision.watchlist_version == "2099.1.1"
+        assert decision.lane == pb.LANE_RED
+    finally:
+        running.stop()

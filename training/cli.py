@@ -48,6 +48,14 @@ def train_command(
     promote: bool = typer.Option(
         False, "--promote", help="Promote the new bundle (the first bundle is always promoted)."
     ),
+    propensity_weights: bool = typer.Option(
+        False,
+        "--propensity-weights",
+        help="Weigh each inspected shipment by 1/selection probability (inverse propensity).",
+    ),
+    balance: bool = typer.Option(
+        False, "--balance", help="Up-weight positives by the square root of the class imbalance."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on DATA with a time-based split and add it to the registry."""
@@ -77,7 +85,13 @@ def train_command(
                 progress.update(task, completed=done, total=total)
 
             result = train(
-                data_dir, registry, seed=seed, promote=True if promote else None, on_round=on_round
+                data_dir,
+                registry,
+                seed=seed,
+                promote=True if promote else None,
+                propensity_weights=propensity_weights,
+                balance=balance,
+                on_round=on_round,
             )
         if json_out:
             print_json(

@@ -362,7 +362,7 @@ def generate_chunk(
     goods = _licit_goods(rng, static, rows, group, sector)
     replaced = np.array(sorted(e.row for e in events if e.goods is not None), dtype=np.int64)
     if len(replaced):
-        goods = goods.filter(~pl.col("row").is_in(pl.Series(replaced)))
+        goods = goods.filter(~pl.col("row").is_in(pl.Series(replaced).implode()))
         event_goods = _event_goods([e for e in events if e.goods is not None])
         goods = pl.concat([goods, event_goods], how="vertical_relaxed").sort(["row", "line_no"])
     truth = _truth(goods, rows, by_row)
