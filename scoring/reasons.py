@@ -229,6 +229,12 @@ EXPLORATION_REASON = Reason(
     "Selected at random to keep the model honest; not an indication of risk",
 )
 
+LOW_RISK_REASON = Reason(
+    "NO_RISK_FACTOR",
+    "Ningún factor elevó el riesgo por encima del umbral del puerto",
+    "No factor raised the risk above the port's threshold",
+)
+
 _MATCH_WORDS = {
     "cas": ("número CAS", "CAS number"),
     "hs_specific": ("fracción arancelaria específica", "specific HS code"),

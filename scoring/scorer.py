@@ -23,7 +23,13 @@ from features.state import EntityState
 from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
 from scoring.lanes import LanePolicy
-from scoring.reasons import EXPLORATION_REASON, Reason, model_reasons, watchlist_reason
+from scoring.reasons import (
+    EXPLORATION_REASON,
+    LOW_RISK_REASON,
+    Reason,
+    model_reasons,
+    watchlist_reason,
+)
 from scoring.rules import (
     RuleContext,
     RuleSet,
@@ -152,6 +158,8 @@ class Scorer:
             )
             if decided.random_selection:
                 reasons.insert(0, EXPLORATION_REASON)
+            if not reasons:
+                reasons.append(LOW_RISK_REASON)
             out.append(
                 Scored(
                     shipment_id=shipment.shipment_id,

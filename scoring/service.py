@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from features.errors import (
+    CentinelaError,
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
@@ -165,6 +166,20 @@ class ScoringService:
             watchlist.version if watchlist else "",
             rules.version if rules else "",
         )
+
+    def score_each(self, shipments: Sequence[Shipment]) -> list[Decision | CentinelaError]:
+        """Score a batch where each shipment stands alone: invalid ones get their error, the
+        valid ones are scored together in one batch. Results are in input order."""
+        results: list[Decision | CentinelaError | None] = []
+        valid: list[Shipment] = []
+        for shipment in shipments:
+            try:
+                valid.append(validate_shipment(shipment, self.settings.max_goods_lines))
+                results.append(None)
+            except InvalidInput as error:
+                results.append(error)
+        decisions = iter(self.score(valid) if valid else [])
+        return [next(decisions) if r is None else r for r in results]
 
     def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
         """Validate and score a batch; any invalid shipment raises before anything is scored."""

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request or response message accepted."
     )
+    stream_batch_max: int = Field(
+        64, ge=1, le=4096, description="Most shipments of a stream scored together in a batch."
+    )
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )

@@ -52,6 +52,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.stream_batch_size = Histogram(
+            "centinela_stream_batch_size",
+            "Shipments scored together in one micro-batch of a ScoreShipments stream.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.decisions = Counter(
             "centinela_decisions",
             "Decisions returned, by port of entry and lane.",

@@ -14,7 +14,7 @@ from typing import Any
 
 from grpc import aio
 
-from features.errors import InvalidInput
+from features.errors import CentinelaError, InvalidInput
 from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
@@ -60,15 +60,67 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def ScoreShipments(
         self, request_iterator: AsyncIterator[pb.ScoreShipmentRequest], context: Context
     ) -> AsyncIterator[pb.Decision]:
-        async for request in request_iterator:
+        """Micro-batched: whatever has arrived while the last batch was scored forms the next
+        batch (up to ``stream_batch_max``), so a fast manifest is scored many at a time and a
+        slow one still gets each answer as soon as it is scored. Order is kept."""
+        limit = self.service.settings.stream_batch_max
+        queue: asyncio.Queue[pb.ScoreShipmentRequest | None] = asyncio.Queue(maxsize=2 * limit)
+
+        async def read() -> None:
             try:
-                yield await self._score_one(request)
-            except Exception as error:
-                log_unexpected(error, "ScoreShipments")
+                async for request in request_iterator:
+                    await queue.put(request)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            finished = False
+            while not finished:
+                first = await queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < limit and not queue.empty():
+                    item = queue.get_nowait()
+                    if item is None:
+                        finished = True
+                        break
+                    batch.append(item)
+                for response in await self._score_batch(batch):
+                    yield response
+        finally:
+            reader.cancel()
+
+    async def _score_batch(self, batch: list[pb.ScoreShipmentRequest]) -> list[pb.Decision]:
+        shipments, errors = [], {}
+        for i, request in enumerate(batch):
+            try:
+                shipments.append(converters.request_shipment(request))
+            except CentinelaError as error:
+                errors[i] = error
+        try:
+            results: list[Decision | Exception] = list(
+                await asyncio.to_thread(self.service.score_each, shipments)
+            )
+        except Exception as error:
+            log_unexpected(error, "ScoreShipments")
+            results = [error] * len(shipments)
+        scored = iter(results)
+        out = []
+        for i, request in enumerate(batch):
+            result = errors.get(i) or next(scored)
+            if isinstance(result, Decision):
+                self._observe(result)
+                self.metrics.stream_messages.labels("scored").inc()
+                out.append(converters.decision_to_proto(result))
+            else:
+                if isinstance(result, InvalidInput):
+                    self.metrics.invalid_shipments.inc()
                 self.metrics.stream_messages.labels("error").inc()
-                yield converters.error_decision(request.shipment.shipment_id, error)
-                continue
-            self.metrics.stream_messages.labels("scored").inc()
+                out.append(converters.error_decision(request.shipment.shipment_id, result))
+        self.metrics.stream_batch_size.observe(len(batch))
+        return out
 
     async def RecordOutcome(
         self, request: pb.RecordOutcomeRequest, context: Context
