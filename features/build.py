@@ -24,14 +24,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.history import KEY_COLUMNS, history_features, key_expressions
+from features.history import FAMILIES_COLUMN, KEY_COLUMNS, history_features, key_expressions
 from features.records import MODES
 from features.schema import FEATURE_NAMES, FEATURES
 from features.vocab import PORTS
 from features.watchlist import EVIDENCE_THRESHOLD, GoodsMatches, Watchlist
 
 KEY_COLUMNS_OUT: tuple[str, ...] = ("shipment_id", "declared_at", "port_of_entry")
-CONTEXT_COLUMNS: tuple[str, ...] = ("shipment_id", "declared_at", *KEY_COLUMNS.values())
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "shipment_id",
+    "declared_at",
+    *KEY_COLUMNS.values(),
+    FAMILIES_COLUMN,
+)
 
 OUTCOME_COLUMNS: tuple[str, ...] = ("shipment_id", "reported_at", "positive", *KEY_COLUMNS.values())
 
@@ -144,6 +149,11 @@ def _watchlist_aggregates(matches: GoodsMatches, watchlist: Watchlist) -> pl.Laz
         .n_unique()
         .cast(pl.Int32)
         .alias("watchlist_route_families"),
+        pl.col("_family")
+        .filter(pl.col("_identified") & (pl.col("_family") != ""))
+        .unique()
+        .sort()
+        .alias(FAMILIES_COLUMN),
         *(
             pl.col("line_no").filter(pl.col("_kind") == kind).n_unique().cast(pl.Int32).alias(kind)
             for kind in sorted(set(_STRENGTH_BY_TYPE.values()))
@@ -195,6 +205,7 @@ def shipment_basics(
         .alias("consignee_has_tax_id"),
         *(pl.col(c).fill_null(0).cast(pl.Int32) for c in _EVIDENCE_COUNTS),
     ).with_columns(
+        pl.col(FAMILIES_COLUMN).fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("watchlist_max_strength").fill_null(0.0),
         pl.col("watchlist_strength_sum").fill_null(0.0),
         *key_expressions(),
@@ -214,17 +225,13 @@ _EVIDENCE_COUNTS = (
 
 
 def context_rows(
-    shipments: pl.DataFrame | pl.LazyFrame, goods: pl.DataFrame | pl.LazyFrame
+    shipments: pl.DataFrame | pl.LazyFrame,
+    goods: pl.DataFrame | pl.LazyFrame,
+    watchlist: Watchlist,
 ) -> pl.DataFrame:
-    """Shipment id, time and entity keys: what the history of later shipments needs."""
-    aggregates = _goods_aggregates(goods.lazy()).select("shipment_id", "principal_hs_heading")
-    return (
-        shipments.lazy()
-        .join(aggregates, on="shipment_id", how="left", maintain_order="left")
-        .with_columns(*key_expressions())
-        .select(CONTEXT_COLUMNS)
-        .collect()
-    )
+    """Shipment id, time, entity keys and identified route families: what the history of
+    later shipments needs."""
+    return shipment_basics(shipments, goods, watchlist).select(CONTEXT_COLUMNS)
 
 
 def keyed_outcomes(basics: pl.DataFrame, inspections: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

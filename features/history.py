@@ -27,6 +27,28 @@ import polars as pl
 VOLUME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker")
 OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading")
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
+NETWORK_KEYS: tuple[str, ...] = ("consignee", "broker")
+NETWORK_WINDOW_DAYS = 90
+FAMILIES_COLUMN = "watchlist_family_list"  # identified route families of a shipment, sorted
+# Route families that together make a synthesis possible: a core precursor and its reagent,
+# or any drug precursor and tableting equipment. Split across shipments, they are the
+# "complementary precursors" pattern.
+COMPLEMENTARY_FAMILIES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (frozenset({"fentanyl-npp-anpp", "fentanyl-4ap-piperidone"}), frozenset({"fentanyl-reagent"})),
+    (
+        frozenset(
+            {
+                "fentanyl-npp-anpp",
+                "fentanyl-4ap-piperidone",
+                "fentanyl-reagent",
+                "fentanyl-product",
+                "meth-p2p",
+                "meth-ephedrine",
+            }
+        ),
+        frozenset({"pill-press"}),
+    ),
+)
 SMOOTHING_STRENGTH = 20.0  # pseudo-inspections at the prior rate
 
 # Entity key columns as they appear in the keyed shipments frame.
@@ -66,9 +88,54 @@ def outcome_names(entity: str) -> list[str]:
     ]
 
 
+def network_names(entity: str) -> list[str]:
+    return [
+        f"{entity}_route_families_{NETWORK_WINDOW_DAYS}d",
+        f"{entity}_complementary_{NETWORK_WINDOW_DAYS}d",
+    ]
+
+
 def history_feature_names() -> list[str]:
     names = [n for e in VOLUME_KEYS for n in volume_names(e)]
-    return names + [n for e in OUTCOME_KEYS for n in outcome_names(e)]
+    names += [n for e in OUTCOME_KEYS for n in outcome_names(e)]
+    return names + [n for e in NETWORK_KEYS for n in network_names(e)]
+
+
+def entity_network(
+    family_times: dict[str, Array], queries: Array, query_families: list[list[str]]
+) -> list[Array]:
+    """Watched route families one entity received in the prior 90 days plus the query's own.
+
+    ``family_times``: per route family, the entity's declared times of shipments where it was
+    identified (int64 µs, sorted). Returns [distinct families, 1 when they include a
+    complementary combination (:data:`COMPLEMENTARY_FAMILIES`)].
+    """
+    n = len(queries)
+    window = NETWORK_WINDOW_DAYS * US_PER_DAY
+    present: dict[str, Array] = {}
+    for family in sorted(set(family_times) | {f for fams in query_families for f in fams}):
+        own = np.array([family in fams for fams in query_families], dtype=bool)
+        times = family_times.get(family)
+        if times is not None and len(times):
+            recent = np.searchsorted(times, queries, side="left") - np.searchsorted(
+                times, queries - window, side="left"
+            )
+            own |= recent > 0
+        present[family] = own
+    count = np.zeros(n, dtype=np.int32)
+    for flags in present.values():
+        count += flags
+    complementary = np.zeros(n, dtype=bool)
+    for left, right in COMPLEMENTARY_FAMILIES:
+        has_left = np.zeros(n, dtype=bool)
+        has_right = np.zeros(n, dtype=bool)
+        for family, flags in present.items():
+            if family in left:
+                has_left |= flags
+            if family in right:
+                has_right |= flags
+        complementary |= has_left & has_right
+    return [count, complementary.astype(np.int32)]
 
 
 def entity_volume(times: Array, queries: Array) -> list[Array]:
@@ -139,7 +206,8 @@ def history_features(
 ) -> pl.DataFrame:
     """Every history feature for every row of ``keyed``, in its order (the bulk path).
 
-    ``keyed``: ``declared_at`` and every key column of :data:`KEY_COLUMNS`.
+    ``keyed``: ``declared_at``, every key column of :data:`KEY_COLUMNS` and
+    :data:`FAMILIES_COLUMN`.
     ``outcomes``: ``reported_at``, ``positive`` and every key column, one row per reported
     inspection (the inspected shipment's keys copied onto it).
     """
@@ -169,4 +237,21 @@ def history_features(
             for target, value in zip(out, computed, strict=True):
                 target[rows] = value
         columns.update(zip(outcome_names(entity), out, strict=True))
+    families = keyed[FAMILIES_COLUMN].to_list()
+    for entity in NETWORK_KEYS:
+        out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
+        for _, rows in _groups(keyed[KEY_COLUMNS[entity]], declared):
+            times = declared[rows]
+            fams = [families[i] for i in rows]
+            by_family: dict[str, list[int]] = {}
+            for t, row_families in zip(times.tolist(), fams, strict=True):
+                for family in row_families:
+                    by_family.setdefault(family, []).append(t)
+            if not by_family:
+                continue
+            family_times = {f: np.array(ts, dtype=np.int64) for f, ts in by_family.items()}
+            computed = entity_network(family_times, times, fams)
+            for target, value in zip(out, computed, strict=True):
+                target[rows] = value
+        columns.update(zip(network_names(entity), out, strict=True))
     return pl.DataFrame(columns)

@@ -12,7 +12,14 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from features.history import OUTCOME_KEYS, VOLUME_KEYS, WINDOWS_DAYS
+from features.history import (
+    NETWORK_KEYS,
+    NETWORK_WINDOW_DAYS,
+    OUTCOME_KEYS,
+    VOLUME_KEYS,
+    WINDOWS_DAYS,
+    network_names,
+)
 
 FeatureDtype = Literal["float64", "int32"]
 
@@ -53,6 +60,23 @@ def _history_specs() -> list[FeatureSpec]:
             ),
             FeatureSpec(
                 f"{e}_days_since_positive", "float64", False, f"days since {who}'s last positive"
+            ),
+        ]
+    for e in NETWORK_KEYS:
+        who = _ENTITY_WORDS[e]
+        families, complementary = network_names(e)
+        specs += [
+            FeatureSpec(
+                families,
+                "int32",
+                False,
+                f"watched route families to this {who} in {NETWORK_WINDOW_DAYS} days, incl. now",
+            ),
+            FeatureSpec(
+                complementary,
+                "int32",
+                False,
+                "1 when those families are complementary (precursor + reagent or press)",
             ),
         ]
     return specs

@@ -21,15 +21,20 @@ import polars as pl
 
 from features.build import context_rows, keyed_outcomes
 from features.history import (
+    FAMILIES_COLUMN,
     KEY_COLUMNS,
+    NETWORK_KEYS,
     OUTCOME_KEYS,
     VOLUME_KEYS,
+    entity_network,
     entity_outcomes,
     entity_volume,
+    network_names,
     outcome_names,
     volume_names,
 )
 from features.tables import INSPECTIONS_SCHEMA, scan_table, table_path
+from features.watchlist import Watchlist
 
 
 def _to_us(when: datetime) -> int:
@@ -80,6 +85,8 @@ class EntityState:
         self._lock = threading.Lock()
         self._volume: dict[str, dict[str, _Sorted]] = {e: {} for e in VOLUME_KEYS}
         self._outcomes: dict[str, dict[str, _Sorted]] = {e: {} for e in OUTCOME_KEYS}
+        # entity -> key -> route family -> declared times of shipments where it was identified
+        self._network: dict[str, dict[str, dict[str, _Sorted]]] = {e: {} for e in NETWORK_KEYS}
         self._keys: dict[str, tuple[str, ...]] = {}  # shipment id -> its key values
         self.outcome_count = 0
 
@@ -93,9 +100,10 @@ class EntityState:
         shipments: pl.DataFrame | pl.LazyFrame,
         goods: pl.DataFrame | pl.LazyFrame,
         inspections: pl.DataFrame | pl.LazyFrame,
+        watchlist: Watchlist,
     ) -> EntityState:
         state = cls()
-        context = context_rows(shipments, goods).sort("declared_at")
+        context = context_rows(shipments, goods, watchlist).sort("declared_at")
         state.add_shipments(context)
         outcomes = keyed_outcomes(context, inspections).sort("reported_at")
         for row in outcomes.iter_rows(named=True):
@@ -105,7 +113,7 @@ class EntityState:
         return state
 
     @classmethod
-    def from_data_dir(cls, data_dir: Path) -> EntityState:
+    def from_data_dir(cls, data_dir: Path, watchlist: Watchlist) -> EntityState:
         """History from a directory of canonical tables; empty when it has none."""
         root = Path(data_dir)
         if not table_path(root, "shipments").exists():
@@ -115,9 +123,8 @@ class EntityState:
             if table_path(root, "inspections").exists()
             else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
         )
-        return cls.from_tables(
-            scan_table(root, "shipments"), scan_table(root, "goods"), inspections
-        )
+        shipments, goods = scan_table(root, "shipments"), scan_table(root, "goods")
+        return cls.from_tables(shipments, goods, inspections, watchlist)
 
     @property
     def shipments(self) -> int:
@@ -131,8 +138,9 @@ class EntityState:
         """Remember shipments (stage-1 rows or context rows); a replayed id is not added twice."""
         columns = [KEY_COLUMNS[e] for e in OUTCOME_KEYS]
         with self._lock:
-            for row in rows.select("shipment_id", "declared_at", *columns).iter_rows():
-                shipment_id, declared_at, *keys = row
+            selected = rows.select("shipment_id", "declared_at", FAMILIES_COLUMN, *columns)
+            for row in selected.iter_rows():
+                shipment_id, declared_at, families, *keys = row
                 if shipment_id in self._keys:
                     continue
                 self._keys[shipment_id] = tuple(keys)
@@ -140,6 +148,10 @@ class EntityState:
                 for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
                     if entity in self._volume:
                         self._volume[entity].setdefault(key, _Sorted()).add(at)
+                    if entity in self._network and families:
+                        by_family = self._network[entity].setdefault(key, {})
+                        for family in families:
+                            by_family.setdefault(family, _Sorted()).add(at)
 
     def add_outcome(self, shipment_id: str, reported_at: datetime, positive: bool) -> bool:
         """Credit an outcome to the shipment's entities; False if the shipment is unknown."""
@@ -196,4 +208,32 @@ class EntityState:
                     for target, value in zip(out, computed, strict=True):
                         target[rows] = value
                 columns.update(zip(outcome_names(entity), out, strict=True))
+            families = targets[FAMILIES_COLUMN].to_list()
+            for entity in NETWORK_KEYS:
+                keys = targets[KEY_COLUMNS[entity]].to_list()
+                out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
+                for key in dict.fromkeys(keys):
+                    rows = np.array([i for i, k in enumerate(keys) if k == key])
+                    row_families = [families[i] for i in rows]
+                    received = self._network[entity].get(key, {})
+                    batch: dict[str, list[int]] = {}
+                    for t, fams in zip(declared[rows].tolist(), row_families, strict=True):
+                        for family in fams:
+                            batch.setdefault(family, []).append(t)
+                    family_times = {
+                        f: np.sort(
+                            np.concatenate(
+                                [
+                                    received.get(f, _EMPTY).view()[0],
+                                    np.array(batch.get(f, []), dtype=np.int64),
+                                ]
+                            ),
+                            kind="stable",
+                        )
+                        for f in set(received) | set(batch)
+                    }
+                    computed = entity_network(family_times, declared[rows], row_families)
+                    for target, value in zip(out, computed, strict=True):
+                        target[rows] = value
+                columns.update(zip(network_names(entity), out, strict=True))
         return pl.DataFrame(columns)

@@ -81,13 +81,13 @@ class LanePolicy:
         self.budgets = dict(budgets)
         self.default_budget = self.budgets.get("default", Budget())
         self.seed = seed
-        self._cuts: dict[str, tuple[float, float]] = {}
+        self._cuts: dict[str, _Cut] = {}
 
     def budget(self, port: str) -> Budget:
         return self.budgets.get(port, self.default_budget)
 
-    def thresholds(self, port: str) -> tuple[float, float]:
-        """(red, yellow) score thresholds at ``port``."""
+    def cut(self, port: str) -> _Cut:
+        """The port's thresholds and how to split shipments tied exactly at one."""
         cut = self._cuts.get(port)
         if cut is None:
             grid = self.quantiles.get(port, self.quantiles["default"])
@@ -97,19 +97,62 @@ class LanePolicy:
             yellow_level = 1.0 - b.red - b.yellow
             yellow = float(np.interp(yellow_level, levels, grid)) if b.yellow > 0 else red
             # A score equal to the top of the reference must still select; nothing above 1 can.
-            cut = (float(min(red, 1.0)), float(min(yellow, red, 1.0)))
+            red, yellow = float(min(red, 1.0)), float(min(yellow, red, 1.0))
+            cut = _Cut(
+                red,
+                yellow,
+                _tie_share(grid, red, b.red),
+                _tie_share(grid, yellow, b.red + b.yellow),
+            )
             self._cuts[port] = cut
         return cut
+
+    def thresholds(self, port: str) -> tuple[float, float]:
+        """(red, yellow) score thresholds at ``port``."""
+        cut = self.cut(port)
+        return cut.red, cut.yellow
 
     def decide(
         self, port: str, score: float, shipment_id: str, rule_lane: str = "green"
     ) -> LaneDecision:
-        red, yellow = self.thresholds(port)
-        model_lane = "red" if score >= red else "yellow" if score >= yellow else "green"
+        """The lane at ``port``, whether it was a random pick, and the policy's propensity.
+
+        Small models give many equal scores; when the threshold falls on such a tie, only the
+        share of tied shipments the budget still allows is selected, by a seeded draw, and
+        their propensity is that share, so realised shares keep to the budget.
+        """
+        c = self.cut(port)
+        p_red = 1.0 if score > c.red else c.tie_red if score == c.red else 0.0
+        p_selected = 1.0 if score > c.yellow else c.tie_selected if score == c.yellow else 0.0
+        p_selected = max(p_selected, p_red)
+        fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
+        u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
+        model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
         lane = raise_lane(model_lane, rule_lane)
-        if lane != "green":
-            return LaneDecision(lane, False, 1.0)
         explore = self.budget(port).explore
+        if lane != "green":
+            forced = LANE_ORDER[rule_lane] > LANE_ORDER[model_lane]
+            return LaneDecision(lane, False, 1.0 if forced else p_selected)
+        propensity = p_selected + (1.0 - p_selected) * explore
         if explore > 0 and uniform_draw(shipment_id, self.seed) < explore:
-            return LaneDecision("red", True, explore)
-        return LaneDecision("green", False, explore)
+            return LaneDecision("red", True, propensity)
+        return LaneDecision("green", False, propensity)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    red: float
+    yellow: float
+    tie_red: float  # share of shipments scoring exactly ``red`` that go RED
+    tie_selected: float  # share of shipments scoring exactly ``yellow`` that are selected
+
+
+def _tie_share(grid: np.ndarray, threshold: float, budget: float) -> float:
+    """Share of the reference mass at exactly ``threshold`` the budget leaves room for."""
+    above = 1.0 - np.searchsorted(grid, threshold, side="right") / len(grid)
+    at = (np.searchsorted(grid, threshold, side="right") - np.searchsorted(grid, threshold)) / len(
+        grid
+    )
+    if at <= 0:
+        return 1.0
+    return float(np.clip((budget - above) / at, 0.0, 1.0))

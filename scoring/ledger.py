@@ -32,6 +32,7 @@ from features.build import context_rows
 from features.errors import ConfigError
 from features.state import EntityState
 from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
+from features.watchlist import Watchlist
 
 GENESIS = "0" * 64
 _SCHEMA = """
@@ -284,7 +285,7 @@ def _frames(contents: LedgerContents) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
 
-def replay_into(state: EntityState, path: Path) -> None:
+def replay_into(state: EntityState, path: Path, watchlist: Watchlist) -> None:
     """Bring a live entity state up to date with the ledger: every decided shipment, and the
     first definite result of each inspected one, as the live path credited them."""
     if not Path(path).exists():
@@ -293,7 +294,7 @@ def replay_into(state: EntityState, path: Path) -> None:
     if not contents.decisions:
         return
     shipments, goods = _frames(contents)
-    state.add_shipments(context_rows(shipments, goods))
+    state.add_shipments(context_rows(shipments, goods, watchlist))
     for decision_id, versions in contents.outcomes.items():
         first = versions[0]
         if first["inspected"] and first["result"] != "inconclusive":

@@ -147,6 +147,25 @@ def _history_templates() -> dict[str, Template]:
             )
 
         out[f"{entity}_days_since_positive"] = since
+        out[f"{entity}_route_families_90d"] = _phrase(
+            f"{{}} ruta(s) de síntesis vigiladas recibidas {es} en 90 días",
+            f"{{}} watched synthesis route(s) received by this {en} in 90 days",
+        )
+
+        def complementary(v: float, es: str = es, en: str = en) -> tuple[str, str]:
+            if v:
+                return (
+                    f"Sustancias complementarias recibidas {es} en 90 días "
+                    "(precursor y reactivo, o equipo de tableteo)",
+                    f"Complementary items received by this {en} in 90 days "
+                    "(precursor and reagent, or tableting equipment)",
+                )
+            return (
+                f"Sin sustancias complementarias {es} en 90 días",
+                f"No complementary items for this {en} in 90 days",
+            )
+
+        out[f"{entity}_complementary_90d"] = complementary
     return out
 
 

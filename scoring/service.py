@@ -125,9 +125,9 @@ class ScoringService:
             rules = self._rules or load_rules(self.settings.rules_file, watchlist)
             bundle = self.registry.load(self.settings.model_version)
             if self.state is None:
-                self.state = EntityState.from_data_dir(self.settings.data_dir)
+                self.state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
-                    replay_into(self.state, self.ledger.path)
+                    replay_into(self.state, self.ledger.path, watchlist)
                 log.info(
                     "entity history loaded",
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},

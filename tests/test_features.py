@@ -114,6 +114,7 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
         history,
         goods.filter(pl.col("shipment_id").is_in(history["shipment_id"].implode())),
         inspections.filter(pl.col("reported_at") < cut),
+        watchlist,
     )
     pending = inspections.filter(pl.col("reported_at") >= cut).sort("reported_at")
     pending_rows = pending.iter_rows(named=True)

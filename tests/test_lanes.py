@@ -93,3 +93,24 @@ def test_scored_world_matches_budget_per_port(world: Path, registry: Path) -> No
         # On the window the reference distribution came from, only ties can shift the shares.
         assert (lanes == "red").mean() == pytest.approx(0.02, abs=0.01)
         assert (lanes != "green").mean() == pytest.approx(0.07, abs=0.02)
+
+
+def test_ties_at_the_threshold_are_split_to_keep_the_budget() -> None:
+    rng = np.random.default_rng(2)
+    # A small model's scores: a handful of distinct values, 10% of shipments on the top one.
+    values = np.array([0.001, 0.01, 0.02, 0.05])
+    weights = np.array([0.6, 0.2, 0.1, 0.1])
+    reference = rng.choice(values, p=weights, size=50_000)
+    policy = LanePolicy(
+        {"default": score_quantiles(reference)},
+        {"default": Budget(red=0.02, yellow=0.05, explore=0.0)},
+    )
+    fresh = rng.choice(values, p=weights, size=50_000)
+    decided = [policy.decide("MXZLO", float(s), f"S{i}") for i, s in enumerate(fresh)]
+    lanes = np.array([d.lane for d in decided])
+    assert (lanes == "red").mean() == pytest.approx(0.02, abs=0.005)
+    assert (lanes != "green").mean() == pytest.approx(0.07, abs=0.01)
+    top = [d for d, s in zip(decided, fresh, strict=True) if s == 0.05]
+    # Every top-scored shipment had the same chance; the ledger records it.
+    assert len({d.propensity for d in top}) == 1
+    assert 0.5 < top[0].propensity < 0.9
