@@ -68,6 +68,7 @@ from features.watchlist import (
     load_watchlist,
 )
 from features.watchlist.schema import Kind, ListName
+from features.yamlfiles import AnalystLoader
 from scoring.reasons import Reason
 
 PACKAGED_FILE = "rules.yaml"
@@ -771,28 +772,6 @@ def strongest_lane(model_lane: str, hits: Sequence[RuleHit]) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and no dates.
-
-    YAML 1.1 reads ``NO`` (Norway) and ``ON`` as booleans; in a file of country codes that would
-    turn a code into ``False`` far from where the analyst typed it.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
 _Path = tuple[str | int, ...]
 
 
@@ -980,7 +959,7 @@ def parse_rules_text(text: str, origin: str, watchlist: Watchlist) -> RuleSet:
     Raises :class:`~features.errors.ConfigError` with one violation per problem, each field
     starting with its line, e.g. ``line 42: rules[3].when.watchlist_lsts``.
     """
-    loader = _Loader(text)
+    loader = AnalystLoader(text)
     lines: dict[_Path, int] = {}
     violations: list[FieldViolation] = []
     try:

@@ -31,18 +31,19 @@ app.add_typer(rules_cli.app, name="rules")
 models_app = typer.Typer(help="List, promote and roll back model bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
+MAPPING_OPTION = typer.Option(
+    None,
+    "--mapping",
+    help="Mapping file (YAML) that turns your own declaration table in DATA into the "
+    "canonical tables; see docs/mapping.md.",
+)
 REGISTRY_OPTION = typer.Option(Path("var/registry"), "--registry", help="Model registry directory.")
 
 
 @app.command("train")
 def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
-    mapping: Path | None = typer.Option(
-        None,
-        "--mapping",
-        help="Mapping file (YAML) that turns your own declaration table in DATA into the "
-        "canonical tables; see docs/mapping.md.",
-    ),
+    mapping: Path | None = MAPPING_OPTION,
     registry: Path = REGISTRY_OPTION,
     seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
     promote: bool = typer.Option(
@@ -120,12 +121,7 @@ def train_command(
 @app.command("evaluate")
 def evaluate_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
-    mapping: Path | None = typer.Option(
-        None,
-        "--mapping",
-        help="Mapping file (YAML) that turns your own declaration table in DATA into the "
-        "canonical tables; see docs/mapping.md.",
-    ),
+    mapping: Path | None = MAPPING_OPTION,
     model: str | None = typer.Option(
         None, "--model", help="Bundle version to evaluate (default: the promoted one)."
     ),

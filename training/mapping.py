@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from features.errors import ConfigError, DataError, FieldViolation
 from features.records import MODES
 from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA, UTC_TS, conform, table_path
+from features.yamlfiles import load_strict
 
 MAPPING_FORMAT_VERSION: Final = 1
 """Part of the cache key: bump it when the conversion rules change so old caches are not reused."""
@@ -160,31 +161,6 @@ class MappingSpec(BaseModel):
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and leaves dates as text (formats are ours)."""
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     if len(loc) >= 2 and loc[0] == "label":
         return list(LabelSpec.model_fields)
@@ -228,7 +204,7 @@ def load_mapping(path: Path) -> MappingSpec:
     except OSError as exc:
         raise ConfigError(f"cannot read mapping file {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = load_strict(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"mapping file {path} is not valid YAML: {exc}") from None
     return parse_mapping(data, str(path))

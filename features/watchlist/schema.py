@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.errors import ConfigError, FieldViolation
 from features.watchlist.cas import cas_problem
 from features.watchlist.text import normalize_name
+from features.yamlfiles import load_strict
 
 Confidence = Literal["H", "M", "L"]
 Specificity = Literal["specific", "broad"]
@@ -287,35 +288,6 @@ def _misattribution_problem(entry: Entry, value: str, field: str) -> str | None:
 # --------------------------------------------------------------------------- loading
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and leaves dates as text for pydantic to check.
-
-    PyYAML keeps the last of two duplicate keys silently, and turns an impossible date such as
-    2023-02-30 into a bare ValueError with no location; both would hide an analyst's mistake.
-    """
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _entry_label(index: int, raw: object) -> str:
     entry_id = raw.get("id") if isinstance(raw, Mapping) else None
     return f"entries[{index}] ({entry_id})" if isinstance(entry_id, str) else f"entries[{index}]"
@@ -452,7 +424,7 @@ def parse_watchlist(data: object) -> WatchlistSpec:
 def parse_watchlist_text(text: str, origin: str = "<watchlist>") -> WatchlistSpec:
     """Parse and validate watchlist YAML text; ``origin`` names it in error messages."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = load_strict(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark is not None else origin

@@ -1,0 +1,58 @@
+"""YAML loaders for the files analysts edit (watchlist, rules, data mappings).
+
+PyYAML's defaults hide mistakes far from where they were typed: YAML 1.1 reads ``NO``
+(Norway) and ``ON`` as booleans, turns an impossible date such as 2023-02-30 into a bare error
+with no location, and keeps the last of two duplicate keys silently. These loaders read only
+``true``/``false`` as booleans, leave dates as text for the schema to check, and (strict) reject
+duplicate keys with their line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+
+class AnalystLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans and no implicit dates."""
+
+
+AnalystLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+AnalystLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+class StrictLoader(AnalystLoader):
+    """:class:`AnalystLoader` that also refuses duplicate keys."""
+
+
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_strict(text: str) -> Any:
+    """Parse one YAML document with :class:`StrictLoader`; raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=StrictLoader)
