@@ -89,25 +89,6 @@ class Settings(BaseSettings):
     )
     log_json: bool = Field(True, description="JSON log lines (false: plain text for humans).")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        file_values: dict[str, Any] = _FILE_VALUES.get(settings_cls, {})
-        return (
-            init_settings,
-            env_settings,
-            InitSettingsSource(settings_cls, init_kwargs=file_values),
-        )
-
-
-_FILE_VALUES: dict[type[BaseSettings], dict[str, Any]] = {}
-
 
 def _violations(error: ValidationError) -> list[FieldViolation]:
     return [
@@ -131,11 +112,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if not isinstance(loaded, dict):
             raise ConfigError(f"settings file {config_file} must be a mapping of setting: value")
         file_values = loaded
-    _FILE_VALUES[Settings] = file_values
+
+    class FromFile(Settings):
+        """Settings whose lowest-precedence source is this file's values."""
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            file_source = InitSettingsSource(settings_cls, init_kwargs=file_values)
+            return (init_settings, env_settings, file_source)
+
     try:
-        return Settings(**overrides)
+        return FromFile(**overrides)
     except ValidationError as exc:
         where = f"settings file {config_file} or environment" if config_file else "settings"
         raise ConfigError(f"invalid {where}", _violations(exc)) from exc
-    finally:
-        _FILE_VALUES.pop(Settings, None)
