@@ -178,13 +178,16 @@ class ScoringService:
                 results.append(None)
             except InvalidInput as error:
                 results.append(error)
-        decisions = iter(self.score(valid) if valid else [])
+        decisions = iter(self._score_valid(valid) if valid else [])
         return [next(decisions) if r is None else r for r in results]
 
     def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
         """Validate and score a batch; any invalid shipment raises before anything is scored."""
         for shipment in shipments:
             validate_shipment(shipment, self.settings.max_goods_lines)
+        return self._score_valid(shipments)
+
+    def _score_valid(self, shipments: Sequence[Shipment]) -> list[Decision]:
         scorer = self._require()
         state = self.state
         assert state is not None
