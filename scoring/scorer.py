@@ -15,8 +15,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.build import feature_matrix, finalize, shipment_basics
-from features.live import shipment_frames
+from features.build import (
+    bulk_history,
+    feature_matrix,
+    finalize,
+    keyed_outcomes,
+    shipment_basics,
+)
+from features.live import shipment_frames, shipments_from_frames
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
@@ -37,6 +43,7 @@ from scoring.rules import (
     mismatch_evidence,
     strongest_lane,
 )
+from scoring.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,16 @@ class Scorer:
     rules: RuleSet
     policy: LanePolicy
 
+    @classmethod
+    def create(
+        cls, bundle: ModelBundle, watchlist: Watchlist, rules: RuleSet, settings: Settings
+    ) -> Scorer:
+        """A scorer with the lane budgets and exploration seed of ``settings``."""
+        policy = LanePolicy(
+            bundle.meta.score_quantiles, settings.lane_budgets, settings.exploration_seed
+        )
+        return cls(bundle, watchlist, rules, policy)
+
     @property
     def model_version(self) -> str:
         return self.bundle.version
@@ -99,6 +116,7 @@ class Scorer:
         return self.rules.version
 
     def features(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredFeatures:
+        """Live features: entity history from ``state``."""
         ship, goods = shipment_frames(shipments)
         matches = self.watchlist.match_goods_full(goods)
         basics = shipment_basics(ship, goods, self.watchlist, matches)
@@ -108,9 +126,30 @@ class Scorer:
         return ScoredFeatures(features, basics, matches.hits, matches.mismatches)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
+        """Score live shipments; the caller remembers ``basics`` in the state afterwards."""
         if not shipments:
             return ScoredBatch([], pl.DataFrame(), pl.DataFrame())
         computed = self.features(shipments, state)
+        scored = self.decide(shipments, computed)
+        return ScoredBatch(scored, computed.basics, computed.features)
+
+    def score_tables(
+        self, shipments: pl.DataFrame, goods: pl.DataFrame, inspections: pl.DataFrame
+    ) -> list[Scored]:
+        """Bulk: every shipment of canonical tables, each with the history the tables hold
+        before it, through the same decision code (rules and lanes) as live scoring."""
+        matches = self.watchlist.match_goods_full(goods)
+        basics = shipment_basics(shipments, goods, self.watchlist, matches)
+        reference = self.bundle.meta.reference
+        history = bulk_history(basics, keyed_outcomes(basics, inspections), reference)
+        computed = ScoredFeatures(
+            finalize(basics, history, reference), basics, matches.hits, matches.mismatches
+        )
+        return self.decide(shipments_from_frames(shipments, goods), computed)
+
+    def decide(self, shipments: Sequence[Shipment], computed: ScoredFeatures) -> list[Scored]:
+        """Scores, hard rules, lanes and reasons for shipments whose features are computed
+        (``computed`` rows in the order of ``shipments``)."""
         matrix = feature_matrix(computed.features)
         booster = self.bundle.booster
         scores = self.bundle.predict(matrix)
@@ -174,7 +213,7 @@ class Scorer:
                     rules_fired=tuple(hit.rule_id for hit in fired),
                 )
             )
-        return ScoredBatch(out, computed.basics, computed.features)
+        return out
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,6 @@ from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import ModelBundle
-from scoring.lanes import LanePolicy
 from scoring.ledger import Entry, Ledger, replay_into
 from scoring.reasons import Reason
 from scoring.registry import Registry
@@ -133,7 +131,7 @@ class ScoringService:
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
                 )
             self._watchlist, self._rules = watchlist, rules
-            self._scorer = Scorer(bundle, watchlist, rules, self._policy(bundle))
+            self._scorer = Scorer.create(bundle, watchlist, rules, self.settings)
             log.info(
                 "model loaded",
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
@@ -232,11 +230,6 @@ class ScoringService:
     def close(self) -> None:
         if self.ledger is not None:
             self.ledger.close()
-
-    def _policy(self, bundle: ModelBundle) -> LanePolicy:
-        return LanePolicy(
-            bundle.meta.score_quantiles, self.settings.lane_budgets, self.settings.exploration_seed
-        )
 
     def _decide(self, scorer: Scorer, scored: Scored) -> Decision:
         return Decision(

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scoring.registry import Registry
-from training import ledger_cli, rules_cli, watchlist_cli
+from training import ledger_cli, rules_cli, score_cli, watchlist_cli
 from training.cli_common import console, err_console, print_json, run
 from training.simulate.cli import simulate
 
@@ -24,6 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("simulate", help="Generate a simulated world of manifests and outcomes.")(simulate)
+app.command("score", help="Decide a lane for every shipment of a table, as the server would.")(
+    score_cli.score
+)
 app.add_typer(watchlist_cli.app, name="watchlist")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(rules_cli.app, name="rules")

@@ -1,0 +1,86 @@
+"""``centinela score`` decides a whole table the way the server decides one shipment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from features.live import shipments_from_frames
+from features.tables import scan_table
+from features.watchlist import load_watchlist
+from scoring.bulk import score_tables
+from scoring.registry import Registry
+from server.pb import risk_scoring_pb2 as pb
+from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from tests.support import ServerThread, request_for
+from tests.test_cli import centinela
+
+LANES = {pb.LANE_RED: "RED", pb.LANE_YELLOW: "YELLOW", pb.LANE_GREEN: "GREEN"}
+
+
+def test_score_writes_a_decision_per_shipment_like_the_server(
+    world: Path, registry: Path, server: ServerThread, tmp_path: Path
+) -> None:
+    out = tmp_path / "decisions.parquet"
+    result = centinela("score", "--in", str(world), "--out", str(out), "--registry", str(registry))
+    assert result.returncode == 0, result.stderr
+    assert "6,000 decisions by model v0001" in result.stdout
+    decided = pl.read_parquet(out)
+    shipments = scan_table(world, "shipments").collect()
+    assert sorted(decided["shipment_id"]) == sorted(shipments["shipment_id"])
+    assert set(decided["lane"]) <= {"RED", "YELLOW", "GREEN"}
+    assert (
+        decided.filter(pl.col("rules_fired").str.contains("table-i-precursor"))["lane"].to_list()
+        == ["RED"] * decided["rules_fired"].str.contains("table-i-precursor").sum()
+    )
+
+    bulk = score_tables(
+        Registry(registry).load(),
+        scan_table(world, "shipments"),
+        scan_table(world, "goods"),
+        scan_table(world, "inspections"),
+        load_watchlist(),
+    )
+    joined = decided.join(bulk, on="shipment_id", suffix="_bulk")
+    assert (joined["risk_score"] == joined["risk_score_bulk"]).all()
+
+    # The server, whose history is the same world, decides a sample identically.
+    sample = shipments.sort("declared_at").slice(4000, 40)
+    goods = scan_table(world, "goods").collect()
+    records = shipments_from_frames(
+        sample, goods.filter(pl.col("shipment_id").is_in(sample["shipment_id"].implode()))
+    )
+    stub = pb_grpc.RiskScoringStub(server.channel)
+    expected = {r["shipment_id"]: r for r in decided.iter_rows(named=True)}
+    for record in records:
+        live = stub.ScoreShipment(request_for(record), timeout=10)
+        row = expected[record.shipment_id]
+        assert live.risk_score == row["risk_score"]
+        assert LANES[live.lane] == row["lane"]
+        assert live.propensity == row["propensity"]
+
+
+def test_score_names_a_bad_input(tmp_path: Path, registry: Path) -> None:
+    result = centinela(
+        "score",
+        "--in",
+        str(tmp_path / "nowhere.csv"),
+        "--out",
+        str(tmp_path / "o.parquet"),
+        "--registry",
+        str(registry),
+    )
+    assert result.returncode == 3
+    assert "expected a directory of canonical tables" in result.stderr
+    result = centinela(
+        "score",
+        "--in",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o.xlsx"),
+        "--registry",
+        str(registry),
+    )
+    assert result.returncode == 3
+    assert "must end in .parquet, .csv or .jsonl" in result.stderr
