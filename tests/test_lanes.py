@@ -10,9 +10,10 @@ import pytest
 
 from features.tables import scan_table
 from features.watchlist import load_watchlist
-from scoring.bulk import score_tables
 from scoring.lanes import Budget, LanePolicy, raise_lane, score_quantiles, uniform_draw
 from scoring.registry import Registry
+from scoring.rules import RuleSet
+from scoring.scorer import Scorer
 
 
 def test_realised_shares_track_the_budget_on_a_reference_distribution() -> None:
@@ -72,13 +73,19 @@ def test_scored_world_matches_budget_per_port(world: Path, registry: Path) -> No
     bundle = Registry(registry).load()
     budgets = {"default": Budget(red=0.02, yellow=0.05, explore=0.0)}
     policy = LanePolicy(bundle.meta.score_quantiles, budgets)
-    scored = score_tables(
-        bundle,
-        scan_table(world, "shipments"),
-        scan_table(world, "goods"),
-        scan_table(world, "inspections"),
-        load_watchlist(),
-        policy,
+    watchlist = load_watchlist()
+    no_rules = RuleSet("none", ())
+    decided = Scorer(bundle, watchlist, no_rules, policy).score_tables(
+        scan_table(world, "shipments").sort("declared_at", "shipment_id").collect(),
+        scan_table(world, "goods").collect(),
+        scan_table(world, "inspections").collect(),
+    )
+    scored = (
+        scan_table(world, "shipments")
+        .sort("declared_at", "shipment_id")
+        .collect()
+        .select("shipment_id", "declared_at", "port_of_entry")
+        .with_columns(lane=pl.Series([d.lane for d in decided]))
     )
     start, end = bundle.meta.windows["valid"]
     valid = scored.filter(
