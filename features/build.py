@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,9 @@ from features.vocab import PORTS
 from features.watchlist import EVIDENCE_THRESHOLD, GoodsMatches, Watchlist
 
 KEY_COLUMNS_OUT: tuple[str, ...] = ("shipment_id", "declared_at", "port_of_entry")
+# polars' default engine choice costs ~4x on the one-row frames of live scoring (measured:
+# stage 1 in 8.1 ms vs 2.1 ms in memory); whole tables fit in memory here too.
+ENGINE: Literal["in-memory"] = "in-memory"
 CONTEXT_COLUMNS: tuple[str, ...] = (
     "shipment_id",
     "declared_at",
@@ -177,7 +181,7 @@ def shipment_basics(
 
     ``matches`` are the watchlist matches of ``goods`` when the caller already has them.
     """
-    goods_frame = goods.lazy().collect()
+    goods_frame = goods.lazy().collect(engine=ENGINE)
     if matches is None:
         matches = watchlist.match_goods_full(goods_frame)
     aggregates = _goods_aggregates(goods_frame.lazy())
@@ -210,7 +214,7 @@ def shipment_basics(
         pl.col("watchlist_strength_sum").fill_null(0.0),
         *key_expressions(),
     )
-    return frame.collect()
+    return frame.collect(engine=ENGINE)
 
 
 _EVIDENCE_COUNTS = (
@@ -244,7 +248,7 @@ def keyed_outcomes(basics: pl.DataFrame, inspections: pl.DataFrame | pl.LazyFram
     return (
         inspections.lazy()
         .select("shipment_id", "reported_at", "positive")
-        .collect()
+        .collect(engine=ENGINE)
         .join(keys, on="shipment_id", how="inner", maintain_order="left")
         .select(OUTCOME_COLUMNS)
     )
@@ -259,15 +263,16 @@ def finalize(
     :func:`features.history.history_features` in bulk, from the live entity state otherwise.
     """
     norms = reference.heading_log_value_per_kg
-    frame = pl.concat([targets, history], how="horizontal").with_columns(
-        (
-            pl.col("value_per_kg").clip(lower_bound=1e-6).log()
-            - pl.col("heading_key").replace_strict(norms, default=None, return_dtype=pl.Float64)
-        ).alias("value_per_kg_log_ratio")
-    )
-    return frame.select(
-        *KEY_COLUMNS_OUT,
-        *(pl.col(f.name).cast(_DTYPES[f.dtype]) for f in FEATURES),
+    frame = pl.concat([targets, history], how="horizontal").lazy()
+    return (
+        frame.with_columns(
+            (
+                pl.col("value_per_kg").clip(lower_bound=1e-6).log()
+                - pl.col("heading_key").replace_strict(norms, default=None, return_dtype=pl.Float64)
+            ).alias("value_per_kg_log_ratio")
+        )
+        .select(*KEY_COLUMNS_OUT, *(pl.col(f.name).cast(_DTYPES[f.dtype]) for f in FEATURES))
+        .collect(engine=ENGINE)
     )
 
 
