@@ -29,6 +29,14 @@ MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
 
 
+def platt(raw: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
+    """Platt scaling: sigmoid(a * logit(raw) + b)."""
+    a, b = calibration
+    p = np.clip(raw, 1e-9, 1 - 1e-9)
+    calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+    return calibrated
+
+
 @dataclass(frozen=True)
 class BundleMeta:
     version: str
@@ -52,10 +60,7 @@ class BundleMeta:
     calibration: tuple[float, float] = (1.0, 0.0)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        a, b = self.calibration
-        p = np.clip(raw, 1e-9, 1 - 1e-9)
-        calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
-        return calibrated
+        return platt(raw, self.calibration)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -32,7 +32,7 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import new_meta, save_bundle
+from scoring.bundle import new_meta, platt, save_bundle
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
 
@@ -244,14 +244,9 @@ def train(
     raw_valid = np.asarray(booster.predict(feature_matrix(valid)), dtype=np.float64)
     calibration = fit_platt(raw_valid, valid["label"].cast(pl.Int32).to_numpy())
     meta_kwargs: dict[str, Any] = {"reference": reference, "calibration": calibration}
-    calibrate = new_meta(
-        version="",
-        trained_at=datetime.now(UTC),
-        code_version="",
-        watchlist_version="",
-        score_quantiles={"default": [0.0, 1.0]},
-        **meta_kwargs,
-    ).calibrate
+
+    def calibrate(raw: np.ndarray) -> np.ndarray:
+        return platt(raw, calibration)
 
     test = labelled["test"]
     y_test = test["label"].cast(pl.Int32).to_numpy()
