@@ -24,6 +24,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+QUOTE_LIMIT = 40
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a caller's value, cut to a short prefix: error messages never echo a huge
+    or hostile value back whole (it would overflow the caller's trailer limit)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
     """One bad field: ``field`` is a path such as ``goods[2].hs_code``; ``description`` says why."""

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )
+    declared_at_max_age_days: float = Field(
+        21.0,
+        gt=0,
+        description="Live scoring accepts a declaredAt at most this many days before now: "
+        "history enters through data_dir, so a back-dated declaration cannot make a new "
+        "shipper look established.",
+    )
+    declared_at_max_ahead_days: float = Field(
+        3.0, ge=0, description="Live scoring accepts a declaredAt at most this many days ahead."
+    )
     lane_budgets: dict[str, Budget] = Field(
         default_factory=lambda: {"default": Budget()},
         description="Inspection budget per port (UN/LOCODE); 'default' covers the others.",

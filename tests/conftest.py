@@ -40,6 +40,9 @@ def server_settings(registry_dir: Path, workdir: Path, **changes: object) -> Set
         "data_dir": workdir / "data",
         "ledger_path": workdir / "ledger.sqlite",
         "grace_period_s": 1.0,
+        # The test world is simulated over 2024-2025; its shipments are scored live as of then.
+        # Tests of the live declaredAt window set these back to the defaults.
+        "declared_at_max_age_days": 36_500.0,
         **changes,
     }
     return load_settings(**values)
