@@ -5,22 +5,25 @@ Public API::
     load_watchlist(path=None) -> Watchlist         # None: the packaged watchlist.yaml
     WatchlistStore(path=None).current / .reload(path)
     Watchlist.version
-    Watchlist.match_line(hs_code, description, cas_numbers) -> LineMatch(hits, mismatches)
+    Watchlist.match_line(hs_code, description, cas_numbers)
+        -> LineMatch(hits, mismatches, invalid_cas)  # any equivalent writing, same hits
     Watchlist.match_goods(goods) -> pl.DataFrame   # one row per hit
     Watchlist.goods_mismatches(goods) -> pl.DataFrame
-    Watchlist.match_goods_full(goods) -> GoodsMatches(hits, mismatches)
+    Watchlist.match_goods_full(goods) -> GoodsMatches(hits, mismatches, invalid_cas)
 """
 
 from features.watchlist.cas import (
     cas_check_digit,
     cas_problem,
     find_cas,
+    invalid_cas_reason,
     is_valid_cas,
     normalize_cas,
 )
 from features.watchlist.matcher import (
     EVIDENCE_THRESHOLD,
     HITS_SCHEMA,
+    INVALID_CAS_SCHEMA,
     MATCH_TYPES,
     MISMATCHES_SCHEMA,
     GoodsMatches,
@@ -44,6 +47,7 @@ from features.watchlist.store import WatchlistStore, load_watchlist
 __all__ = [
     "EVIDENCE_THRESHOLD",
     "HITS_SCHEMA",
+    "INVALID_CAS_SCHEMA",
     "KNOWN_MISATTRIBUTIONS",
     "MATCH_TYPES",
     "MISMATCHES_SCHEMA",
@@ -60,6 +64,7 @@ __all__ = [
     "cas_check_digit",
     "cas_problem",
     "find_cas",
+    "invalid_cas_reason",
     "is_valid_cas",
     "load_watchlist",
     "normalize_cas",

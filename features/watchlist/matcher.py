@@ -4,6 +4,15 @@ One immutable :class:`Watchlist` serves both the live path (:meth:`Watchlist.mat
 goods line) and the bulk path (:meth:`Watchlist.match_goods`, a canonical goods table); the bulk
 path calls the same per-line code, so both give identical hits.
 
+Disguised writings
+  Every input is read in the project's canonical form (:mod:`features.canonical`), so writings
+  that differ only in script, invisible characters, dashes or spacing give the same hits: the
+  HS code through ``canonical_hs`` (``2933.37``, ``２９３３ ３７``), declared CAS numbers through
+  ``read_cas`` (``039742-60-4``, ``39742604``, Arabic-Indic digits) and descriptions through
+  ``canonical_name`` (Cyrillic and Greek look-alike letters, zero-width characters, soft
+  hyphens). ``matched_text`` is cut from that canonical text. A declared CAS number that is not
+  a valid CAS number never hits; it is reported in :attr:`LineMatch.invalid_cas`.
+
 How names are found
   Descriptions and names are normalised the same way (:mod:`features.watchlist.text`) and
   joined with single spaces; every name variant is a key ``" tok tok "`` in one Aho-Corasick
@@ -11,6 +20,12 @@ How names are found
   Short abbreviations (NPP, PAA) are therefore only ever whole words. Overlaps resolve
   chemically: the longer name wins (``1-boc-4-piperidone`` is not also ``4-piperidone``), and a
   span inside a *not-name* (``1-methyl-4-piperidone``) counts for nothing.
+
+How split words are found
+  A watched word cut in two or three by spaces or hyphens ("piper idine", "4-anilinopiper
+  idine") is joined back before the automaton runs, when the pieces joined are a watched word
+  and the first piece alone is not a word of any name; the joined token spans the pieces and is
+  an exact match.
 
 How misspellings are found
   A token that is neither a watched-name token nor a protected ordinary word
@@ -39,6 +54,7 @@ Repeated descriptions, HS codes and whole lines are cached: manifests repeat the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -48,8 +64,9 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from features.canonical import canonical_hs, canonical_name, canonical_text, read_cas
 from features.errors import DataError
-from features.watchlist.cas import find_cas, normalize_cas
+from features.watchlist.cas import find_cas
 from features.watchlist.lexicon import PROTECTED_WORDS
 from features.watchlist.schema import Confidence, Entry, WatchlistSpec
 from features.watchlist.text import normalize_name, tokenize
@@ -168,22 +185,35 @@ class Mismatch:
 
 @dataclass(frozen=True, slots=True)
 class LineMatch:
-    """Everything the watchlist found on one goods line, strongest hits first."""
+    """Everything the watchlist found on one goods line, strongest hits first.
+
+    ``invalid_cas`` holds the declared CAS numbers (canonical text, in declared order, without
+    repeats) that are not valid CAS numbers: the check digit fails or the text is not shaped
+    like a CAS number. They never produce a hit; a broken identifier on a chemical line is a
+    signal of its own. ``read_cas`` on one of them gives the reason.
+    """
 
     hits: tuple[Hit, ...] = ()
     mismatches: tuple[Mismatch, ...] = ()
+    invalid_cas: tuple[str, ...] = ()
 
     def identified(self, threshold: float = EVIDENCE_THRESHOLD) -> frozenset[str]:
         """Entry ids with at least one hit of ``threshold`` strength or more."""
         return frozenset(h.entry_id for h in self.hits if h.strength >= threshold)
 
 
+def _empty_invalid_cas() -> pl.DataFrame:
+    return pl.DataFrame(schema=INVALID_CAS_SCHEMA)
+
+
 @dataclass(frozen=True, slots=True)
 class GoodsMatches:
-    """Bulk results: one row per hit and one row per mismatch, keyed by shipment and line."""
+    """Bulk results: one row per hit, per mismatch and per invalid declared CAS number, keyed by
+    shipment and line (``invalid_cas``: see ``INVALID_CAS_SCHEMA``)."""
 
     hits: pl.DataFrame
     mismatches: pl.DataFrame
+    invalid_cas: pl.DataFrame = field(default_factory=_empty_invalid_cas)
 
 
 HITS_SCHEMA: dict[str, pl.DataType] = {
@@ -204,6 +234,15 @@ MISMATCHES_SCHEMA: dict[str, pl.DataType] = {
     "kind": pl.String(),
     "detail": pl.String(),
 }
+
+INVALID_CAS_SCHEMA: dict[str, pl.DataType] = {
+    "shipment_id": pl.String(),
+    "line_no": pl.Int32(),
+    "cas": pl.String(),
+    "status": pl.String(),
+}
+"""One row per declared CAS number that is not valid: its canonical text and ``read_cas``
+status (``check_digit``: shaped like a CAS but the check digit fails; ``shape``: not a CAS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +266,12 @@ class _NameHit:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """What a description says on its own, before its HS code is known."""
+    """What a description says on its own, before its HS code is known.
 
+    ``text`` is the description in canonical form, the text hits' spans are cut from.
+    """
+
+    text: str
     names: tuple[_NameHit, ...]
     cas: tuple[tuple[int, str, Confidence], ...]
     tokens: frozenset[str]
@@ -275,6 +318,7 @@ def _max_edits(length: int) -> int:
     return 3
 
 
+_JOIN_GAP = re.compile(r"[\s._-]{1,3}")
 _FUNCTION_WORDS = frozenset({"de", "del", "of", "and", "y", "for", "para", "con", "with"})
 
 
@@ -341,6 +385,8 @@ class Watchlist:
     _protected: frozenset[str] = field(repr=False)
     _fuzzy_blocks: dict[tuple[str, int], tuple[str, ...]] = field(repr=False)
     _pattern_tokens: dict[str, int] = field(repr=False)
+    _name_words: frozenset[str] = field(repr=False)
+    _join_targets: frozenset[str] = field(repr=False)
     _scan_cache: _BoundedCache[str, _Scan] = field(default_factory=_BoundedCache, repr=False)
     _hs_cache: _BoundedCache[str, _HsHits] = field(default_factory=_BoundedCache, repr=False)
     _line_cache: _BoundedCache[_LineKey, LineMatch] = field(
@@ -359,6 +405,8 @@ class Watchlist:
         patterns: dict[str, list[tuple[int, int]]] = {}
         vocabulary: set[str] = set()
         protected: set[str] = set(PROTECTED_WORDS)
+        name_words: set[str] = set()
+        join_targets: set[str] = set()
         cas_index: dict[str, tuple[int, Confidence]] = {}
         hs_index: dict[str, list[tuple[int, str, Confidence]]] = {}
         for index, entry in enumerate(spec.entries):
@@ -375,12 +423,15 @@ class Watchlist:
                     words = {t for t in variant if t.isalpha()}
                     if role == _ROLE_NAME:
                         vocabulary |= {t for t in words if len(t) >= _MIN_FUZZY_LEN}
+                    if role != _ROLE_ABBREVIATION:
+                        join_targets |= {t for t in words if len(t) >= _MIN_FUZZY_LEN}
+                    name_words |= words
                     protected |= words
             protected |= {
                 normalize_name(w)[0] for w in entry.benign_context.words if normalize_name(w)
             }
             for cas in entry.cas:
-                cas_index[cas.number] = (index, cas.confidence)
+                cas_index[read_cas(cas.number).text] = (index, cas.confidence)
             for hs in entry.hs:
                 hs_index.setdefault(hs.code, []).append((index, hs.specificity, hs.confidence))
         automaton = ahocorasick.Automaton()
@@ -404,6 +455,8 @@ class Watchlist:
             _protected=frozenset(protected - vocabulary),
             _fuzzy_blocks={k: tuple(v) for k, v in blocks.items()},
             _pattern_tokens=pattern_tokens,
+            _name_words=frozenset(name_words),
+            _join_targets=frozenset(join_targets),
         )
 
     # ------------------------------------------------------------------ public API
@@ -426,7 +479,12 @@ class Watchlist:
     def match_line(
         self, hs_code: str, description: str, cas_numbers: Sequence[str] = ()
     ) -> LineMatch:
-        """Match one goods line: its HS code, free-text description and declared CAS numbers."""
+        """Match one goods line: its HS code, free-text description and declared CAS numbers.
+
+        Any writing of the three that is equivalent in canonical form gives the same hits (see
+        "Disguised writings" in the module docstring); ``matched_text`` is cut from the canonical
+        text.
+        """
         key = (hs_code, description, tuple(cas_numbers))
         cached = self._line_cache.get(key)
         if cached is None:
@@ -443,13 +501,14 @@ class Watchlist:
         return self.match_goods_full(goods).mismatches
 
     def match_goods_full(self, goods: pl.DataFrame, *, min_strength: float = 0.0) -> GoodsMatches:
-        """Hits and mismatches of every line of a goods table, in one pass."""
+        """Hits, mismatches and invalid declared CAS numbers of every line of a goods table."""
         required = ("shipment_id", "line_no", "hs_code", "description", "cas_numbers")
         missing = [c for c in required if c not in goods.columns]
         if missing:
             raise DataError(f"goods table lacks columns {missing} needed for watchlist matching")
         hit_cols: dict[str, list[Any]] = {name: [] for name in HITS_SCHEMA}
         mis_cols: dict[str, list[Any]] = {name: [] for name in MISMATCHES_SCHEMA}
+        bad_cols: dict[str, list[Any]] = {name: [] for name in INVALID_CAS_SCHEMA}
         cache = self._line_cache
         empty: tuple[str, ...] = ()
         for shipment_id, line_no, hs, desc, cas in zip(
@@ -465,7 +524,7 @@ class Watchlist:
             if found is None:
                 found = self._match(hs or "", desc or "", key[2])
                 cache.put(key, found)
-            if not found.hits and not found.mismatches:
+            if not found.hits and not found.mismatches and not found.invalid_cas:
                 continue
             for hit in found.hits:
                 if hit.strength < min_strength:
@@ -484,21 +543,30 @@ class Watchlist:
                 mis_cols["entry_id"].append(mismatch.entry_id)
                 mis_cols["kind"].append(mismatch.kind)
                 mis_cols["detail"].append(mismatch.detail)
+            for number in found.invalid_cas:
+                bad_cols["shipment_id"].append(shipment_id)
+                bad_cols["line_no"].append(line_no)
+                bad_cols["cas"].append(number)
+                bad_cols["status"].append(read_cas(number).status)
         return GoodsMatches(
             hits=pl.DataFrame(hit_cols, schema=HITS_SCHEMA),
             mismatches=pl.DataFrame(mis_cols, schema=MISMATCHES_SCHEMA),
+            invalid_cas=pl.DataFrame(bad_cols, schema=INVALID_CAS_SCHEMA),
         )
 
     def normalize(self, text: str) -> str:
-        """The description as the name matcher sees it, fuzzy corrections applied."""
-        tokens, _, _ = tokenize(text)
+        """The description as the name matcher sees it, split words joined, fuzzy corrections
+        applied."""
+        canon = canonical_name(text)
+        tokens, _, _ = self._join_split_words(canon, *tokenize(canon))
         return " ".join(self._fix(t)[0] for t in tokens)
 
     # ------------------------------------------------------------------ per line
 
     def _match(self, hs_code: str, description: str, cas_numbers: tuple[str, ...]) -> LineMatch:
         scan = self._scan(description)
-        hs_digits = _hs_digits(hs_code)
+        hs_shown = canonical_text(hs_code)
+        hs_digits = _hs_digits(canonical_hs(hs_code))
         chapter = hs_digits[:2] if len(hs_digits) >= 2 else ""
         hits: dict[tuple[int, str], Hit] = {}
 
@@ -514,12 +582,18 @@ class Watchlist:
                 )
 
         cas_items: dict[int, str] = {}
+        invalid: dict[str, None] = {}
         for raw in cas_numbers:
-            number = normalize_cas(raw)
-            found = self._cas_index.get(number) if number else None
+            reading = read_cas(raw)
+            if not reading.text:
+                continue
+            if not reading.valid:
+                invalid[reading.text] = None
+                continue
+            found = self._cas_index.get(reading.text)
             if found is not None:
-                add(found[0], "cas", raw.strip(), 1.0, _CAS_STRENGTH[found[1]])
-                cas_items.setdefault(found[0], raw.strip())
+                add(found[0], "cas", reading.text, 1.0, _CAS_STRENGTH[found[1]])
+                cas_items.setdefault(found[0], reading.text)
         for item, text, confidence in scan.cas:
             add(item, "cas", text, 1.0, _CAS_STRENGTH[confidence])
             cas_items.setdefault(item, text)
@@ -549,18 +623,16 @@ class Watchlist:
                 strength = _HS_SPECIFIC_STRENGTH[confidence]
                 if strength >= EVIDENCE_THRESHOLD:
                     specific.add(item)
-                add(item, "hs_specific", hs_code.strip(), 1.0, strength)
+                add(item, "hs_specific", hs_shown, 1.0, strength)
             else:
-                add(item, "hs_broad", hs_code.strip(), 1.0, _HS_BROAD_STRENGTH[confidence])
+                add(item, "hs_broad", hs_shown, 1.0, _HS_BROAD_STRENGTH[confidence])
 
-        mismatches = self._mismatches(
-            hs_code.strip(), chapter, description, cas_items, named, specific
-        )
+        mismatches = self._mismatches(hs_shown, chapter, scan.text, cas_items, named, specific)
         ordered = sorted(
             hits.values(),
             key=lambda h: (-h.strength, MATCH_TYPES.index(h.match_type), h.entry_id),
         )
-        return LineMatch(tuple(ordered), tuple(mismatches))
+        return LineMatch(tuple(ordered), tuple(mismatches), tuple(invalid))
 
     def _mismatches(
         self,
@@ -572,8 +644,7 @@ class Watchlist:
         specific: set[int],
     ) -> list[Mismatch]:
         out: list[Mismatch] = []
-        shown = description.strip()
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        shown = description if len(description) <= 60 else description[:57] + "..."
         for item, cas in cas_items.items():
             it = self._items[item]
             if chapter and chapter not in it.chapters:
@@ -643,14 +714,15 @@ class Watchlist:
         return cached
 
     def _scan_uncached(self, description: str) -> _Scan:
+        canon = canonical_name(description)
         cas_hits = []
-        for text, _, _ in find_cas(description):
-            found = self._cas_index.get(text)
+        for number, _, _ in find_cas(canon):
+            found = self._cas_index.get(number)
             if found is not None:
-                cas_hits.append((found[0], text, found[1]))
-        tokens, starts, ends = tokenize(description)
+                cas_hits.append((found[0], number, found[1]))
+        tokens, starts, ends = self._join_split_words(canon, *tokenize(canon))
         if not tokens:
-            return _Scan((), tuple(cas_hits), frozenset())
+            return _Scan(canon, (), tuple(cas_hits), frozenset())
         fixed: list[str] = []
         edits: list[int] = []
         for token in tokens:
@@ -670,7 +742,7 @@ class Watchlist:
             for item, role in roles:
                 spans.append((first, last, item, role))
         if not spans:
-            return _Scan((), tuple(cas_hits), frozenset(fixed))
+            return _Scan(canon, (), tuple(cas_hits), frozenset(fixed))
         blocked = [(lo, hi) for lo, hi, _, role in spans if role == _ROLE_NOT_NAME]
         positive = [
             s
@@ -693,13 +765,49 @@ class Watchlist:
                 item,
                 distance > 0,
                 role == _ROLE_ABBREVIATION,
-                description[starts[first] : ends[last]],
+                canon[starts[first] : ends[last]],
                 similarity,
             )
             old = kept.get(item)
             if old is None or _rank(hit) > _rank(old):
                 kept[item] = hit
-        return _Scan(tuple(kept.values()), tuple(cas_hits), frozenset(fixed))
+        return _Scan(canon, tuple(kept.values()), tuple(cas_hits), frozenset(fixed))
+
+    def _join_split_words(
+        self, text: str, tokens: list[str], starts: list[int], ends: list[int]
+    ) -> tuple[list[str], list[int], list[int]]:
+        """Tokens with a watched word cut into 2-3 pieces joined back ("piper idine").
+
+        Pieces are joined when they are letters, only spaces, hyphens, dots or underscores
+        separate them, what they spell is a word of a name or not-name, and the first piece is
+        not itself a word of any name (so "phenethyl piperidone" keeps its two words).
+        """
+        n = len(tokens)
+        if n < 2:
+            return tokens, starts, ends
+        out: tuple[list[str], list[int], list[int]] = ([], [], [])
+        i = 0
+        while i < n:
+            width = 1
+            if tokens[i].isalpha() and tokens[i] not in self._name_words:
+                for w in (3, 2):
+                    if i + w <= n and self._joinable(text, tokens, starts, ends, i, i + w):
+                        width = w
+                        break
+            out[0].append(tokens[i] if width == 1 else "".join(tokens[i : i + width]))
+            out[1].append(starts[i])
+            out[2].append(ends[i + width - 1])
+            i += width
+        return out
+
+    def _joinable(
+        self, text: str, tokens: list[str], starts: list[int], ends: list[int], lo: int, hi: int
+    ) -> bool:
+        pieces = tokens[lo:hi]
+        if not all(p.isalpha() for p in pieces) or "".join(pieces) not in self._join_targets:
+            return False
+        gaps = (text[ends[k] : starts[k + 1]] for k in range(lo, hi - 1))
+        return all(_JOIN_GAP.fullmatch(gap) is not None for gap in gaps)
 
     def _fix(self, token: str) -> tuple[str, int]:
         """The watched token ``token`` is a misspelling of, with the edit distance; else itself."""

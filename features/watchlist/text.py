@@ -1,17 +1,24 @@
 """Text normalisation shared by the watchlist file's names and the goods descriptions.
 
 Both sides go through the same function, so a name written once in the data file matches
-every spelling that differs only in case, accents, punctuation, hyphens or spacing. Letters and
-digits are split into separate tokens ("4AP" and "4-AP" both become ``4 ap``) because
-declarations glue locants and salt counts onto names ("2HCl", "piperidin4one"). A few chemical
-spelling variants that carry no meaning (piperidinone/piperidone, phenylethyl/phenethyl, and
-their Spanish forms) are folded into one canonical token.
+every spelling that differs only in case, accents, punctuation, hyphens or spacing. Text is
+first put in the project's canonical form (:func:`features.canonical.canonical_name`: NFKC,
+invisible characters and soft hyphens removed, every dash a hyphen, Cyrillic and Greek
+look-alike letters folded to the Latin letters they imitate), so a name written with Cyrillic
+look-alikes or a zero-width space inside it is the same name; standalone Greek letters
+(``α-phenylacetoacetonitrile``) are kept and read as ``alpha``. Letters and digits are split
+into separate tokens ("4AP" and "4-AP" both become ``4 ap``) because declarations glue locants
+and salt counts onto names ("2HCl", "piperidin4one"). A few chemical spelling variants that
+carry no meaning (piperidinone/piperidone, phenylethyl/phenethyl, and their Spanish forms) are
+folded into one canonical token.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+from features.canonical import canonical_name
 
 _TOKEN = re.compile(r"\d+|[^\W\d_]+")
 
@@ -54,11 +61,15 @@ def normalize_token(raw: str) -> str:
 
 
 def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
-    """Normalised tokens of ``text`` with the start and end offset of each in the raw text."""
+    """Normalised tokens of ``text`` with the start and end offset of each.
+
+    The offsets are into ``canonical_name(text)``, the text the tokens are read from; for text
+    already in canonical form (plain ASCII with single spaces, for instance) that is ``text``.
+    """
     tokens: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for match in _TOKEN.finditer(text):
+    for match in _TOKEN.finditer(canonical_name(text)):
         tokens.append(normalize_token(match.group()))
         starts.append(match.start())
         ends.append(match.end())
