@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from features.canonical import read_cas
 from features.history import FAMILIES_COLUMN, KEY_COLUMNS, history_features, key_expressions
 from features.records import MODES
 from features.schema import FEATURE_NAMES, FEATURES
@@ -92,11 +93,29 @@ def _code(column: str, mapping: tuple[pl.Series, pl.Series]) -> pl.Expr:
     return pl.col(column).replace_strict(old, new, default=None, return_dtype=pl.Int32)
 
 
-def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
-    lines = goods.sort("shipment_id", "line_no").with_columns(
+def _invalid_cas(goods: pl.DataFrame) -> pl.Expr:
+    """1 for a line declaring a CAS number that is not valid, as :func:`read_cas` reads it.
+
+    The check digit is defined once, in Python; a table repeats few distinct numbers, so
+    reading each distinct one is cheap and the test itself stays a polars expression.
+    """
+    declared = goods["cas_numbers"].explode().drop_nulls().unique()
+    invalid = pl.Series([c for c in declared.to_list() if not read_cas(c).valid], dtype=pl.String)
+    return (
+        pl.col("cas_numbers")
+        .list.eval(pl.element().is_in(invalid.implode()))
+        .list.any()
+        .fill_null(False)
+        .cast(pl.Int32)
+    )
+
+
+def _goods_aggregates(goods: pl.DataFrame) -> pl.LazyFrame:
+    lines = goods.lazy().sort("shipment_id", "line_no").with_columns(
         chapter=pl.col("hs_code").str.slice(0, 2).cast(pl.Int32, strict=False),
         heading=pl.col("hs_code").str.slice(0, 4).cast(pl.Int32, strict=False),
         has_cas=(pl.col("cas_numbers").list.len() > 0).cast(pl.Int32),
+        invalid_cas=_invalid_cas(goods),
     )
     grouped = lines.group_by("shipment_id", maintain_order=True).agg(
         pl.len().cast(pl.Int32).alias("goods_line_count"),
@@ -105,6 +124,7 @@ def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("chapter").alias("_chapters"),
         pl.col("heading").alias("_headings"),
         pl.col("has_cas").sum().cast(pl.Int32).alias("cas_line_count"),
+        pl.col("invalid_cas").sum().cast(pl.Int32).alias("invalid_cas_lines"),
     )
     principal = pl.col("_values").list.arg_max()
     return grouped.select(
@@ -117,6 +137,7 @@ def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
             "chemical_line_share"
         ),
         "cas_line_count",
+        "invalid_cas_lines",
         pl.col("_weights").list.sum().alias("total_weight_kg"),
         pl.col("_values").list.sum().alias("total_value_usd"),
     )
@@ -184,7 +205,7 @@ def shipment_basics(
     goods_frame = goods.lazy().collect(engine=ENGINE)
     if matches is None:
         matches = watchlist.match_goods_full(goods_frame)
-    aggregates = _goods_aggregates(goods_frame.lazy())
+    aggregates = _goods_aggregates(goods_frame)
     evidence = _watchlist_aggregates(matches, watchlist)
     frame = (
         shipments.lazy()

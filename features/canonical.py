@@ -39,10 +39,12 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
+
+from features.records import GoodsLine, Party, Shipment
 
 # Characters NFKC leaves alone that can only hide something: default-ignorable code points that
 # are not in category Cf (which is removed as a whole).
@@ -198,3 +200,48 @@ def read_cas(value: str) -> CasReading:
     if cas_check_digit(head + mid) != int(check):
         return CasReading(canonical, "check_digit")
     return CasReading(canonical, "valid")
+
+
+def canonical_goods_line(line: GoodsLine) -> GoodsLine:
+    """A goods line with its HS code, CAS numbers, unit and description in canonical form."""
+    return replace(
+        line,
+        hs_code=canonical_hs(line.hs_code),
+        description=canonical_text(line.description),
+        cas_numbers=tuple(read_cas(cas).text for cas in line.cas_numbers),
+        unit=canonical_code(line.unit),
+    )
+
+
+def canonical_party(party: Party) -> Party:
+    return Party(
+        id=canonical_code(party.id),
+        name=canonical_text(party.name),
+        country=canonical_code(party.country),
+        tax_id=canonical_code(party.tax_id),
+    )
+
+
+def canonical_shipment(shipment: Shipment) -> Shipment:
+    """``shipment`` with every identifier in canonical form and free text cleaned.
+
+    Codes and ids go through :func:`canonical_code`, HS codes :func:`canonical_hs`, CAS numbers
+    :func:`read_cas`; names and descriptions :func:`canonical_text` (look-alike letters stay in
+    the text as declared and are folded where names are matched). Idempotent.
+    """
+    s = shipment
+    return replace(
+        s,
+        shipment_id=canonical_code(s.shipment_id),
+        port_of_entry=canonical_code(s.port_of_entry),
+        origin_country=canonical_code(s.origin_country),
+        export_country=canonical_code(s.export_country),
+        transshipment_ports=tuple(canonical_code(p) for p in s.transshipment_ports),
+        carrier=canonical_text(s.carrier),
+        conveyance_id=canonical_code(s.conveyance_id),
+        container_id=canonical_code(s.container_id),
+        shipper=canonical_party(s.shipper),
+        consignee=canonical_party(s.consignee),
+        broker_id=canonical_code(s.broker_id),
+        goods=tuple(canonical_goods_line(g) for g in s.goods),
+    )

@@ -124,6 +124,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "watchlist_mismatches", "int32", False, "mismatch signals (e.g. a watched CAS, benign HS)"
     ),
     *_history_specs(),
+    FeatureSpec(
+        "invalid_cas_lines",
+        "int32",
+        False,
+        "lines declaring a CAS number that is not valid (check digit or shape)",
+    ),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)

@@ -68,6 +68,10 @@ _TEMPLATES: Mapping[str, Template] = {
         f"{_n(v)} partida(s) declaran número CAS",
         f"{_n(v)} line(s) declare a CAS number",
     ),
+    "invalid_cas_lines": lambda v: (
+        f"{_n(v)} partida(s) declaran un número CAS inválido",
+        f"{_n(v)} line(s) declare an invalid CAS number",
+    ),
     "total_weight_kg": lambda v: (f"Peso bruto total {_n(v)} kg", f"Total gross weight {_n(v)} kg"),
     "total_value_usd": lambda v: (
         f"Valor declarado total {_n(v)} USD",

@@ -15,9 +15,10 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from features.canonical import canonical_shipment
 from features.errors import (
     CentinelaError,
     FailedPrecondition,
@@ -37,9 +38,17 @@ from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
 from scoring.scorer import HitRef, Scored, Scorer
 from scoring.settings import Settings
-from scoring.validation import validate_shipment
+from scoring.validation import Window, validate_shipment
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A shipment in the canonical form the core reads, and as the caller declared it."""
+
+    canonical: Shipment
+    declared: Shipment
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +178,11 @@ class ScoringService:
         """Score a batch where each shipment stands alone: invalid ones get their error, the
         valid ones are scored together in one batch. Results are in input order."""
         results: list[Decision | CentinelaError | None] = []
-        valid: list[Shipment] = []
+        valid: list[Declared] = []
+        window = self.declared_window()
         for shipment in shipments:
             try:
-                valid.append(validate_shipment(shipment, self.settings.max_goods_lines))
+                valid.append(self._admit(shipment, window))
                 results.append(None)
             except InvalidInput as error:
                 results.append(error)
@@ -181,22 +191,37 @@ class ScoringService:
 
     def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
         """Validate and score a batch; any invalid shipment raises before anything is scored."""
-        for shipment in shipments:
-            validate_shipment(shipment, self.settings.max_goods_lines)
-        return self._score_valid(shipments)
+        window = self.declared_window()
+        return self._score_valid([self._admit(s, window) for s in shipments])
 
-    def _score_valid(self, shipments: Sequence[Shipment]) -> list[Decision]:
+    def declared_window(self, now: datetime | None = None) -> Window:
+        """The ``declared_at`` range live scoring accepts around ``now`` (default: the clock)."""
+        now = now or datetime.now(UTC)
+        return (
+            now - timedelta(days=self.settings.declared_at_max_age_days),
+            now + timedelta(days=self.settings.declared_at_max_ahead_days),
+        )
+
+    def _admit(self, shipment: Shipment, window: Window) -> Declared:
+        """The edge of the core: the canonical form of ``shipment``, validated, with the
+        shipment as declared kept beside it for the ledger."""
+        canonical = canonical_shipment(shipment)
+        validate_shipment(canonical, self.settings.max_goods_lines, window)
+        return Declared(canonical, shipment)
+
+    def _score_valid(self, admitted: Sequence[Declared]) -> list[Decision]:
         scorer = self._require()
         state = self.state
         assert state is not None
+        shipments = [a.canonical for a in admitted]
         batch = scorer.score_batch(shipments, state)
         decisions = [self._decide(scorer, s) for s in batch.scored]
         if self.ledger is not None:
             pending = [
                 self.ledger.append(
-                    Entry("decision", d.decision_id, decision_payload(d, shipment, scored))
+                    Entry("decision", d.decision_id, decision_payload(d, a, scored))
                 )
-                for d, shipment, scored in zip(decisions, shipments, batch.scored, strict=True)
+                for d, a, scored in zip(decisions, admitted, batch.scored, strict=True)
             ]
             for future in pending:
                 future.result()  # durable before anyone sees the decision
@@ -270,13 +295,27 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def decision_payload(decision: Decision, shipment: Shipment, scored: Scored) -> dict[str, Any]:
-    """Everything needed to audit a decision and to retrain on it, as stored in the ledger."""
+def _shipment_json(shipment: Shipment) -> dict[str, Any]:
+    return {
+        "shipment": {k: _json_value(v) for k, v in shipment_row(shipment).items()},
+        "goods": goods_rows(shipment),
+    }
+
+
+def decision_payload(decision: Decision, admitted: Declared, scored: Scored) -> dict[str, Any]:
+    """Everything needed to audit a decision and to retrain on it, as stored in the ledger.
+
+    ``shipment`` and ``goods`` are the canonical form every stage used; ``declared`` holds the
+    shipment exactly as the caller wrote it when that differs (``null`` when it was already
+    canonical), so an auditor sees both what was declared and what it was read as.
+    """
+    canonical = _shipment_json(admitted.canonical)
+    declared = _shipment_json(admitted.declared)
     return {
         "decision_id": decision.decision_id,
         "decided_at": datetime.now(UTC).isoformat(),
-        "shipment": {k: _json_value(v) for k, v in shipment_row(shipment).items()},
-        "goods": goods_rows(shipment),
+        **canonical,
+        "declared": None if declared == canonical else declared,
         "risk_score": decision.risk_score,
         "lane": decision.lane,
         "random_selection": decision.random_selection,

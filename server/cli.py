@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -28,16 +29,23 @@ def bootstrap(settings: Settings) -> None:
         return
     from features.tables import table_path
     from training.simulate import simulate_world
+    from training.simulate.skeleton import add_months
     from training.train import train
+
+    months = 24
 
     if not table_path(settings.data_dir, "shipments").exists():
         log.info(
             "no data: simulating a world",
             extra={"dir": str(settings.data_dir), "shipments": settings.bootstrap_shipments},
         )
+        # The world ends today, so its history counts for the current declarations live
+        # scoring accepts (see Settings.declared_at_max_age_days).
         simulate_world(
             settings.data_dir,
             shipments=settings.bootstrap_shipments,
+            months=months,
+            start=add_months(datetime.now(UTC).date(), -months),
             seed=settings.bootstrap_seed,
             progress=False,
         )

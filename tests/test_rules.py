@@ -86,7 +86,7 @@ def _hit(rule_id: str, lane: str) -> RuleHit:
 
 
 def test_shipped_file_validates(rules: RuleSet) -> None:
-    assert rules.version == "2026.11.1"
+    assert rules.version == "2026.11.2"
     assert rules.source == "(packaged) rules.yaml"
     assert [r.id for r in rules.rules] == [
         "table-i-precursor",
@@ -94,6 +94,7 @@ def test_shipped_file_validates(rules: RuleSet) -> None:
         "fentanyl-identified",
         "controlled-precursor-new-consignee",
         "watched-cas-misdeclared",
+        "declared-cas-invalid",
         "pill-press-equipment",
         "pill-press-new-consignee",
     ]
@@ -537,7 +538,7 @@ def test_cli_validate_good_file() -> None:
     done = _cli(str(PACKAGED))
     assert done.returncode == 0, done.stderr
     assert (
-        f"OK {PACKAGED}: version 2026.11.1, 7 rules (6 red, 1 yellow), checked against "
+        f"OK {PACKAGED}: version 2026.11.2, 8 rules (6 red, 2 yellow), checked against "
         "watchlist 2026.11.1"
     ) in " ".join(done.stdout.split())
 

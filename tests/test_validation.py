@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -47,8 +48,9 @@ def test_valid_shipment_has_no_violations() -> None:
         ({"goods": line(hs_code="")}, "goods[0].hs_code", "required"),
         ({"goods": line(hs_code="990000")}, "goods[0].hs_code", "chapter 99 does not exist"),
         ({"goods": line(description="  ")}, "goods[0].description", "required"),
-        ({"goods": line(cas_numbers=("39742-60-5",))}, "goods[0].cas_numbers[0]", "check digit"),
-        ({"goods": line(cas_numbers=("NPP",))}, "goods[0].cas_numbers[0]", "not a valid CAS"),
+        ({"goods": line(cas_numbers=("1" * 33,))}, "goods[0].cas_numbers[0]", "longer than 32"),
+        ({"goods": line(cas_numbers=("",))}, "goods[0].cas_numbers[0]", "empty"),
+        ({"goods": line(cas_numbers=("50-00-0",) * 51)}, "goods[0].cas_numbers", "more than"),
         ({"goods": line(gross_weight_kg=-5.0)}, "goods[0].gross_weight_kg", "greater than 0"),
         ({"goods": line(gross_weight_kg=0.0)}, "goods[0].gross_weight_kg", "greater than 0"),
         ({"goods": line(gross_weight_kg=math.nan)}, "goods[0].gross_weight_kg", "finite"),
@@ -80,3 +82,29 @@ def test_all_violations_are_reported_together() -> None:
 def test_goods_line_limit() -> None:
     shipment = dataclasses.replace(GOOD, goods=(LINE,) * 3)
     assert [v.field for v in shipment_violations(shipment, max_goods_lines=2)] == ["goods"]
+
+
+@pytest.mark.parametrize("cas", ["39742-60-5", "NPP", "39742-6O-4"])
+def test_an_invalid_cas_is_scored_and_flagged_not_rejected(cas: str) -> None:
+    """A broken CAS on a chemical line is a signal (feature, rule), not a reason to bounce."""
+    assert shipment_violations(dataclasses.replace(GOOD, goods=line(cas_numbers=(cas,)))) == []
+
+
+def test_a_huge_bad_value_is_quoted_by_a_short_prefix_only() -> None:
+    huge = "Z" * 1_000_000
+    shipment = dataclasses.replace(GOOD, shipment_id=huge, port_of_entry=huge)
+    with pytest.raises(InvalidInput) as caught:
+        validate_shipment(shipment)
+    assert len(caught.value.message) < 1_000
+    assert "1000000 characters" in caught.value.message
+
+
+def test_the_live_window_bounds_declared_at() -> None:
+    at = GOOD.declared_at
+    assert at is not None
+    window = (at - timedelta(days=21), at + timedelta(days=3))
+    assert shipment_violations(GOOD, window=window) == []
+    for moved in (at - timedelta(days=22), at + timedelta(days=4)):
+        violations = shipment_violations(dataclasses.replace(GOOD, declared_at=moved), window=window)
+        assert [v.field for v in violations] == ["declared_at"]
+        assert "outside the accepted window" in violations[0].description
