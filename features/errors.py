@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 QUOTE_LIMIT = 40
 
 
@@ -47,6 +46,45 @@ class FieldViolation:
         return f"{self.field}: {self.description}"
 
 
+MAX_LISTED_VIOLATIONS = 20
+"""At most this many violations are spelt out in a message; the rest are counted."""
+MAX_MESSAGE_CHARS = 900
+"""An :class:`InvalidInput` message never grows past this, however many violations it has."""
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with ``...`` when cut."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def more_violations(count: int) -> str:
+    return f"... and {count} more violation{'s' if count != 1 else ''}"
+
+
+def violations_summary(message: str, violations: list[FieldViolation]) -> str:
+    """``message: v1; v2; ...`` listing the first violations that fit in
+    :data:`MAX_MESSAGE_CHARS` (at most :data:`MAX_LISTED_VIOLATIONS`) and counting the rest.
+
+    A request with thousands of bad goods lines, or one whose violation quotes a long value,
+    still gets a message small enough for a gRPC trailer."""
+    if not violations:
+        return clip(message, MAX_MESSAGE_CHARS)
+    head = clip(message, MAX_MESSAGE_CHARS // 2)
+    reserve = len("; ") + len(more_violations(len(violations)))
+    budget = MAX_MESSAGE_CHARS - len(head) - len(": ") - reserve
+    listed: list[str] = []
+    for violation in violations[:MAX_LISTED_VIOLATIONS]:
+        text = clip(str(violation), 200)
+        if len(text) + len("; ") > budget and listed:
+            break
+        listed.append(text)
+        budget -= len(text) + len("; ")
+    rest = len(violations) - len(listed)
+    if rest:
+        listed.append(more_violations(rest))
+    return f"{head}: " + "; ".join(listed)
+
+
 class CentinelaError(Exception):
     """Root of every error Centinela raises on purpose. ``message`` is safe to show callers."""
 
@@ -56,12 +94,11 @@ class CentinelaError(Exception):
 
 
 class InvalidInput(CentinelaError):
-    """A request or file had bad fields. ``violations`` names each one."""
+    """A request or file had bad fields. ``violations`` names each one (all of them; the
+    message spells out only the first few, see :func:`violations_summary`)."""
 
     def __init__(self, message: str, violations: list[FieldViolation] | None = None) -> None:
-        if violations:
-            message = f"{message}: " + "; ".join(str(v) for v in violations)
-        super().__init__(message)
+        super().__init__(violations_summary(message, list(violations or [])))
         self.violations: list[FieldViolation] = list(violations or [])
 
 

@@ -1,24 +1,37 @@
 """Proto ↔ domain conversion, in paired functions and nowhere else.
 
 Conversion never validates: it maps what arrived (unset enums, missing timestamps and missing
-parties included) so :mod:`scoring.validation` can name every bad field in one answer.
+parties included) so :mod:`scoring.validation` can name every bad field in one answer. The one
+exception is what has no domain value at all: a ``declared_at`` outside the range a Timestamp
+may hold (years 1 to 9999, nanos 0 to 999,999,999) cannot become a datetime, so conversion
+rejects it with :class:`InvalidInput` naming ``declared_at``. Conversion from proto raises
+nothing else.
 """
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from features.errors import FieldViolation, InvalidInput
+from features.errors import FieldViolation, InvalidInput, quote
 from features.records import GoodsLine, Party, Shipment
 from scoring.service import Decision, ModelInfo, Outcome, OutcomeReceipt
-from server.errors import public_message, status_code_for
+from server.errors import Undecodable, public_message, public_violations, status_code_for
 from server.pb import risk_scoring_pb2 as pb
 
 _MODES = {pb.MODE_SEA: "sea", pb.MODE_LAND: "land", pb.MODE_AIR: "air", pb.MODE_POSTAL: "postal"}
 _MODES_BACK = {v: k for k, v in _MODES.items()}
 _LANES = {"red": pb.LANE_RED, "yellow": pb.LANE_YELLOW, "green": pb.LANE_GREEN}
+
+# The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+MAX_NANOS = 999_999_999
+MAX_ECHOED_ID = 1024
+"""An error Decision echoes at most this many characters of the request's shipment id (a valid
+id has at most 128; a longer one is named as invalid, and echoing megabytes back could push the
+answer past the message size limit)."""
 
 
 def party_from_proto(msg: pb.Party) -> Party:
@@ -53,10 +66,41 @@ def goods_to_proto(line: GoodsLine) -> pb.GoodsLine:
     )
 
 
+def timestamp_violations(msg: Timestamp, path: str) -> list[FieldViolation]:
+    """Why ``msg`` is not a valid Timestamp (empty when it is)."""
+    out = []
+    if not MIN_TIMESTAMP_SECONDS <= msg.seconds <= MAX_TIMESTAMP_SECONDS:
+        out.append(
+            FieldViolation(
+                path,
+                f"seconds {quote(msg.seconds)} is outside the Timestamp range "
+                "0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z",
+            )
+        )
+    if not 0 <= msg.nanos <= MAX_NANOS:
+        out.append(FieldViolation(path, f"nanos {quote(msg.nanos)} is outside 0 .. {MAX_NANOS}"))
+    return out
+
+
+def _declared_at(msg: pb.Shipment) -> datetime | None:
+    if not msg.HasField("declared_at"):
+        return None
+    violations = timestamp_violations(msg.declared_at, "declared_at")
+    if not violations:
+        try:
+            return msg.declared_at.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError):  # the ranges above should have caught it
+            violations = [FieldViolation("declared_at", "is not a valid Timestamp")]
+    name = quote(msg.shipment_id) if msg.shipment_id else "(no id)"
+    raise InvalidInput(f"shipment {name} is invalid", violations)
+
+
 def shipment_from_proto(msg: pb.Shipment) -> Shipment:
+    """The shipment as declared; raises :class:`InvalidInput` (only) for a ``declared_at``
+    no datetime can hold."""
     return Shipment(
         shipment_id=msg.shipment_id,
-        declared_at=msg.declared_at.ToDatetime(tzinfo=UTC) if msg.HasField("declared_at") else None,
+        declared_at=_declared_at(msg),
         port_of_entry=msg.port_of_entry,
         mode=_MODES.get(msg.mode, ""),
         origin_country=msg.origin_country,
@@ -133,21 +177,29 @@ def decision_to_proto(decision: Decision) -> pb.Decision:
     )
 
 
-def error_decision(shipment_id: str, error: BaseException) -> pb.Decision:
-    """The Decision a stream returns for a shipment that could not be scored."""
-    violations = error.violations if isinstance(error, InvalidInput) else []
+def error_decision(shipment_id: str, error: BaseException, decision_id: str = "") -> pb.Decision:
+    """The Decision a stream returns for a shipment that could not be scored (or, with
+    ``decision_id``, one that was decided and ledgered but could not be sent as it is).
+    Message and violations are bounded as for a unary status (:mod:`server.errors`)."""
     code = status_code_for(error)
     return pb.Decision(
-        shipment_id=shipment_id,
+        decision_id=decision_id,
+        shipment_id=shipment_id[:MAX_ECHOED_ID],
         lane=pb.LANE_UNSPECIFIED,
         error=pb.Error(
             code=code.name,
             message=public_message(error),
             field_violations=[
-                pb.FieldViolation(field=v.field, description=v.description) for v in violations
+                pb.FieldViolation(field=v.field, description=v.description)
+                for v in public_violations(error)
             ],
         ),
     )
+
+
+def request_shipment_id(request: pb.ScoreShipmentRequest | Undecodable) -> str:
+    """The shipment id a request names, for echoing in its Decision ('' when undecodable)."""
+    return "" if isinstance(request, Undecodable) else request.shipment.shipment_id
 
 
 def outcome_from_proto(msg: pb.RecordOutcomeRequest) -> Outcome:
