@@ -330,6 +330,30 @@ def test_rows_of_one_declaration_become_its_goods_lines(tmp_path: Path) -> None:
     assert (inspections["inspected_at"] == shipments["declared_at"]).all()
 
 
+def test_identifiers_are_read_in_the_canonical_form_live_scoring_uses(tmp_path: Path) -> None:
+    """The same identity written differently is the same identity in analysts' tables too."""
+    base = dict.fromkeys(DATE_COLUMNS, "") | {"Date": "2020-03-01", "Net Mass": "10"}
+    rows = [
+        base
+        | {
+            "Declaration ID": "a\u200b-1",
+            "HS6 Code": "\uff12\uff19\uff13\uff13.\uff13\uff17",
+            "Importer ID": " imp\u2011\u0441\u0435 ",
+            "Item Price": "039742604; \u0663\u0669\u0667\u0664\u0662-\u0666\u0660-\u0664",
+        },
+        base | {"Declaration ID": "A-1", "HS6 Code": "2933 37", "Importer ID": "IMP-CE"},
+    ]
+    write_csv(tmp_path, pl.DataFrame(rows), "t.csv")
+    text = MINIMAL.replace("  declared_value_usd: Item Price\n", "  cas_numbers: Item Price\n")
+    text = text.replace("columns:\n", "columns:\n  consignee_id: Importer ID\n")
+    apply_mapping(tmp_path, mapping_file(tmp_path, text), tmp_path / "out")
+    shipments = scan_table(tmp_path / "out", "shipments").collect()
+    assert shipments.select("shipment_id", "consignee_id").rows() == [("A-1", "IMP-CE")]
+    goods = scan_table(tmp_path / "out", "goods").collect()
+    assert goods["hs_code"].to_list() == ["293337", "293337"]
+    assert goods["cas_numbers"].to_list() == [["39742-60-4", "39742-60-4"], []]
+
+
 def test_without_an_id_column_each_row_is_a_shipment(tmp_path: Path) -> None:
     write_csv(tmp_path, declarations(5), "t.csv")
     text = MINIMAL.replace("  shipment_id: Declaration ID\n", "")

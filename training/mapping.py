@@ -27,7 +27,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +38,7 @@ import pycountry
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.canonical import canonical_code, canonical_text, read_cas
 from features.errors import ConfigError, DataError, FieldViolation
 from features.records import MODES
 from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA, UTC_TS, conform, table_path
@@ -80,7 +81,23 @@ _COUNTRIES: Final = frozenset(
     {"origin_country", "export_country", "shipper_country", "consignee_country"}
 )
 _LISTS: Final = frozenset({"transshipment_ports", "cas_numbers", "substances"})
-_UPPER: Final = frozenset({"port_of_entry", "container_id", "transshipment_ports"})
+# Ids and codes, read in canonical form (features.canonical.canonical_code: upper case, ASCII
+# digits and dashes, look-alike letters folded, invisible characters removed), exactly as live
+# scoring reads them, so history from these tables joins the live shipments of the same entity.
+_CODES: Final = frozenset(
+    {
+        "shipment_id",
+        "port_of_entry",
+        "container_id",
+        "conveyance_id",
+        "shipper_id",
+        "shipper_tax_id",
+        "consignee_id",
+        "consignee_tax_id",
+        "broker_id",
+        "transshipment_ports",
+    }
+)
 _NUMBER_WHEN_UNMAPPED: Final[dict[str, float]] = {
     "quantity": 0.0,
     "gross_weight_kg": 0.0,
@@ -395,9 +412,21 @@ def _token(series: pl.Series) -> pl.Series:
     )
 
 
+def _each_distinct(series: pl.Series, read: Callable[[str], str]) -> pl.Series:
+    """``read`` applied to each distinct value once: tables repeat their values heavily."""
+    distinct = series.drop_nulls().unique().to_list()
+    lookup = {value: read(value) for value in distinct}
+    return series.replace_strict(lookup, default=None, return_dtype=pl.String)
+
+
+def _cas_text(value: str) -> str:
+    return read_cas(value).text
+
+
 def _as_text(series: pl.Series) -> pl.Series:
-    """Trimmed text with empty cells as null."""
-    text = series.cast(pl.String).str.strip_chars()
+    """Canonical text (:func:`features.canonical.canonical_text`: NFKC, ASCII digits and
+    dashes, no invisible characters, trimmed) with empty cells as null."""
+    text = _each_distinct(series.cast(pl.String), canonical_text)
     return pl.select(pl.when(text.str.len_chars() > 0).then(text)).to_series().rename(series.name)
 
 
@@ -451,13 +480,18 @@ def _convert(field: str, text: pl.Series, spec: MappingSpec) -> _Converted:
         ).to_series()
         return _Converted(values, _bad(values, text), "not true or false")
     if field in _LISTS:
-        cased = text.str.to_uppercase() if field in _UPPER else text
         values = (
-            cased.str.replace_all(_LIST_SPLIT, " ")
+            text.str.replace_all(_LIST_SPLIT, " ")
             .str.strip_chars()
             .str.split(" ")
             .list.eval(pl.element().filter(pl.element() != ""))
         )
+        read = {"cas_numbers": _cas_text, "transshipment_ports": canonical_code}.get(field)
+        if read is not None:
+            lookup = {v: read(v) for v in values.explode().drop_nulls().unique().to_list()}
+            values = values.list.eval(
+                pl.element().replace_strict(lookup, default=None, return_dtype=pl.String)
+            )
         values = pl.select(
             pl.when(values.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(values)
         ).to_series()
@@ -466,7 +500,7 @@ def _convert(field: str, text: pl.Series, spec: MappingSpec) -> _Converted:
         values = _parse_times(text, spec)
         hint = f"format {spec.date_format!r}" if spec.date_format else "ISO 8601"
         return _Converted(values, _bad(values, text), f"not a date/time in {hint}")
-    values = text.str.to_uppercase() if field in _UPPER else text
+    values = _each_distinct(text, canonical_code) if field in _CODES else text
     return _Converted(values, pl.Series([False] * len(text)), "")
 
 
