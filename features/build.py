@@ -111,11 +111,15 @@ def _invalid_cas(goods: pl.DataFrame) -> pl.Expr:
 
 
 def _goods_aggregates(goods: pl.DataFrame) -> pl.LazyFrame:
-    lines = goods.lazy().sort("shipment_id", "line_no").with_columns(
-        chapter=pl.col("hs_code").str.slice(0, 2).cast(pl.Int32, strict=False),
-        heading=pl.col("hs_code").str.slice(0, 4).cast(pl.Int32, strict=False),
-        has_cas=(pl.col("cas_numbers").list.len() > 0).cast(pl.Int32),
-        invalid_cas=_invalid_cas(goods),
+    lines = (
+        goods.lazy()
+        .sort("shipment_id", "line_no")
+        .with_columns(
+            chapter=pl.col("hs_code").str.slice(0, 2).cast(pl.Int32, strict=False),
+            heading=pl.col("hs_code").str.slice(0, 4).cast(pl.Int32, strict=False),
+            has_cas=(pl.col("cas_numbers").list.len() > 0).cast(pl.Int32),
+            invalid_cas=_invalid_cas(goods),
+        )
     )
     grouped = lines.group_by("shipment_id", maintain_order=True).agg(
         pl.len().cast(pl.Int32).alias("goods_line_count"),

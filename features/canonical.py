@@ -49,10 +49,12 @@ from features.records import GoodsLine, Party, Shipment
 # Characters NFKC leaves alone that can only hide something: default-ignorable code points that
 # are not in category Cf (which is removed as a whole).
 _IGNORABLE = frozenset(
-    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0]
-    + list(range(0x180B, 0x1810))
-    + list(range(0xFE00, 0xFE10))
-    + list(range(0xE0100, 0xE01F0))
+    [
+        *(0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0),
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0100, 0xE01F0),
+    ]
 )
 # Dashes outside category Pd that are written for one: minus signs, hyphen bullet, modifier minus.
 _EXTRA_DASHES = frozenset([0x2212, 0x2043, 0x02D7, 0x2796, 0xFE63, 0xFF0D, 0x2010, 0x2011])

@@ -218,9 +218,7 @@ class ScoringService:
         decisions = [self._decide(scorer, s) for s in batch.scored]
         if self.ledger is not None:
             pending = [
-                self.ledger.append(
-                    Entry("decision", d.decision_id, decision_payload(d, a, scored))
-                )
+                self.ledger.append(Entry("decision", d.decision_id, decision_payload(d, a, scored)))
                 for d, a, scored in zip(decisions, admitted, batch.scored, strict=True)
             ]
             for future in pending:

@@ -47,7 +47,9 @@ def _country(value: str, path: str, out: list[FieldViolation], required: bool = 
         if required:
             out.append(FieldViolation(path, "required: ISO 3166-1 alpha-2 country code"))
     elif value not in _COUNTRIES:
-        out.append(FieldViolation(path, f"{quote(value)} is not an ISO 3166-1 alpha-2 country code"))
+        out.append(
+            FieldViolation(path, f"{quote(value)} is not an ISO 3166-1 alpha-2 country code")
+        )
 
 
 def _text(value: str, path: str, out: list[FieldViolation], limit: int = MAX_TEXT) -> None:

@@ -194,7 +194,9 @@ def variants(watchlist: Watchlist) -> Iterator[Variant]:
                 yield Variant(entry.id, "cas", trick, _line(plain, benign, (apply(cas.number),)))
             head, _, check = cas.number.rpartition("-")
             broken = f"{head}-{(int(check) + 1) % 10}"
-            yield Variant(entry.id, "broken-cas", "wrong check digit", _line(plain, benign, (broken,)))
+            yield Variant(
+                entry.id, "broken-cas", "wrong check digit", _line(plain, benign, (broken,))
+            )
         for name in _names(entry):
             exact = watchlist.match_line(plain, f"{name} 99%")
             if not any(
@@ -235,7 +237,10 @@ def _established_consignee(world: Path) -> Party:
         .row(0, named=True)
     )
     return Party(
-        row["consignee_id"], row["consignee_name"], row["consignee_country"], row["consignee_tax_id"]
+        row["consignee_id"],
+        row["consignee_name"],
+        row["consignee_country"],
+        row["consignee_tax_id"],
     )
 
 

@@ -105,6 +105,8 @@ def test_the_live_window_bounds_declared_at() -> None:
     window = (at - timedelta(days=21), at + timedelta(days=3))
     assert shipment_violations(GOOD, window=window) == []
     for moved in (at - timedelta(days=22), at + timedelta(days=4)):
-        violations = shipment_violations(dataclasses.replace(GOOD, declared_at=moved), window=window)
+        violations = shipment_violations(
+            dataclasses.replace(GOOD, declared_at=moved), window=window
+        )
         assert [v.field for v in violations] == ["declared_at"]
         assert "outside the accepted window" in violations[0].description
