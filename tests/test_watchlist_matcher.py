@@ -313,9 +313,9 @@ def test_bulk_requires_goods_columns(watchlist: Watchlist) -> None:
 def test_store_reload_swaps_and_failed_reload_keeps_old(tmp_path: Path) -> None:
     store = WatchlistStore()
     old = store.current
-    assert old.version == "2026.11.1"
+    assert old.version == "2026.11.2"
     newer = tmp_path / "watchlist.yaml"
-    newer.write_text(PACKAGED.read_text().replace('version: "2026.11.1"', 'version: "2026.12.1"'))
+    newer.write_text(PACKAGED.read_text().replace('version: "2026.11.2"', 'version: "2026.12.1"'))
     assert store.reload(newer).version == "2026.12.1"
     assert store.current.version == "2026.12.1"
     assert store.path == newer

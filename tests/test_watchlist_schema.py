@@ -82,7 +82,7 @@ def test_normalize_cas_accepts_digits_only_and_rejects_bad_checks() -> None:
 
 def test_packaged_watchlist_is_valid_and_covers_the_reference() -> None:
     watchlist = load_watchlist()
-    assert watchlist.version == "2026.11.1"
+    assert watchlist.version == "2026.11.2"
     ids = set(watchlist.entry_ids)
     required = {
         "npp", "anpp", "4-ap", "boc-4-ap", "norfentanyl", "4-piperidone", "boc-4-piperidone",
