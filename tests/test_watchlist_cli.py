@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from training.watchlist_cli import app
@@ -20,7 +22,7 @@ def test_validate_packaged_file() -> None:
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
     assert (
-        "OK watchlist.yaml: version 2026.11.1, 43 entries (40 substances, 3 equipment)"
+        "OK watchlist.yaml: version 2026.11.2, 43 entries (40 substances, 3 equipment)"
         in " ".join(result.output.split())
     )
 
@@ -48,8 +50,9 @@ def test_match_json_shape() -> None:
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert list(payload) == ["hits", "mismatch", "watchlistVersion"]
-    assert payload["watchlistVersion"] == "2026.11.1"
+    assert list(payload) == ["hits", "mismatch", "invalidCas", "watchlistVersion"]
+    assert payload["invalidCas"] == []
+    assert payload["watchlistVersion"] == "2026.11.2"
     assert payload["hits"] == [
         {
             "entryId": "npp",
@@ -72,7 +75,7 @@ def test_match_table_output() -> None:
     assert "pseudoephedrine" in result.output
     assert "name_fuzzy" in result.output
     none = runner.invoke(app, ["match", "cotton t-shirts"])
-    assert "no watchlist hits (watchlist 2026.11.1)" in none.output
+    assert "no watchlist hits (watchlist 2026.11.2)" in none.output
 
 
 def test_match_as_subprocess_names_npp() -> None:
@@ -91,3 +94,76 @@ def test_match_as_subprocess_names_npp() -> None:
     assert payload["hits"][0]["matchType"] == "name_exact"
     assert payload["hits"][0]["matchedText"] == "1-phenethyl 4 piperidinone"
     assert payload["mismatch"] == []
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training.watchlist_cli", "match", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_invalid_declared_cas_is_reported_not_matched() -> None:
+    completed = _run_cli("calcium chloride", "--hs", "2827.20", "--cas", "39742-60-5")
+    assert completed.returncode == 0, completed.stderr
+    text = " ".join(completed.stdout.split())
+    assert "no watchlist hits" in text
+    assert "declared CAS 39742-60-5 is invalid: check digit is 5, the CAS rule gives 4" in text
+    shape = _run_cli("sample", "--cas", "12-3")
+    assert "declared CAS '12-3' is invalid: not shaped like a CAS number" in " ".join(
+        shape.stdout.split()
+    )
+
+
+def test_invalid_declared_cas_in_json() -> None:
+    completed = _run_cli(
+        "calcium chloride", "--cas", "39742-60-5", "--cas", "39742-60-4", "--cas", "x1", "--json"
+    )
+    assert completed.returncode == 0, completed.stderr
+    payload = json.loads(completed.stdout)
+    assert [h["entryId"] for h in payload["hits"]] == ["npp"]
+    assert payload["invalidCas"] == [
+        {
+            "cas": "39742-60-5",
+            "status": "check_digit",
+            "problem": "check digit is 5, the CAS rule gives 4",
+        },
+        {
+            "cas": "X1",
+            "status": "shape",
+            "problem": "not shaped like a CAS number (NNNNNNN-NN-R, 2-7 digits first)",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["039742-60-4", "39742604", "\uff13\uff19\uff17\uff14\uff12\uff0d\uff16\uff10\uff0d\uff14",
+     "\u0663\u0669\u0667\u0664\u0662\u2013\u0666\u0660\u2013\u0664", " 39742 60 4 "],
+)  # fmt: skip
+def test_equivalent_cas_writings_match_in_cli(written: str) -> None:
+    completed = _run_cli("chemical raw material", "--cas", written, "--json")
+    assert completed.returncode == 0, completed.stderr
+    payload = json.loads(completed.stdout)
+    assert [(h["entryId"], h["matchType"], h["matchedText"]) for h in payload["hits"]] == [
+        ("npp", "cas", "39742-60-4")
+    ]
+    assert payload["invalidCas"] == []
+
+
+def test_disguised_name_and_hs_in_cli() -> None:
+    # Cyrillic a and p, a zero-width space, a soft hyphen and a full-width dotted HS code.
+    text = "4-\u0430nilino\u200bpi\u0440eri\u00addine 5 kg"
+    completed = _run_cli(text, "--hs", "\uff12\uff19\uff13\uff13.\uff13\uff19", "--json")
+    assert completed.returncode == 0, completed.stderr
+    payload = json.loads(completed.stdout)
+    found = {(h["entryId"], h["matchType"]) for h in payload["hits"]}
+    assert ("4-ap", "name_exact") in found
+    assert ("4-ap", "hs_broad") in found
+    name = next(h for h in payload["hits"] if h["matchType"] == "name_exact")
+    assert name["matchedText"] == "4-anilinopiperidine"

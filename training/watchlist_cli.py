@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from features.watchlist import LineMatch, Watchlist, load_watchlist
+from features.canonical import read_cas
+from features.watchlist import LineMatch, Watchlist, invalid_cas_reason, load_watchlist
 from features.watchlist.store import PACKAGED_FILE
 from training.cli_common import console, print_json, run
 
@@ -46,6 +48,16 @@ def validate(
     run(body)
 
 
+def _invalid_cas(found: LineMatch) -> list[dict[str, str]]:
+    out = []
+    for number in found.invalid_cas:
+        reading = read_cas(number)
+        out.append(
+            {"cas": number, "status": reading.status, "problem": invalid_cas_reason(reading) or ""}
+        )
+    return out
+
+
 def _as_json(found: LineMatch, watchlist: Watchlist) -> dict[str, Any]:
     return {
         "hits": [
@@ -61,6 +73,7 @@ def _as_json(found: LineMatch, watchlist: Watchlist) -> dict[str, Any]:
         "mismatch": [
             {"entryId": m.entry_id, "kind": m.kind, "detail": m.detail} for m in found.mismatches
         ],
+        "invalidCas": _invalid_cas(found),
         "watchlistVersion": watchlist.version,
     }
 
@@ -77,7 +90,12 @@ def match(
         Path | None, typer.Option("--watchlist", help="Watchlist YAML; default: packaged.")
     ] = None,
 ) -> None:
-    """Match one goods line and show the hits and mismatch signals."""
+    """Match one goods line and show the hits, mismatch signals and invalid CAS numbers.
+
+    Any equivalent writing matches (``039742-60-4``, ``39742604``, full-width digits,
+    look-alike letters); a declared CAS number that is not a valid CAS is reported, never
+    matched.
+    """
 
     def body() -> None:
         watchlist = load_watchlist(watchlist_file)
@@ -96,14 +114,23 @@ def match(
                     h.entry_id,
                     h.name,
                     h.match_type,
-                    h.matched_text,
+                    escape(h.matched_text),
                     f"{h.similarity:.2f}",
                     f"{h.strength:.2f}",
                 )
             console.print(table)
         for m in found.mismatches:
             console.print(
-                f"[bold yellow]mismatch[/] {m.entry_id} {m.kind}: {m.detail}", highlight=False
+                f"[bold yellow]mismatch[/] {m.entry_id} {m.kind}: {escape(m.detail)}",
+                highlight=False,
+            )
+        for bad in _invalid_cas(found):
+            shown = bad["cas"] if bad["status"] == "check_digit" else repr(bad["cas"])
+            console.print(
+                f"[bold red]invalid CAS[/] declared CAS {escape(shown)} is invalid: "
+                f"{bad['problem']}",
+                highlight=False,
+                soft_wrap=True,
             )
 
     run(body)
