@@ -13,15 +13,18 @@ from features.tables import GOODS_SCHEMA
 from features.watchlist import (
     EVIDENCE_THRESHOLD,
     HITS_SCHEMA,
+    INVALID_CAS_SCHEMA,
     MISMATCHES_SCHEMA,
+    GoodsMatches,
     Hit,
     LineMatch,
     Watchlist,
     WatchlistStore,
     find_cas,
     load_watchlist,
+    normalize_cas,
 )
-from features.watchlist.text import normalize_text
+from features.watchlist.text import normalize_text, tokenize
 
 PACKAGED = Path(__file__).parents[1] / "features" / "watchlist" / "watchlist.yaml"
 
@@ -39,6 +42,11 @@ def _name_hit(found: LineMatch, entry_id: str) -> Hit:
     hits = [h for h in found.hits if h.entry_id == entry_id and h.match_type.startswith("name")]
     assert hits, found
     return hits[0]
+
+
+def _evidence(found: LineMatch) -> list[tuple[str, str, float, float]]:
+    """The hits without ``matched_text``: what two equivalent writings must agree on."""
+    return [(h.entry_id, h.match_type, h.similarity, h.strength) for h in found.hits]
 
 
 # ------------------------------------------------------------------ normalisation
@@ -287,6 +295,8 @@ def test_bulk_matches_live_exactly(watchlist: Watchlist) -> None:
         expected_mismatches += [(*key, m.entry_id, m.kind, m.detail) for m in found.mismatches]
     assert result.hits.rows() == expected_hits
     assert result.mismatches.rows() == expected_mismatches
+    assert result.invalid_cas.schema == pl.Schema(INVALID_CAS_SCHEMA)
+    assert result.invalid_cas.rows() == [("S2", 1, "BAD", "shape")]
     assert watchlist.match_goods(_goods(rows)).equals(result.hits)
     assert watchlist.goods_mismatches(_goods(rows)).equals(result.mismatches)
     strong = watchlist.match_goods(_goods(rows), min_strength=EVIDENCE_THRESHOLD)
@@ -329,3 +339,229 @@ def test_store_reload_swaps_and_failed_reload_keeps_old(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         store.reload()
     assert store.current.version == "2026.12.1"
+
+
+# ------------------------------------------------------------------ disguised writings (issue 9)
+
+_ZWSP, _ZWJ, _SHY, _WJ, _BOM = "\u200b", "\u200d", "\u00ad", "\u2060", "\ufeff"
+
+
+@pytest.mark.parametrize(
+    ("text", "entry_id", "matched"),
+    [
+        # Cyrillic a, p, e, i and o in Latin words
+        ("4-\u0430nilino\u0440ip\u0435r\u0456din\u0435 5 kg", "4-ap", "4-anilinopiperidine"),
+        (
+            "N-\u0440hen\u0435thyl-4-\u0440i\u0440erid\u043en\u0435",
+            "npp",
+            "N-phenethyl-4-piperidone",
+        ),
+        # Greek omicron and Cyrillic a; upper-case Greek Nu and Rho in an abbreviation
+        ("n\u03bfrfent\u0430nyl", "norfentanyl", "norfentanyl"),
+        ("\u039d\u03a1\u03a1 99%", "npp", "NPP"),
+        # zero-width characters and soft hyphens inside words
+        (f"pipe{_ZWSP}ri{_SHY}dine", "piperidine", "piperidine"),
+        (f"{_BOM}pseudo{_ZWJ}ephedrine{_WJ} HCl", "pseudoephedrine", "pseudoephedrine"),
+        # dash variants and full-width letters
+        ("1\u2010phenethyl\u20134\u2212piperidone", "npp", "1-phenethyl-4-piperidone"),
+        ("\uff2e\uff30\uff30 powder", "npp", "NPP"),
+    ],
+)
+def test_disguised_names_match_as_plain(
+    watchlist: Watchlist, text: str, entry_id: str, matched: str
+) -> None:
+    found = watchlist.match_line("", text, ())
+    hit = _name_hit(found, entry_id)
+    assert hit.match_type == "name_exact"
+    assert hit.similarity == 1.0
+    assert hit.matched_text == matched
+    assert _ids(found) == {entry_id}
+
+
+@pytest.mark.parametrize(
+    ("text", "entry_id", "matched"),
+    [
+        ("4 - anilino piperidine", "4-ap", "4 - anilino piperidine"),
+        ("4-anilino-piperidine 2HCl", "4-ap", "4-anilino-piperidine"),
+        ("4-anilinopiper idine", "4-ap", "4-anilinopiper idine"),
+        ("piper idine 99%", "piperidine", "piper idine"),
+        ("pi-peridine", "piperidine", "pi-peridine"),
+        ("1-phenethyl-4- piperidone", "npp", "1-phenethyl-4- piperidone"),
+        ("N-phenethyl-4-piper idone", "npp", "N-phenethyl-4-piper idone"),
+        ("norfen tanyl", "norfentanyl", "norfen tanyl"),
+        ("pseu do ephedrine", "pseudoephedrine", "pseu do ephedrine"),
+        ("benz aldehyde", "benzaldehyde", "benz aldehyde"),
+    ],
+)
+def test_split_words_are_joined_back(
+    watchlist: Watchlist, text: str, entry_id: str, matched: str
+) -> None:
+    found = watchlist.match_line("", text, ())
+    hit = _name_hit(found, entry_id)
+    assert (hit.match_type, hit.similarity, hit.matched_text) == ("name_exact", 1.0, matched)
+    assert _ids(found) == {entry_id}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "piper, idine",  # a comma is not a split word
+        "piper / idine",
+        "a mine detector",  # "amine" is a word of names, but "a" and "mine" are words too
+        "1-methyl-4-piper idone",  # the not-name is joined back as well
+        "N-methyl piper idine",
+    ],
+)
+def test_split_word_joining_stays_precise(watchlist: Watchlist, text: str) -> None:
+    found = watchlist.match_line("", text, ())
+    assert not {"piperidine", "4-piperidone"} & _ids(found)
+    assert not [h for h in found.hits if h.match_type == "name_exact"]
+
+
+def test_joining_keeps_two_watched_words(watchlist: Watchlist) -> None:
+    # "phenethyl" is itself a word of a name: the two words are kept, and still name NPP
+    assert watchlist.normalize("phenethyl piperidone") == "phenethyl piperidone"
+    assert watchlist.normalize("piper idine") == "piperidine"
+    assert _ids(watchlist.match_line("", "phenethyl piperidone", ())) == {"npp"}
+
+
+def test_tokens_see_through_invisible_characters_and_look_alikes() -> None:
+    assert normalize_text(f"N-\u0440hen{_SHY}ethyl-4-pi{_ZWSP}peridinone") == (
+        "n phenethyl 4 piperidone"
+    )
+    assert normalize_text("\u03b1-phenylacetoacetonitrile") == "alpha phenylacetoacetonitrile"
+    assert normalize_text("\u03b2-bromoethylbenzene") == "beta bromoethylbenzene"
+    tokens, starts, ends = tokenize(f"x {_ZWSP}NPP")
+    assert tokens == ["x", "npp"]
+    assert (starts, ends) == ([0, 2], [1, 5])  # offsets into the canonical text "x NPP"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "039742-60-4",
+        "39742604",
+        " 39742 60 4 ",
+        "39742\u201360\u20144",
+        "\uff13\uff19\uff17\uff14\uff12-\uff16\uff10-\uff14",
+        "\u0663\u0669\u0667\u0664\u0662-\u0666\u0660-\u0664",
+        f"3974{_ZWSP}2-6{_SHY}0-4",
+    ],
+)
+def test_declared_cas_in_any_writing(watchlist: Watchlist, written: str) -> None:
+    found = watchlist.match_line("293337", "N-phenethyl-4-piperidone", [written])
+    plain = watchlist.match_line("293337", "N-phenethyl-4-piperidone", ["39742-60-4"])
+    assert found == plain
+    assert ("npp", "cas", "39742-60-4") in [
+        (h.entry_id, h.match_type, h.matched_text) for h in found.hits
+    ]
+    assert found.invalid_cas == ()
+    assert normalize_cas(written) == "39742-60-4"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "chemical CAS No. 39742\u201360\u20134, 20 kg",
+        "CAS \u0663\u0669\u0667\u0664\u0662-\u0666\u0660-\u0664",
+        "CAS 039742-60-4",
+        "CAS 39742 - 60 - 4",
+    ],
+)
+def test_cas_in_text_in_any_writing(watchlist: Watchlist, text: str) -> None:
+    found = watchlist.match_line("", text, ())
+    assert [(h.entry_id, h.match_type, h.matched_text) for h in found.hits] == [
+        ("npp", "cas", "39742-60-4")
+    ]
+
+
+def test_find_cas_reads_canonical_text() -> None:
+    assert find_cas("CAS \u0661\u0666\u0660\u0669\u2013\u0666\u0666\u2013\u0661") == [
+        ("1609-66-1", 4, 13)
+    ]
+    assert find_cas("lot 0001609-66-1") == [("1609-66-1", 4, 16)]
+    assert find_cas("1609-66-1-2 and 41609-66-1") == []  # longer runs are not CAS numbers
+    assert find_cas("order 16096613") == []  # free text needs the hyphens
+
+
+def test_invalid_declared_cas_is_reported_and_never_hits(watchlist: Watchlist) -> None:
+    found = watchlist.match_line(
+        "", "sample", ["39742-60-5", "039742605", "bad", "", "  ", "99918-43-1"]
+    )
+    assert found.invalid_cas == ("39742-60-5", "BAD")
+    assert [(h.entry_id, h.match_type) for h in found.hits] == [("4-ap", "cas")]
+    clean = watchlist.match_line("", "sample", ["39742-60-4"])
+    assert clean.invalid_cas == ()
+    only_bad = watchlist.match_line("2933.37", "intermediate", ["39742-60-5"])
+    assert "cas" not in {h.match_type for h in only_bad.hits}
+    assert only_bad.invalid_cas == ("39742-60-5",)
+
+
+@pytest.mark.parametrize(
+    "hs",
+    [
+        "2933.37",
+        "293337",
+        "2933 37",
+        "2933.37.00",
+        "2933370000",
+        " 2933-37 ",
+        "\uff12\uff19\uff13\uff13\uff0e\uff13\uff17",
+        "\u0662\u0669\u0663\u0663.\u0663\u0667",
+        f"29{_ZWSP}33.37",
+    ],
+)
+def test_hs_code_in_any_writing(watchlist: Watchlist, hs: str) -> None:
+    found = watchlist.match_line(hs, "resina combustible", ())
+    plain = watchlist.match_line("2933.37", "resina combustible", ())
+    assert _evidence(found) == _evidence(plain)
+    assert ("npp", "hs_specific") in {(h.entry_id, h.match_type) for h in found.hits}
+    assert [(m.entry_id, m.kind) for m in found.mismatches] == [
+        ("npp", "hs_specific_under_benign_description")
+    ]
+
+
+def test_mismatch_details_show_canonical_text(watchlist: Watchlist) -> None:
+    found = watchlist.match_line(
+        "\uff12\uff18\uff12\uff17.\uff12\uff10", f"calcium{_ZWSP}  chloride", ["039742604"]
+    )
+    details = {m.kind: m.detail for m in found.mismatches}
+    assert "declared under HS 2827.20 (chapter 28)" in details["cas_under_other_hs"]
+    assert "CAS 39742-60-4 is NPP" in details["cas_under_other_hs"]
+    assert "('calcium chloride')" in details["cas_under_benign_description"]
+
+
+def test_bulk_disguised_lines_match_live_and_report_invalid_cas(watchlist: Watchlist) -> None:
+    rows = [
+        ("\uff12\uff19\uff13\uff13\uff13\uff17", "N-\u0440henethyl-4-piperidone", ["039742604"]),
+        ("2933.39", "4-anilino piper idine", ["99918-43-2", "99918431"]),
+        ("", "sample", ["39742-60-5", "39742-60-5", "1-2-3"]),
+    ]
+    result = watchlist.match_goods_full(_goods(rows))
+    for i, (hs, desc, cas) in enumerate(rows):
+        found = watchlist.match_line(hs, desc, cas)
+        key = (f"S{i // 2}", i % 2)
+        got = result.hits.filter(
+            (pl.col("shipment_id") == key[0]) & (pl.col("line_no") == key[1])
+        ).select("entry_id", "match_type", "similarity", "strength")
+        assert got.rows() == _evidence(found)
+    assert result.invalid_cas.rows() == [
+        ("S0", 1, "99918-43-2", "check_digit"),
+        ("S1", 0, "39742-60-5", "check_digit"),
+        ("S1", 0, "1-2-3", "shape"),
+    ]
+    assert {(r[2], r[4]) for r in result.hits.rows()} >= {
+        ("npp", "cas"),
+        ("npp", "name_exact"),
+        ("npp", "hs_specific"),
+        ("4-ap", "cas"),
+        ("4-ap", "name_exact"),
+    }
+
+
+def test_goods_matches_without_invalid_cas_frame_still_builds() -> None:
+    hits = pl.DataFrame(schema=HITS_SCHEMA)
+    mismatches = pl.DataFrame(schema=MISMATCHES_SCHEMA)
+    matches = GoodsMatches(hits, mismatches)
+    assert matches.invalid_cas.height == 0
+    assert matches.invalid_cas.schema == pl.Schema(INVALID_CAS_SCHEMA)
