@@ -2,23 +2,27 @@
 
 Errors are raised, never mapped here (see :mod:`server.interceptors`), except in the
 ``ScoreShipments`` stream, where one bad shipment must not end the stream: its Decision carries
-the error instead. Scoring is CPU work, so it runs in a worker thread, off the event loop.
+the error instead, whatever the error (an undecodable message, bad fields, a bug). Scoring is
+CPU work, so it runs in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 from grpc import aio
 
-from features.errors import CentinelaError, InvalidInput
+from features.errors import InvalidInput
+from features.records import Shipment
 from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
-from server.errors import log_unexpected
+from server.errors import INTERNAL_MESSAGE, Undecodable, log_unexpected
 from server.metrics import Metrics
 from server.pb import admin_pb2, admin_pb2_grpc
 from server.pb import risk_scoring_pb2 as pb
@@ -27,6 +31,33 @@ from server.pb import risk_scoring_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 Context = aio.ServicerContext[Any, Any]
+R = TypeVar("R", bound=Sequence[object])
+
+
+Request = pb.ScoreShipmentRequest | Undecodable
+"""What a stream delivers: a request, or bytes that did not parse (see server.errors)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """The request stream is over; ``error`` if reading it failed."""
+
+    error: BaseException | None = None
+
+
+def _decision_ids(results: Sequence[object]) -> list[str]:
+    return [r.decision_id for r in results if isinstance(r, Decision)]
+
+
+def _report_undelivered(decision_ids: Sequence[str], why: str) -> None:
+    """Decisions are ledgered before the reply; when the reply cannot go out, say which."""
+    if decision_ids:
+        log.warning(
+            "%d decided and ledgered, not delivered: %s",
+            len(decision_ids),
+            why,
+            extra={"decision_ids": list(decision_ids)},
+        )
 
 
 class RiskScoringServicer(pb_grpc.RiskScoringServicer):
@@ -34,16 +65,36 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         self.service = service
         self.metrics = metrics
 
+    async def _decide(self, work: Callable[[], R]) -> R:
+        """Run ``work`` (scoring, which ledgers its decisions) in a worker thread. If the call
+        is cancelled meanwhile the thread still finishes; what it ledgered is then logged as
+        not delivered instead of vanishing silently."""
+        running = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+
+            def lost(done: asyncio.Future[R]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    _report_undelivered(_decision_ids(done.result()), "the call was cancelled")
+
+            running.add_done_callback(lost)
+            raise
+
     async def _score_one(self, request: pb.ScoreShipmentRequest) -> pb.Decision:
         try:
             shipment = converters.request_shipment(request)
-            decisions = await asyncio.to_thread(self.service.score, [shipment])
+            decisions = await self._decide(partial(self.service.score, [shipment]))
         except InvalidInput:
             self.metrics.invalid_shipments.inc()
             raise
         decision = decisions[0]
-        self._observe(decision)
-        return converters.decision_to_proto(decision)
+        try:
+            self._observe(decision)
+            return converters.decision_to_proto(decision)
+        except Exception:
+            _report_undelivered([decision.decision_id], "its answer could not be built")
+            raise
 
     def _observe(self, decision: Decision) -> None:
         port = port_label(decision.port_of_entry)
@@ -58,69 +109,126 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         return await self._score_one(request)
 
     async def ScoreShipments(
-        self, request_iterator: AsyncIterator[pb.ScoreShipmentRequest], context: Context
+        self, request_iterator: AsyncIterator[Request], context: Context
     ) -> AsyncIterator[pb.Decision]:
         """Micro-batched: whatever has arrived while the last batch was scored forms the next
         batch (up to ``stream_batch_max``), so a fast manifest is scored many at a time and a
-        slow one still gets each answer as soon as it is scored. Order is kept."""
+        slow one still gets each answer as soon as it is scored. Order is kept.
+
+        Every request gets exactly one Decision: a bad or undecodable one, or one whose
+        scoring failed unexpectedly, gets a Decision with ``error`` set, and the stream goes
+        on. Nothing between scoring (which ledgers) and the reply can raise, so a ledgered
+        decision is delivered unless the caller goes away, which is logged with its ids."""
         limit = self.service.settings.stream_batch_max
-        queue: asyncio.Queue[pb.ScoreShipmentRequest | None] = asyncio.Queue(maxsize=2 * limit)
+        queue: asyncio.Queue[Request | _Ended] = asyncio.Queue(maxsize=2 * limit)
 
         async def read() -> None:
+            ended = _Ended()
             try:
                 async for request in request_iterator:
                     await queue.put(request)
-            finally:
-                await queue.put(None)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # cancelled by the stream below: nobody waits for the end
+            except Exception as error:
+                ended = _Ended(error)
+            await queue.put(ended)
 
         reader = asyncio.create_task(read())
         try:
-            finished = False
-            while not finished:
+            ended: _Ended | None = None
+            while ended is None:
                 first = await queue.get()
-                if first is None:
+                if isinstance(first, _Ended):
+                    ended = first
                     break
                 batch = [first]
                 while len(batch) < limit and not queue.empty():
                     item = queue.get_nowait()
-                    if item is None:
-                        finished = True
+                    if isinstance(item, _Ended):
+                        ended = item
                         break
                     batch.append(item)
-                for response in await self._score_batch(batch):
-                    yield response
+                responses = await self._score_batch(batch)
+                sent = 0
+                try:
+                    for response in responses:
+                        yield response
+                        sent += 1
+                finally:
+                    if sent < len(responses):
+                        _report_undelivered(
+                            [r.decision_id for r in responses[sent:] if r.decision_id],
+                            "the stream ended before they were sent",
+                        )
+            if ended.error is not None:
+                # Reading the requests failed: end the stream with that status, after every
+                # answer to what was read.
+                raise ended.error
         finally:
             reader.cancel()
 
-    async def _score_batch(self, batch: list[pb.ScoreShipmentRequest]) -> list[pb.Decision]:
-        shipments, errors = [], {}
+    async def _score_batch(self, batch: list[Request]) -> list[pb.Decision]:
+        """One Decision per request of ``batch``, in order; never raises."""
+        results: list[Decision | BaseException | None] = [None] * len(batch)
+        shipments: list[Shipment] = []
+        positions: list[int] = []
         for i, request in enumerate(batch):
+            if isinstance(request, Undecodable):
+                results[i] = request.error()
+                continue
             try:
                 shipments.append(converters.request_shipment(request))
-            except CentinelaError as error:
-                errors[i] = error
-        try:
-            results: list[Decision | Exception] = list(
-                await asyncio.to_thread(self.service.score_each, shipments)
-            )
-        except Exception as error:
-            log_unexpected(error, "ScoreShipments")
-            results = [error] * len(shipments)
-        scored = iter(results)
-        out = []
-        for i, request in enumerate(batch):
-            result = errors.get(i) or next(scored)
-            if isinstance(result, Decision):
-                self._observe(result)
-                self.metrics.stream_messages.labels("scored").inc()
-                out.append(converters.decision_to_proto(result))
-            else:
-                if isinstance(result, InvalidInput):
-                    self.metrics.invalid_shipments.inc()
-                self.metrics.stream_messages.labels("error").inc()
-                out.append(converters.error_decision(request.shipment.shipment_id, result))
+                positions.append(i)
+            except Exception as error:
+                log_unexpected(error, "ScoreShipments")
+                results[i] = error
+        if shipments:
+            scored: Sequence[Decision | BaseException]
+            try:
+                scored = await self._decide(partial(self.service.score_each, shipments))
+                if len(scored) != len(shipments):
+                    raise RuntimeError(f"{len(scored)} results for {len(shipments)} shipments")
+            except Exception as error:
+                log_unexpected(error, "ScoreShipments")
+                scored = [error] * len(shipments)
+            for i, result in zip(positions, scored, strict=True):
+                results[i] = result
         self.metrics.stream_batch_size.observe(len(batch))
-        return out
+        return [
+            self._answer(request, result) for request, result in zip(batch, results, strict=True)
+        ]
+
+    def _answer(self, request: Request, result: Decision | BaseException | None) -> pb.Decision:
+        """The Decision for one request of a stream; never raises."""
+        try:
+            if isinstance(result, Decision):
+                try:
+                    response = converters.decision_to_proto(result)
+                    self._observe(result)
+                except Exception as error:
+                    log_unexpected(error, "ScoreShipments")
+                    # Decided and ledgered: the caller gets its id with the error.
+                    response = converters.error_decision(
+                        result.shipment_id, error, decision_id=result.decision_id
+                    )
+                    self.metrics.stream_messages.labels("error").inc()
+                else:
+                    self.metrics.stream_messages.labels("scored").inc()
+                return response
+            failure = result if result is not None else RuntimeError("no result")
+            if isinstance(failure, InvalidInput):
+                self.metrics.invalid_shipments.inc()
+            self.metrics.stream_messages.labels("error").inc()
+            return converters.error_decision(converters.request_shipment_id(request), failure)
+        except Exception as error:  # pragma: no cover - the conversions above do not raise
+            log_unexpected(error, "ScoreShipments")
+            decision_id = result.decision_id if isinstance(result, Decision) else ""
+            return pb.Decision(
+                decision_id=decision_id,
+                error=pb.Error(code="INTERNAL", message=INTERNAL_MESSAGE),
+            )
 
     async def RecordOutcome(
         self, request: pb.RecordOutcomeRequest, context: Context

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import shutil
+import threading
 import urllib.request
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import grpc
 import pytest
@@ -14,11 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from features.records import Party
+from features.records import Party, Shipment
 from features.schema import FEATURE_NAMES
+from scoring.service import Decision
+from server.errors import INTERNAL_MESSAGE, Undecodable
+from server.metrics import Metrics
 from server.pb import admin_pb2, admin_pb2_grpc
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from server.servicers import RiskScoringServicer
 from tests.conftest import server_settings
 from tests.support import ServerThread, make_shipment, request_for
 
@@ -92,7 +102,8 @@ def test_each_kind_of_invalid_field(
     ("goods_changes", "field"),
     [
         ({"description": ""}, "goods[0].description"),
-        ({"cas_numbers": ("39742-60-5",)}, "goods[0].cas_numbers[0]"),
+        # A bad check digit is scored and flagged (scoring.validation); an overlong one is not.
+        ({"cas_numbers": ("3" * 40,)}, "goods[0].cas_numbers[0]"),
         ({"quantity": -1.0}, "goods[0].quantity"),
         ({"declared_value_usd": -10.0}, "goods[0].declared_value_usd"),
     ],
@@ -319,3 +330,283 @@ def test_reload_watchlists_swaps_in_place_and_keeps_the_old_on_failure(
         assert decision.lane == pb.LANE_RED
     finally:
         running.stop()
+
+
+# --- Malformed requests over the wire: clean rejections, streams that go on ----------------
+
+SCORE = "/centinela.v1.RiskScoring/ScoreShipment"
+SCORE_STREAM = "/centinela.v1.RiskScoring/ScoreShipments"
+GARBAGE = b"\xff\xff\xff\xff\x0a\x80"
+
+
+def with_declared_at(shipment_id: str, seconds: int, nanos: int = 0) -> pb.ScoreShipmentRequest:
+    request = request_for(make_shipment(shipment_id))
+    request.shipment.declared_at.seconds = seconds
+    request.shipment.declared_at.nanos = nanos
+    return request
+
+
+def raw_unary(server: ServerThread, method: str = SCORE) -> Any:
+    return server.channel.unary_unary(
+        method, request_serializer=None, response_deserializer=pb.Decision.FromString
+    )
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(-(10**13), 0), (10**13, 0), (1_748_874_600, -1)])
+def test_out_of_range_declared_at_is_invalid_argument_naming_it(
+    server: ServerThread, seconds: int, nanos: int
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(with_declared_at("TS-1", seconds, nanos), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "declared_at" in caught.value.details()
+    assert [f for f, _ in bad_request(caught.value)] == ["declared_at"]
+
+
+def test_random_bytes_are_invalid_argument_with_one_log_line_and_no_traceback(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), pytest.raises(grpc.RpcError) as caught:
+        raw_unary(server)(GARBAGE, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "request is not a valid ScoreShipmentRequest message"
+    assert "DecodeError" not in caught.value.details()
+    noted = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(noted) == 1, [r.getMessage() for r in noted]
+    assert noted[0].name == "server.interceptors"
+    assert "undecodable request to /centinela.v1.RiskScoring/ScoreShipment" in (
+        noted[0].getMessage()
+    )
+    assert noted[0].exc_info is None
+    assert not noted[0].exc_text
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/centinela.v1.RiskScoring/RecordOutcome",
+        "/centinela.v1.Admin/ReloadModel",
+        "/grpc.health.v1.Health/Check",
+    ],
+)
+def test_random_bytes_to_other_methods_are_invalid_argument(
+    server: ServerThread, method: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        raw_unary(server, method)(GARBAGE, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("request is not a valid ")
+
+
+def test_random_bytes_in_a_reflection_stream_are_invalid_argument(server: ServerThread) -> None:
+    call = server.channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=None,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call(iter([GARBAGE]), timeout=10))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_megabyte_bad_value_gets_a_short_message(server: ServerThread) -> None:
+    huge = "Z" * 1_000_000
+    request = request_for(dataclasses.replace(GOOD, port_of_entry=huge, shipment_id=huge))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(request, timeout=20)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert len(caught.value.details().encode()) < 2_048
+    assert "1000000 characters" in caught.value.details()
+    fields = [f for f, _ in bad_request(caught.value)]
+    assert fields == ["shipment_id", "port_of_entry"]
+    assert all(len(d) < 400 for _, d in bad_request(caught.value))
+
+
+def test_thousands_of_bad_goods_lines_get_a_short_message(server: ServerThread) -> None:
+    bad = dataclasses.replace(GOOD.goods[1], hs_code="ABC" * 300, gross_weight_kg=-1.0)
+    request = request_for(dataclasses.replace(GOOD, goods=(bad,) * 1_000))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub(server).ScoreShipment(request, timeout=20)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert len(caught.value.details().encode()) < 2_048
+    violations = bad_request(caught.value)
+    assert len(violations) <= 21
+    assert violations[-1][0] == "..."
+    assert violations[-1][1].endswith("more violations")
+
+
+def test_a_stream_with_a_bad_timestamp_and_garbage_in_the_middle_goes_on(
+    server: ServerThread,
+) -> None:
+    messages = [
+        request_for(make_shipment("M-1")).SerializeToString(),
+        with_declared_at("M-2", 2**62).SerializeToString(),
+        GARBAGE,
+        with_declared_at("M-4", 0, 2_000_000_000).SerializeToString(),
+        request_for(make_shipment("M-5")).SerializeToString(),
+        b"",  # an empty message parses: a request without a shipment
+        request_for(make_shipment("M-7")).SerializeToString(),
+    ]
+    call = server.channel.stream_stream(
+        SCORE_STREAM, request_serializer=None, response_deserializer=pb.Decision.FromString
+    )
+    decisions = list(call(iter(messages), timeout=30))
+    assert [d.shipment_id for d in decisions] == ["M-1", "M-2", "", "M-4", "M-5", "", "M-7"]
+    errors = [d.error for d in decisions]
+    for i in (0, 4, 6):
+        assert not decisions[i].HasField("error")
+        assert decisions[i].decision_id
+    assert [errors[i].code for i in (1, 2, 3, 5)] == ["INVALID_ARGUMENT"] * 4
+    assert [v.field for v in errors[1].field_violations] == ["declared_at"]
+    assert errors[2].message == "request is not a valid ScoreShipmentRequest message"
+    assert [v.field for v in errors[3].field_violations] == ["declared_at"]
+    assert [v.field for v in errors[5].field_violations] == ["shipment"]
+
+
+# --- The manifest stream's guarantees, with the servicer called directly -------------------
+
+
+class FakeService:
+    """Stands in for ScoringService: ``score_each`` answers from ``answer``."""
+
+    def __init__(self, answer: Callable[[list[Shipment]], list[Any]]) -> None:
+        self.settings = SimpleNamespace(stream_batch_max=3)
+        self.answer = answer
+        self.batches: list[list[str]] = []
+
+    def score_each(self, shipments: list[Shipment]) -> list[Any]:
+        self.batches.append([s.shipment_id for s in shipments])
+        return self.answer(shipments)
+
+
+def decided(shipment: Shipment, lane: str = "green") -> Decision:
+    return Decision(
+        decision_id=f"D-{shipment.shipment_id}",
+        shipment_id=shipment.shipment_id,
+        port_of_entry=shipment.port_of_entry,
+        risk_score=0.1,
+        lane=lane,
+        random_selection=False,
+        propensity=1.0,
+        reasons=(),
+        watchlist_hits=(),
+        model_version="v",
+        watchlist_version="w",
+    )
+
+
+async def run_stream(service: FakeService, requests: list[Any]) -> list[pb.Decision]:
+    servicer = RiskScoringServicer(service, Metrics())  # type: ignore[arg-type]
+
+    async def incoming() -> AsyncIterator[Any]:
+        for request in requests:
+            if isinstance(request, Exception):
+                raise request
+            yield request
+            await asyncio.sleep(0)
+
+    return [d async for d in servicer.ScoreShipments(incoming(), None)]  # type: ignore[arg-type]
+
+
+async def test_a_scoring_failure_answers_its_batch_internal_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def answer(shipments: list[Shipment]) -> list[Any]:
+        if any(s.shipment_id == "BOOM" for s in shipments):
+            raise RuntimeError("scorer bug")
+        return [decided(s) for s in shipments]
+
+    requests = [request_for(make_shipment(i)) for i in ("A", "BOOM", "C", "D", "E", "F", "G")]
+    service = FakeService(answer)
+    with caplog.at_level(logging.ERROR, logger="server.errors"):
+        decisions = await run_stream(service, requests)
+    assert [d.shipment_id for d in decisions] == ["A", "BOOM", "C", "D", "E", "F", "G"]
+    failed = {b for batch in service.batches if "BOOM" in batch for b in batch}
+    for d in decisions:
+        if d.shipment_id in failed:
+            assert d.error.code == "INTERNAL"
+            assert d.error.message == INTERNAL_MESSAGE
+        else:
+            assert not d.HasField("error")
+            assert d.decision_id == f"D-{d.shipment_id}"
+    assert len(caplog.records) == 1  # once per failed batch, with its traceback
+    assert caplog.records[0].exc_info is not None
+
+
+async def test_a_decision_that_cannot_be_sent_as_is_still_reports_its_id() -> None:
+    service = FakeService(
+        lambda shipments: [
+            decided(s, "purple" if s.shipment_id == "P" else "red") for s in shipments
+        ]
+    )
+    requests = [request_for(make_shipment(i)) for i in ("A", "P", "C")]
+    decisions = await run_stream(service, requests)
+    assert [d.shipment_id for d in decisions] == ["A", "P", "C"]
+    assert decisions[1].error.code == "INTERNAL"
+    assert decisions[1].decision_id == "D-P"  # ledgered: the caller learns its id
+    assert decisions[0].lane == decisions[2].lane == pb.LANE_RED
+
+
+async def test_undecodable_and_unconvertible_items_get_error_decisions() -> None:
+    service = FakeService(lambda shipments: [decided(s) for s in shipments])
+    bad_stamp = request_for(make_shipment("T"))
+    bad_stamp.shipment.declared_at.seconds = 2**62
+    requests = [
+        request_for(make_shipment("A")),
+        Undecodable("ScoreShipmentRequest", 3, "DecodeError"),
+        bad_stamp,
+        pb.ScoreShipmentRequest(),
+        request_for(make_shipment("B")),
+    ]
+    decisions = await run_stream(service, requests)
+    assert [d.shipment_id for d in decisions] == ["A", "", "T", "", "B"]
+    assert [d.error.code for d in decisions] == ["", *["INVALID_ARGUMENT"] * 3, ""]
+    assert [s for batch in service.batches for s in batch] == ["A", "B"]
+
+
+async def test_a_failing_request_stream_ends_after_answering_what_was_read() -> None:
+    service = FakeService(lambda shipments: [decided(s) for s in shipments])
+    servicer = RiskScoringServicer(service, Metrics())  # type: ignore[arg-type]
+    requests = [request_for(make_shipment("A")), request_for(make_shipment("B"))]
+
+    async def incoming() -> AsyncIterator[Any]:
+        for request in requests:
+            yield request
+        raise ConnectionError("transport went away")
+
+    answered: list[str] = []
+
+    async def consume() -> None:
+        async for decision in servicer.ScoreShipments(incoming(), None):  # type: ignore[arg-type]
+            answered.append(decision.shipment_id)
+
+    with pytest.raises(ConnectionError):
+        await consume()
+    assert answered == ["A", "B"]
+
+
+async def test_scoring_finished_after_a_cancelled_call_is_logged_as_undelivered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+
+    def answer(shipments: list[Shipment]) -> list[Any]:
+        release.wait(10)
+        return [decided(s) for s in shipments]
+
+    servicer = RiskScoringServicer(FakeService(answer), Metrics())  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="server.servicers"):
+        task = asyncio.create_task(servicer._decide(lambda: answer([make_shipment("LATE")])))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        for _ in range(100):
+            if caplog.records:
+                break
+            await asyncio.sleep(0.02)
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 decided and ledgered, not delivered: the call was cancelled"
+    ]
+    assert caplog.records[0].decision_ids == ["D-LATE"]
