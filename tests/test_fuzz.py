@@ -9,11 +9,13 @@ Three kinds of traffic, all generated from a fixed seed so a failure replays exa
 * **stream** -- ``ScoreShipments`` streams mixing valid shipments with hostile requests and
   raw bytes: each stream must answer exactly one Decision per message, in order, score the
   valid ones and end OK.
+* **outcome** -- ``RecordOutcome`` requests with hostile values (unknown or huge decision
+  ids, unknown results, too many substances, huge notes). Sent unary.
 * **raw** -- bytes that are not a request: random, truncated or bit-flipped serialized
   requests, nesting bombs. Sent unary to the RiskScoring methods and to health.
 
 Every unary status must be OK or INVALID_ARGUMENT (NOT_FOUND for an outcome against an unknown
-decision); never INTERNAL or UNKNOWN; every message under 2 KB.
+decision); never INTERNAL or UNKNOWN; every message under 2 KB, and no ERROR logged.
 
 ``CENTINELA_FUZZ_COUNT`` sets the number of requests (default 600, a few seconds);
 ``make fuzz`` runs 10,000 and prints the tally.
@@ -22,6 +24,7 @@ decision); never INTERNAL or UNKNOWN; every message under 2 KB.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import random
@@ -41,7 +44,7 @@ from tests.support import ServerThread, make_shipment, request_for
 
 COUNT = int(os.environ.get("CENTINELA_FUZZ_COUNT", "600"))
 SEED = int(os.environ.get("CENTINELA_FUZZ_SEED", "20250602"))
-SHARES = {"hostile": 0.4, "stream": 0.4, "raw": 0.2}
+SHARES = {"hostile": 0.35, "outcome": 0.05, "stream": 0.4, "raw": 0.2}
 MAX_MESSAGE = 2_048
 MAX_REQUEST_BYTES = 3_500_000  # under the server's 4 MiB limit, which is its own answer
 WORKERS = 4
@@ -315,6 +318,14 @@ def tally() -> Iterator[Tally]:
     print(f"\n{counts.line()}")
 
 
+@pytest.fixture(autouse=True)
+def nothing_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A bad request is the caller's problem: it never logs an ERROR (nor a traceback)."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [f"{r.name}: {r.getMessage()}" for r in errors[:5]]
+
+
 def _share(kind: str) -> int:
     return max(1, round(COUNT * SHARES[kind]))
 
@@ -350,6 +361,40 @@ def test_hostile_unary_requests_are_decided_or_rejected_cleanly(
     n = _share("hostile")
     _run_all([lambda i=i: one(i) for i in range(n)])
     tally.sent["hostile"] += n
+
+
+def hostile_outcome(rng: random.Random) -> pb.RecordOutcomeRequest:
+    request = pb.RecordOutcomeRequest(
+        decision_id=rng.choice(("", "0" * 32, hostile_text(rng))),
+        inspected=rng.random() < 0.7,
+        result=rng.choice(("", "positive", "negative", "inconclusive", hostile_text(rng, False))),
+        lab_confirmed=rng.random() < 0.5,
+    )
+    request.substances.extend(
+        hostile_text(rng, allow_huge=False) for _ in range(rng.choice((0, 1, 3, 51)))
+    )
+    if rng.random() < 0.3:
+        request.notes = hostile_text(rng, allow_huge=request.ByteSize() < 1_000)
+    return request
+
+
+def test_hostile_outcomes_are_rejected_cleanly(server: ServerThread, tally: Tally) -> None:
+    stub = server.channel.unary_unary(
+        "/centinela.v1.RiskScoring/RecordOutcome",
+        request_serializer=pb.RecordOutcomeRequest.SerializeToString,
+        response_deserializer=pb.RecordOutcomeResponse.FromString,
+    )
+
+    def one(i: int) -> None:
+        request = hostile_outcome(random.Random(f"{SEED}-outcome-{i}"))
+        what = f"outcome #{i} (seed {SEED})"
+        with pytest.raises(grpc.RpcError) as caught:  # no decision id of the fuzz exists
+            stub(request, timeout=60)
+        tally.statuses[_check_status(caught.value, {"INVALID_ARGUMENT", "NOT_FOUND"}, what)] += 1
+
+    n = _share("outcome")
+    _run_all([lambda i=i: one(i) for i in range(n)])
+    tally.sent["outcome"] += n
 
 
 def test_raw_bytes_are_invalid_argument_never_unknown(server: ServerThread, tally: Tally) -> None:
