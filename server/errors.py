@@ -138,8 +138,15 @@ def to_rpc_status(error: BaseException) -> status_pb2.Status:
 
 
 def log_unexpected(error: BaseException, method: str) -> None:
+    """Log what the caller cannot see: an unexpected error with its traceback, or the whole
+    message of an operator-facing error (a bad watchlist or rules file on reload) that was
+    cut for the status. A caller's bad input is never logged here."""
     if not isinstance(error, CentinelaError):
         log.error("unexpected error in %s", method, exc_info=error)
+    elif not isinstance(error, (InvalidInput, NotFound)) and public_message(error) != error.message:
+        log.warning(
+            "%s answered %s; in full: %s", method, status_code_for(error).name, error.message
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from server.errors import (
     MAX_VIOLATIONS,
     RateLimitedLog,
     Undecodable,
+    log_unexpected,
     public_violations,
     status_code_for,
     to_rpc_status,
@@ -292,3 +293,16 @@ def test_rate_limited_log_holds_back_a_flood_and_counts_it(
     with caplog.at_level(logging.WARNING, logger="centinela.test"):
         assert limiter.warning("again")
     assert caplog.records[-1].getMessage() == "again (7 similar lines held back)"
+
+
+def test_a_long_operator_message_is_cut_for_the_caller_and_logged_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    problems = [FieldViolation(f"entries[{i}].cas", "bad check digit") for i in range(200)]
+    error = ConfigError("watchlist.yaml: watchlist is invalid", problems)
+    assert len(to_rpc_status(error).message.encode()) <= MAX_MESSAGE_BYTES
+    with caplog.at_level(logging.WARNING, logger="server.errors"):
+        log_unexpected(error, "Admin/ReloadWatchlists")
+        log_unexpected(InvalidInput("bad", [FieldViolation("x", "y" * 5_000)] * 50), "m")
+    assert len(caplog.records) == 1
+    assert "entries[199].cas" in caplog.records[0].getMessage()
