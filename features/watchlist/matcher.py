@@ -387,6 +387,7 @@ class Watchlist:
     _pattern_tokens: dict[str, int] = field(repr=False)
     _name_words: frozenset[str] = field(repr=False)
     _join_targets: frozenset[str] = field(repr=False)
+    _join_heads: frozenset[str] = field(repr=False)
     _scan_cache: _BoundedCache[str, _Scan] = field(default_factory=_BoundedCache, repr=False)
     _hs_cache: _BoundedCache[str, _HsHits] = field(default_factory=_BoundedCache, repr=False)
     _line_cache: _BoundedCache[_LineKey, LineMatch] = field(
@@ -457,6 +458,7 @@ class Watchlist:
             _pattern_tokens=pattern_tokens,
             _name_words=frozenset(name_words),
             _join_targets=frozenset(join_targets),
+            _join_heads=frozenset(w[:k] for w in join_targets for k in range(1, len(w))),
         )
 
     # ------------------------------------------------------------------ public API
@@ -783,13 +785,13 @@ class Watchlist:
         not itself a word of any name (so "phenethyl piperidone" keeps its two words).
         """
         n = len(tokens)
-        if n < 2:
+        if n < 2 or self._join_heads.isdisjoint(tokens[:-1]):
             return tokens, starts, ends
         out: tuple[list[str], list[int], list[int]] = ([], [], [])
         i = 0
         while i < n:
             width = 1
-            if tokens[i].isalpha() and tokens[i] not in self._name_words:
+            if tokens[i] in self._join_heads and tokens[i] not in self._name_words:
                 for w in (3, 2):
                     if i + w <= n and self._joinable(text, tokens, starts, ends, i, i + w):
                         width = w

@@ -20,7 +20,10 @@ import unicodedata
 
 from features.canonical import canonical_name
 
-_TOKEN = re.compile(r"\d+|[^\W\d_]+")
+# A word is letters with any combining marks inside it: a mark put on a letter to break the word
+# ("pip\u0336eridine") stays in the word, and normalize_token drops it with the accents.
+_MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_TOKEN = re.compile(rf"\d+|[^\W\d_]+(?:[{_MARKS}]+[^\W\d_]*)*")
 
 CANONICAL_TOKENS: dict[str, str] = {
     "piperidinone": "piperidone",
