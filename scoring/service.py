@@ -174,25 +174,33 @@ class ScoringService:
             rules.version if rules else "",
         )
 
-    def score_each(self, shipments: Sequence[Shipment]) -> list[Decision | CentinelaError]:
+    def score_each(self, shipments: Sequence[Shipment]) -> list[Decision | Exception]:
         """Score a batch where each shipment stands alone: invalid ones get their error, the
-        valid ones are scored together in one batch. Results are in input order."""
-        results: list[Decision | CentinelaError | None] = []
+        valid ones are scored together in one batch. Results are in input order, one per
+        shipment; a decision that could not be made durable comes back as its error."""
+        results: list[Decision | Exception | None] = []
         valid: list[Declared] = []
         window = self.declared_window()
         for shipment in shipments:
             try:
                 valid.append(self._admit(shipment, window))
                 results.append(None)
-            except InvalidInput as error:
+            except Exception as error:  # an unexpected one too: it is this shipment's alone
+                if not isinstance(error, CentinelaError):
+                    log.error("unexpected error admitting a shipment", exc_info=error)
                 results.append(error)
-        decisions = iter(self._score_valid(valid) if valid else [])
-        return [next(decisions) if r is None else r for r in results]
+        decided = iter(self._score_valid(valid) if valid else [])
+        return [next(decided) if r is None else r for r in results]
 
     def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
-        """Validate and score a batch; any invalid shipment raises before anything is scored."""
+        """Validate and score a batch; any invalid shipment raises before anything is scored,
+        and so does a decision that could not be made durable."""
         window = self.declared_window()
-        return self._score_valid([self._admit(s, window) for s in shipments])
+        results = self._score_valid([self._admit(s, window) for s in shipments])
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [r for r in results if isinstance(r, Decision)]
 
     def declared_window(self, now: datetime | None = None) -> Window:
         """The ``declared_at`` range live scoring accepts around ``now`` (default: the clock)."""
@@ -209,21 +217,33 @@ class ScoringService:
         validate_shipment(canonical, self.settings.max_goods_lines, window)
         return Declared(canonical, shipment)
 
-    def _score_valid(self, admitted: Sequence[Declared]) -> list[Decision]:
+    def _score_valid(self, admitted: Sequence[Declared]) -> list[Decision | Exception]:
         scorer = self._require()
         state = self.state
         assert state is not None
         shipments = [a.canonical for a in admitted]
         batch = scorer.score_batch(shipments, state)
-        decisions = [self._decide(scorer, s) for s in batch.scored]
+        decisions: list[Decision | Exception] = [self._decide(scorer, s) for s in batch.scored]
         if self.ledger is not None:
             pending = [
                 self.ledger.append(Entry("decision", d.decision_id, decision_payload(d, a, scored)))
                 for d, a, scored in zip(decisions, admitted, batch.scored, strict=True)
+                if isinstance(d, Decision)
             ]
-            for future in pending:
-                future.result()  # durable before anyone sees the decision
-        state.add_shipments(batch.basics)
+            for i, future in enumerate(pending):
+                try:
+                    future.result()  # durable before anyone sees the decision
+                except Exception as error:
+                    log.error("ledger write failed", exc_info=error)
+                    decisions[i] = Unavailable(
+                        "the decision could not be written to the ledger; retry the shipment"
+                    )
+        try:
+            state.add_shipments(batch.basics)
+        except Exception as error:
+            # The decisions are in the ledger already: deliver them; the next replay credits
+            # their history.
+            log.error("entity history update failed", exc_info=error)
         return decisions
 
     def record_outcome(self, outcome: Outcome) -> OutcomeReceipt:

@@ -63,7 +63,7 @@ def _party(party: Party | None, path: str, out: list[FieldViolation]) -> None:
         return
     if not party.id:
         out.append(FieldViolation(f"{path}.id", "required"))
-    elif not _ID.match(party.id):
+    elif not _ID.fullmatch(party.id):
         out.append(FieldViolation(f"{path}.id", _ID_RULE))
     _text(party.name, f"{path}.name", out)
     _country(party.country, f"{path}.country", out, required=False)
@@ -89,7 +89,7 @@ def _amount(
 def _goods_line(line: GoodsLine, path: str, out: list[FieldViolation]) -> None:
     if not line.hs_code:
         out.append(FieldViolation(f"{path}.hs_code", "required: 6 to 10 digits"))
-    elif not _HS.match(line.hs_code):
+    elif not _HS.fullmatch(line.hs_code):
         out.append(
             FieldViolation(f"{path}.hs_code", f"{quote(line.hs_code)} is not 6 to 10 digits")
         )
@@ -154,12 +154,12 @@ def shipment_violations(
     s = shipment
     if not s.shipment_id:
         out.append(FieldViolation("shipment_id", "required"))
-    elif not _ID.match(s.shipment_id):
+    elif not _ID.fullmatch(s.shipment_id):
         out.append(FieldViolation("shipment_id", _ID_RULE))
     _declared_at(s.declared_at, window, out)
     if not s.port_of_entry:
         out.append(FieldViolation("port_of_entry", "required: UN/LOCODE such as MXZLO"))
-    elif not _LOCODE.match(s.port_of_entry):
+    elif not _LOCODE.fullmatch(s.port_of_entry):
         out.append(
             FieldViolation(
                 "port_of_entry", f"{quote(s.port_of_entry)} is not a UN/LOCODE (e.g. MXZLO)"
@@ -172,7 +172,7 @@ def shipment_violations(
     if len(s.transshipment_ports) > MAX_TRANSSHIPMENTS:
         out.append(FieldViolation("transshipment_ports", f"more than {MAX_TRANSSHIPMENTS}"))
     for i, port in enumerate(s.transshipment_ports[:MAX_TRANSSHIPMENTS]):
-        if not _LOCODE.match(port):
+        if not _LOCODE.fullmatch(port):
             out.append(
                 FieldViolation(f"transshipment_ports[{i}]", f"{quote(port)} is not a UN/LOCODE")
             )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from features.canonical import canonical_code
 from features.errors import FieldViolation, InvalidInput, quote
 from features.records import GoodsLine, Party, Shipment
 from scoring.service import Decision, ModelInfo, Outcome, OutcomeReceipt
@@ -184,7 +185,8 @@ def error_decision(shipment_id: str, error: BaseException, decision_id: str = ""
     code = status_code_for(error)
     return pb.Decision(
         decision_id=decision_id,
-        shipment_id=shipment_id[:MAX_ECHOED_ID],
+        # The canonical id, as a scored Decision names it (scoring.service reads ids so).
+        shipment_id=canonical_code(shipment_id[:MAX_ECHOED_ID]),
         lane=pb.LANE_UNSPECIFIED,
         error=pb.Error(
             code=code.name,

@@ -117,8 +117,8 @@ def test_unexpected_errors_never_leak_their_text() -> None:
 
 def test_error_decision_lists_field_violations() -> None:
     error = InvalidInput("bad", [FieldViolation("goods[1].gross_weight_kg", "must be > 0")])
-    decision = converters.error_decision("s9", error)
-    assert decision.shipment_id == "s9"
+    decision = converters.error_decision(" s\u200b9\n", error)
+    assert decision.shipment_id == "S9"  # the canonical id, as a scored Decision names it
     assert decision.lane == pb.LANE_UNSPECIFIED
     assert decision.error.code == "INVALID_ARGUMENT"
     assert decision.error.field_violations[0].field == "goods[1].gross_weight_kg"
