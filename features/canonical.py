@@ -150,7 +150,10 @@ def canonical_name(value: str) -> str:
 
 def canonical_code(value: str) -> str:
     """An id or code: canonical text, look-alikes folded, upper case."""
-    return fold_confusables(canonical_text(value)).upper()
+    text = fold_confusables(canonical_text(value)).upper()
+    # Upper case can make a new look-alike (Greek beta inside a word becomes capital beta, which
+    # imitates B): fold once more, so a canonical code is its own canonical code.
+    return text if text.isascii() else fold_confusables(text).upper()
 
 
 _HS_SEPARATORS = re.compile(r"(?<=\d)[.\s-]+(?=\d)")
