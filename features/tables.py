@@ -13,10 +13,14 @@ A data directory holds one Parquet file per table, named ``<table>.parquet``:
                   point-in-time features may use.
 * ``truth``       ground truth for every shipment. Evaluation only: nothing that trains or
                   scores may read it.
+
+A shipment id is one shipment: :func:`load_tables` folds repeated ids (a ledger export of a
+shipment scored twice, an appended table) to one row each before anything counts them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -116,3 +120,93 @@ def scan_table(data_dir: Path, table: str) -> pl.LazyFrame:
     frame = pl.scan_parquet(path)
     check_schema(frame, table)
     return frame.select(list(TABLES[table]))
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """Rows :func:`fold_tables` left out because their shipment id had a later row."""
+
+    shipments: int = 0
+    goods: int = 0
+    inspections: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.shipments + self.goods + self.inspections
+
+    def to_json(self) -> dict[str, int]:
+        return {"shipments": self.shipments, "goods": self.goods, "inspections": self.inspections}
+
+    def summary(self) -> str:
+        return (
+            f"folded {self.shipments:,} repeated shipment rows, {self.goods:,} goods lines and "
+            f"{self.inspections:,} inspections of the same shipment ids (last kept)"
+        )
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Canonical tables with one shipment (and at most one inspection) per shipment id."""
+
+    shipments: pl.DataFrame
+    goods: pl.DataFrame
+    inspections: pl.DataFrame
+    folded: Folded
+
+
+def fold_tables(
+    shipments: pl.DataFrame | pl.LazyFrame,
+    goods: pl.DataFrame | pl.LazyFrame,
+    inspections: pl.DataFrame | pl.LazyFrame,
+) -> Tables:
+    """One shipment per shipment id, so nothing counts twice in features, labels or history.
+
+    A shipment id is one shipment however often it was declared or scored; without this, a
+    repeated id would credit its parties with each repeat and join to its goods lines and
+    inspections once per repeat. Of the rows of one id:
+
+    * ``shipments``: the last row wins;
+    * ``goods``: the lines of the winning row. Lines of one id are told apart by runs: a run
+      starts wherever ``line_no`` does not grow, and the last run is kept. Ids with one
+      shipment row keep all their lines;
+    * ``inspections``: the one reported last (``reported_at``; equal times: the later row).
+
+    Rows keep their order; tables without repeats come back as they were.
+    """
+    ships, lines, reports = (f.lazy().collect() for f in (shipments, goods, inspections))
+    heights = (ships.height, lines.height, reports.height)
+    repeated = ships.filter(pl.col("shipment_id").is_duplicated())["shipment_id"].unique()
+    if not repeated.is_empty():
+        ships = ships.filter(pl.col("shipment_id").is_last_distinct())
+        grows = pl.col("line_no") > pl.col("line_no").shift(1).over("shipment_id")
+        runs = lines.with_columns(
+            _run=(~grows.fill_null(True)).cast(pl.Int32).cum_sum().over("shipment_id")
+        )
+        lines = runs.filter(
+            ~pl.col("shipment_id").is_in(repeated.implode())
+            | (pl.col("_run") == pl.col("_run").max().over("shipment_id"))
+        ).drop("_run")
+    if reports["shipment_id"].is_duplicated().any():
+        indexed = reports.with_row_index("_row")
+        latest = indexed.sort("reported_at", "_row", nulls_last=False).unique(
+            "shipment_id", keep="last"
+        )["_row"]
+        reports = indexed.filter(pl.col("_row").is_in(latest.implode())).drop("_row")
+    folded = Folded(
+        heights[0] - ships.height, heights[1] - lines.height, heights[2] - reports.height
+    )
+    return Tables(ships, lines, reports, folded)
+
+
+def load_tables(data_dir: Path, *, need_inspections: bool = True) -> Tables:
+    """The ``shipments``, ``goods`` and ``inspections`` tables of a data directory, checked and
+    folded to one shipment per shipment id (:func:`fold_tables`): what ``train``, ``evaluate``
+    and the server's entity history read. Without ``need_inspections`` a directory with no
+    inspections table reads as one with no inspections."""
+    shipments, goods = scan_table(data_dir, "shipments"), scan_table(data_dir, "goods")
+    inspections = (
+        scan_table(data_dir, "inspections")
+        if need_inspections or table_path(data_dir, "inspections").exists()
+        else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
+    )
+    return fold_tables(shipments, goods, inspections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import polars as pl
 import pytest
 
 from features.build import feature_matrix
+from features.tables import Folded, fold_tables, load_tables
 from scoring.registry import Registry
 from training.simulate import simulate_world
 from training.train import fit_platt, labelled_features, train
@@ -87,7 +89,44 @@ def test_same_seed_same_model_and_options_change_it(world: Path, tmp_path: Path)
 def test_labels_are_observed_outcomes_only(world: Path) -> None:
     from features.watchlist import load_watchlist
 
-    basics, _, labels = labelled_features(world, load_watchlist())
+    basics, _, labels = labelled_features(load_tables(world), load_watchlist())
     inspected = pl.read_parquet(world / "inspections.parquet")
     assert labels["label"].is_not_null().sum() == inspected.height
     assert basics.height == labels.height
+
+
+def test_fold_tables_keeps_one_shipment_per_id_with_its_own_lines() -> None:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    shipments = pl.DataFrame(
+        {
+            "shipment_id": ["A", "B", "A", "C", "A"],
+            "declared_at": [at + timedelta(days=d) for d in (0, 1, 2, 3, 4)],
+        }
+    )
+    goods = pl.DataFrame(
+        {
+            "shipment_id": ["A", "A", "B", "A", "C", "C", "A", "A", "A"],
+            "line_no": [0, 1, 0, 0, 1, 0, 0, 1, 2],
+            "hs_code": ["a0", "a1", "b0", "a0'", "c1", "c0", "a0''", "a1''", "a2''"],
+        }
+    )
+    inspections = pl.DataFrame(
+        {
+            "shipment_id": ["A", "B", "A", "A"],
+            "reported_at": [at + timedelta(days=d) for d in (9, 5, 7, 9)],
+            "positive": [False, True, True, True],
+        }
+    )
+    tables = fold_tables(shipments, goods, inspections)
+    assert tables.shipments["shipment_id"].to_list() == ["B", "C", "A"]
+    assert tables.shipments["declared_at"][2] == at + timedelta(days=4)  # the last row
+    # A's last run of lines; C has one row, so both lines stay even out of order.
+    assert tables.goods["hs_code"].to_list() == ["b0", "c1", "c0", "a0''", "a1''", "a2''"]
+    # A's latest report; of two at the same time, the later row.
+    b, a = tables.inspections.rows()
+    assert b == ("B", at + timedelta(days=5), True)
+    assert a == ("A", at + timedelta(days=9), True)
+    assert tables.folded == Folded(shipments=2, goods=3, inspections=2)
+    unique = fold_tables(tables.shipments, tables.goods, tables.inspections)
+    assert unique.folded.total == 0
+    assert unique.goods.equals(tables.goods)

@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from features.tables import Folded
 from scoring.registry import Registry
 from training import ledger_cli, rules_cli, score_cli, watchlist_cli
 from training.cli_common import console, err_console, print_json, run
@@ -105,9 +106,12 @@ def train_command(
                     "promoted": result.promoted,
                     "rounds": result.rounds,
                     "metrics": result.metrics,
+                    "folded": result.folded.to_json(),
                 }
             )
             return
+        if result.folded.total:
+            console.print(result.folded.summary(), highlight=False)
         console.print(
             f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}"
         )
@@ -159,6 +163,9 @@ def evaluate_command(
             print_json(result.to_json())
             return
         window = result.window
+        folded = Folded(**window["folded"])
+        if folded.total:
+            console.print(folded.summary(), highlight=False)
         console.print(
             f"model [bold]{bundle.version}[/] on {window['shipments']:,} shipments declared "
             f"after {window['after'][:19]} ({window['start'][:10]} to {window['end'][:10]})"

@@ -46,7 +46,7 @@ import numpy as np
 import polars as pl
 
 from features.errors import DataError
-from features.tables import scan_table, table_path
+from features.tables import load_tables, scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bulk import score_tables
 from scoring.bundle import ModelBundle
@@ -266,22 +266,23 @@ def evaluate(
 
     stage("scoring shipments")
     wl = watchlist or load_watchlist(None)
-    shipments = scan_table(data_dir, "shipments")
-    goods = scan_table(data_dir, "goods")
-    inspections = scan_table(data_dir, "inspections")
+    # One shipment per shipment id, as train reads them: a repeated id is neither scored,
+    # labelled nor counted in its parties' history twice.
+    tables = load_tables(data_dir)
+    shipments, goods, inspections = tables.shipments, tables.goods, tables.inspections
     scores = score_tables(bundle, shipments, goods, inspections, wl).filter(
         pl.col("declared_at") > after
     )
     if scores.height == 0:
-        last = shipments.select(pl.col("declared_at").max()).collect().item()
+        last = shipments["declared_at"].max()
         raise DataError(
             f"{data_dir}: no shipments declared after {after.isoformat()}, the end of model "
             f"{bundle.version}'s validation window (the data ends {_iso(last)}); evaluate on data "
             "newer than the model's training window"
         )
     ids = scores.select("shipment_id")
-    window_ships = shipments.join(ids.lazy(), on="shipment_id", how="semi").collect()
-    window_goods = goods.join(ids.lazy(), on="shipment_id", how="semi").collect()
+    window_ships = shipments.join(ids, on="shipment_id", how="semi")
+    window_goods = goods.join(ids, on="shipment_id", how="semi")
 
     stage("applying baselines")
     frame = (
@@ -293,7 +294,7 @@ def evaluate(
         )
     )
     frame = frame.with_columns(tiebreak=tiebreak_keys(frame["shipment_id"]))
-    frame = frame.join(_observed_labels(data_dir), on="shipment_id", how="left").with_columns(
+    frame = frame.join(_observed_labels(inspections), on="shipment_id", how="left").with_columns(
         pl.col("inspected").fill_null(False), pl.col("observed").fill_null(False)
     )
     label_sources: tuple[LabelSource, ...] = ("observed",)
@@ -329,6 +330,7 @@ def evaluate(
             "positives": _positives(frame, label_sources),
             "labelSources": list(label_sources),
             "ports": {p: int((frame["port_of_entry"] == p).sum()) for p in ports},
+            "folded": tables.folded.to_json(),
         },
         label_sources=label_sources,
         budgets=budget_metrics(frame, label_sources),
@@ -679,13 +681,12 @@ def _segment(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> Segme
 # --------------------------------------------------------------------------- labels
 
 
-def _observed_labels(data_dir: Path) -> pl.DataFrame:
-    return (
-        scan_table(data_dir, "inspections")
-        .group_by("shipment_id")
-        .agg(pl.lit(True).alias("inspected"), pl.col("positive").fill_null(False).any())
-        .rename({"positive": "observed"})
-        .collect()
+def _observed_labels(inspections: pl.DataFrame) -> pl.DataFrame:
+    """``inspected`` and ``observed`` (positive) per shipment id, from the folded inspections."""
+    return inspections.select(
+        "shipment_id",
+        pl.lit(True).alias("inspected"),
+        pl.col("positive").fill_null(False).alias("observed"),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from features.build import (
 )
 from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
-from features.tables import scan_table, table_path
+from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bundle import new_meta, platt, save_bundle
 from scoring.lanes import score_quantiles
@@ -46,6 +46,7 @@ class TrainResult:
     promoted: bool
     metrics: dict[str, float]
     rounds: int
+    folded: Folded = field(default_factory=Folded)  # repeated shipment ids left out
 
 
 def code_version() -> str:
@@ -65,17 +66,18 @@ def data_fingerprint(data_dir: Path) -> str:
 
 
 def labelled_features(
-    data_dir: Path, watchlist: Watchlist
+    tables: Tables, watchlist: Watchlist
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(stage-1 rows, keyed outcomes, labels) of every shipment, sorted by declared time.
 
-    Labels are observed outcomes only: ``label`` is null for shipments never inspected, and
+    ``tables`` hold one shipment per shipment id (:func:`features.tables.load_tables`), so no
+    shipment is labelled, or counted in its parties' history, twice. Labels are observed
+    outcomes only: ``label`` is null for shipments never inspected, and
     ``selection_probability`` is the propensity of the policy that chose to inspect.
     """
-    shipments = scan_table(data_dir, "shipments").sort("declared_at", "shipment_id")
-    goods = scan_table(data_dir, "goods")
-    inspections = scan_table(data_dir, "inspections").collect()
-    basics = shipment_basics(shipments, goods, watchlist)
+    shipments = tables.shipments.sort("declared_at", "shipment_id")
+    inspections = tables.inspections
+    basics = shipment_basics(shipments, tables.goods, watchlist)
     outcomes = keyed_outcomes(basics, inspections)
     labels = basics.select("shipment_id").join(
         inspections.select(
@@ -143,13 +145,17 @@ def train(
 ) -> TrainResult:
     """Train, evaluate on the newest window, write a bundle; promote if asked or if first.
 
+    A shipment id repeated in the tables is one shipment (the last row wins; see
+    :func:`features.tables.fold_tables`); the result says how many rows were folded.
+
     The split is by declared time: the oldest 70% trains, the next 15% stops boosting early and
     fits the calibration, the newest 15% measures. With ``propensity_weights`` each labelled
     shipment is weighted by 1/selection probability, so what the old policy rarely inspected
     counts for what it stands for.
     """
     watchlist = watchlist or load_watchlist(None)
-    basics, outcomes, labels = labelled_features(data_dir, watchlist)
+    tables = load_tables(data_dir)
+    basics, outcomes, labels = labelled_features(tables, watchlist)
     n = basics.height
     if n < 100:
         raise DataError(f"{data_dir}: {n} shipments are too few to train on (need 100+)")
@@ -296,4 +302,6 @@ def train(
     should_promote = promote if promote is not None else registry.promoted() is None
     if should_promote:
         registry.promote(version)
-    return TrainResult(version, path, should_promote, metrics, booster.best_iteration)
+    return TrainResult(
+        version, path, should_promote, metrics, booster.best_iteration, folded=tables.folded
+    )
