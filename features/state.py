@@ -4,8 +4,14 @@ For every shipper, consignee and broker the state holds its shipments' declared 
 entity of :data:`features.history.OUTCOME_KEYS` the report times and results of its inspections.
 A live shipment's history features come from the same kernels the bulk path uses
 (:func:`features.history.entity_volume`, :func:`features.history.entity_outcomes`), applied to
-the arrays of its own entities, so they are bit-identical to the bulk computation and cost the
-same whether an entity has ten shipments or a hundred thousand.
+the arrays of its own entities, so they are bit-identical to the bulk computation. Only the
+events a kernel can see are copied (an entity's first shipment and those of the last year), so
+the cost does not grow with how long an entity has been busy.
+
+A shipment id is one shipment however often it is scored: the state keeps one record per id
+(the latest scoring's), a re-scored id's history leaves out its own earlier record and outcome,
+and an id's entities are credited with one inspection outcome at most, the first definite one.
+Scoring one shipment six times therefore makes none of its parties look more established.
 
 Reads and appends are serialised by one lock, so the server's worker threads can share it.
 """
@@ -13,19 +19,23 @@ Reads and appends are serialised by one lock, so the server's worker threads can
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from features.build import context_rows, keyed_outcomes
+from features.build import context_rows
 from features.history import (
     FAMILIES_COLUMN,
     KEY_COLUMNS,
     NETWORK_KEYS,
+    NETWORK_WINDOW_DAYS,
     OUTCOME_KEYS,
+    US_PER_DAY,
     VOLUME_KEYS,
+    WINDOWS_DAYS,
     entity_network,
     entity_outcomes,
     entity_volume,
@@ -33,7 +43,7 @@ from features.history import (
     outcome_names,
     volume_names,
 )
-from features.tables import INSPECTIONS_SCHEMA, scan_table, table_path
+from features.tables import load_tables, table_path
 from features.watchlist import Watchlist
 
 
@@ -46,6 +56,9 @@ def _to_us(when: datetime) -> int:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_VOLUME_REACH_US = max(WINDOWS_DAYS) * US_PER_DAY  # the oldest event a volume count can see
+_NETWORK_REACH_US = NETWORK_WINDOW_DAYS * US_PER_DAY
+_ENTITY_INDEX = {entity: i for i, entity in enumerate(OUTCOME_KEYS)}
 
 
 class _Sorted:
@@ -71,11 +84,66 @@ class _Sorted:
         self.flags[at] = flag
         self.size += 1
 
+    def remove(self, time: int, flag: bool | None = None) -> None:
+        """Take out one event at ``time`` (with ``flag``, when given); none there: nothing."""
+        times, flags = self.view()
+        lo = int(np.searchsorted(times, time, side="left"))
+        hi = int(np.searchsorted(times, time, side="right"))
+        for at in range(lo, hi):
+            if flag is None or bool(flags[at]) == flag:
+                self.times[at : self.size - 1] = self.times[at + 1 : self.size]
+                self.flags[at : self.size - 1] = self.flags[at + 1 : self.size]
+                self.size -= 1
+                return
+
     def view(self) -> tuple[np.ndarray, np.ndarray]:
         return self.times[: self.size], self.flags[: self.size]
 
 
 _EMPTY = _Sorted()
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """What the state remembers of one shipment id."""
+
+    at: int  # declared time, µs since the epoch
+    keys: tuple[str, ...]  # entity keys in the order of OUTCOME_KEYS
+    families: tuple[str, ...]  # identified route families
+
+
+@dataclass(frozen=True, slots=True)
+class _Credit:
+    """The one outcome a shipment id's entities were credited with."""
+
+    at: int  # reported time, µs since the epoch
+    positive: bool
+
+
+def _without(times: np.ndarray, drop: list[int]) -> np.ndarray:
+    """Sorted ``times`` less one occurrence of each value of ``drop`` that it holds."""
+    if not drop:
+        return times
+    keep = np.ones(len(times), dtype=bool)
+    for value in drop:
+        at = int(np.searchsorted(times, value, side="left"))
+        while at < len(times) and times[at] == value and not keep[at]:
+            at += 1
+        if at < len(times) and times[at] == value:
+            keep[at] = False
+    return times[keep]
+
+
+def _reach(times: np.ndarray, queries: np.ndarray, reach: int, head: int) -> np.ndarray:
+    """The part of sorted ``times`` the kernels can see for ``queries``: events from ``reach``
+    before the earliest query up to the latest one, and the first ``head`` events (a first-seen
+    time). Events older than that count alike before every query, so leaving them out changes
+    no count; events at or after the latest query count for none."""
+    lo = int(np.searchsorted(times, queries.min() - reach, side="left"))
+    hi = int(np.searchsorted(times, queries.max(), side="left"))
+    if lo <= head:
+        return times[:hi]
+    return np.concatenate([times[:head], times[lo:hi]])
 
 
 class EntityState:
@@ -87,8 +155,8 @@ class EntityState:
         self._outcomes: dict[str, dict[str, _Sorted]] = {e: {} for e in OUTCOME_KEYS}
         # entity -> key -> route family -> declared times of shipments where it was identified
         self._network: dict[str, dict[str, dict[str, _Sorted]]] = {e: {} for e in NETWORK_KEYS}
-        self._keys: dict[str, tuple[str, ...]] = {}  # shipment id -> its key values
-        self.outcome_count = 0
+        self._records: dict[str, _Record] = {}  # shipment id -> its one record
+        self._credits: dict[str, _Credit] = {}  # shipment id -> the outcome credited for it
 
     @classmethod
     def empty(cls) -> EntityState:
@@ -102,95 +170,124 @@ class EntityState:
         inspections: pl.DataFrame | pl.LazyFrame,
         watchlist: Watchlist,
     ) -> EntityState:
+        """The state of tables with one row per shipment id (see
+        :func:`features.tables.fold_tables`); an id's first reported inspection is credited."""
         state = cls()
-        context = context_rows(shipments, goods, watchlist).sort("declared_at")
-        state.add_shipments(context)
-        outcomes = keyed_outcomes(context, inspections).sort("reported_at")
-        for row in outcomes.iter_rows(named=True):
-            state._add_outcome_keys(
-                [row[KEY_COLUMNS[e]] for e in OUTCOME_KEYS], row["reported_at"], row["positive"]
-            )
+        state.add_shipments(context_rows(shipments, goods, watchlist).sort("declared_at"))
+        reported = inspections.lazy().select("shipment_id", "reported_at", "positive").collect()
+        for shipment_id, reported_at, positive in reported.sort("reported_at").iter_rows():
+            state.add_outcome(shipment_id, reported_at, positive)
         return state
 
     @classmethod
     def from_data_dir(cls, data_dir: Path, watchlist: Watchlist) -> EntityState:
-        """History from a directory of canonical tables; empty when it has none."""
-        root = Path(data_dir)
-        if not table_path(root, "shipments").exists():
+        """History from a directory of canonical tables, one row per shipment id as
+        :func:`features.tables.load_tables` folds them; empty when it has none."""
+        if not table_path(Path(data_dir), "shipments").exists():
             return cls.empty()
-        inspections = (
-            scan_table(root, "inspections")
-            if table_path(root, "inspections").exists()
-            else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
-        )
-        shipments, goods = scan_table(root, "shipments"), scan_table(root, "goods")
-        return cls.from_tables(shipments, goods, inspections, watchlist)
+        tables = load_tables(Path(data_dir), need_inspections=False)
+        return cls.from_tables(tables.shipments, tables.goods, tables.inspections, watchlist)
 
     @property
     def shipments(self) -> int:
-        return len(self._keys)
+        return len(self._records)
 
     @property
     def outcomes(self) -> int:
-        return self.outcome_count
+        return len(self._credits)
 
     def add_shipments(self, rows: pl.DataFrame) -> None:
-        """Remember shipments (stage-1 rows or context rows); a replayed id is not added twice."""
+        """Remember shipments (stage-1 rows or context rows). An id already known keeps one
+        record, the one remembered last; an unchanged replay changes nothing."""
         columns = [KEY_COLUMNS[e] for e in OUTCOME_KEYS]
         with self._lock:
             selected = rows.select("shipment_id", "declared_at", FAMILIES_COLUMN, *columns)
-            for row in selected.iter_rows():
-                shipment_id, declared_at, families, *keys = row
-                if shipment_id in self._keys:
+            for shipment_id, declared_at, families, *keys in selected.iter_rows():
+                record = _Record(_to_us(declared_at), tuple(keys), tuple(families or ()))
+                old = self._records.get(shipment_id)
+                if old == record:
                     continue
-                self._keys[shipment_id] = tuple(keys)
-                at = _to_us(declared_at)
-                for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
-                    if entity in self._volume:
-                        self._volume[entity].setdefault(key, _Sorted()).add(at)
-                    if entity in self._network and families:
-                        by_family = self._network[entity].setdefault(key, {})
-                        for family in families:
-                            by_family.setdefault(family, _Sorted()).add(at)
+                credit = self._credits.get(shipment_id)
+                if old is not None:
+                    self._index(old, add=False)
+                    if credit is not None and old.keys != record.keys:
+                        self._index_outcome(old.keys, credit, add=False)
+                        self._index_outcome(record.keys, credit, add=True)
+                self._records[shipment_id] = record
+                self._index(record, add=True)
+
+    def _index(self, record: _Record, *, add: bool) -> None:
+        """Add ``record``'s declared time to its entities' events, or take it out."""
+        for entity, key in zip(OUTCOME_KEYS, record.keys, strict=True):
+            events = (
+                [self._volume[entity].setdefault(key, _Sorted())] if entity in VOLUME_KEYS else []
+            )
+            if entity in self._network and record.families:
+                by_family = self._network[entity].setdefault(key, {})
+                events += [by_family.setdefault(f, _Sorted()) for f in record.families]
+            for sorted_events in events:
+                if add:
+                    sorted_events.add(record.at)
+                else:
+                    sorted_events.remove(record.at)
+
+    def _index_outcome(self, keys: tuple[str, ...], credit: _Credit, *, add: bool) -> None:
+        for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
+            events = self._outcomes[entity].setdefault(key, _Sorted())
+            if add:
+                events.add(credit.at, credit.positive)
+            else:
+                events.remove(credit.at, credit.positive)
 
     def add_outcome(self, shipment_id: str, reported_at: datetime, positive: bool) -> bool:
-        """Credit an outcome to the shipment's entities; False if the shipment is unknown."""
+        """Credit an outcome to the shipment's entities, once per shipment id: False (and
+        nothing credited) if the shipment is unknown or its entities were credited before."""
         with self._lock:
-            keys = self._keys.get(shipment_id)
-        if keys is None:
-            return False
-        self._add_outcome_keys(list(keys), reported_at, positive)
-        return True
-
-    def _add_outcome_keys(self, keys: list[str], reported_at: datetime, positive: bool) -> None:
-        at = _to_us(reported_at)
-        with self._lock:
-            for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
-                self._outcomes[entity].setdefault(key, _Sorted()).add(at, positive)
-            self.outcome_count += 1
+            record = self._records.get(shipment_id)
+            if record is None or shipment_id in self._credits:
+                return False
+            credit = _Credit(_to_us(reported_at), positive)
+            self._credits[shipment_id] = credit
+            self._index_outcome(record.keys, credit, add=True)
+            return True
 
     def history_for(self, targets: pl.DataFrame, prior_rate: float) -> pl.DataFrame:
         """History features of ``targets`` (stage-1 rows), in their order.
 
-        Earlier shipments of the same batch count as history, as they would in bulk.
+        Earlier shipments of the same batch count as history, as they would in bulk. Each row
+        gets the history it would have had as its id's first scoring: the record the state
+        holds for the same id (which the batch's last row of that id replaces), the outcome
+        credited for it and the batch's other rows of that id are not history of itself.
         """
         n = targets.height
+        ids = targets["shipment_id"].to_list()
         declared = targets["declared_at"].dt.timestamp("us").to_numpy().astype(np.int64)
+        families = [tuple(f) for f in targets[FAMILIES_COLUMN].to_list()]
+        last = {shipment_id: i for i, shipment_id in enumerate(ids)}
+        stays = [last[shipment_id] for shipment_id in ids]  # the row that becomes id's record
         columns: dict[str, np.ndarray] = {}
         with self._lock:
+            replaced = {s: self._records[s] for s in last if s in self._records}
             for entity in VOLUME_KEYS:
+                at = _ENTITY_INDEX[entity]
                 keys = targets[KEY_COLUMNS[entity]].to_list()
                 out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
-                for key in dict.fromkeys(keys):
-                    rows = np.array([i for i, k in enumerate(keys) if k == key])
+                for key, rows in _rows_by_key(keys).items():
+                    drop = [r.at for r in replaced.values() if r.keys[at] == key]
                     known, _ = self._volume[entity].get(key, _EMPTY).view()
-                    times = np.sort(np.concatenate([known, declared[rows]]), kind="stable")
-                    for target, values in zip(
-                        out, entity_volume(times, declared[rows]), strict=True
-                    ):
-                        target[rows] = values
+                    reach = _reach(known, declared[rows], _VOLUME_REACH_US, len(drop) + 1)
+                    staying = [i for i in rows if stays[i] == i]
+                    times = np.sort(
+                        np.concatenate([_without(reach, drop), declared[staying]]), kind="stable"
+                    )
+                    for group, leave in _batch_groups(rows, stays, keys):
+                        group_times = times if leave is None else _without(times, [declared[leave]])
+                        computed = entity_volume(group_times, declared[group])
+                        for target, values in zip(out, computed, strict=True):
+                            target[group] = values
                 columns.update(zip(volume_names(entity), out, strict=True))
             for entity in OUTCOME_KEYS:
+                at = _ENTITY_INDEX[entity]
                 keys = targets[KEY_COLUMNS[entity]].to_list()
                 out = entity_outcomes(
                     np.zeros(0, dtype=np.int64),
@@ -198,42 +295,104 @@ class EntityState:
                     np.zeros(n, dtype=np.int64),
                     prior_rate,
                 )
-                for key in dict.fromkeys(keys):
+                for key, rows in _rows_by_key(keys).items():
                     found = self._outcomes[entity].get(key)
                     if found is None:
                         continue
-                    rows = np.array([i for i, k in enumerate(keys) if k == key])
                     reported, positive = found.view()
-                    computed = entity_outcomes(reported, positive, declared[rows], prior_rate)
-                    for target, value in zip(out, computed, strict=True):
-                        target[rows] = value
+                    shared = []
+                    groups = []
+                    for i in rows:
+                        record, credit = replaced.get(ids[i]), self._credits.get(ids[i])
+                        if record is None or credit is None or record.keys[at] != key:
+                            shared.append(i)
+                            continue
+                        # A re-scored id: its own outcome is not history of itself. Only the
+                        # outcomes before the row are copied, to leave that one out.
+                        end = int(np.searchsorted(reported, declared[i], side="left"))
+                        keep = np.ones(end, dtype=bool)
+                        own = (reported[:end] == credit.at) & (positive[:end] == credit.positive)
+                        keep[np.flatnonzero(own)[:1]] = False
+                        groups.append(([i], reported[:end][keep], positive[:end][keep]))
+                    if shared:
+                        groups.append((shared, reported, positive))
+                    for group, group_reported, group_positive in groups:
+                        computed = entity_outcomes(
+                            group_reported, group_positive, declared[group], prior_rate
+                        )
+                        for target, value in zip(out, computed, strict=True):
+                            target[group] = value
                 columns.update(zip(outcome_names(entity), out, strict=True))
-            families = targets[FAMILIES_COLUMN].to_list()
             for entity in NETWORK_KEYS:
+                at = _ENTITY_INDEX[entity]
                 keys = targets[KEY_COLUMNS[entity]].to_list()
                 out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
-                for key in dict.fromkeys(keys):
-                    rows = np.array([i for i, k in enumerate(keys) if k == key])
-                    row_families = [families[i] for i in rows]
+                for key, rows in _rows_by_key(keys).items():
                     received = self._network[entity].get(key, {})
+                    dropped: dict[str, list[int]] = {}
+                    for record in replaced.values():
+                        if record.keys[at] == key:
+                            for family in record.families:
+                                dropped.setdefault(family, []).append(record.at)
                     batch: dict[str, list[int]] = {}
-                    for t, fams in zip(declared[rows].tolist(), row_families, strict=True):
-                        for family in fams:
-                            batch.setdefault(family, []).append(t)
+                    for i in rows:
+                        if stays[i] == i:
+                            for family in families[i]:
+                                batch.setdefault(family, []).append(int(declared[i]))
                     family_times = {
-                        f: np.sort(
+                        family: np.sort(
                             np.concatenate(
                                 [
-                                    received.get(f, _EMPTY).view()[0],
-                                    np.array(batch.get(f, []), dtype=np.int64),
+                                    _without(
+                                        _reach(
+                                            received.get(family, _EMPTY).view()[0],
+                                            declared[rows],
+                                            _NETWORK_REACH_US,
+                                            0,
+                                        ),
+                                        dropped.get(family, []),
+                                    ),
+                                    np.array(batch.get(family, []), dtype=np.int64),
                                 ]
                             ),
                             kind="stable",
                         )
-                        for f in set(received) | set(batch)
+                        for family in set(received) | set(batch)
                     }
-                    computed = entity_network(family_times, declared[rows], row_families)
-                    for target, value in zip(out, computed, strict=True):
-                        target[rows] = value
+                    for group, leave in _batch_groups(rows, stays, keys):
+                        group_family_times = family_times
+                        if leave is not None:
+                            group_family_times = {
+                                f: _without(t, [declared[leave]] if f in families[leave] else [])
+                                for f, t in family_times.items()
+                            }
+                        computed = entity_network(
+                            group_family_times, declared[group], [list(families[i]) for i in group]
+                        )
+                        for target, value in zip(out, computed, strict=True):
+                            target[group] = value
                 columns.update(zip(network_names(entity), out, strict=True))
         return pl.DataFrame(columns)
+
+
+def _rows_by_key(keys: list[str]) -> dict[str, np.ndarray]:
+    """Row indices of each key value, in first-seen order."""
+    rows: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    return {key: np.array(found) for key, found in rows.items()}
+
+
+def _batch_groups(
+    rows: np.ndarray, stays: list[int], keys: list[str]
+) -> list[tuple[list[int], int | None]]:
+    """Rows of one key that share one computation, and each earlier row of an id the batch
+    repeats on its own, with the id's staying row to leave out of its history (None when that
+    row is of another key, hence not in these times)."""
+    rows_list = [int(i) for i in rows]
+    shared = [i for i in rows_list if stays[i] == i]
+    groups: list[tuple[list[int], int | None]] = [(shared, None)] if shared else []
+    for i in rows_list:
+        if stays[i] != i:
+            groups.append(([i], stays[i] if keys[stays[i]] == keys[i] else None))
+    return groups

@@ -19,7 +19,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -273,31 +273,51 @@ def read_contents(path: Path) -> LedgerContents:
     return LedgerContents(decisions, outcomes)
 
 
-def _frames(contents: LedgerContents) -> tuple[pl.DataFrame, pl.DataFrame]:
+def latest_decisions(contents: LedgerContents) -> dict[str, dict[str, Any]]:
+    """The latest decision (highest seq) of each shipment id, by shipment id.
+
+    A shipment id is one shipment however often it was scored: its latest decision holds the
+    shipment as last declared, and the earlier ones are folded away.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for decision in contents.decisions.values():  # in seq order
+        latest[decision["shipment"]["shipment_id"]] = decision
+    return latest
+
+
+def _frames(decisions: Iterable[dict[str, Any]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    decisions = list(decisions)
     ships = [
         {**d["shipment"], "declared_at": datetime.fromisoformat(d["shipment"]["declared_at"])}
-        for d in contents.decisions.values()
+        for d in decisions
     ]
-    goods = [line for d in contents.decisions.values() for line in d["goods"]]
+    goods = [line for d in decisions for line in d["goods"]]
     return (
         pl.DataFrame(ships, schema=SHIPMENTS_SCHEMA),
         pl.DataFrame(goods, schema=GOODS_SCHEMA),
     )
 
 
+def _definite(version: dict[str, Any]) -> bool:
+    return bool(version["inspected"]) and version["result"] != "inconclusive"
+
+
 def replay_into(state: EntityState, path: Path, watchlist: Watchlist) -> None:
-    """Bring a live entity state up to date with the ledger: every decided shipment, and the
-    first definite result of each inspected one, as the live path credited them."""
+    """Bring a live entity state up to date with the ledger, as the live path credited it:
+    each decided shipment id once, as its latest decision declared it, and one outcome per
+    shipment id: the earliest first report against one of its decisions that is a definite
+    result (positive or negative)."""
     if not Path(path).exists():
         return
     contents = read_contents(path)
     if not contents.decisions:
         return
-    shipments, goods = _frames(contents)
+    shipments, goods = _frames(latest_decisions(contents).values())
     state.add_shipments(context_rows(shipments, goods, watchlist))
+    # In the order each decision got its first outcome; the state credits an id only once.
     for decision_id, versions in contents.outcomes.items():
         first = versions[0]
-        if first["inspected"] and first["result"] != "inconclusive":
+        if _definite(first):
             state.add_outcome(
                 contents.decisions[decision_id]["shipment"]["shipment_id"],
                 datetime.fromisoformat(first["recorded_at"]),
@@ -310,34 +330,42 @@ class ExportResult:
     shipments: int
     goods: int
     inspections: int
+    folded: int = 0  # decisions folded into a later decision of the same shipment id
 
 
 def export(path: Path, out_dir: Path) -> ExportResult:
     """Write decisions and outcomes as canonical tables (``shipments``, ``goods``,
     ``inspections``) that ``centinela train`` reads, closing the loop from inspection to model.
 
-    A decision's latest outcome version wins; outcomes reported as not inspected give no
-    inspection row. ``selection_probability`` is the decision's recorded propensity.
+    One shipment per shipment id: its latest decision (highest seq) gives the shipment row and
+    its goods lines; earlier decisions of the id are folded away and counted in ``folded``.
+    At most one inspection row per shipment id: each decision's outcome is its latest version;
+    of the decisions of one id whose outcome says inspected, the latest decision's wins. An
+    outcome reported as not inspected gives no row and does not erase an inspection reported
+    against an earlier decision of the same shipment. ``selection_probability`` is the
+    propensity recorded by the decision the inspection was reported against.
     """
     contents = read_contents(path)
-    shipments, goods = _frames(contents)
-    inspections = []
-    for decision_id, versions in contents.outcomes.items():
-        latest, decision = versions[-1], contents.decisions[decision_id]
-        if not latest["inspected"]:
+    latest = latest_decisions(contents)
+    shipments, goods = _frames(latest.values())
+    inspected: dict[str, dict[str, Any]] = {}
+    for decision_id, decision in contents.decisions.items():  # in seq order: later ones win
+        versions = contents.outcomes.get(decision_id)
+        if not versions or not versions[-1]["inspected"]:
             continue
-        reported = datetime.fromisoformat(latest["recorded_at"])
-        inspections.append(
-            {
-                "shipment_id": decision["shipment"]["shipment_id"],
-                "inspected_at": reported,
-                "reported_at": reported,
-                "positive": latest["result"] == "positive",
-                "substances": list(latest["substances"]),
-                "selection_probability": max(float(decision["propensity"]), 1e-6),
-                "random_selection": bool(decision["random_selection"]),
-            }
-        )
+        outcome = versions[-1]
+        reported = datetime.fromisoformat(outcome["recorded_at"])
+        shipment_id = decision["shipment"]["shipment_id"]
+        inspected[shipment_id] = {
+            "shipment_id": shipment_id,
+            "inspected_at": reported,
+            "reported_at": reported,
+            "positive": outcome["result"] == "positive",
+            "substances": list(outcome["substances"]),
+            "selection_probability": max(float(decision["propensity"]), 1e-6),
+            "random_selection": bool(decision["random_selection"]),
+        }
+    inspections = [inspected[s] for s in latest if s in inspected]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shipments.write_parquet(table_path(out_dir, "shipments"))
@@ -345,4 +373,9 @@ def export(path: Path, out_dir: Path) -> ExportResult:
     pl.DataFrame(inspections, schema=INSPECTIONS_SCHEMA).write_parquet(
         table_path(out_dir, "inspections")
     )
-    return ExportResult(shipments.height, goods.height, len(inspections))
+    return ExportResult(
+        shipments.height,
+        goods.height,
+        len(inspections),
+        folded=len(contents.decisions) - len(latest),
+    )

@@ -264,10 +264,13 @@ class ScoringService:
             shipment_id = json.loads(decisions[0].payload)["shipment"]["shipment_id"]
             payload.update(version=version, shipment_id=shipment_id)
             self.ledger.append(Entry("outcome", outcome.decision_id, payload)).result()
-        first_result = version == 1 and outcome.inspected and outcome.result != "inconclusive"
-        if first_result and self.state is not None:
-            # Later versions correct the record but not the entity history already credited.
-            self.state.add_outcome(shipment_id, datetime.now(UTC), outcome.result == "positive")
+            first_result = version == 1 and outcome.inspected and outcome.result != "inconclusive"
+            if first_result and self.state is not None:
+                # Credited in ledger order, as a replay credits it, and once per shipment id:
+                # the state ignores a first result against another decision of the same
+                # shipment. Later versions correct the record, not the history credited.
+                positive = outcome.result == "positive"
+                self.state.add_outcome(shipment_id, datetime.now(UTC), positive)
         return OutcomeReceipt(outcome.decision_id, version, False)
 
     def close(self) -> None:
