@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
+import polars as pl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from features.tables import Folded
+from scoring.service import Outcome, ScoringService
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from tests.conftest import server_settings
 from tests.support import make_shipment, request_for
 
 CENTINELA = str(Path(sys.executable).parent / "centinela")
@@ -124,3 +131,93 @@ def test_serve_rejects_an_unknown_setting(tmp_path: Path) -> None:
     result = centinela("serve", "--config", str(config))
     assert result.returncode == 3
     assert "grpc_prot" in result.stderr
+
+
+# --------------------------------------------------------------------------- repeated shipment ids
+
+
+def repeat_shipments(world: Path, out: Path, every: int = 20) -> Folded:
+    """A copy of ``world`` where every ``every``-th shipment is appended again, with its goods
+    lines and inspection: the same shipments, some of them twice."""
+    out.mkdir(parents=True)
+    for extra in ("truth.parquet", "manifest.json"):
+        if (world / extra).exists():
+            shutil.copy(world / extra, out / extra)
+    ships = pl.read_parquet(world / "shipments.parquet")
+    again = ships.gather_every(every)
+    ids = again["shipment_id"].implode()
+    counts = [again.height]
+    pl.concat([ships, again]).write_parquet(out / "shipments.parquet")
+    for table in ("goods", "inspections"):
+        frame = pl.read_parquet(world / f"{table}.parquet")
+        repeated = frame.filter(pl.col("shipment_id").is_in(ids))
+        counts.append(repeated.height)
+        pl.concat([frame, repeated]).write_parquet(out / f"{table}.parquet")
+    return Folded(*counts)
+
+
+def test_train_and_evaluate_count_a_repeated_shipment_once(
+    world: Path, registry: Path, tmp_path: Path
+) -> None:
+    repeated = tmp_path / "repeated"
+    appended = repeat_shipments(world, repeated)
+    assert appended.shipments == 300
+    assert appended.inspections > 0
+
+    clean = centinela("train", "--data", str(world), "--registry", str(tmp_path / "a"), "--json")
+    twice = centinela("train", "--data", str(repeated), "--registry", str(tmp_path / "b"), "--json")
+    assert clean.returncode == 0, clean.stderr
+    assert twice.returncode == 0, twice.stderr
+    assert json.loads(clean.stdout)["folded"] == {"shipments": 0, "goods": 0, "inspections": 0}
+    assert json.loads(twice.stdout)["folded"] == appended.to_json()
+    # The same shipments make the same model, however often some of them are listed.
+    model = (tmp_path / "a" / "v0001" / "model.txt").read_text()
+    assert (tmp_path / "b" / "v0001" / "model.txt").read_text() == model
+
+    text = centinela("train", "--data", str(repeated), "--registry", str(tmp_path / "b"))
+    assert text.returncode == 0, text.stderr
+    assert (
+        f"folded 300 repeated shipment rows, {appended.goods} goods lines and "
+        f"{appended.inspections} inspections of the same shipment ids (last kept)"
+    ) in text.stdout
+
+    figures = []
+    for data in (world, repeated):
+        evaluated = centinela(
+            "evaluate", "--data", str(data), "--registry", str(registry), "--json"
+        )
+        assert evaluated.returncode == 0, evaluated.stderr
+        figures.append(json.loads(evaluated.stdout))
+    assert figures[1]["window"].pop("folded") == appended.to_json()
+    assert figures[0]["window"].pop("folded") == Folded().to_json()
+    assert figures[1] == figures[0]
+
+
+def test_ledger_export_keeps_the_latest_decision_of_each_shipment_id(
+    registry: Path, tmp_path: Path
+) -> None:
+    service = ScoringService(server_settings(registry, tmp_path))
+    service.load()
+    shipment = make_shipment("MSC-2025-000777")
+    decisions = [
+        service.score([replace(shipment, declared_at=shipment.declared_at + timedelta(hours=h))])[0]
+        for h in range(3)
+    ]
+    other = service.score([make_shipment("MSC-2025-000778")])[0]
+    for decision in (*decisions, other):
+        service.record_outcome(Outcome(decision.decision_id, True, "negative"))
+    service.close()
+
+    db, out = str(tmp_path / "ledger.sqlite"), tmp_path / "export"
+    result = centinela("ledger", "export", "--out", str(out), "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert "exported 2 shipments, 4 goods lines and 2 inspection outcomes" in result.stdout
+    assert "folded 2 repeated decisions of the same shipment ids (latest kept)" in result.stdout
+    shipments = pl.read_parquet(out / "shipments.parquet").sort("shipment_id")
+    assert shipments["declared_at"][0] == shipment.declared_at + timedelta(hours=2)
+    assert pl.read_parquet(out / "inspections.parquet")["shipment_id"].n_unique() == 2
+
+    as_json = centinela("ledger", "export", "--out", str(out), "--db", db, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    counts = json.loads(as_json.stdout)
+    assert (counts["shipments"], counts["inspections"], counts["folded"]) == (2, 2, 2)

@@ -1,15 +1,24 @@
-"""The ledger keeps every entry durably, shares commits, and names the first tampered row."""
+"""The ledger keeps every entry durably, shares commits, names the first tampered row, and
+exports and replays one shipment per shipment id."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from features.errors import ConfigError
-from scoring.ledger import Entry, Ledger, verify
+from features.live import goods_rows, shipment_row
+from features.records import Party, Shipment
+from features.state import EntityState
+from features.watchlist import load_watchlist
+from scoring.ledger import Entry, Ledger, export, replay_into, verify
+from tests.support import make_shipment
 
 
 def fill(path: Path, n: int = 10) -> None:
@@ -99,3 +108,60 @@ def test_not_a_database(tmp_path: Path) -> None:
     path.write_text("this is not sqlite" * 100)
     with pytest.raises(ConfigError, match="not a usable SQLite database"):
         Ledger(path)
+
+
+def decision(shipment: Shipment, propensity: float = 0.5) -> dict[str, object]:
+    """A decision payload with what export and replay read from it."""
+    row = {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in shipment_row(shipment).items()
+    }
+    return {
+        "shipment": row,
+        "goods": goods_rows(shipment),
+        "propensity": propensity,
+        "random_selection": False,
+    }
+
+
+def outcome(inspected: bool, result: str = "", version: int = 1) -> dict[str, object]:
+    return {"inspected": inspected, "result": result, "substances": [], "version": version}
+
+
+def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    x = make_shipment("X-1")
+    later = dataclasses.replace(x, declared_at=x.declared_at + timedelta(days=3), goods=x.goods[:1])
+    y = make_shipment("Y-1", consignee=Party("CNE-2", "Otra", "MX"))
+    ledger = Ledger(path)
+    entries = [
+        Entry("decision", "dx1", decision(x, propensity=0.25)),
+        Entry("outcome", "dx1", outcome(True, "positive")),
+        Entry("decision", "dy1", decision(y)),
+        Entry("outcome", "dy1", outcome(True, "negative")),
+        Entry("decision", "dx2", decision(x)),
+        Entry("outcome", "dx2", outcome(False)),  # not inspected this time: erases nothing
+        Entry("outcome", "dy1", outcome(True, "positive", version=2)),  # a correction
+        Entry("decision", "dx3", decision(later, propensity=0.75)),
+    ]
+    for entry in entries:
+        ledger.append(entry).result(timeout=10)
+    ledger.close()
+
+    result = export(path, tmp_path / "out")
+    assert (result.shipments, result.goods, result.inspections, result.folded) == (2, 3, 2, 2)
+    shipments = pl.read_parquet(tmp_path / "out" / "shipments.parquet")
+    assert shipments["shipment_id"].to_list() == ["X-1", "Y-1"]
+    assert shipments["declared_at"][0] == later.declared_at  # the latest decision's
+    goods = pl.read_parquet(tmp_path / "out" / "goods.parquet")
+    assert goods.group_by("shipment_id").len().sort("shipment_id")["len"].to_list() == [1, 2]
+    inspections = pl.read_parquet(tmp_path / "out" / "inspections.parquet").sort("shipment_id")
+    assert inspections["shipment_id"].to_list() == ["X-1", "Y-1"]
+    assert inspections["positive"].to_list() == [True, True]  # Y: the corrected version
+    assert inspections["selection_probability"].to_list() == [0.25, 0.5]  # X: dx1 selected it
+
+    # A restart credits each shipment once: one record and one outcome per shipment id.
+    state = EntityState.empty()
+    replay_into(state, path, load_watchlist())
+    assert (state.shipments, state.outcomes) == (2, 2)
+    assert not state.add_outcome("X-1", datetime.now(UTC), True)

@@ -41,15 +41,36 @@ def verify_command(
 def export_command(
     out: Path = typer.Option(..., "--out", help="Directory for the canonical tables."),
     db: Path = DB_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """Write decisions and outcomes as tables `centinela train --data OUT` reads."""
+    """Write decisions and outcomes as tables `centinela train --data OUT` reads.
+
+    One shipment per shipment id: a shipment scored more than once is exported as its latest
+    decision declared it, with one inspection at most.
+    """
 
     def body() -> None:
         result = export(db, out)
+        if json_out:
+            print_json(
+                {
+                    "shipments": result.shipments,
+                    "goods": result.goods,
+                    "inspections": result.inspections,
+                    "folded": result.folded,
+                    "out": str(out),
+                }
+            )
+            return
         console.print(
             f"exported {result.shipments} shipments, {result.goods} goods lines and "
             f"{result.inspections} inspection outcomes to {out}"
         )
+        if result.folded:
+            console.print(
+                f"folded {result.folded} repeated decisions of the same shipment ids (latest kept)",
+                highlight=False,
+            )
 
     run(body)
 
