@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -110,7 +110,7 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(registry: Path, tmp_path:
                 time.sleep(0.1)
             assert status == health_pb2.HealthCheckResponse.SERVING
             decision = pb_grpc.RiskScoringStub(channel).ScoreShipment(
-                request_for(make_shipment()), timeout=10
+                request_for(make_shipment(declared_at=datetime.now(UTC))), timeout=10
             )
             assert decision.model_version == "v0001"
         proc.send_signal(signal.SIGTERM)

@@ -40,6 +40,8 @@ class Served:
         config.write_text(
             f"grpc_port: 0\nmetrics_port: 0\nregistry_dir: {registry}\n"
             f"data_dir: {world}\nledger_path: {workdir / 'ledger.sqlite'}\n"
+            # The world's shipments are replayed as of their own (2024-2025) dates.
+            "declared_at_max_age_days: 36500\n"
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("CENTINELA_")}
         self.proc = subprocess.Popen(
