@@ -12,7 +12,7 @@ import polars as pl
 import typer
 
 from features.errors import DataError
-from features.tables import INSPECTIONS_SCHEMA, scan_table, table_path
+from features.tables import load_tables
 from features.watchlist import load_watchlist
 from scoring.registry import Registry
 from scoring.rules import load_rules
@@ -100,13 +100,14 @@ def score(
         scorer = Scorer.create(
             bundle, watchlist, load_rules(settings.rules_file, watchlist), settings
         )
-        shipments = scan_table(data, "shipments").sort("declared_at", "shipment_id").collect()
-        goods = scan_table(data, "goods").collect()
-        inspections = (
-            scan_table(data, "inspections").collect()
-            if table_path(data, "inspections").exists()
-            else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
-        )
+        tables = load_tables(data, need_inspections=False)
+        if tables.folded.total:
+            console.print(
+                f"folded {tables.folded.shipments:,} repeated shipment rows (last kept)",
+                style="yellow",
+            )
+        shipments = tables.shipments.sort("declared_at", "shipment_id")
+        goods, inspections = tables.goods, tables.inspections
         with console.status(f"scoring {shipments.height:,} shipments"):
             frame = _rows(scorer.score_tables(shipments, goods, inspections), scorer)
         out.parent.mkdir(parents=True, exist_ok=True)
