@@ -539,7 +539,7 @@ def test_cli_validate_good_file() -> None:
     assert done.returncode == 0, done.stderr
     assert (
         f"OK {PACKAGED}: version 2026.11.2, 8 rules (6 red, 2 yellow), checked against "
-        "watchlist 2026.11.1"
+        f"watchlist {load_watchlist().version}"
     ) in " ".join(done.stdout.split())
 
 
