@@ -364,6 +364,8 @@ _ZWSP, _ZWJ, _SHY, _WJ, _BOM = "\u200b", "\u200d", "\u00ad", "\u2060", "\ufeff"
         (f"{_BOM}pseudo{_ZWJ}ephedrine{_WJ} HCl", "pseudoephedrine", "pseudoephedrine"),
         # combining marks put on letters to break a word (long stroke overlay)
         ("p\u0336i\u0336p\u0336eridine 99%", "piperidine", "p\u0336i\u0336p\u0336eridine"),
+        # a combining accent on a Cyrillic look-alike: the span still covers the whole name
+        ("N-\u0440hen\u0435\u0301thyl-4-piperidone", "npp", "N-phene\u0301thyl-4-piperidone"),
         # dash variants and full-width letters
         ("1\u2010phenethyl\u20134\u2212piperidone", "npp", "1-phenethyl-4-piperidone"),
         ("\uff2e\uff30\uff30 powder", "npp", "NPP"),

@@ -69,7 +69,7 @@ from features.errors import DataError
 from features.watchlist.cas import find_cas
 from features.watchlist.lexicon import PROTECTED_WORDS
 from features.watchlist.schema import Confidence, Entry, WatchlistSpec
-from features.watchlist.text import normalize_name, tokenize
+from features.watchlist.text import normalize_name, tokenize_canonical
 
 MatchType = Literal["cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy"]
 MATCH_TYPES: tuple[MatchType, ...] = ("cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy")
@@ -161,9 +161,10 @@ _ROLE_NOT_NAME = 2
 class Hit:
     """One piece of evidence that a goods line involves a watched item.
 
-    ``matched_text`` is the span as written in the input (the CAS, the HS code, or the words of
-    the description); ``similarity`` is 1.0 for exact matches; ``strength`` is the evidence
-    weight in [0, 1] described in the module docstring.
+    ``matched_text`` is the span as written in the input, in canonical form (the canonical CAS
+    number, the HS code as written less invisible characters, or the words of the description
+    with look-alike letters folded); ``similarity`` is 1.0 for exact matches; ``strength`` is
+    the evidence weight in [0, 1] described in the module docstring.
     """
 
     entry_id: str
@@ -560,7 +561,7 @@ class Watchlist:
         """The description as the name matcher sees it, split words joined, fuzzy corrections
         applied."""
         canon = canonical_name(text)
-        tokens, _, _ = self._join_split_words(canon, *tokenize(canon))
+        tokens, _, _ = self._join_split_words(canon, *tokenize_canonical(canon))
         return " ".join(self._fix(t)[0] for t in tokens)
 
     # ------------------------------------------------------------------ per line
@@ -722,7 +723,7 @@ class Watchlist:
             found = self._cas_index.get(number)
             if found is not None:
                 cas_hits.append((found[0], number, found[1]))
-        tokens, starts, ends = self._join_split_words(canon, *tokenize(canon))
+        tokens, starts, ends = self._join_split_words(canon, *tokenize_canonical(canon))
         if not tokens:
             return _Scan(canon, (), tuple(cas_hits), frozenset())
         fixed: list[str] = []

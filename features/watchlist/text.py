@@ -69,10 +69,16 @@ def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
     The offsets are into ``canonical_name(text)``, the text the tokens are read from; for text
     already in canonical form (plain ASCII with single spaces, for instance) that is ``text``.
     """
+    return tokenize_canonical(canonical_name(text))
+
+
+def tokenize_canonical(text: str) -> tuple[list[str], list[int], list[int]]:
+    """:func:`tokenize` for text the caller has already put through ``canonical_name``: the
+    offsets are into ``text`` itself."""
     tokens: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for match in _TOKEN.finditer(canonical_name(text)):
+    for match in _TOKEN.finditer(text):
         tokens.append(normalize_token(match.group()))
         starts.append(match.start())
         ends.append(match.end())
