@@ -69,7 +69,7 @@ from features.errors import DataError
 from features.watchlist.cas import find_cas
 from features.watchlist.lexicon import PROTECTED_WORDS
 from features.watchlist.schema import Confidence, Entry, WatchlistSpec
-from features.watchlist.text import normalize_name, tokenize_canonical
+from features.watchlist.text import normalize_name, normalize_token, tokenize_canonical
 
 MatchType = Literal["cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy"]
 MATCH_TYPES: tuple[MatchType, ...] = ("cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy")
@@ -723,9 +723,26 @@ class Watchlist:
             found = self._cas_index.get(number)
             if found is not None:
                 cas_hits.append((found[0], number, found[1]))
-        tokens, starts, ends = self._join_split_words(canon, *tokenize_canonical(canon))
+        raw = tokenize_canonical(canon)
+        tokens, starts, ends = self._join_split_words(canon, *raw)
         if not tokens:
             return _Scan(canon, (), tuple(cas_hits), frozenset())
+        kept, fixed = self._names(canon, tokens, starts, ends)
+        # A name word followed by the rest of a glued name ("4-anilino-1-phenethyl
+        # piperidine", "N-phenyl piperidin-4-amine") is joined in a second reading; the
+        # stronger hit of the two readings per entry is kept.
+        joined = self._join_split_words(canon, *raw, heads_in_names=True)
+        if joined[0] != tokens:
+            for item, hit in self._names(canon, *joined)[0].items():
+                old = kept.get(item)
+                if old is None or _rank(hit) > _rank(old):
+                    kept[item] = hit
+        return _Scan(canon, tuple(kept.values()), tuple(cas_hits), frozenset(fixed))
+
+    def _names(
+        self, canon: str, tokens: list[str], starts: list[int], ends: list[int]
+    ) -> tuple[dict[int, _NameHit], list[str]]:
+        """Name hits of one reading of a description's tokens, and the tokens as corrected."""
         fixed: list[str] = []
         edits: list[int] = []
         for token in tokens:
@@ -744,8 +761,9 @@ class Watchlist:
             last = first + n_tokens - 1
             for item, role in roles:
                 spans.append((first, last, item, role))
+        kept: dict[int, _NameHit] = {}
         if not spans:
-            return _Scan(canon, (), tuple(cas_hits), frozenset(fixed))
+            return kept, fixed
         blocked = [(lo, hi) for lo, hi, _, role in spans if role == _ROLE_NOT_NAME]
         positive = [
             s
@@ -754,7 +772,6 @@ class Watchlist:
         ]
         survivors = [s for s in positive if not _overridden(s, positive)]
         covered = {i for first, last, _, _ in survivors for i in range(first, last + 1)}
-        kept: dict[int, _NameHit] = {}
         for first, last, item, role in survivors:
             if _substituted(fixed, first, last, covered):
                 continue
@@ -774,16 +791,23 @@ class Watchlist:
             old = kept.get(item)
             if old is None or _rank(hit) > _rank(old):
                 kept[item] = hit
-        return _Scan(canon, tuple(kept.values()), tuple(cas_hits), frozenset(fixed))
+        return kept, fixed
 
     def _join_split_words(
-        self, text: str, tokens: list[str], starts: list[int], ends: list[int]
+        self,
+        text: str,
+        tokens: list[str],
+        starts: list[int],
+        ends: list[int],
+        *,
+        heads_in_names: bool = False,
     ) -> tuple[list[str], list[int], list[int]]:
         """Tokens with a watched word cut into 2-3 pieces joined back ("piper idine").
 
         Pieces are joined when they are letters, only spaces, hyphens, dots or underscores
-        separate them, what they spell is a word of a name or not-name, and the first piece is
-        not itself a word of any name (so "phenethyl piperidone" keeps its two words).
+        separate them, and what they spell is a word of a name or not-name. Unless
+        ``heads_in_names``, the first piece must not itself be a word of any name (so
+        "phenethyl piperidone" keeps its two words in the first reading).
         """
         n = len(tokens)
         if n < 2 or self._join_heads.isdisjoint(tokens[:-1]):
@@ -791,26 +815,43 @@ class Watchlist:
         out: tuple[list[str], list[int], list[int]] = ([], [], [])
         i = 0
         while i < n:
-            width = 1
-            if tokens[i] in self._join_heads and tokens[i] not in self._name_words:
+            width, word = 1, tokens[i]
+            head = tokens[i]
+            if head in self._join_heads and (heads_in_names or head not in self._name_words):
                 for w in (3, 2):
-                    if i + w <= n and self._joinable(text, tokens, starts, ends, i, i + w):
-                        width = w
+                    joined = (
+                        self._joined(text, tokens, starts, ends, i, i + w) if i + w <= n else None
+                    )
+                    if joined is not None:
+                        width, word = w, joined
                         break
-            out[0].append(tokens[i] if width == 1 else "".join(tokens[i : i + width]))
+            out[0].append(word)
             out[1].append(starts[i])
             out[2].append(ends[i + width - 1])
             i += width
         return out
 
-    def _joinable(
+    def _joined(
         self, text: str, tokens: list[str], starts: list[int], ends: list[int], lo: int, hi: int
-    ) -> bool:
+    ) -> str | None:
+        """The watched word ``tokens[lo:hi]`` spell when joined, or ``None``.
+
+        The pieces are tried as normalised and as written, since a piece alone may normalise
+        differently from the glued word ("fenetil" reads "phenethyl", "fenetilpiperidina"
+        does not)."""
         pieces = tokens[lo:hi]
-        if not all(p.isalpha() for p in pieces) or "".join(pieces) not in self._join_targets:
-            return False
+        if not all(p.isalpha() for p in pieces):
+            return None
         gaps = (text[ends[k] : starts[k + 1]] for k in range(lo, hi - 1))
-        return all(_JOIN_GAP.fullmatch(gap) is not None for gap in gaps)
+        if not all(_JOIN_GAP.fullmatch(gap) is not None for gap in gaps):
+            return None
+        for word in (
+            "".join(pieces),
+            normalize_token("".join(text[starts[k] : ends[k]] for k in range(lo, hi))),
+        ):
+            if word in self._join_targets:
+                return word
+        return None
 
     def _fix(self, token: str) -> tuple[str, int]:
         """The watched token ``token`` is a misspelling of, with the edit distance; else itself."""
