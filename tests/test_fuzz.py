@@ -37,6 +37,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from features.canonical import canonical_code
 from server.pb import risk_scoring_pb2 as pb
@@ -493,3 +495,71 @@ def test_the_server_still_scores_after_the_fuzz(server: ServerThread) -> None:
     decision = stub(request_for(make_shipment("AFTER-FUZZ")), timeout=30)
     assert decision.decision_id
     assert decision.lane == pb.LANE_RED
+
+
+# --- The request space as hypothesis draws it ------------------------------------------------
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["", " ", "\u200b", "293337", "2933.37", "39742-60-4", "039742604", "MXZLO", "CN", "\n"]
+)
+_NUMBER = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6)
+
+
+@st.composite
+def shipment_requests(draw: st.DrawFn) -> pb.ScoreShipmentRequest:
+    """Any ScoreShipmentRequest: every field drawn from hostile and plausible values alike."""
+    goods = [
+        pb.GoodsLine(
+            hs_code=draw(_TEXT),
+            description=draw(_TEXT),
+            cas_numbers=draw(st.lists(_TEXT, max_size=3)),
+            quantity=draw(_NUMBER),
+            unit=draw(_TEXT),
+            gross_weight_kg=draw(_NUMBER),
+            declared_value_usd=draw(_NUMBER),
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    party = st.builds(pb.Party, id=_TEXT, name=_TEXT, country=_TEXT, tax_id=_TEXT)
+    request = pb.ScoreShipmentRequest(
+        shipment=pb.Shipment(
+            shipment_id=draw(_TEXT),
+            port_of_entry=draw(_TEXT),
+            mode=draw(st.integers(-3, 9)),
+            origin_country=draw(_TEXT),
+            export_country=draw(_TEXT),
+            transshipment_ports=draw(st.lists(_TEXT, max_size=3)),
+            carrier=draw(_TEXT),
+            shipper=draw(party),
+            consignee=draw(party),
+            broker_id=draw(_TEXT),
+            goods=goods,
+        )
+    )
+    if draw(st.booleans()):
+        request.shipment.declared_at.seconds = draw(st.integers(-(2**62), 2**62))
+        request.shipment.declared_at.nanos = draw(st.integers(-(2**31), 2**31 - 1))
+    return request
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(request=shipment_requests())
+def test_the_drawn_request_space_yields_only_ok_or_invalid_argument(
+    server: ServerThread, request: pb.ScoreShipmentRequest
+) -> None:
+    score = server.channel.unary_unary(
+        SCORE,
+        request_serializer=pb.ScoreShipmentRequest.SerializeToString,
+        response_deserializer=pb.Decision.FromString,
+    )
+    try:
+        decision = score(request, timeout=30)
+    except grpc.RpcError as error:
+        _check_status(error, {"INVALID_ARGUMENT"}, "drawn request")
+    else:
+        assert decision.lane != pb.LANE_UNSPECIFIED
