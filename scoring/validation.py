@@ -131,13 +131,12 @@ def _declared_at(value: datetime | None, window: Window | None, out: list[FieldV
     elif not _EARLIEST <= value < _LATEST:
         out.append(FieldViolation("declared_at", f"{value.isoformat()} is out of range"))
     elif window is not None and not window[0] <= value <= window[1]:
-        earliest, latest = (w.isoformat(timespec="seconds") for w in window)
+        earliest, latest = (w.strftime("%Y-%m-%dT%H:%MZ") for w in window)
         out.append(
             FieldViolation(
                 "declared_at",
-                f"{value.isoformat(timespec='seconds')} is outside the accepted window "
-                f"{earliest} .. {latest}: live scoring takes current declarations only "
-                "(past shipments enter through the data directory)",
+                f"{value.strftime('%Y-%m-%dT%H:%MZ')} is outside the accepted window "
+                f"{earliest}..{latest} (live scoring takes current declarations only)",
             )
         )
 
