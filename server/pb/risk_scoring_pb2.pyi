@@ -24,6 +24,14 @@ class Lane(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LANE_RED: _ClassVar[Lane]
     LANE_YELLOW: _ClassVar[Lane]
     LANE_GREEN: _ClassVar[Lane]
+
+class Exam(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXAM_UNSPECIFIED: _ClassVar[Exam]
+    EXAM_PHYSICAL_SAMPLING: _ClassVar[Exam]
+    EXAM_NON_INTRUSIVE: _ClassVar[Exam]
+    EXAM_CANINE: _ClassVar[Exam]
+    EXAM_DOCUMENTARY: _ClassVar[Exam]
 MODE_UNSPECIFIED: Mode
 MODE_SEA: Mode
 MODE_LAND: Mode
@@ -33,6 +41,11 @@ LANE_UNSPECIFIED: Lane
 LANE_RED: Lane
 LANE_YELLOW: Lane
 LANE_GREEN: Lane
+EXAM_UNSPECIFIED: Exam
+EXAM_PHYSICAL_SAMPLING: Exam
+EXAM_NON_INTRUSIVE: Exam
+EXAM_CANINE: Exam
+EXAM_DOCUMENTARY: Exam
 
 class Party(_message.Message):
     __slots__ = ("id", "name", "country", "tax_id")
@@ -149,7 +162,7 @@ class FieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "shipment_id", "risk_score", "lane", "random_selection", "propensity", "reasons", "watchlist_hits", "model_version", "watchlist_version", "error", "rules_version")
+    __slots__ = ("decision_id", "shipment_id", "risk_score", "lane", "random_selection", "propensity", "reasons", "watchlist_hits", "model_version", "watchlist_version", "error", "rules_version", "exam", "exam_reason")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     SHIPMENT_ID_FIELD_NUMBER: _ClassVar[int]
     RISK_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +175,8 @@ class Decision(_message.Message):
     WATCHLIST_VERSION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXAM_FIELD_NUMBER: _ClassVar[int]
+    EXAM_REASON_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     shipment_id: str
     risk_score: float
@@ -174,7 +189,9 @@ class Decision(_message.Message):
     watchlist_version: str
     error: Error
     rules_version: str
-    def __init__(self, decision_id: _Optional[str] = ..., shipment_id: _Optional[str] = ..., risk_score: _Optional[float] = ..., lane: _Optional[_Union[Lane, str]] = ..., random_selection: _Optional[bool] = ..., propensity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., watchlist_hits: _Optional[_Iterable[_Union[WatchlistHit, _Mapping]]] = ..., model_version: _Optional[str] = ..., watchlist_version: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., rules_version: _Optional[str] = ...) -> None: ...
+    exam: Exam
+    exam_reason: Reason
+    def __init__(self, decision_id: _Optional[str] = ..., shipment_id: _Optional[str] = ..., risk_score: _Optional[float] = ..., lane: _Optional[_Union[Lane, str]] = ..., random_selection: _Optional[bool] = ..., propensity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., watchlist_hits: _Optional[_Iterable[_Union[WatchlistHit, _Mapping]]] = ..., model_version: _Optional[str] = ..., watchlist_version: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., rules_version: _Optional[str] = ..., exam: _Optional[_Union[Exam, str]] = ..., exam_reason: _Optional[_Union[Reason, _Mapping]] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
     __slots__ = ("decision_id", "inspected", "result", "substances", "lab_confirmed", "notes")
