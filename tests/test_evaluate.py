@@ -18,9 +18,11 @@ import pytest
 
 from features.errors import DataError
 from scoring.bundle import ModelBundle
+from scoring.lanes import Budget
 from scoring.registry import Registry
 from training.evaluate import (
     BUDGET_KEYS,
+    RED_SOURCES,
     SELECTORS,
     Evaluation,
     average_precision,
@@ -29,8 +31,10 @@ from training.evaluate import (
     calibration,
     evaluate,
     expected_random_average_precision,
+    policy_metrics,
     pr_auc,
     precision_recall_curve,
+    red_source,
     rule_scores,
     shift_date,
     tiebreak_keys,
@@ -284,6 +288,97 @@ def test_shift_date_prefers_the_manifest_then_the_scheduling_date_then_the_midpo
     )
 
 
+def policy_frame(
+    n: int = 40, lanes: dict[int, str] | None = None, **columns: list[Any]
+) -> pl.DataFrame:
+    """:func:`tiny_frame` with the policy's columns; ``lanes`` maps row -> lane or
+    ``red:<source>``, every other row is GREEN."""
+    lane = ["green"] * n
+    red_by: list[str | None] = [None] * n
+    for row, value in (lanes or {}).items():
+        lane[row], _, source = value.partition(":")
+        red_by[row] = source or None
+    return tiny_frame(n, **columns).with_columns(
+        lane=pl.Series(lane, dtype=pl.String),
+        random_selection=pl.Series([s == "exploration" for s in red_by]),
+        red_by=pl.Series(red_by, dtype=pl.String),
+    )
+
+
+def test_a_red_counts_for_a_red_rule_then_exploration_then_the_model() -> None:
+    red_rules = {"table-i-precursor"}
+    assert red_source("red", False, ("declared-cas-invalid", "table-i-precursor"), red_rules) == (
+        "rules"
+    )
+    # a YELLOW rule fired, but the RED came from the score
+    assert red_source("red", False, ("declared-cas-invalid",), red_rules) == "model"
+    assert red_source("red", True, (), red_rules) == "exploration"
+    assert red_source("red", False, (), red_rules) == "model"
+    assert red_source("yellow", False, ("table-i-precursor",), red_rules) is None
+    assert red_source("green", True, (), red_rules) is None
+
+
+def test_policy_metrics_match_hand_computation() -> None:
+    # Model rank = row order; port A holds the even rows, port B the odd ones (20 each).
+    n = 40
+    frame = policy_frame(
+        n,
+        # A: rows 0 (model), 30 (rule), 36 (explore) RED, row 2 YELLOW; B: row 9 (rule) RED.
+        lanes={0: "red:model", 30: "red:rules", 36: "red:exploration", 2: "yellow", 9: "red:rules"},
+        truth=flags(n, {0, 2, 4, 30, 9, 1}),
+        inspected=flags(n, {0, 30, 9, 11}),
+        observed=flags(n, {0, 9}),
+    )
+    budgets = {"A": Budget(red=0.1, yellow=0.05), "default": Budget(red=0.05, yellow=0.05)}
+    port_a = policy_metrics(
+        frame.filter(pl.col("port_of_entry") == "A"), ("observed", "truth"), budgets
+    )
+    assert (port_a.shipments, port_a.capacity, port_a.red_budget) == (20, 2, 0.1)
+    assert port_a.lanes == {"red": 3, "yellow": 1, "green": 16}
+    assert port_a.red_by == {"rules": 1, "exploration": 1, "model": 1}
+    assert port_a.red_share == pytest.approx(3 / 20)
+    assert port_a.budget is not None
+    assert port_a.budget["red"] == 0.1
+    # policy RED: rows 0, 30, 36; truth positives in A: 0, 2, 4, 30
+    red = port_a.red["truth"]
+    assert (red.selected, red.positives_found, red.positives) == (3, 2, 4)
+    assert (red.precision, red.recall) == (pytest.approx(2 / 3), 0.5)
+    # model alone, same count: rows 0, 2, 4 (all positive); at capacity: rows 0, 2
+    assert (port_a.model_red["truth"].precision, port_a.model_red["truth"].recall) == (1.0, 0.75)
+    assert port_a.model_capacity["truth"].selected == 2
+    assert port_a.model_capacity["truth"].recall == 0.5
+    # selected = RED + YELLOW: rows 0, 2, 30, 36 against model rows 0, 2, 4, 6
+    assert port_a.selected["truth"].positives_found == 3
+    assert port_a.model_selected["truth"].positives_found == 3
+    observed = port_a.red["observed"]
+    assert (observed.positives_found, observed.inspected_selected) == (1, 2)
+    assert observed.precision_inspected == 0.5
+
+    overall = policy_metrics(frame, ("observed", "truth"), budgets)
+    # B falls back to default: capacity ceil(0.05 * 20) = 1; it sent one RED, row 9
+    assert (overall.shipments, overall.capacity, overall.lanes["red"]) == (40, 3, 4)
+    assert overall.red_by == {"rules": 2, "exploration": 1, "model": 1}
+    assert overall.red_budget == pytest.approx((0.1 * 20 + 0.05 * 20) / 40)
+    assert overall.budget is None
+    # the model alone picks inside each port: A rows 0, 2, 4 and B row 1 (not a global top 4)
+    model = overall.model_red["truth"]
+    assert (model.selected, model.positives_found, model.positives) == (4, 4, 6)
+    assert overall.red["truth"].positives_found == 3  # rows 0, 30, 9
+    doc = overall.to_json()
+    json.dumps(doc, allow_nan=False)
+    assert doc["redShare"] == 0.1
+    assert doc["modelAlone"]["red"]["truth"]["recall"] == pytest.approx(4 / 6, abs=1e-6)
+
+
+def test_policy_metrics_with_no_red_and_no_positives() -> None:
+    frame = policy_frame(10)
+    result = policy_metrics(frame, ("observed",), {"default": Budget(red=0.0)})
+    assert (result.capacity, result.lanes["red"], result.red_share) == (0, 0, 0.0)
+    red = result.red["observed"]
+    assert (red.selected, red.precision, red.recall) == (0, None, None)
+    assert result.model_red["observed"].selected == 0
+
+
 # --------------------------------------------------------------------------- the whole path
 
 
@@ -303,7 +398,16 @@ def evaluated(
 def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path]) -> None:
     doc = evaluated[0].to_json()
     json.dumps(doc, allow_nan=False)
-    assert list(doc) == ["model", "window", "budgets", "perPort", "prAuc", "calibration", "shift"]
+    assert list(doc) == [
+        "model",
+        "window",
+        "budgets",
+        "perPort",
+        "policy",
+        "prAuc",
+        "calibration",
+        "shift",
+    ]
     assert doc["model"]["version"] == "v0001"
     assert list(doc["budgets"]) == list(BUDGET_KEYS)
     for by_selector in doc["budgets"].values():
@@ -322,6 +426,76 @@ def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path
     assert {"brier", "bins"} <= set(doc["calibration"])
     assert {"at", "source", "before", "after"} <= set(doc["shift"])
     assert list(doc["shift"]["after"]["budgets"]) == list(BUDGET_KEYS)
+
+
+def _check_selection(m: dict[str, Any], selected: int, positives: int) -> None:
+    """A metrics object of the JSON: counts consistent, ratios recomputable from them."""
+    assert m["selected"] == selected
+    assert m["positives"] == positives
+    assert 0 <= m["positivesFound"] <= min(selected, positives)
+    for key, denominator in (("precision", selected), ("recall", positives)):
+        if denominator:
+            assert 0 <= m[key] <= 1
+            assert m[key] == pytest.approx(m["positivesFound"] / denominator, abs=1e-6)
+        else:
+            assert m[key] is None
+
+
+def test_policy_at_capacity_figures_are_consistent(evaluated: tuple[Evaluation, Path]) -> None:
+    evaluation = evaluated[0]
+    doc = evaluation.to_json()["policy"]
+    window = evaluation.window
+    assert doc["redSources"] == list(RED_SOURCES)
+    assert list(doc["perPort"]) == list(window["ports"])
+    assert doc["rulesVersion"]
+    assert doc["watchlistVersion"] == evaluation.model["evaluatedWithWatchlist"]
+    for port, m in [*doc["perPort"].items(), ("overall", doc["overall"])]:
+        n = m["shipments"]
+        assert n == (window["shipments"] if port == "overall" else window["ports"][port])
+        lanes = m["lanes"]
+        assert sum(lanes.values()) == n, port
+        assert sum(m["redBy"].values()) == lanes["red"], port
+        assert m["redShare"] == pytest.approx(lanes["red"] / n, abs=1e-6)
+        assert m["selectedShare"] == pytest.approx((lanes["red"] + lanes["yellow"]) / n, abs=1e-6)
+        for src in evaluation.label_sources:
+            positives = window["positives"][src] if port == "overall" else None
+            red = m["red"][src]
+            positives = red["positives"] if positives is None else positives
+            _check_selection(red, lanes["red"], positives)
+            _check_selection(m["selected"][src], lanes["red"] + lanes["yellow"], positives)
+            _check_selection(m["modelAlone"]["red"][src], lanes["red"], positives)
+            _check_selection(
+                m["modelAlone"]["selected"][src], lanes["red"] + lanes["yellow"], positives
+            )
+            _check_selection(m["modelAlone"]["capacity"][src], m["capacity"], positives)
+        if port != "overall":
+            assert m["capacity"] == budget_size(m["redBudget"], n)
+            assert m["budget"]["red"] == m["redBudget"]
+    ports = doc["perPort"].values()
+    overall = doc["overall"]
+    assert overall["capacity"] == sum(m["capacity"] for m in ports)
+    for lane in ("red", "yellow", "green"):
+        assert overall["lanes"][lane] == sum(m["lanes"][lane] for m in ports)
+    for source in RED_SOURCES:
+        assert overall["redBy"][source] == sum(m["redBy"][source] for m in ports)
+    for src in evaluation.label_sources:
+        for path in (("red",), ("modelAlone", "red"), ("modelAlone", "capacity")):
+            found = [_dig(m, path)[src]["positivesFound"] for m in ports]
+            assert _dig(overall, path)[src]["positivesFound"] == sum(found), path
+    # the frame carries the same decisions, and every RED names its source
+    frame = evaluation.frame
+    assert frame.filter(pl.col("lane") == "red").height == overall["lanes"]["red"]
+    assert frame.filter(pl.col("red_by").is_not_null()).height == overall["lanes"]["red"]
+    assert frame.filter(pl.col("random_selection")).height >= overall["redBy"]["exploration"]
+    # the default budget sends somebody RED in a 6,000-shipment world, and rules fire on it
+    assert overall["lanes"]["red"] > 0
+    assert overall["redBy"]["rules"] > 0
+
+
+def _dig(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        doc = doc[key]
+    return doc
 
 
 def test_only_the_window_the_model_never_saw_is_evaluated(
@@ -344,6 +518,17 @@ def test_report_files_are_written(evaluated: tuple[Evaluation, Path]) -> None:
         assert f"**{selector}**" in text
     assert "expected values computed analytically" in text
     assert "never inspected count as negative" in text
+    policy = text[text.index("## The policy at each port's capacity") :]
+    overall = evaluation.policy.overall
+    for src in evaluation.label_sources:
+        assert f"### {src.capitalize()} labels, RED lane" in policy
+        assert f"### {src.capitalize()} labels, RED and YELLOW (selected)" in policy
+    assert "| port | shipments | positives | RED budget | capacity | RED | RED share |" in policy
+    for port in evaluation.policy.per_port:
+        assert f"\n| {port} | " in policy
+    all_ports = next(line for line in policy.splitlines() if line.startswith("| **all ports**"))
+    assert f" {overall.lanes['red']:,} " in all_ports
+    assert " / ".join(f"{overall.red_by[s]:,}" for s in RED_SOURCES) in all_ports
     for name in PLOTS.values():
         assert (report / name).read_bytes().startswith(PNG_SIGNATURE), name
         assert f"]({name})" in text

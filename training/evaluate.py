@@ -29,6 +29,17 @@ for simulated worlds and is used only when that table is present.
 
 Only shipments declared after the end of the model's validation window are evaluated: early
 stopping saw the validation window, so anything earlier flatters the model.
+
+The policy at capacity
+    Beside the rankings, the whole decision policy runs as the server would
+    (:meth:`scoring.scorer.Scorer.score_tables`: the model, the hard rules, each port's lane
+    budget and exploration, from one fresh scorer over every shipment in declared order, so
+    history features and any state of the lanes see the whole past). Per port and overall,
+    :func:`policy_metrics` reports the RED budget, the realised RED share, where each RED came
+    from (a RED hard rule fired, else a random exploration pick, else the model), precision and
+    recall of the RED lane and of RED+YELLOW against each label source, and beside them the
+    model alone opening the same number of each port's shipments (its top ``k`` by score, ``k``
+    the policy's realised count) and opening exactly the port's capacity (``ceil(red × n)``).
 """
 
 from __future__ import annotations
@@ -50,6 +61,10 @@ from features.tables import load_tables, scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bulk import score_tables
 from scoring.bundle import ModelBundle
+from scoring.lanes import Budget
+from scoring.rules import RuleSet, load_rules
+from scoring.scorer import Scorer
+from scoring.settings import Settings, load_settings
 from training.simulate.reference import SCHEDULING_4_PIPERIDONE
 
 Selector = Literal["model", "random", "rules", "watchlist"]
@@ -79,6 +94,12 @@ SHIFT_KEYS: Final[tuple[str, ...]] = ("tactic_shifts", "shift_dates", "shifts")
 _EVIDENCE_COLUMNS: Final[tuple[str, ...]] = tuple(f"wl_{t}" for t in WATCHLIST_EVIDENCE)
 _ROUND = 6
 
+LANES: Final[tuple[str, ...]] = ("red", "yellow", "green")
+RED_SOURCES: Final[tuple[str, ...]] = ("rules", "exploration", "model")
+"""Where a RED of the policy came from, checked in this order: a hard rule with lane RED fired,
+else it was a random exploration pick, else the model's score sent it."""
+POLICY_OVERALL: Final[str] = "overall"
+
 FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "shipment_id",
     "declared_at",
@@ -89,8 +110,14 @@ FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "tiebreak",
     "inspected",
     "observed",
+    "lane",
+    "random_selection",
+    "red_by",
 )
-"""Columns of :attr:`Evaluation.frame`; ``truth`` follows when the data has a truth table."""
+"""Columns of :attr:`Evaluation.frame`; ``truth`` follows when the data has a truth table.
+
+``lane``, ``random_selection`` and ``red_by`` (one of :data:`RED_SOURCES` for a RED, else null)
+are the decision policy's, from :func:`policy_decisions`."""
 
 
 # --------------------------------------------------------------------------- result types
@@ -209,6 +236,84 @@ class Shift:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyMetrics:
+    """The decision policy over one port's evaluated shipments, or over all of them.
+
+    ``red_budget`` and ``yellow_budget`` are the shares of the settings (overall: weighted by
+    each port's shipments); ``capacity`` is how many REDs the budget allows (per port
+    ``ceil(red × shipments)``, overall their sum). ``red`` and ``selected`` score the policy's
+    RED lane and its RED+YELLOW lanes; the ``model_*`` figures are the model alone at each port:
+    its top ``lanes["red"]``, top ``lanes["red"] + lanes["yellow"]`` and top ``capacity``
+    shipments by score (overall: the union of the ports' selections).
+    """
+
+    shipments: int
+    budget: dict[str, Any] | None
+    red_budget: float
+    yellow_budget: float
+    capacity: int
+    lanes: dict[str, int]
+    red_by: dict[str, int]
+    red: dict[LabelSource, BudgetMetrics]
+    selected: dict[LabelSource, BudgetMetrics]
+    model_red: dict[LabelSource, BudgetMetrics]
+    model_selected: dict[LabelSource, BudgetMetrics]
+    model_capacity: dict[LabelSource, BudgetMetrics]
+
+    @property
+    def red_share(self) -> float | None:
+        return _ratio(self.lanes["red"], self.shipments)
+
+    @property
+    def selected_share(self) -> float | None:
+        return _ratio(self.lanes["red"] + self.lanes["yellow"], self.shipments)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "shipments": self.shipments,
+            "redBudget": _num(self.red_budget),
+            "yellowBudget": _num(self.yellow_budget),
+            "capacity": self.capacity,
+            "lanes": dict(self.lanes),
+            "redShare": _num(self.red_share),
+            "selectedShare": _num(self.selected_share),
+            "redBy": dict(self.red_by),
+            "red": _by_source_json(self.red),
+            "selected": _by_source_json(self.selected),
+            "modelAlone": {
+                "red": _by_source_json(self.model_red),
+                "selected": _by_source_json(self.model_selected),
+                "capacity": _by_source_json(self.model_capacity),
+            },
+        }
+        if self.budget is not None:
+            doc["budget"] = dict(self.budget)
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyEvaluation:
+    """:class:`PolicyMetrics` overall and per port, and what decided: the ``policy`` key of
+    ``evaluation.json``."""
+
+    rules_version: str
+    watchlist_version: str
+    exploration_seed: int
+    overall: PolicyMetrics
+    per_port: dict[str, PolicyMetrics]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rulesVersion": self.rules_version,
+            "watchlistVersion": self.watchlist_version,
+            "explorationSeed": self.exploration_seed,
+            "redSources": list(RED_SOURCES),
+            "overall": self.overall.to_json(),
+            "perPort": {port: m.to_json() for port, m in self.per_port.items()},
+        }
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Every figure of one evaluation. :meth:`to_json` is the ``evaluate --json`` contract.
@@ -222,6 +327,7 @@ class Evaluation:
     label_sources: tuple[LabelSource, ...]
     budgets: BudgetTable
     per_port: dict[str, BudgetTable]
+    policy: PolicyEvaluation
     pr_auc: PrAucTable
     calibration: Calibration
     shift: Shift
@@ -233,6 +339,7 @@ class Evaluation:
             "window": dict(self.window),
             "budgets": _budgets_json(self.budgets),
             "perPort": {port: _budgets_json(t) for port, t in self.per_port.items()},
+            "policy": self.policy.to_json(),
             "prAuc": {
                 sel: {src: _num(v) for src, v in by_src.items()}
                 for sel, by_src in self.pr_auc.items()
@@ -251,6 +358,8 @@ def evaluate(
     *,
     report_dir: Path | None = None,
     watchlist: Watchlist | None = None,
+    settings: Settings | None = None,
+    rules: RuleSet | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate ``bundle`` on the shipments of ``data_dir`` it never saw; write a report if asked.
@@ -258,6 +367,9 @@ def evaluate(
     ``watchlist`` feeds the model's watchlist features and the ``watchlist`` baseline (default:
     the packaged one). Every shipment is scored, so history features see the whole past, and
     only the unseen window is kept.
+    ``settings`` give the decision policy its lane budgets and exploration seed (default:
+    :func:`~scoring.settings.load_settings` without a file); ``rules`` are its hard rules
+    (default: ``settings.rules_file``, checked against ``watchlist``).
     ``on_stage(message)`` is told what is being done, for a status line.
     """
     stage = on_stage or (lambda _message: None)
@@ -284,6 +396,12 @@ def evaluate(
     window_ships = shipments.join(ids, on="shipment_id", how="semi")
     window_goods = goods.join(ids, on="shipment_id", how="semi")
 
+    stage("deciding lanes with the full policy")
+    settings = settings if settings is not None else load_settings(None)
+    rule_set = rules if rules is not None else load_rules(settings.rules_file, wl)
+    scorer = Scorer.create(bundle, wl, rule_set, settings)
+    decisions = policy_decisions(scorer, rule_set, shipments, goods, inspections)
+
     stage("applying baselines")
     frame = (
         scores.select("shipment_id", "declared_at", "port_of_entry", "risk_score")
@@ -297,6 +415,10 @@ def evaluate(
     frame = frame.join(_observed_labels(inspections), on="shipment_id", how="left").with_columns(
         pl.col("inspected").fill_null(False), pl.col("observed").fill_null(False)
     )
+    frame = frame.join(decisions, on="shipment_id", how="left")
+    undecided = frame["lane"].null_count()
+    if undecided:
+        raise DataError(f"{data_dir}: the policy decided no lane for {undecided} shipments")
     label_sources: tuple[LabelSource, ...] = ("observed",)
     if table_path(data_dir, "truth").exists():
         frame = _join_truth(frame, data_dir)
@@ -338,6 +460,18 @@ def evaluate(
             p: budget_metrics(frame.filter(pl.col("port_of_entry") == p), label_sources)
             for p in ports
         },
+        policy=PolicyEvaluation(
+            rules_version=rule_set.version,
+            watchlist_version=str(wl.version),
+            exploration_seed=settings.exploration_seed,
+            overall=policy_metrics(frame, label_sources, settings.lane_budgets),
+            per_port={
+                p: policy_metrics(
+                    frame.filter(pl.col("port_of_entry") == p), label_sources, settings.lane_budgets
+                )
+                for p in ports
+            },
+        ),
         pr_auc=pr_auc(frame, label_sources),
         calibration=calibration(frame),
         shift=Shift(
@@ -466,7 +600,16 @@ def budget_metrics(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) ->
 def _ranked_metrics(
     y: np.ndarray, inspected: np.ndarray, order: np.ndarray, k: int, source: LabelSource
 ) -> BudgetMetrics:
-    chosen = order[:k]
+    return _chosen_metrics(y, inspected, order[:k], source)
+
+
+def _chosen_metrics(
+    y: np.ndarray, inspected: np.ndarray, chosen: np.ndarray, source: LabelSource
+) -> BudgetMetrics:
+    """Metrics of opening the rows ``chosen`` (indices, or a boolean mask)."""
+    if chosen.dtype == np.bool_:
+        chosen = np.flatnonzero(chosen)
+    k = len(chosen)
     positives = int(y.sum())
     found = int(y[chosen].sum())
     extra: dict[str, float | None] = {}
@@ -590,6 +733,113 @@ def calibration(frame: pl.DataFrame, bins: int = CALIBRATION_BINS) -> Calibratio
         inspected=len(p),
         positives=int(y.sum()),
         bins=tuple(table),
+    )
+
+
+# --------------------------------------------------------------------------- policy at capacity
+
+
+def policy_decisions(
+    scorer: Scorer,
+    rules: RuleSet,
+    shipments: pl.DataFrame,
+    goods: pl.DataFrame,
+    inspections: pl.DataFrame,
+) -> pl.DataFrame:
+    """``shipment_id``, ``lane``, ``random_selection`` and ``red_by`` for every shipment, decided
+    by ``scorer`` as the server would, in declared order (``declared_at``, then ``shipment_id``,
+    as ``centinela score`` runs). ``rules`` are the scorer's hard rules: a RED whose fired rules
+    include one with lane RED counts for ``rules`` (see :data:`RED_SOURCES`)."""
+    red_rules = {rule.id for rule in rules.rules if rule.lane == "red"}
+    scored = scorer.score_tables(shipments.sort("declared_at", "shipment_id"), goods, inspections)
+    lanes = [s.lane.lower() for s in scored]
+    return pl.DataFrame(
+        {
+            "shipment_id": [s.shipment_id for s in scored],
+            "lane": lanes,
+            "random_selection": [s.random_selection for s in scored],
+            "red_by": [
+                red_source(lane, s.random_selection, s.rules_fired, red_rules)
+                for lane, s in zip(lanes, scored, strict=True)
+            ],
+        },
+        schema={
+            "shipment_id": pl.String(),
+            "lane": pl.String(),
+            "random_selection": pl.Boolean(),
+            "red_by": pl.String(),
+        },
+    )
+
+
+def red_source(
+    lane: str, random_selection: bool, rules_fired: Iterable[str], red_rules: set[str]
+) -> str | None:
+    """Where a RED came from (:data:`RED_SOURCES`); None for any other lane."""
+    if lane != "red":
+        return None
+    if any(rule in red_rules for rule in rules_fired):
+        return "rules"
+    return "exploration" if random_selection else "model"
+
+
+def port_budget(budgets: Mapping[str, Budget], port: str) -> Budget:
+    """The lane budget of ``port`` in the settings' ``lane_budgets``: its own, else ``default``."""
+    return budgets.get(port) or budgets.get("default") or Budget()
+
+
+def policy_metrics(
+    frame: pl.DataFrame, label_sources: Sequence[LabelSource], budgets: Mapping[str, Budget]
+) -> PolicyMetrics:
+    """The policy's lanes in ``frame`` (columns ``lane`` and ``red_by``) against each label
+    source, beside the model alone at each port's realised counts and at its capacity.
+
+    ``frame`` may hold one port or several; the model alone always selects within each port
+    (its top ``k`` of the port's shipments), as capacity is a port's.
+    """
+    n = frame.height
+    lanes = frame["lane"].to_numpy()
+    red, yellow = lanes == "red", lanes == "yellow"
+    model_red, model_selected, model_capacity = (np.zeros(n, dtype=np.bool_) for _ in range(3))
+    capacity, red_weight, yellow_weight = 0, 0.0, 0.0
+    port_of = frame["port_of_entry"].to_numpy()
+    ports = sorted(set(port_of.tolist()))
+    for port in ports:
+        rows = np.flatnonzero(port_of == port)
+        budget = port_budget(budgets, port)
+        order = rows[ranking(frame[rows], "model")]
+        reds = int(red[rows].sum())
+        model_red[order[:reds]] = True
+        model_selected[order[: reds + int(yellow[rows].sum())]] = True
+        k = budget_size(budget.red, len(rows))
+        model_capacity[order[:k]] = True
+        capacity += k
+        red_weight += budget.red * len(rows)
+        yellow_weight += budget.yellow * len(rows)
+    inspected = frame["inspected"].to_numpy().astype(np.int64)
+
+    def metrics(chosen: np.ndarray) -> dict[LabelSource, BudgetMetrics]:
+        return {
+            src: _chosen_metrics(_labels(frame, src), inspected, chosen, src)
+            for src in label_sources
+        }
+
+    red_by = frame["red_by"].to_list()
+    return PolicyMetrics(
+        shipments=n,
+        budget=(
+            port_budget(budgets, ports[0]).model_dump(mode="json") if len(ports) == 1 else None
+        ),
+        red_budget=red_weight / n if n else 0.0,
+        yellow_budget=yellow_weight / n if n else 0.0,
+        capacity=capacity,
+        lanes={lane: int((lanes == lane).sum()) for lane in LANES},
+        red_by={source: red_by.count(source) for source in RED_SOURCES},
+        red=metrics(red),
+        selected=metrics(red | yellow),
+        model_red=metrics(model_red),
+        model_selected=metrics(model_selected),
+        model_capacity=metrics(model_capacity),
     )
 
 
@@ -721,6 +971,10 @@ def _budgets_json(table: BudgetTable) -> dict[str, Any]:
         }
         for key, by_sel in table.items()
     }
+
+
+def _by_source_json(by_source: Mapping[LabelSource, BudgetMetrics]) -> dict[str, Any]:
+    return {src: m.to_json() for src, m in by_source.items()}
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -18,6 +18,7 @@ from training.evaluate import (
     BASELINES,
     BUDGET_KEYS,
     BUDGETS,
+    RED_SOURCES,
     RULE_CHAPTERS,
     RULE_ORIGINS,
     SELECTORS,
@@ -26,6 +27,7 @@ from training.evaluate import (
     BudgetTable,
     Evaluation,
     LabelSource,
+    PolicyMetrics,
     Selector,
     precision_recall_curve,
     ranking,
@@ -39,6 +41,7 @@ PLOTS: dict[str, str] = {
     "pr": "pr_curves.png",
     "reliability": "reliability.png",
     "ports": "per_port_precision.png",
+    "policy": "policy_recall.png",
 }
 PORT_BUDGET = "0.02"
 """The budget of the per-port chart: the share of shipments lanes send RED by default."""
@@ -48,6 +51,11 @@ _COLOURS: dict[Selector, str] = {
     "random": "#9e9e9e",
     "rules": "#c55a11",
     "watchlist": "#548235",
+}
+_POLICY_COLOURS: dict[str, str] = {
+    "policy": "#7030a0",
+    "model, same count": _COLOURS["model"],
+    "model, at capacity": "#9dc3e6",
 }
 _DPI = 110
 
@@ -66,6 +74,7 @@ def write_report(evaluation: Evaluation, directory: Path) -> dict[str, Path]:
     _pr_plot(evaluation, written["pr"])
     _reliability_plot(evaluation, written["reliability"])
     _port_plot(evaluation, written["ports"])
+    _policy_plot(evaluation, written["policy"])
     written["report"].write_text(markdown(evaluation), encoding="utf-8")
     return written
 
@@ -172,6 +181,8 @@ def markdown(evaluation: Evaluation) -> str:
         f"![per-port precision]({PLOTS['ports']})",
         "",
     ]
+
+    lines += _policy_section(evaluation)
 
     cal = doc["calibration"]
     lines += [
@@ -294,6 +305,77 @@ def _port_table(evaluation: Evaluation, src: LabelSource) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return lines
+
+
+def _policy_section(evaluation: Evaluation) -> list[str]:
+    policy = evaluation.policy
+    lines = [
+        "## The policy at each port's capacity",
+        "",
+        "The whole decision policy, run as the server would (model, hard rules "
+        f"{policy.rules_version}, each port's lane budget and exploration with seed "
+        f"{policy.exploration_seed}), over every shipment in declared order; the figures are the "
+        "evaluated window's. *RED budget* is the port's RED share in the settings and *capacity* "
+        "the REDs it allows (rounded up); *RED share* is what the policy realised. Each RED is "
+        "counted once, for "
+        + ", then ".join(f"*{s}*" for s in RED_SOURCES)
+        + ": a hard rule with lane RED fired, else it was a random exploration pick, else the "
+        "model's score sent it.",
+        "",
+        "*Model alone* opens, at each port, its highest-scored shipments, as many as the policy "
+        "sent RED there (the same number of containers); *model at capacity* opens exactly the "
+        "port's capacity. The row *all ports* adds up the ports. Everything is in "
+        "`evaluation.json` under `policy`.",
+        "",
+    ]
+    rows = [*policy.per_port.items(), ("**all ports**", policy.overall)]
+    for src in evaluation.label_sources:
+        lines += [f"### {src.capitalize()} labels, RED lane", ""]
+        lines += [
+            "| port | shipments | positives | RED budget | capacity | RED | RED share | "
+            "rules / exploration / model | policy precision | policy recall | "
+            "model alone precision | model alone recall | "
+            "model at capacity precision | model at capacity recall |",
+            "|---|" + "---:|" * 13,
+        ]
+        for port, m in rows:
+            cells = [
+                port,
+                f"{m.shipments:,}",
+                f"{m.red[src].positives:,}",
+                _pct(m.red_budget),
+                f"{m.capacity:,}",
+                f"{m.lanes['red']:,}",
+                _pct(m.red_share),
+                " / ".join(f"{m.red_by[s]:,}" for s in RED_SOURCES),
+                *_pr(m.red[src]),
+                *_pr(m.model_red[src]),
+                *_pr(m.model_capacity[src]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"### {src.capitalize()} labels, RED and YELLOW (selected)", ""]
+        lines += [
+            "| port | YELLOW budget | RED+YELLOW | share | policy precision | policy recall | "
+            "model alone precision | model alone recall |",
+            "|---|" + "---:|" * 7,
+        ]
+        for port, m in rows:
+            cells = [
+                port,
+                _pct(m.yellow_budget),
+                f"{m.lanes['red'] + m.lanes['yellow']:,}",
+                _pct(m.selected_share),
+                *_pr(m.selected[src]),
+                *_pr(m.model_selected[src]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"![policy recall at capacity]({PLOTS['policy']})", ""]
+    return lines
+
+
+def _pr(m: BudgetMetrics) -> list[str]:
+    return [_pct(m.precision), _pct(m.recall)]
 
 
 def _shift_table(evaluation: Evaluation, src: LabelSource) -> list[str]:
@@ -428,6 +510,46 @@ def _port_plot(evaluation: Evaluation, path: Path) -> None:
         ax.set_title(f"precision at {_budget_label(PORT_BUDGET)} of each port, {src} labels")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize="small", ncols=len(SELECTORS))
+    _save(fig, path)
+
+
+def _policy_plot(evaluation: Evaluation, path: Path) -> None:
+    sources = evaluation.label_sources
+    policy = evaluation.policy
+    rows: list[tuple[str, PolicyMetrics]] = [*policy.per_port.items(), ("all", policy.overall)]
+    fig = _figure(len(sources), 1, max(6.0, 0.9 * len(rows) + 2), 3.4)
+    axes = fig.subplots(len(sources), 1, squeeze=False)[:, 0]
+    x = np.arange(len(rows))
+    width = 0.8 / len(_POLICY_COLOURS)
+    for ax, src in zip(axes, sources, strict=True):
+        series = {
+            "policy": [m.red[src] for _, m in rows],
+            "model, same count": [m.model_red[src] for _, m in rows],
+            "model, at capacity": [m.model_capacity[src] for _, m in rows],
+        }
+        for i, (name, values) in enumerate(series.items()):
+            ax.bar(
+                x + (i - 1) * width,
+                [_value(v, "recall") for v in values],
+                width,
+                label=name,
+                color=_POLICY_COLOURS[name],
+            )
+        ax.set_xticks(x, [port for port, _ in rows], rotation=45, ha="right")
+        ax.set_ylabel("recall")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"recall of the RED lane at each port's capacity, {src} labels")
+        ax.grid(alpha=0.3, axis="y")
+        if policy.overall.red[src].positives == 0:
+            ax.text(
+                0.5,
+                0.5,
+                "no positives in the window",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+        ax.legend(fontsize="small", ncols=len(series))
     _save(fig, path)
 
 
