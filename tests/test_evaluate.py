@@ -582,6 +582,44 @@ def test_cli_json(world: Path, registry: Path, tmp_path: Path) -> None:
     assert doc["budgets"]["0.05"]["random"]["truth"]["recall"] == pytest.approx(0.05, abs=0.01)
 
 
+def test_cli_config_sets_the_policys_lane_budgets(
+    world: Path, registry: Path, tmp_path: Path, evaluated: tuple[Evaluation, Path]
+) -> None:
+    config = tmp_path / "centinela.yaml"
+    config.write_text(
+        "lane_budgets:\n  default: {red: 0.06, yellow: 0.04}\n  MXZLO: {red: 0.08, yellow: 0.04}\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [
+            CENTINELA,
+            "evaluate",
+            "--data",
+            str(world),
+            "--registry",
+            str(registry),
+            "--config",
+            str(config),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    policy = json.loads(result.stdout)["policy"]
+    assert policy["perPort"], "no ports"
+    for port, m in policy["perPort"].items():
+        expected = 0.08 if port == "MXZLO" else 0.06
+        assert m["redBudget"] == expected, port
+        assert m["capacity"] == budget_size(expected, m["shipments"])
+    # three to four times the default RED budget: the policy opens more than it did by default
+    default = evaluated[0].policy.overall
+    assert policy["overall"]["lanes"]["red"] > default.lanes["red"]
+    assert policy["overall"]["capacity"] > default.capacity
+
+
 def test_cli_reports_a_missing_model_version(world: Path, registry: Path) -> None:
     result = subprocess.run(
         [

@@ -136,12 +136,21 @@ def evaluate_command(
     report: Path | None = typer.Option(
         None, "--report", help="Write report.md, PNG plots and evaluation.json into this directory."
     ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Settings file for the policy at capacity: lane budgets, exploration seed, rules "
+        "and watchlist files (as for score and serve).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
 ) -> None:
-    """Evaluate a model at inspection budgets against random, rule and watchlist selection.
+    """Evaluate a model at inspection budgets against random, rule and watchlist selection,
+    and the whole decision policy at each port's capacity.
 
     Only shipments declared after the model's validation window are evaluated.
     """
+    from features.watchlist import load_watchlist
+    from scoring.settings import load_settings
     from training.evaluate import BUDGET_KEYS, SELECTORS, evaluate
 
     def body() -> None:
@@ -152,13 +161,22 @@ def evaluate_command(
             mapped = mapped_data(data, mapping)
             err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
             data_dir = mapped.out_dir
+        settings = load_settings(config)
+        watchlist = load_watchlist(settings.watchlist_file)
         bundle = Registry(registry).load(model)
         with err_console.status(f"evaluating {bundle.version}") as status:
 
             def on_stage(message: str) -> None:
                 status.update(f"evaluating {bundle.version}: {message}")
 
-            result = evaluate(data_dir, bundle, report_dir=report, on_stage=on_stage)
+            result = evaluate(
+                data_dir,
+                bundle,
+                report_dir=report,
+                watchlist=watchlist,
+                settings=settings,
+                on_stage=on_stage,
+            )
         if json_out:
             print_json(result.to_json())
             return
