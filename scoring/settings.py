@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from features.errors import ConfigError, FieldViolation
+from scoring.exams import ExamCapacity
 from scoring.lanes import Budget
 
 
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
     )
     exploration_seed: int = Field(
         20241203, description="Seed of the exploration draw (a hash of it and the shipment id)."
+    )
+    exam_capacity: ExamCapacity = Field(
+        default_factory=dict,
+        description="Exam capacity per port (UN/LOCODE; 'default' covers the others): exam "
+        "(physical_sampling, non_intrusive, canine, documentary) -> share 0..1 of the port's "
+        "last 1000 decisions; an exam not named, or nothing configured, is unlimited.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs on stderr."
