@@ -9,7 +9,7 @@ feature code the bulk path runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
+from scoring.exams import ExamContext, ExamHit, ExamPlanner
 from scoring.lanes import LanePolicy
 from scoring.reasons import (
     EXPLORATION_REASON,
@@ -75,6 +76,8 @@ class Scored:
     watchlist_hits: tuple[HitRef, ...]
     features: dict[str, float]
     rules_fired: tuple[str, ...] = ()
+    exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
+    exam_reason: Reason | None = None
 
 
 @dataclass(frozen=True)
@@ -92,16 +95,25 @@ class Scorer:
     watchlist: Watchlist
     rules: RuleSet
     policy: LanePolicy
+    exams: ExamPlanner = field(default_factory=ExamPlanner)  # stateful: capacity per port
 
     @classmethod
     def create(
-        cls, bundle: ModelBundle, watchlist: Watchlist, rules: RuleSet, settings: Settings
+        cls,
+        bundle: ModelBundle,
+        watchlist: Watchlist,
+        rules: RuleSet,
+        settings: Settings,
+        *,
+        exams: ExamPlanner | None = None,
     ) -> Scorer:
         """A scorer with the lane budgets and exploration seed of ``settings``."""
         policy = LanePolicy(
             bundle.meta.score_quantiles, settings.lane_budgets, settings.exploration_seed
         )
-        return cls(bundle, watchlist, rules, policy)
+        if exams is None:  # the serving planner is kept across reloads (ScoringService.exams)
+            exams = ExamPlanner(settings.exam_capacity)
+        return cls(bundle, watchlist, rules, policy, exams)
 
     @property
     def model_version(self) -> str:
@@ -199,6 +211,22 @@ class Scorer:
                 reasons.insert(0, EXPLORATION_REASON)
             if not reasons:
                 reasons.append(LOW_RISK_REASON)
+            exam = self.exams.recommend(
+                ExamContext(
+                    port=shipment.port_of_entry,
+                    mode=shipment.mode,
+                    lane=decided.lane,
+                    rules_fired=tuple(hit.rule_id for hit in fired),
+                    hits=tuple(
+                        ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
+                    ),
+                    mismatch_kinds=tuple(
+                        m["kind"] for m in all_mismatches.get(shipment.shipment_id, [])
+                    ),
+                    random_selection=decided.random_selection,
+                    features=values,
+                )
+            )
             out.append(
                 Scored(
                     shipment_id=shipment.shipment_id,
@@ -211,6 +239,8 @@ class Scorer:
                     watchlist_hits=hits,
                     features=values,
                     rules_fired=tuple(hit.rule_id for hit in fired),
+                    exam=exam.exam if exam else "",
+                    exam_reason=exam.reason if exam else None,
                 )
             )
         return out

@@ -32,6 +32,7 @@ from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
+from scoring.exams import ExamPlanner
 from scoring.ledger import Entry, Ledger, replay_into
 from scoring.reasons import Reason
 from scoring.registry import Registry
@@ -66,6 +67,8 @@ class Decision:
     watchlist_version: str
     rules_version: str = ""
     rules_fired: tuple[str, ...] = ()
+    exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
+    exam_reason: Reason | None = None
 
 
 RESULTS = ("positive", "negative", "inconclusive")
@@ -111,6 +114,7 @@ class ScoringService:
         self._scorer: Scorer | None = None
         self._watchlist: Watchlist | None = None
         self._rules: RuleSet | None = None
+        self.exams = ExamPlanner(settings.exam_capacity)  # its counts outlive model reloads
         self.state: EntityState | None = None
         self.ledger = Ledger(settings.ledger_path) if settings.ledger_enabled else None
         self._outcome_lock = threading.Lock()  # one version number per outcome
@@ -140,7 +144,7 @@ class ScoringService:
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
                 )
             self._watchlist, self._rules = watchlist, rules
-            self._scorer = Scorer.create(bundle, watchlist, rules, self.settings)
+            self._scorer = Scorer.create(bundle, watchlist, rules, self.settings, exams=self.exams)
             log.info(
                 "model loaded",
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
@@ -292,6 +296,8 @@ class ScoringService:
             watchlist_version=scorer.watchlist_version,
             rules_version=scorer.rules_version,
             rules_fired=scored.rules_fired,
+            exam=scored.exam,
+            exam_reason=scored.exam_reason,
         )
 
     def model_info(self) -> ModelInfo:
@@ -348,6 +354,8 @@ def decision_payload(decision: Decision, admitted: Declared, scored: Scored) -> 
         "watchlist_version": decision.watchlist_version,
         "rules_version": decision.rules_version,
         "rules_fired": list(decision.rules_fired),
+        "exam": decision.exam,
+        "exam_reason": dataclasses.asdict(decision.exam_reason) if decision.exam_reason else None,
     }
 
 

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from features.canonical import canonical_code
 from features.errors import FieldViolation, InvalidInput, quote
 from features.records import GoodsLine, Party, Shipment
+from scoring.reasons import Reason
 from scoring.service import Decision, ModelInfo, Outcome, OutcomeReceipt
 from server.errors import Undecodable, public_message, public_violations, status_code_for
 from server.pb import risk_scoring_pb2 as pb
@@ -24,6 +25,13 @@ from server.pb import risk_scoring_pb2 as pb
 _MODES = {pb.MODE_SEA: "sea", pb.MODE_LAND: "land", pb.MODE_AIR: "air", pb.MODE_POSTAL: "postal"}
 _MODES_BACK = {v: k for k, v in _MODES.items()}
 _LANES = {"red": pb.LANE_RED, "yellow": pb.LANE_YELLOW, "green": pb.LANE_GREEN}
+_EXAMS = {
+    "physical_sampling": pb.EXAM_PHYSICAL_SAMPLING,
+    "non_intrusive": pb.EXAM_NON_INTRUSIVE,
+    "canine": pb.EXAM_CANINE,
+    "documentary": pb.EXAM_DOCUMENTARY,
+}
+_EXAMS_BACK: dict[int, str] = {v: k for k, v in _EXAMS.items()}
 
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 MIN_TIMESTAMP_SECONDS = -62_135_596_800
@@ -144,23 +152,34 @@ def request_shipment(request: pb.ScoreShipmentRequest) -> Shipment:
     return shipment_from_proto(request.shipment)
 
 
+def exam_to_proto(exam: str) -> pb.Exam:
+    """The proto enum of an exam name (scoring.exams.EXAMS); EXAM_UNSPECIFIED for ""."""
+    return _EXAMS[exam] if exam else pb.EXAM_UNSPECIFIED
+
+
+def exam_from_proto(exam: pb.Exam | int) -> str:
+    """The exam name of a proto enum value; "" for EXAM_UNSPECIFIED or an unknown value."""
+    return _EXAMS_BACK.get(exam, "")
+
+
+def reason_to_proto(reason: Reason) -> pb.Reason:
+    return pb.Reason(
+        code=reason.code,
+        message_es=reason.message_es,
+        message_en=reason.message_en,
+        contribution=reason.contribution,
+    )
+
+
 def decision_to_proto(decision: Decision) -> pb.Decision:
-    return pb.Decision(
+    msg = pb.Decision(
         decision_id=decision.decision_id,
         shipment_id=decision.shipment_id,
         risk_score=decision.risk_score,
         lane=_LANES[decision.lane],
         random_selection=decision.random_selection,
         propensity=decision.propensity,
-        reasons=[
-            pb.Reason(
-                code=r.code,
-                message_es=r.message_es,
-                message_en=r.message_en,
-                contribution=r.contribution,
-            )
-            for r in decision.reasons
-        ],
+        reasons=[reason_to_proto(r) for r in decision.reasons],
         watchlist_hits=[
             pb.WatchlistHit(
                 entry_id=h.entry_id,
@@ -175,7 +194,11 @@ def decision_to_proto(decision: Decision) -> pb.Decision:
         model_version=decision.model_version,
         watchlist_version=decision.watchlist_version,
         rules_version=decision.rules_version,
+        exam=exam_to_proto(decision.exam),
     )
+    if decision.exam_reason is not None:
+        msg.exam_reason.CopyFrom(reason_to_proto(decision.exam_reason))
+    return msg
 
 
 def error_decision(shipment_id: str, error: BaseException, decision_id: str = "") -> pb.Decision:

@@ -64,6 +64,12 @@ class Metrics:
             ["port", "lane"],
             registry=r,
         )
+        self.exams = Counter(
+            "centinela_exams_recommended",
+            "Exams recommended for RED and YELLOW decisions, by port of entry and exam type.",
+            ["port", "exam"],
+            registry=r,
+        )
         self.risk_score = Histogram(
             "centinela_risk_score",
             "Distribution of calibrated risk scores, by port of entry.",

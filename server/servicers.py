@@ -99,6 +99,8 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     def _observe(self, decision: Decision) -> None:
         port = port_label(decision.port_of_entry)
         self.metrics.decisions.labels(port, decision.lane).inc()
+        if decision.exam:
+            self.metrics.exams.labels(port, decision.exam).inc()
         self.metrics.risk_score.labels(port).observe(decision.risk_score)
         for hit in decision.watchlist_hits:
             self.metrics.watchlist_hits.labels(hit.match_type).inc()
