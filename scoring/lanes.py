@@ -1,40 +1,81 @@
-"""Lanes by inspection budget, with a seeded random exploration share.
+"""Lanes by port capacity: everything RED counts, thresholds follow the live scores.
 
-Each port has a budget: the share of its shipments that should go RED (physical exam) and
-YELLOW (documentary review or scan). The model bundle carries each port's reference score
-distribution (quantiles of calibrated scores on its validation window), so a budget becomes a
-score threshold without retraining: RED when the score is in the top ``red`` share, YELLOW in
-the next ``yellow`` share. Hard rules can only raise a lane.
+A port can open only so many containers. Each port has a budget: the share of its shipments it
+can send RED (physical exam) and YELLOW (documentary review or scan), held over a rolling window
+of its last decisions (``window``, by count, or ``window_hours``, by declared time). Everything
+RED comes out of the one RED capacity, in this order:
 
-Exploration sends a configured share of otherwise-GREEN shipments to RED at random, so future
-models see what this one would never select. The draw is a hash of the shipment id and a seed,
-so replaying a shipment gives the same decision. Every decision records its propensity: the
-probability that this policy selects a shipment like it (1 when the score or a rule selects
-it, the exploration share otherwise).
+1. **hard rules** (a Table I identification is always RED, never dropped);
+2. **exploration**: a share of the RED capacity (``exploration``, 10% by default, as published
+   customs work uses) spent on randomly chosen shipments, so future models see what this one
+   would never select;
+3. **the model's highest scores** fill what is left.
+
+Over the window, with ``N`` decisions of which ``R`` were forced RED by rules, the capacity is
+``C = red * N``; exploration gets ``E = min(exploration * C, C - R)`` and the model
+``M = C - R - E``: the model's RED threshold is the score of the ``M``-th highest of the
+window's other shipments. YELLOW works the same way with the YELLOW capacity. Thresholds
+therefore follow each port's live score distribution (a streaming quantile over the window,
+started from the bundle's reference distribution), so realised shares converge to the budget
+on any traffic mix and after any model reload. When rules alone exceed the capacity those
+shipments still go RED, nothing else does, and :meth:`LanePolicy.shares` reports the port over
+capacity and by how much (the server turns it into a metric and a log line).
+
+Propensity stays honest: each decision records the probability that the policy *in force at
+that moment* selects a shipment with its score (1 for a rule or a score clearly above the
+threshold, a fraction for a tie at the threshold, the exploration probability otherwise) and
+the thresholds it used, so inverse-propensity estimates on the ledger stay unbiased while the
+thresholds move. Draws are a hash of the shipment id and a seed, so replaying a shipment draws
+the same number.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import logging
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.vocab import PORTS
+
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 1001)
 LANE_ORDER = {"green": 0, "yellow": 1, "red": 2}
+MAX_WINDOW = 200_000  # entries kept per port whatever the window, a memory bound
+OTHER_PORTS = "other"  # the one window of every port code without its own
+log = logging.getLogger(__name__)
 
 
 class Budget(BaseModel):
-    """A port's inspection budget as shares of its shipments (a settings value)."""
+    """A port's inspection capacity as shares of its shipments (a settings value)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    red: float = Field(0.02, ge=0, le=1, description="Share sent to physical exam (RED).")
-    yellow: float = Field(0.05, ge=0, le=1, description="Share sent to documentary review.")
-    explore: float = Field(
-        0.01, ge=0, le=1, description="Share of otherwise-GREEN shipments sent RED at random."
+    red: float = Field(
+        0.02, ge=0, le=1, description="Share of shipments the port can send RED, everything in."
+    )
+    yellow: float = Field(0.05, ge=0, le=1, description="Share it can send YELLOW.")
+    exploration: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Share of the RED capacity spent on random selection (not an extra).",
+    )
+    window: int = Field(
+        2_000, ge=20, le=MAX_WINDOW, description="Decisions the shares are held over."
+    )
+    window_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Hold the shares over this many hours of declared time instead of a count.",
     )
 
     @model_validator(mode="after")
@@ -48,7 +89,27 @@ class Budget(BaseModel):
 class LaneDecision:
     lane: str
     random_selection: bool
-    propensity: float
+    propensity: float  # probability that the policy in force selected a shipment like this one
+    red_threshold: float = 1.0  # the model's RED threshold at that moment
+    yellow_threshold: float = 1.0  # its YELLOW threshold
+
+
+@dataclass(frozen=True, slots=True)
+class PortShares:
+    """A port's realised lanes over its window (live decisions only) beside its budget."""
+
+    port: str
+    decisions: int
+    red: float
+    yellow: float
+    rule_red: float  # share of decisions forced RED by hard rules
+    explored: float  # share sent RED at random
+    budget_red: float
+    budget_yellow: float
+    over_capacity: float  # how far rules alone exceed the RED budget (share of decisions)
+    over_capacity_events: int  # rule-forced REDs decided while over capacity, since start
+    red_threshold: float
+    yellow_threshold: float
 
 
 def score_quantiles(scores: np.ndarray) -> list[float]:
@@ -66,8 +127,132 @@ def raise_lane(lane: str, other: str) -> str:
     return other if LANE_ORDER[other] > LANE_ORDER[lane] else lane
 
 
+@dataclass(slots=True)
+class _Entry:
+    at: float | None  # declared time, seconds since the epoch (None: a reference prior)
+    score: float | None  # in the model's pool (None when a rule forced RED)
+    forced: str  # "red", "yellow" or ""
+    lane: str
+    random: bool
+
+
+def _select_probability(pool: list[float], score: float, slots: float) -> float:
+    """Chance that ``score`` is among the top ``slots`` of ``pool`` plus itself; ties at the
+    boundary share what is left."""
+    if slots <= 0:
+        return 0.0
+    right = bisect.bisect_right(pool, score)
+    above = len(pool) - right
+    if above >= slots:
+        return 0.0
+    tied = right - bisect.bisect_left(pool, score)
+    return float(min(1.0, (slots - above) / (tied + 1)))
+
+
+def _threshold(pool: list[float], slots: float) -> float:
+    """The score a shipment must exceed to be among the top ``slots`` of ``pool``."""
+    if slots <= 0 or not pool:
+        return 1.0
+    at = len(pool) - int(np.ceil(slots))
+    return pool[at] if at >= 0 else 0.0
+
+
+@dataclass
+class _Port:
+    budget: Budget
+    prior: list[float]  # reference scores the window starts from
+    entries: deque[_Entry] = field(default_factory=deque)
+    pool: list[float] = field(default_factory=list)  # sorted scores of the unforced entries
+    forced_red: int = 0
+    forced_yellow: int = 0
+    live: int = 0
+    red: int = 0
+    yellow: int = 0
+    explored: int = 0
+    over_capacity_events: int = 0
+    over: bool = False  # rules alone exceed the capacity right now
+    thresholds: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        for score in self.prior:
+            self._push(_Entry(None, score, "", "green", False))
+
+    # ------------------------------------------------------------------ the window
+
+    def _push(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        if entry.score is not None:
+            bisect.insort(self.pool, entry.score)
+        self.forced_red += entry.forced == "red"
+        self.forced_yellow += entry.forced == "yellow"
+        if entry.at is not None:
+            self.live += 1
+            self.red += entry.lane == "red"
+            self.yellow += entry.lane == "yellow"
+            self.explored += entry.random
+
+    def _pop(self) -> None:
+        entry = self.entries.popleft()
+        if entry.score is not None:
+            del self.pool[bisect.bisect_left(self.pool, entry.score)]
+        self.forced_red -= entry.forced == "red"
+        self.forced_yellow -= entry.forced == "yellow"
+        if entry.at is not None:
+            self.live -= 1
+            self.red -= entry.lane == "red"
+            self.yellow -= entry.lane == "yellow"
+            self.explored -= entry.random
+
+    def _evict(self, now: float) -> None:
+        b = self.budget
+        limit = MAX_WINDOW if b.window_hours is not None else b.window
+        while len(self.entries) > limit:
+            self._pop()
+        if b.window_hours is not None:
+            horizon = now - b.window_hours * 3600.0
+            while self.entries and self.entries[0].at is not None and self.entries[0].at < horizon:
+                self._pop()
+
+    def add(self, entry: _Entry, now: float) -> None:
+        if self.budget.window_hours is not None and self.entries and self.entries[0].at is None:
+            self._pop()  # reference priors give way to live decisions one for one
+        self._push(entry)
+        self._evict(now)
+
+    # ------------------------------------------------------------------ capacity
+
+    def capacity(self) -> tuple[float, float, float, float]:
+        """(model RED slots, model selected slots, exploration slots, rules' excess) of the
+        window, in shipments.
+
+        The slots are what the window's capacity leaves the model (feed-forward: the top
+        ``slots`` scores of the window), corrected by how far everything sent RED (or
+        selected) over the live part of the window falls short of or exceeds the budget
+        (feedback): under a drifting score distribution a pure quantile lags, and the window
+        starts from a reference that knows nothing of the port's rules.
+        """
+        n = len(self.entries) + 1  # the shipment being decided counts in the window
+        b = self.budget
+        red_capacity = b.red * n
+        room = max(red_capacity - self.forced_red, 0.0)
+        explore = min(b.exploration * red_capacity, room)
+        model_red = room - explore
+        model_selected = model_red + max(b.yellow * n - self.forced_yellow, 0.0)
+        red_short = b.red * self.live - self.red
+        selected_short = (b.red + b.yellow) * self.live - (self.red + self.yellow)
+        red_slots = max(model_red + red_short, 0.0)
+        selected_slots = max(model_selected + selected_short, red_slots)
+        excess = max(self.forced_red - red_capacity, 0.0)
+        return red_slots, selected_slots, explore, excess
+
+
 class LanePolicy:
-    """Turns calibrated scores into lanes for each port's budget."""
+    """Turns calibrated scores and rule lanes into lanes within each port's capacity.
+
+    Stateful and thread-safe: one policy serves a whole server (or one bulk run), deciding in
+    arrival order. :meth:`rebase` starts every port's score window afresh from a new model's
+    reference distribution.
+    """
 
     def __init__(
         self,
@@ -77,82 +262,136 @@ class LanePolicy:
     ) -> None:
         if "default" not in quantiles:
             raise ValueError("reference quantiles need a 'default' distribution")
-        self.quantiles = {p: np.asarray(q, dtype=np.float64) for p, q in quantiles.items()}
         self.budgets = dict(budgets)
         self.default_budget = self.budgets.get("default", Budget())
         self.seed = seed
-        self._cuts: dict[str, _Cut] = {}
+        self._lock = threading.Lock()
+        self._quantiles: dict[str, np.ndarray] = {}
+        self._ports: dict[str, _Port] = {}
+        self.rebase(quantiles)
 
     def budget(self, port: str) -> Budget:
         return self.budgets.get(port, self.default_budget)
 
-    def cut(self, port: str) -> _Cut:
-        """The port's thresholds and how to split shipments tied exactly at one."""
-        cut = self._cuts.get(port)
-        if cut is None:
-            grid = self.quantiles.get(port, self.quantiles["default"])
-            levels = np.linspace(0.0, 1.0, len(grid))
-            b = self.budget(port)
-            red = float(np.interp(1.0 - b.red, levels, grid)) if b.red > 0 else np.inf
-            yellow_level = 1.0 - b.red - b.yellow
-            yellow = float(np.interp(yellow_level, levels, grid)) if b.yellow > 0 else red
-            # A score equal to the top of the reference must still select; nothing above 1 can.
-            red, yellow = float(min(red, 1.0)), float(min(yellow, red, 1.0))
-            cut = _Cut(
-                red,
-                yellow,
-                _tie_share(grid, red, b.red),
-                _tie_share(grid, yellow, b.red + b.yellow),
-            )
-            self._cuts[port] = cut
-        return cut
+    def rebase(self, quantiles: Mapping[str, Sequence[float]]) -> None:
+        """A new model: every port's window restarts from its reference distribution."""
+        with self._lock:
+            self._quantiles = {p: np.asarray(q, dtype=np.float64) for p, q in quantiles.items()}
+            self._ports = {}
+
+    def _key(self, port: str) -> str:
+        """Ports with a budget, a reference distribution or a place in the vocabulary keep a
+        window of their own; any other code shares one, so arbitrary codes cannot grow it."""
+        if port in self.budgets or port in self._quantiles or port in PORTS:
+            return port
+        return OTHER_PORTS
+
+    def _port(self, port: str) -> _Port:
+        port = self._key(port)
+        state = self._ports.get(port)
+        if state is None:
+            grid = self._quantiles.get(port, self._quantiles["default"])
+            budget = self.budget(port)
+            size = min(budget.window, 2_000)
+            levels = (np.arange(size) + 0.5) / size
+            prior = np.interp(levels, np.linspace(0.0, 1.0, len(grid)), grid)
+            state = _Port(budget, sorted(float(p) for p in prior))
+            self._ports[port] = state
+        return state
 
     def thresholds(self, port: str) -> tuple[float, float]:
-        """(red, yellow) score thresholds at ``port``."""
-        cut = self.cut(port)
-        return cut.red, cut.yellow
+        """(red, yellow) score thresholds the next shipment at ``port`` would face."""
+        with self._lock:
+            state = self._port(port)
+            model_red, selected, _, _ = state.capacity()
+            return _threshold(state.pool, model_red), _threshold(state.pool, selected)
 
     def decide(
-        self, port: str, score: float, shipment_id: str, rule_lane: str = "green"
+        self,
+        port: str,
+        score: float,
+        shipment_id: str,
+        rule_lane: str = "green",
+        at: datetime | None = None,
     ) -> LaneDecision:
-        """The lane at ``port``, whether it was a random pick, and the policy's propensity.
+        """The lane at ``port``, whether it was a random pick, and the policy's propensity;
+        the decision then counts in the port's window."""
+        with self._lock:
+            state = self._port(port)
+            port = self._key(port)
+            model_red, selected, explore, excess = state.capacity()
+            red_at, yellow_at = _threshold(state.pool, model_red), _threshold(state.pool, selected)
+            state.thresholds = (red_at, yellow_at)
+            when = at.timestamp() if at is not None else time.time()
+            if rule_lane == "red":
+                self._note_capacity(port, state, excess)
+                state.add(_Entry(when, None, "red", "red", False), when)
+                return LaneDecision("red", False, 1.0, red_at, yellow_at)
+            # A hard cap under the controller: the model never takes a RED the window has no
+            # room for (rules still do; exploration's small share is left to the feedback).
+            full = state.red >= math.ceil(state.budget.red * (state.live + 1) - 1e-9)
+            p_red = 0.0 if full else _select_probability(state.pool, score, model_red)
+            p_selected = max(_select_probability(state.pool, score, selected), p_red)
+            fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
+            u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
+            model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
+            lane = raise_lane(model_lane, rule_lane)
+            if lane != "green":
+                propensity = 1.0 if rule_lane == "yellow" else p_selected
+                forced = rule_lane if rule_lane != "green" else ""
+                state.add(_Entry(when, score, forced, lane, False), when)
+                return LaneDecision(lane, False, propensity, red_at, yellow_at)
+            rest = max(len(state.pool) + 1 - selected, 1.0)
+            p_explore = float(min(1.0, explore / rest))
+            propensity = p_selected + (1.0 - p_selected) * p_explore
+            chosen = p_explore > 0 and uniform_draw(shipment_id, self.seed) < p_explore
+            lane = "red" if chosen else "green"
+            state.add(_Entry(when, score, "", lane, chosen), when)
+            return LaneDecision(lane, chosen, propensity, red_at, yellow_at)
 
-        Small models give many equal scores; when the threshold falls on such a tie, only the
-        share of tied shipments the budget still allows is selected, by a seeded draw, and
-        their propensity is that share, so realised shares keep to the budget.
-        """
-        c = self.cut(port)
-        p_red = 1.0 if score > c.red else c.tie_red if score == c.red else 0.0
-        p_selected = 1.0 if score > c.yellow else c.tie_selected if score == c.yellow else 0.0
-        p_selected = max(p_selected, p_red)
-        fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
-        u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
-        model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
-        lane = raise_lane(model_lane, rule_lane)
-        explore = self.budget(port).explore
-        if lane != "green":
-            forced = LANE_ORDER[rule_lane] > LANE_ORDER[model_lane]
-            return LaneDecision(lane, False, 1.0 if forced else p_selected)
-        propensity = p_selected + (1.0 - p_selected) * explore
-        if explore > 0 and uniform_draw(shipment_id, self.seed) < explore:
-            return LaneDecision("red", True, propensity)
-        return LaneDecision("green", False, propensity)
+    @staticmethod
+    def _note_capacity(port: str, state: _Port, excess: float) -> None:
+        """Count a rule RED decided over capacity; log when a port goes over and comes back."""
+        n = len(state.entries) + 1
+        if excess > 0:
+            state.over_capacity_events += 1
+            if not state.over:
+                state.over = True
+                log.warning(
+                    "port over RED capacity: hard rules alone exceed the budget",
+                    extra={
+                        "port": port,
+                        "rule_red_share": round((state.forced_red + 1) / n, 4),
+                        "red_budget": state.budget.red,
+                        "over_by_share": round(excess / n, 4),
+                        "window": len(state.entries),
+                    },
+                )
+        elif state.over:
+            state.over = False
+            log.info("port back within RED capacity", extra={"port": port})
 
-
-@dataclass(frozen=True, slots=True)
-class _Cut:
-    red: float
-    yellow: float
-    tie_red: float  # share of shipments scoring exactly ``red`` that go RED
-    tie_selected: float  # share of shipments scoring exactly ``yellow`` that are selected
-
-
-def _tie_share(grid: np.ndarray, threshold: float, budget: float) -> float:
-    """Share of the reference mass at exactly ``threshold`` the budget leaves room for."""
-    above = 1.0 - np.searchsorted(grid, threshold, side="right") / len(grid)
-    at = (np.searchsorted(grid, threshold, side="right") - np.searchsorted(grid, threshold)) / len(
-        grid
-    )
-    if at <= 0:
-        return 1.0
-    return float(np.clip((budget - above) / at, 0.0, 1.0))
+    def shares(self) -> list[PortShares]:
+        """Every port's realised shares over its window beside its budget (for metrics)."""
+        with self._lock:
+            out = []
+            for port, s in sorted(self._ports.items()):
+                live = max(s.live, 1)
+                n = len(s.entries)
+                out.append(
+                    PortShares(
+                        port=port,
+                        decisions=s.live,
+                        red=s.red / live,
+                        yellow=s.yellow / live,
+                        rule_red=s.forced_red / max(n, 1),
+                        explored=s.explored / live,
+                        budget_red=s.budget.red,
+                        budget_yellow=s.budget.yellow,
+                        over_capacity=max(s.forced_red - s.budget.red * n, 0.0) / max(n, 1),
+                        over_capacity_events=s.over_capacity_events,
+                        red_threshold=s.thresholds[0],
+                        yellow_threshold=s.thresholds[1],
+                    )
+                )
+            return out

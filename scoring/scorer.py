@@ -78,6 +78,7 @@ class Scored:
     rules_fired: tuple[str, ...] = ()
     exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
     exam_reason: Reason | None = None
+    thresholds: tuple[float, float] = (1.0, 1.0)  # the model's (RED, YELLOW) thresholds used
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,20 @@ class Scorer:
         watchlist: Watchlist,
         rules: RuleSet,
         settings: Settings,
+        policy: LanePolicy | None = None,
         *,
         exams: ExamPlanner | None = None,
     ) -> Scorer:
-        """A scorer with the lane budgets and exploration seed of ``settings``."""
-        policy = LanePolicy(
-            bundle.meta.score_quantiles, settings.lane_budgets, settings.exploration_seed
-        )
+        """A scorer with the lane budgets and exploration seed of ``settings``.
+
+        ``policy`` is the serving lane policy to keep (its windows restart from this bundle's
+        reference distribution); without one, a fresh policy (a bulk run's own)."""
+        if policy is None:
+            policy = LanePolicy(
+                bundle.meta.score_quantiles, settings.lane_budgets, settings.exploration_seed
+            )
+        else:
+            policy.rebase(bundle.meta.score_quantiles)
         if exams is None:  # the serving planner is kept across reloads (ScoringService.exams)
             exams = ExamPlanner(settings.exam_capacity)
         return cls(bundle, watchlist, rules, policy, exams)
@@ -206,6 +214,7 @@ class Scorer:
                 score,
                 shipment.shipment_id,
                 strongest_lane("green", fired),
+                shipment.declared_at,
             )
             if decided.random_selection:
                 reasons.insert(0, EXPLORATION_REASON)
@@ -241,6 +250,7 @@ class Scorer:
                     rules_fired=tuple(hit.rule_id for hit in fired),
                     exam=exam.exam if exam else "",
                     exam_reason=exam.reason if exam else None,
+                    thresholds=(decided.red_threshold, decided.yellow_threshold),
                 )
             )
         return out

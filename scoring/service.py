@@ -33,6 +33,7 @@ from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
 from scoring.exams import ExamPlanner
+from scoring.lanes import LanePolicy, PortShares
 from scoring.ledger import Entry, Ledger, replay_into
 from scoring.reasons import Reason
 from scoring.registry import Registry
@@ -115,6 +116,7 @@ class ScoringService:
         self._watchlist: Watchlist | None = None
         self._rules: RuleSet | None = None
         self.exams = ExamPlanner(settings.exam_capacity)  # its counts outlive model reloads
+        self.lanes: LanePolicy | None = None  # one lane policy for the server's whole life
         self.state: EntityState | None = None
         self.ledger = Ledger(settings.ledger_path) if settings.ledger_enabled else None
         self._outcome_lock = threading.Lock()  # one version number per outcome
@@ -144,7 +146,10 @@ class ScoringService:
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
                 )
             self._watchlist, self._rules = watchlist, rules
-            self._scorer = Scorer.create(bundle, watchlist, rules, self.settings, exams=self.exams)
+            self._scorer = Scorer.create(
+                bundle, watchlist, rules, self.settings, self.lanes, exams=self.exams
+            )
+            self.lanes = self._scorer.policy
             log.info(
                 "model loaded",
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
@@ -167,6 +172,11 @@ class ScoringService:
                 extra={"watchlist_version": watchlist.version, "rules_version": rules.version},
             )
             return watchlist
+
+    def lane_shares(self) -> list[PortShares]:
+        """Each port's realised lanes over its window beside its capacity (for metrics)."""
+        lanes = self.lanes
+        return lanes.shares() if lanes is not None else []
 
     @property
     def versions(self) -> tuple[str, str, str]:
@@ -356,6 +366,8 @@ def decision_payload(decision: Decision, admitted: Declared, scored: Scored) -> 
         "rules_fired": list(decision.rules_fired),
         "exam": decision.exam,
         "exam_reason": dataclasses.asdict(decision.exam_reason) if decision.exam_reason else None,
+        # The policy in force: the thresholds this decision faced (propensity is above).
+        "thresholds": {"red": scored.thresholds[0], "yellow": scored.thresholds[1]},
     }
 
 

@@ -16,7 +16,7 @@ from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
 from scoring.bulk import score_tables
-from scoring.lanes import Budget, LanePolicy
+from scoring.lanes import LANE_ORDER, Budget, LanePolicy
 from scoring.registry import Registry
 from scoring.rules import load_rules
 from scoring.scorer import Scorer
@@ -98,9 +98,22 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
     live = shipments.slice(start)
     assert live["declared_at"].min() >= cut  # type: ignore[operator]
 
+    rules = load_rules(None, watchlist)
     policy = LanePolicy(bundle.meta.score_quantiles, {"default": Budget()}, seed=3)
-    scorer = Scorer(bundle, watchlist, load_rules(None, watchlist), policy)
-    bulk = scorer.score_tables(shipments, goods, inspections)[start:]
+    scorer = Scorer(bundle, watchlist, rules, policy)
+    decided = scorer.score_tables(shipments, goods, inspections)
+    bulk = decided[start:]
+    # The lane policy is stateful (capacity over a window of decisions): the live policy sees
+    # the history's decisions first, in the same order, as the bulk run's did.
+    rule_lanes = {r.id: r.lane for r in rules.rules}
+    live_policy = LanePolicy(bundle.meta.score_quantiles, {"default": Budget()}, seed=3)
+    for earlier, at in zip(decided[:start], shipments["declared_at"][:start], strict=True):
+        lanes = [rule_lanes[r] for r in earlier.rules_fired]
+        rule_lane = max(lanes, key=LANE_ORDER.__getitem__, default="green")
+        live_policy.decide(
+            earlier.port_of_entry, earlier.risk_score, earlier.shipment_id, rule_lane, at
+        )
+    scorer = Scorer(bundle, watchlist, rules, live_policy)
     bulk_features = build_features(
         shipments, goods, inspections, watchlist, bundle.meta.reference
     ).slice(start)

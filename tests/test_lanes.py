@@ -1,7 +1,9 @@
-"""Lanes follow each port's budget; exploration is seeded; rules only raise a lane."""
+"""Lanes hold each port's capacity: rules, exploration and the model share one RED budget,
+thresholds follow the live scores, and propensities stay honest while they move."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,48 +12,178 @@ import pytest
 
 from features.tables import scan_table
 from features.watchlist import load_watchlist
-from scoring.lanes import Budget, LanePolicy, raise_lane, score_quantiles, uniform_draw
+from scoring.lanes import (
+    Budget,
+    LaneDecision,
+    LanePolicy,
+    raise_lane,
+    score_quantiles,
+    uniform_draw,
+)
 from scoring.registry import Registry
 from scoring.rules import RuleSet
 from scoring.scorer import Scorer
 
+RNG_REFERENCE = np.random.default_rng(1).beta(0.5, 30, size=20_000)
+REFERENCE = {"default": score_quantiles(RNG_REFERENCE)}
+START = datetime(2026, 11, 1, tzinfo=UTC)
 
-def test_realised_shares_track_the_budget_on_a_reference_distribution() -> None:
-    rng = np.random.default_rng(1)
-    scores = rng.beta(0.5, 30, size=20_000)
-    policy = LanePolicy(
-        {"default": score_quantiles(scores)},
-        {"default": Budget(red=0.02, yellow=0.05, explore=0.01)},
-    )
-    fresh = rng.beta(0.5, 30, size=20_000)
-    decided = [policy.decide("MXZLO", float(s), f"S{i}") for i, s in enumerate(fresh)]
+
+def _run(
+    policy: LanePolicy,
+    scores: np.ndarray,
+    rule_lanes: list[str] | None = None,
+    port: str = "MXZLO",
+    prefix: str = "S",
+) -> list[LaneDecision]:
+    rules = rule_lanes or ["green"] * len(scores)
+    return [
+        policy.decide(port, float(s), f"{prefix}{i}", rule, START + timedelta(minutes=i))
+        for i, (s, rule) in enumerate(zip(scores, rules, strict=True))
+    ]
+
+
+def _shares(decided: list[LaneDecision]) -> dict[str, float]:
     lanes = np.array([d.lane for d in decided])
     random = np.array([d.random_selection for d in decided])
-    model_red = ((lanes == "red") & ~random).mean()
-    assert model_red == pytest.approx(0.02, abs=0.004)
-    assert (lanes == "yellow").mean() == pytest.approx(0.05, abs=0.006)
-    assert random.mean() == pytest.approx(0.01 * 0.93, abs=0.003)
-    assert all(d.propensity == 1.0 for d in decided if d.lane != "green" and not d.random_selection)
-    assert all(d.propensity == 0.01 for d in decided if d.lane == "green" or d.random_selection)
+    return {
+        "red": float((lanes == "red").mean()),
+        "yellow": float((lanes == "yellow").mean()),
+        "random": float(random.mean()),
+    }
+
+
+def test_everything_red_fits_the_budget_on_reference_traffic() -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget(red=0.02, yellow=0.05, exploration=0.1)})
+    fresh = np.random.default_rng(2).beta(0.5, 30, size=20_000)
+    decided = _run(policy, fresh)
+    shares = _shares(decided)
+    assert shares["red"] == pytest.approx(0.02, abs=0.003)  # model and exploration together
+    assert shares["random"] == pytest.approx(0.002, abs=0.001)  # 10% of the RED capacity
+    assert shares["yellow"] == pytest.approx(0.05, abs=0.006)
+    model = [d for d in decided if d.lane != "green" and not d.random_selection]
+    assert sum(d.propensity == 1.0 for d in model) > 0.9 * len(model)
+    explored = [d for d in decided if d.random_selection]
+    assert all(0 < d.propensity < 0.01 for d in explored)
+
+
+def test_rule_reds_come_out_of_the_same_capacity() -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget(red=0.02, yellow=0.05, exploration=0.1)})
+    rng = np.random.default_rng(3)
+    scores = rng.beta(0.5, 30, size=10_000)
+    rules = ["red" if r < 0.01 else "green" for r in rng.random(10_000)]
+    decided = _run(policy, scores, rules)
+    forced = sum(r == "red" for r in rules) / len(rules)
+    assert all(d.lane == "red" for d, r in zip(decided, rules, strict=True) if r == "red")
+    assert _shares(decided[2_000:])["red"] == pytest.approx(0.02, abs=0.004)
+    model_and_random = sum(
+        d.lane == "red" for d, r in zip(decided, rules, strict=True) if r != "red"
+    ) / len(rules)
+    assert model_and_random == pytest.approx(0.02 - forced, abs=0.004)
+
+
+def test_rules_over_capacity_still_go_red_and_the_port_says_by_how_much(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget(red=0.02, yellow=0.05, exploration=0.1)})
+    rng = np.random.default_rng(4)
+    scores = rng.beta(0.5, 30, size=6_000)
+    rules = ["red" if r < 0.05 else "green" for r in rng.random(6_000)]
+    decided = _run(policy, scores, rules)
+    assert all(d.lane == "red" for d, r in zip(decided, rules, strict=True) if r == "red")
+    late = [d for d, r in zip(decided[3_000:], rules[3_000:], strict=True) if r != "red"]
+    assert sum(d.lane == "red" for d in late) == 0  # no capacity left for model or exploration
+    (port,) = policy.shares()
+    assert port.over_capacity == pytest.approx(0.03, abs=0.01)
+    assert port.over_capacity_events > 100
+    assert port.rule_red == pytest.approx(0.05, abs=0.01)
+    warnings = [r for r in caplog.records if "over RED capacity" in r.getMessage()]
+    assert warnings, "no log line said the port went over capacity"
+    assert warnings[0].port == "MXZLO"  # type: ignore[attr-defined]
+    assert warnings[0].over_by_share > 0  # type: ignore[attr-defined]
+
+
+def test_unfamiliar_traffic_converges_to_the_budget() -> None:
+    """Scores far above the reference (new shippers and consignees) would send half the
+    stream RED with fixed thresholds; the adaptive thresholds hold the 2% budget."""
+    policy = LanePolicy(REFERENCE, {"default": Budget()})
+    unfamiliar = np.random.default_rng(5).beta(2, 5, size=6_000)
+    decided = _run(policy, unfamiliar)
+    assert 0.01 <= _shares(decided[3_000:])["red"] <= 0.03
+    assert 0.03 <= _shares(decided[3_000:])["yellow"] <= 0.07
+
+
+WINDOW = 2_000  # Budget().window: the documented re-convergence horizon
+
+
+def test_a_mid_stream_shift_reconverges_within_one_window() -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget()})
+    rng = np.random.default_rng(6)
+    before = rng.beta(0.5, 30, size=4_000)
+    after = rng.beta(2, 5, size=2 * WINDOW)  # the live scores jump mid-stream
+    decided = _run(policy, np.concatenate([before, after]))
+    assert _shares(decided[:4_000])["red"] == pytest.approx(0.02, abs=0.005)
+    settled = decided[4_000 + WINDOW :]
+    assert 0.01 <= _shares(settled)["red"] <= 0.03
+
+
+def test_a_model_reload_restarts_the_windows_from_its_reference() -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget(exploration=0.0)})
+    _run(policy, np.random.default_rng(7).beta(2, 5, size=3_000))
+    moved = policy.thresholds("MXZLO")[0]
+    policy.rebase(REFERENCE)
+    assert policy.thresholds("MXZLO")[0] < moved
+    assert policy.thresholds("MXZLO")[0] == pytest.approx(np.quantile(RNG_REFERENCE, 0.98), rel=0.1)
+
+
+def test_a_window_by_hours_forgets_what_is_older() -> None:
+    policy = LanePolicy(REFERENCE, {"default": Budget(window_hours=24.0, exploration=0.0)})
+    rng = np.random.default_rng(8)
+    rules = ["red"] * 100 + ["green"] * 3_000
+    _run(policy, rng.beta(0.5, 30, size=3_100), rules)  # one decision a minute: ~52 hours
+    (port,) = policy.shares()
+    assert port.decisions == 24 * 60 + 1  # the last day only
+    assert port.rule_red == 0.0  # the early rule REDs have left the window
+
+
+def test_propensities_stay_honest_under_moving_thresholds() -> None:
+    """Inverse-propensity weighting of what was selected recovers the positive rate of the
+    whole stream, though thresholds move mid-stream and only a few percent are selected."""
+    policy = LanePolicy(REFERENCE, {"default": Budget(red=0.02, yellow=0.05, exploration=0.3)})
+    rng = np.random.default_rng(9)
+    scores = np.concatenate([rng.beta(0.5, 30, size=20_000), rng.beta(2, 5, size=20_000)])
+    positive = rng.random(scores.size) < np.clip(scores * 2, 0, 1)
+    decided = _run(policy, scores)
+    selected = np.array([d.lane != "green" for d in decided])
+    propensity = np.array([d.propensity for d in decided])
+    assert (propensity > 0).all()
+    ipw = float(np.sum(positive * selected / propensity) / scores.size)
+    naive = float(positive[selected].mean())
+    truth = float(positive.mean())
+    assert ipw == pytest.approx(truth, rel=0.2)
+    assert abs(naive - truth) > 3 * abs(ipw - truth)  # what was inspected alone is biased
 
 
 def test_per_port_budgets_override_the_default() -> None:
     scores = np.linspace(0, 1, 1001)
     policy = LanePolicy(
         {"default": score_quantiles(scores)},
-        {"default": Budget(red=0.1, yellow=0.0), "MXZLO": Budget(red=0.5, yellow=0.0)},
+        {
+            "default": Budget(red=0.1, yellow=0.0, exploration=0.0),
+            "MXZLO": Budget(red=0.5, yellow=0.0, exploration=0.0),
+        },
     )
-    assert policy.thresholds("MXZLO")[0] == pytest.approx(0.5)
-    assert policy.thresholds("MXNLD")[0] == pytest.approx(0.9)
+    assert policy.thresholds("MXZLO")[0] == pytest.approx(0.5, abs=0.01)
+    assert policy.thresholds("MXNLD")[0] == pytest.approx(0.9, abs=0.01)
 
 
-def test_replay_gives_the_same_decision_and_seed_changes_the_draw() -> None:
-    policy = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(explore=0.5)}, seed=9)
-    first = [policy.decide("MXZLO", 0.0, f"S{i}") for i in range(200)]
-    again = [policy.decide("MXZLO", 0.0, f"S{i}") for i in range(200)]
-    assert first == again
+def test_replay_draws_the_same_and_seed_changes_the_draw() -> None:
+    assert uniform_draw("S1", 9) == uniform_draw("S1", 9)
     assert uniform_draw("S1", 9) != uniform_draw("S1", 10)
-    assert 60 < sum(d.random_selection for d in first) < 140
+    policy = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=1.0)}, seed=9)
+    first = _run(policy, np.zeros(200))
+    again = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=1.0)}, seed=9)
+    assert [d.lane for d in _run(again, np.zeros(200))] == [d.lane for d in first]
 
 
 def test_rules_only_raise() -> None:
@@ -59,19 +191,24 @@ def test_rules_only_raise() -> None:
     assert raise_lane("red", "green") == "red"
     assert raise_lane("yellow", "red") == "red"
     assert raise_lane("red", "yellow") == "red"
-    policy = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(explore=0.0)})
+    policy = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=0.0)})
     assert policy.decide("MXZLO", 0.0, "S1", rule_lane="red").lane == "red"
     assert policy.decide("MXZLO", 0.0, "S1", rule_lane="red").propensity == 1.0
+    assert policy.decide("MXZLO", 0.0, "S2", rule_lane="yellow").lane == "yellow"
 
 
-def test_budget_rejects_impossible_shares() -> None:
+def test_budget_rejects_impossible_shares_and_the_old_key() -> None:
     with pytest.raises(ValueError, match="red \\+ yellow must not exceed 1"):
         Budget(red=0.7, yellow=0.5)
+    with pytest.raises(ValueError, match="explore"):
+        Budget(explore=0.01)  # type: ignore[call-arg]
 
 
 def test_scored_world_matches_budget_per_port(world: Path, registry: Path) -> None:
     bundle = Registry(registry).load()
-    budgets = {"default": Budget(red=0.02, yellow=0.05, explore=0.0)}
+    # The test world is small (a port sees ~70 shipments a month), so a window of 300 decisions
+    # is months long: long enough for the entity histories to drift under it.
+    budgets = {"default": Budget(red=0.02, yellow=0.05, exploration=0.0, window=300)}
     policy = LanePolicy(bundle.meta.score_quantiles, budgets)
     watchlist = load_watchlist()
     no_rules = RuleSet("none", ())
@@ -87,19 +224,15 @@ def test_scored_world_matches_budget_per_port(world: Path, registry: Path) -> No
         .select("shipment_id", "declared_at", "port_of_entry")
         .with_columns(lane=pl.Series([d.lane for d in decided]))
     )
-    start, end = bundle.meta.windows["valid"]
-    valid = scored.filter(
-        (pl.col("declared_at") >= pl.lit(start).str.to_datetime(time_zone="UTC"))
-        & (pl.col("declared_at") <= pl.lit(end).str.to_datetime(time_zone="UTC"))
-    )
-    own = [p for p in bundle.meta.score_quantiles if p != "default"]
-    assert own, "no port had enough validation shipments for its own reference distribution"
-    for port in own:
-        lanes = valid.filter(pl.col("port_of_entry") == port)["lane"]
-        assert lanes.len() >= 200
-        # On the window the reference distribution came from, only ties can shift the shares.
-        assert (lanes == "red").mean() == pytest.approx(0.02, abs=0.01)
-        assert (lanes != "green").mean() == pytest.approx(0.07, abs=0.02)
+    checked = 0
+    for (port,), lanes in scored.group_by("port_of_entry"):
+        if lanes.height < 600:
+            continue
+        checked += 1
+        second_half = lanes["lane"].tail(lanes.height // 2)
+        assert (second_half == "red").mean() == pytest.approx(0.02, abs=0.01), port
+        assert (second_half != "green").mean() == pytest.approx(0.07, abs=0.025), port
+    assert checked >= 3
 
 
 def test_ties_at_the_threshold_are_split_to_keep_the_budget() -> None:
@@ -110,14 +243,13 @@ def test_ties_at_the_threshold_are_split_to_keep_the_budget() -> None:
     reference = rng.choice(values, p=weights, size=50_000)
     policy = LanePolicy(
         {"default": score_quantiles(reference)},
-        {"default": Budget(red=0.02, yellow=0.05, explore=0.0)},
+        {"default": Budget(red=0.02, yellow=0.05, exploration=0.0)},
     )
-    fresh = rng.choice(values, p=weights, size=50_000)
-    decided = [policy.decide("MXZLO", float(s), f"S{i}") for i, s in enumerate(fresh)]
-    lanes = np.array([d.lane for d in decided])
-    assert (lanes == "red").mean() == pytest.approx(0.02, abs=0.005)
-    assert (lanes != "green").mean() == pytest.approx(0.07, abs=0.01)
+    fresh = rng.choice(values, p=weights, size=20_000)
+    decided = _run(policy, fresh)
+    shares = _shares(decided)
+    assert shares["red"] == pytest.approx(0.02, abs=0.005)
+    assert shares["red"] + shares["yellow"] == pytest.approx(0.07, abs=0.01)
     top = [d for d, s in zip(decided, fresh, strict=True) if s == 0.05]
-    # Every top-scored shipment had the same chance; the ledger records it.
-    assert len({d.propensity for d in top}) == 1
-    assert 0.5 < top[0].propensity < 0.9
+    # A tie's share, recorded: the top value's shipments mostly get a fractional chance.
+    assert sum(0 < d.propensity < 1 for d in top) > 0.8 * len(top)

@@ -15,6 +15,7 @@ from features.tables import scan_table
 from scoring.lanes import Budget
 from scoring.ledger import verify
 from scoring.registry import Registry
+from scoring.rules import load_rules
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
@@ -52,7 +53,7 @@ def test_manzanillo_manifest_follows_the_budget(
         pl.col("shipment_id").is_in(ships["shipment_id"].implode())
     )
     manifest = [request_for(s) for s in shipments_from_frames(ships, goods.collect())]
-    budget = Budget(red=0.02, yellow=0.05, explore=0.01)
+    budget = Budget(red=0.02, yellow=0.05, exploration=0.1)
     settings = server_settings(registry, tmp_path, data_dir=world, lane_budgets={"default": budget})
     running = ServerThread(settings)
     try:
@@ -70,7 +71,12 @@ def test_manzanillo_manifest_follows_the_budget(
     assert not any(d.HasField("error") for d in decisions)
     assert all(d.reasons and d.reasons[0].message_es and d.reasons[0].message_en for d in decisions)
 
-    rule_forced = [d for d in decisions if d.reasons[0].code.startswith("RULE_")]
+    red_rules = {
+        f"RULE_{r.id.upper().replace('-', '_')}" for r in load_rules().rules if r.lane == "red"
+    }
+    rule_forced = [
+        d for d in decisions if d.lane == pb.LANE_RED and {r.code for r in d.reasons} & red_rules
+    ]
     random = [d for d in decisions if d.random_selection]
     model_red = [
         d
@@ -86,11 +92,17 @@ def test_manzanillo_manifest_follows_the_budget(
         "RED": red / MANIFEST,
     }
     print("realised shares:", {k: f"{v:.2%}" for k, v in share.items()})
-    assert share["model RED"] == pytest.approx(0.02, abs=0.01)
-    assert share["random RED"] == pytest.approx(0.01, abs=0.004)
+    # The budget is capacity: rules, exploration and the model together stay within 2% RED
+    # (a little slack for the window filling from the bundle's reference distribution).
+    assert share["RED"] <= 0.02
+    assert share["RED"] >= 0.02 - 0.005
+    assert share["rule RED"] + share["random RED"] + share["model RED"] == pytest.approx(
+        share["RED"]
+    )
+    assert share["random RED"] == pytest.approx(0.002, abs=0.0015)  # 10% of the RED capacity
     assert share["YELLOW"] == pytest.approx(0.05, abs=0.025)
-    assert all(d.propensity == 1.0 for d in model_red + rule_forced)
-    assert all(d.propensity == pytest.approx(0.01) for d in random)
+    assert all(d.propensity == 1.0 for d in rule_forced)
+    assert all(0 < d.propensity < 0.05 for d in random)
 
     result = verify(tmp_path / "ledger.sqlite")
     assert result.ok, result.problem
