@@ -7,6 +7,7 @@ not the process-global default, so tests can run several servers in one process.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
@@ -19,6 +20,10 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scoring.lanes import PortShares
 
 # The *_created series double every metric's lines and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -112,10 +117,71 @@ class Metrics:
             registry=r,
         )
 
+        self.lanes = LaneCollector()
+        r.register(self.lanes)
+
     def set_versions(self, model_version: str, watchlist_version: str, rules_version: str) -> None:
         self.serving_versions.clear()
         self.serving_versions.labels(model_version, watchlist_version, rules_version).set(1)
         self.model_loaded.set(1 if model_version else 0)
+
+
+class LaneCollector(Collector):
+    """Each port's capacity, read from the lane policy at scrape time: realised shares over
+    its window beside the budget, the share forced by rules, how far over capacity, events."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Sequence[PortShares]] = list
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        shares = self.source()
+        realised = GaugeMetricFamily(
+            "centinela_lane_share",
+            "Share of a port's decisions in its rolling window sent to each lane.",
+            labels=["port", "lane"],
+        )
+        budget = GaugeMetricFamily(
+            "centinela_lane_budget",
+            "A port's configured capacity for each lane, as a share of its shipments.",
+            labels=["port", "lane"],
+        )
+        rules = GaugeMetricFamily(
+            "centinela_lane_rule_red_share",
+            "Share of a port's window forced RED by hard rules (part of its RED capacity).",
+            labels=["port"],
+        )
+        explored = GaugeMetricFamily(
+            "centinela_lane_explored_share",
+            "Share of a port's window sent RED by random exploration (part of its RED capacity).",
+            labels=["port"],
+        )
+        over = GaugeMetricFamily(
+            "centinela_lane_over_capacity_share",
+            "How far hard rules alone exceed a port's RED capacity (0 when within it).",
+            labels=["port"],
+        )
+        threshold = GaugeMetricFamily(
+            "centinela_lane_threshold",
+            "The model score a shipment must exceed at a port for each lane, as last used.",
+            labels=["port", "lane"],
+        )
+        events = CounterMetricFamily(
+            "centinela_lane_over_capacity_events",
+            "Rule-forced RED decisions made while a port's rules exceeded its RED capacity.",
+            labels=["port"],
+        )
+        for p in shares:
+            realised.add_metric([p.port, "red"], p.red)
+            realised.add_metric([p.port, "yellow"], p.yellow)
+            budget.add_metric([p.port, "red"], p.budget_red)
+            budget.add_metric([p.port, "yellow"], p.budget_yellow)
+            rules.add_metric([p.port], p.rule_red)
+            explored.add_metric([p.port], p.explored)
+            over.add_metric([p.port], p.over_capacity)
+            threshold.add_metric([p.port, "red"], p.red_threshold)
+            threshold.add_metric([p.port, "yellow"], p.yellow_threshold)
+            events.add_metric([p.port], p.over_capacity_events)
+        yield from (realised, budget, rules, explored, over, threshold, events)
 
 
 @dataclass
