@@ -51,3 +51,14 @@ def test_malformed_file_is_a_config_error(tmp_path: Path, text: str) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read settings file"):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_the_readme_capacity_example_is_valid_settings(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```yaml\nlane_budgets:") + len("```yaml\n")
+    example = tmp_path / "capacity.yaml"
+    example.write_text(readme[start : readme.index("```", start)], encoding="utf-8")
+    budgets = load_settings(example).lane_budgets
+    assert set(budgets) == {"default", "MXZLO", "MXLZC", "MXNLD"}
+    assert budgets["MXNLD"].window_hours == 24
+    assert budgets["MXZLO"].red == 0.015
