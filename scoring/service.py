@@ -32,6 +32,7 @@ from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
+from scoring.caller import Caller
 from scoring.exams import ExamPlanner
 from scoring.lanes import LanePolicy, PortShares
 from scoring.ledger import Entry, Ledger, replay_into
@@ -188,7 +189,9 @@ class ScoringService:
             rules.version if rules else "",
         )
 
-    def score_each(self, shipments: Sequence[Shipment]) -> list[Decision | Exception]:
+    def score_each(
+        self, shipments: Sequence[Shipment], caller: Caller | None = None
+    ) -> list[Decision | Exception]:
         """Score a batch where each shipment stands alone: invalid ones get their error, the
         valid ones are scored together in one batch. Results are in input order, one per
         shipment; a decision that could not be made durable comes back as its error."""
@@ -203,14 +206,14 @@ class ScoringService:
                 if not isinstance(error, CentinelaError):
                     log.error("unexpected error admitting a shipment", exc_info=error)
                 results.append(error)
-        decided = iter(self._score_valid(valid) if valid else [])
+        decided = iter(self._score_valid(valid, caller) if valid else [])
         return [next(decided) if r is None else r for r in results]
 
-    def score(self, shipments: Sequence[Shipment]) -> list[Decision]:
+    def score(self, shipments: Sequence[Shipment], caller: Caller | None = None) -> list[Decision]:
         """Validate and score a batch; any invalid shipment raises before anything is scored,
         and so does a decision that could not be made durable."""
         window = self.declared_window()
-        results = self._score_valid([self._admit(s, window) for s in shipments])
+        results = self._score_valid([self._admit(s, window) for s in shipments], caller)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -231,7 +234,9 @@ class ScoringService:
         validate_shipment(canonical, self.settings.max_goods_lines, window)
         return Declared(canonical, shipment)
 
-    def _score_valid(self, admitted: Sequence[Declared]) -> list[Decision | Exception]:
+    def _score_valid(
+        self, admitted: Sequence[Declared], caller: Caller | None = None
+    ) -> list[Decision | Exception]:
         scorer = self._require()
         state = self.state
         assert state is not None
@@ -240,7 +245,9 @@ class ScoringService:
         decisions: list[Decision | Exception] = [self._decide(scorer, s) for s in batch.scored]
         if self.ledger is not None:
             pending = [
-                self.ledger.append(Entry("decision", d.decision_id, decision_payload(d, a, scored)))
+                self.ledger.append(
+                    Entry("decision", d.decision_id, decision_payload(d, a, scored, caller))
+                )
                 for d, a, scored in zip(decisions, admitted, batch.scored, strict=True)
                 if isinstance(d, Decision)
             ]
@@ -260,8 +267,10 @@ class ScoringService:
             log.error("entity history update failed", exc_info=error)
         return decisions
 
-    def record_outcome(self, outcome: Outcome) -> OutcomeReceipt:
-        """Store an inspection outcome; a repeat is idempotent, a different one a new version."""
+    def record_outcome(self, outcome: Outcome, caller: Caller | None = None) -> OutcomeReceipt:
+        """Store an inspection outcome; a repeat is idempotent, a different one a new version.
+        ``caller`` is stored with it; a repeat of the same outcome by another caller is
+        still a repeat (what is compared is the outcome, not who reported it)."""
         validate_outcome(outcome)
         if self.ledger is None:
             raise FailedPrecondition("outcomes need the decision ledger, which is disabled")
@@ -276,7 +285,11 @@ class ScoringService:
                 return OutcomeReceipt(outcome.decision_id, previous[-1]["version"], True)
             version = len(previous) + 1
             shipment_id = json.loads(decisions[0].payload)["shipment"]["shipment_id"]
-            payload.update(version=version, shipment_id=shipment_id)
+            payload.update(
+                version=version,
+                shipment_id=shipment_id,
+                caller=caller.to_json() if caller else None,
+            )
             self.ledger.append(Entry("outcome", outcome.decision_id, payload)).result()
             first_result = version == 1 and outcome.inspected and outcome.result != "inconclusive"
             if first_result and self.state is not None:
@@ -339,18 +352,22 @@ def _shipment_json(shipment: Shipment) -> dict[str, Any]:
     }
 
 
-def decision_payload(decision: Decision, admitted: Declared, scored: Scored) -> dict[str, Any]:
+def decision_payload(
+    decision: Decision, admitted: Declared, scored: Scored, caller: Caller | None = None
+) -> dict[str, Any]:
     """Everything needed to audit a decision and to retrain on it, as stored in the ledger.
 
     ``shipment`` and ``goods`` are the canonical form every stage used; ``declared`` holds the
     shipment exactly as the caller wrote it when that differs (``null`` when it was already
-    canonical), so an auditor sees both what was declared and what it was read as.
+    canonical), so an auditor sees both what was declared and what it was read as. ``caller``
+    is who asked for the decision and how it was authenticated (``null`` outside the server).
     """
     canonical = _shipment_json(admitted.canonical)
     declared = _shipment_json(admitted.declared)
     return {
         "decision_id": decision.decision_id,
         "decided_at": datetime.now(UTC).isoformat(),
+        "caller": caller.to_json() if caller else None,
         **canonical,
         "declared": None if declared == canonical else declared,
         "risk_score": decision.risk_score,
