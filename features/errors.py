@@ -14,6 +14,7 @@ of failure; the transport layers map kinds to their own vocabulary in exactly on
     ├── FailedPrecondition    the system is not in a state to do this (no model promoted, ...)
     ├── Unavailable           not ready yet or shutting down; the caller may retry
     ├── ResourceExhausted     a size, batch or concurrency limit was exceeded
+    ├── DeadlineExceeded      the caller's deadline passed before the work was done
     ├── ConfigError           settings, watchlist, rules or mapping files are invalid
     ├── ModelError            a model bundle is corrupt or does not match the code's schema
     └── DataError             a data table is missing columns or has the wrong types
@@ -120,6 +121,10 @@ class Unavailable(CentinelaError):
 
 class ResourceExhausted(CentinelaError):
     """A size, batch or concurrency limit was exceeded."""
+
+
+class DeadlineExceeded(CentinelaError):
+    """The caller's deadline passed before the work was done: nothing was decided or stored."""
 
 
 class ConfigError(CentinelaError):

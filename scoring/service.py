@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from features.canonical import canonical_shipment
 from features.errors import (
     CentinelaError,
+    DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
@@ -190,11 +192,15 @@ class ScoringService:
         )
 
     def score_each(
-        self, shipments: Sequence[Shipment], caller: Caller | None = None
+        self,
+        shipments: Sequence[Shipment],
+        caller: Caller | None = None,
+        deadline: float | None = None,
     ) -> list[Decision | Exception]:
         """Score a batch where each shipment stands alone: invalid ones get their error, the
         valid ones are scored together in one batch. Results are in input order, one per
-        shipment; a decision that could not be made durable comes back as its error."""
+        shipment; a decision that could not be made durable comes back as its error.
+        ``deadline`` (:func:`time.monotonic`) passed: raises DeadlineExceeded, nothing stored."""
         results: list[Decision | Exception | None] = []
         valid: list[Declared] = []
         window = self.declared_window()
@@ -206,14 +212,21 @@ class ScoringService:
                 if not isinstance(error, CentinelaError):
                     log.error("unexpected error admitting a shipment", exc_info=error)
                 results.append(error)
-        decided = iter(self._score_valid(valid, caller) if valid else [])
+        decided = iter(self._score_valid(valid, caller, deadline) if valid else [])
         return [next(decided) if r is None else r for r in results]
 
-    def score(self, shipments: Sequence[Shipment], caller: Caller | None = None) -> list[Decision]:
+    def score(
+        self,
+        shipments: Sequence[Shipment],
+        caller: Caller | None = None,
+        deadline: float | None = None,
+    ) -> list[Decision]:
         """Validate and score a batch; any invalid shipment raises before anything is scored,
-        and so does a decision that could not be made durable."""
+        and so does a decision that could not be made durable, and a ``deadline``
+        (:func:`time.monotonic`) that passes before the decisions are stored."""
         window = self.declared_window()
-        results = self._score_valid([self._admit(s, window) for s in shipments], caller)
+        admitted = [self._admit(s, window) for s in shipments]
+        results = self._score_valid(admitted, caller, deadline)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -235,14 +248,20 @@ class ScoringService:
         return Declared(canonical, shipment)
 
     def _score_valid(
-        self, admitted: Sequence[Declared], caller: Caller | None = None
+        self,
+        admitted: Sequence[Declared],
+        caller: Caller | None = None,
+        deadline: float | None = None,
     ) -> list[Decision | Exception]:
         scorer = self._require()
         state = self.state
         assert state is not None
         shipments = [a.canonical for a in admitted]
+        _check_deadline(deadline, "scored")
         batch = scorer.score_batch(shipments, state)
         decisions: list[Decision | Exception] = [self._decide(scorer, s) for s in batch.scored]
+        # The last moment to give up: past it the decisions are durable and delivered.
+        _check_deadline(deadline, "stored")
         if self.ledger is not None:
             pending = [
                 self.ledger.append(
@@ -335,6 +354,13 @@ class ScoringService:
             code_version=meta.code_version,
             rules_version=scorer.rules_version,
         )
+
+
+def _check_deadline(deadline: float | None, step: str) -> None:
+    """Raise DeadlineExceeded when ``deadline`` (:func:`time.monotonic`) has passed: nobody
+    waits for the answer, so nothing is decided or ledgered for it."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded(f"the call's deadline passed before its shipments were {step}")
 
 
 def _json_value(value: Any) -> Any:
