@@ -33,6 +33,7 @@ from features.errors import (
     CentinelaError,
     ConfigError,
     DataError,
+    DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
@@ -53,6 +54,8 @@ STATUS_BY_ERROR: dict[type[CentinelaError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # The caller's deadline passed first: nothing was scored or ledgered for it.
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     # A bad watchlist, rules or model file on reload: the old state keeps serving.
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     ModelError: grpc.StatusCode.FAILED_PRECONDITION,
