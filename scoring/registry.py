@@ -57,10 +57,35 @@ class Registry:
         return path
 
     def history(self) -> list[str]:
+        """The promotion history, oldest first. A record that cannot be read or is not the
+        expected shape is a :class:`FailedPrecondition` naming the file, never a guess."""
         record = self.root / _RECORD
-        if not record.exists():
+        try:
+            data = record.read_bytes()
+        except FileNotFoundError:
             return []
-        return list(json.loads(record.read_text(encoding="utf-8")).get("history", []))
+        except OSError as error:
+            raise FailedPrecondition(
+                f"{record}: cannot read the registry record ({error.strerror or error})"
+            ) from None
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise self._damaged(f"invalid UTF-8 at byte offset {error.start}") from None
+        except ValueError as error:
+            raise self._damaged(f"not valid JSON ({error})" if data.strip() else "empty") from None
+        history = doc.get("history") if isinstance(doc, dict) else None
+        if not isinstance(history, list) or not all(
+            isinstance(v, str) and _VERSION.match(v) for v in history
+        ):
+            raise self._damaged('not of the form {"history": ["v0001", ...]}')
+        return [str(v) for v in history]
+
+    def _damaged(self, problem: str) -> FailedPrecondition:
+        return FailedPrecondition(
+            f"{self.root / _RECORD}: the registry record is damaged ({problem}); restore it, "
+            'or write the promotion history again: {"history": ["v0001", ...]}, newest last'
+        )
 
     def promoted(self) -> str | None:
         history = self.history()
@@ -87,6 +112,11 @@ class Registry:
         chosen = version or self.promoted()
         if chosen is None:
             raise FailedPrecondition(f"no model promoted in registry {self.root}")
+        if version is None and not (self.root / chosen / META_FILE).exists():
+            raise FailedPrecondition(
+                f"{self.root / _RECORD}: promotes {chosen!r}, which is not a bundle in "
+                f"{self.root} (have: {', '.join(self.versions()) or 'none'})"
+            )
         return load_bundle(self.path_for(chosen))
 
     def _write(self, history: list[str]) -> None:

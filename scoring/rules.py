@@ -67,7 +67,7 @@ from features.watchlist import (
     Watchlist,
     load_watchlist,
 )
-from features.watchlist.schema import Kind, ListName
+from features.watchlist.schema import Kind, ListName, read_text_file
 from features.yamlfiles import AnalystLoader
 from scoring.reasons import Reason
 
@@ -953,13 +953,34 @@ def _validate(
     return version, parsed, violations
 
 
+def _not_yaml(origin: str, text: str, error: Exception) -> ConfigError:
+    """A YAML error (or nesting too deep to read) as a :class:`ConfigError` with its line."""
+    if isinstance(error, RecursionError):
+        return ConfigError(
+            f"{origin}: not valid YAML", [FieldViolation("line 1", "nested too deeply")]
+        )
+    mark = getattr(error, "problem_mark", None)
+    position = getattr(error, "position", None)  # a ReaderError: a character YAML refuses
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(position, int):
+        line = text.count("\n", 0, position) + 1
+    else:
+        line = 1
+    problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+    return ConfigError(f"{origin}: not valid YAML", [FieldViolation(f"line {line}", str(problem))])
+
+
 def parse_rules_text(text: str, origin: str, watchlist: Watchlist) -> RuleSet:
     """Parse and validate rules YAML text; ``origin`` names it in error messages.
 
     Raises :class:`~features.errors.ConfigError` with one violation per problem, each field
     starting with its line, e.g. ``line 42: rules[3].when.watchlist_lsts``.
     """
-    loader = AnalystLoader(text)
+    try:
+        loader = AnalystLoader(text)  # its reader refuses control characters at once
+    except yaml.YAMLError as error:
+        raise _not_yaml(origin, text, error) from None
     lines: dict[_Path, int] = {}
     violations: list[FieldViolation] = []
     try:
@@ -967,13 +988,8 @@ def parse_rules_text(text: str, origin: str, watchlist: Watchlist) -> RuleSet:
         if node is not None:
             _map_lines(node, (), lines, violations)
         data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(
-            f"{origin}: not valid YAML", [FieldViolation(f"line {line}", str(problem))]
-        ) from None
+    except (yaml.YAMLError, RecursionError) as error:
+        raise _not_yaml(origin, text, error) from None
     finally:
         loader.dispose()
     version, rules, problems = _validate(data, watchlist, lines)
@@ -996,8 +1012,4 @@ def load_rules(path: Path | None = None, watchlist: Watchlist | None = None) -> 
         return parse_rules_text(
             resource.read_text(encoding="utf-8"), f"(packaged) {PACKAGED_FILE}", watchlist
         )
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read rules ({error.strerror or error})") from None
-    return parse_rules_text(text, str(path), watchlist)
+    return parse_rules_text(read_text_file(Path(path), "rules"), str(path), watchlist)

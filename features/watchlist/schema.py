@@ -425,6 +425,10 @@ def parse_watchlist_text(text: str, origin: str = "<watchlist>") -> WatchlistSpe
     """Parse and validate watchlist YAML text; ``origin`` names it in error messages."""
     try:
         data = load_strict(text)
+    except RecursionError:
+        raise ConfigError(
+            f"{origin}: not valid YAML", [FieldViolation(origin, "nested too deeply")]
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark is not None else origin
@@ -438,10 +442,26 @@ def parse_watchlist_text(text: str, origin: str = "<watchlist>") -> WatchlistSpe
         raise ConfigError(f"{origin}: watchlist is invalid", error.violations) from None
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of an analyst-edited file (``what`` names it in errors: "watchlist").
+
+    A file that cannot be read, or is not UTF-8 (a damaged copy, a binary, another encoding),
+    is a :class:`ConfigError` naming the file and, for bad bytes, the byte offset and line.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read {what} ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{path}: {what} is not UTF-8 text: byte 0x{data[error.start]:02x} at offset "
+            f"{error.start} (line {line}) is invalid"
+        ) from None
+
+
 def read_watchlist_file(path: Path) -> WatchlistSpec:
     """Read and validate a watchlist file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read watchlist ({error.strerror or error})") from None
-    return parse_watchlist_text(text, str(path))
+    return parse_watchlist_text(read_text_file(path, "watchlist"), str(path))
