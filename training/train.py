@@ -32,7 +32,7 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import new_meta, platt, save_bundle
+from scoring.bundle import REFERENCE_ROWS, new_meta, platt, save_bundle
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
 
@@ -130,6 +130,14 @@ def reference_quantiles(ports: np.ndarray, scores: np.ndarray) -> dict[str, list
         if mask.sum() >= 200:
             out[str(port)] = score_quantiles(scores[mask])
     return out
+
+
+def reference_rows(matrix: np.ndarray, scores: np.ndarray, n: int = REFERENCE_ROWS) -> np.ndarray:
+    """``n`` rows of ``matrix`` spread evenly over the range of ``scores`` (lowest to highest),
+    so the bundle's reference inputs reach many leaves of the model."""
+    order = np.argsort(scores, kind="stable")
+    spread = np.linspace(0, len(order) - 1, num=min(n, len(order))).round().astype(np.int64)
+    return matrix[order[np.unique(spread)]]
 
 
 def train(
@@ -269,7 +277,8 @@ def train(
         "best_iteration": float(booster.best_iteration),
     }
     valid_all = parts["valid"]
-    ref_scores = calibrate(np.asarray(booster.predict(feature_matrix(valid_all)), dtype=np.float64))
+    valid_matrix = feature_matrix(valid_all)
+    ref_scores = calibrate(np.asarray(booster.predict(valid_matrix), dtype=np.float64))
     quantiles = reference_quantiles(valid_all["port_of_entry"].to_numpy(), ref_scores)
     registry = Registry(registry_dir)
     version = registry.next_version()
@@ -298,7 +307,9 @@ def train(
         },
         **meta_kwargs,
     )
-    path = save_bundle(registry.root / version, booster, meta)
+    path = save_bundle(
+        registry.root / version, booster, meta, reference_rows(valid_matrix, ref_scores)
+    )
     should_promote = promote if promote is not None else registry.promoted() is None
     if should_promote:
         registry.promote(version)
