@@ -160,10 +160,33 @@ class ScoringService:
             return self._scorer
 
     def reload_model(self) -> Scorer:
-        return self.load()
+        """Load the promoted model again; a failure is logged and raised, and what serves stays."""
+        try:
+            return self.load()
+        except Exception as error:
+            self._reload_failed("model", error)
+            raise
 
     def reload_watchlist(self) -> Watchlist:
-        """Reload the watchlist and the rules (checked against it) together, or neither."""
+        """Reload the watchlist and the rules (checked against it) together, or neither; a
+        failure is logged and raised, and what serves stays."""
+        try:
+            return self._load_watchlist()
+        except Exception as error:
+            self._reload_failed("watchlist", error)
+            raise
+
+    def _reload_failed(self, target: str, error: Exception) -> None:
+        """One log line: what failed to reload, why, and what still serves."""
+        model, watchlist, rules = self.versions
+        serving = f"model {model or '-'}, watchlist {watchlist or '-'}, rules {rules or '-'}"
+        if isinstance(error, CentinelaError):
+            reason = " ".join(error.message.split())
+            log.error("%s reload failed, still serving %s: %s", target, serving, reason)
+        else:
+            log.error("%s reload failed, still serving %s", target, serving, exc_info=error)
+
+    def _load_watchlist(self) -> Watchlist:
         with self._lock:
             watchlist = load_watchlist(self.settings.watchlist_file)
             rules = load_rules(self.settings.rules_file, watchlist)
