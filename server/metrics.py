@@ -7,6 +7,7 @@ not the process-global default, so tests can run several servers in one process.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from threading import Thread
@@ -23,7 +24,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from features.errors import FailedPrecondition
 from scoring.lanes import PortShares
+from server.limits import port_taken
 
 # The *_created series double every metric's lines and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -40,8 +43,25 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "centinela_grpc_requests",
-            "gRPC requests handled, by method and final status code.",
+            "gRPC requests handled, by method and the status code the caller received.",
             ["method", "code"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "centinela_rejected_calls",
+            "Calls refused RESOURCE_EXHAUSTED by the server's limits, by reason (overloaded, "
+            "rate_limited, stream_too_long).",
+            ["reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "centinela_calls_in_flight",
+            "Scoring calls admitted and not yet finished (at most max_in_flight).",
+            registry=r,
+        )
+        self.queued = Gauge(
+            "centinela_calls_queued",
+            "Scoring calls waiting for a slot (at most max_queued).",
             registry=r,
         )
         self.latency = Histogram(
@@ -198,7 +218,32 @@ class MetricsEndpoint:
         self.server.server_close()
 
 
-def start_endpoint(metrics: Metrics, host: str, port: int) -> MetricsEndpoint:
-    """Serve ``/metrics`` on ``host:port`` (0 picks a free port) in a daemon thread."""
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+def start_endpoint(
+    metrics: Metrics,
+    host: str,
+    port: int,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    client_cafile: str | None = None,
+) -> MetricsEndpoint:
+    """Serve ``/metrics`` on ``host:port`` (0 picks a free port) in a daemon thread; a port
+    in use is a :class:`~features.errors.FailedPrecondition` naming it and its holder. With
+    ``certfile`` and ``keyfile`` it is HTTPS only; with ``client_cafile`` too, it answers only
+    clients with a certificate that CA signed."""
+    try:
+        server, thread = start_http_server(
+            port,
+            addr=host,
+            registry=metrics.registry,
+            certfile=certfile,
+            keyfile=keyfile,
+            client_cafile=client_cafile,
+            client_auth_required=client_cafile is not None,
+        )
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise port_taken("metrics", host, port) from None
+        raise FailedPrecondition(
+            f"cannot serve metrics on {host}:{port}: {error.strerror or error}"
+        ) from None
     return MetricsEndpoint(server, thread)
