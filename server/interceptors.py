@@ -1,8 +1,14 @@
-"""Cross-cutting concerns as ``grpc.aio.ServerInterceptor``s: errors and metrics.
+"""Cross-cutting concerns as ``grpc.aio.ServerInterceptor``s: errors, limits and metrics.
 
 Handlers raise domain errors; :class:`ErrorInterceptor` turns them into a gRPC status with rich
-details (the mapping itself lives in :mod:`server.errors`). :class:`MetricsInterceptor` counts
-every call by method and final status and times it.
+details (the mapping itself lives in :mod:`server.errors`). :class:`LimitsInterceptor` admits
+calls within the server's limits (:mod:`server.limits`) and refuses the rest with
+RESOURCE_EXHAUSTED. :class:`MetricsInterceptor` counts every call by method and the status its
+caller received (a reply after the deadline counts as DEADLINE_EXCEEDED) and times it.
+
+A streaming handler may be an async generator or a coroutine that writes with
+``context.write`` (the health service's ``Watch``); the wrappers keep each kind as it is, since
+grpc.aio decides how to drive a handler by its kind.
 
 grpc.aio parses a request *before* any handler or interceptor code runs and answers a parse
 failure with UNKNOWN, the parser's text and a logged traceback (unary), or ends the whole stream
@@ -15,6 +21,9 @@ WARNING line. Streams of requests get the same, except the methods in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +33,7 @@ import grpc
 from grpc import aio
 from grpc_status import rpc_status
 
+from features.errors import DeadlineExceeded
 from server.errors import (
     RateLimitedLog,
     Undecodable,
@@ -31,6 +41,14 @@ from server.errors import (
     log_unexpected,
     to_rpc_status,
     tolerant_deserializer,
+)
+from server.limits import (
+    CallerBuckets,
+    Gate,
+    Overloaded,
+    RateLimited,
+    StreamTooLong,
+    peer_key,
 )
 from server.metrics import Metrics
 
@@ -59,8 +77,14 @@ def _wrap(
     deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A copy of ``handler`` whose behaviour is wrapped by ``unary`` or ``streaming`` (and
-    whose request deserializer is ``deserializer`` if given)."""
+    whose request deserializer is ``deserializer`` if given).
+
+    A streaming handler that is a coroutine (it writes its responses with ``context.write``
+    and returns None) is wrapped by ``unary``, which awaits it: ``streaming`` iterates an
+    async generator, and grpc.aio must still see a coroutine to drive it as one."""
     parse = deserializer or handler.request_deserializer
+    if inspect.iscoroutinefunction(handler.unary_stream or handler.stream_stream):
+        streaming = unary
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary, method),
@@ -217,31 +241,185 @@ class MetricsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             return None
         return _wrap(handler, self._unary, self._streaming, _short(handler_call_details.method))
 
-    def _record(self, method: str, context: aio.ServicerContext[Any, Any], start: float) -> None:
-        code = context.code()
-        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-        if name == "CANCELLED" or context.cancelled():
-            name = "CANCELLED"
-        self.metrics.requests.labels(method, name).inc()
+    def _record(
+        self,
+        method: str,
+        context: aio.ServicerContext[Any, Any],
+        start: float,
+        error: BaseException | None,
+    ) -> None:
+        self.metrics.requests.labels(method, received_code(context, error)).inc()
         self.metrics.latency.labels(method).observe(time.perf_counter() - start)
 
     def _unary(self, behaviour: Any, method: str) -> Any:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             start = time.perf_counter()
+            error: BaseException | None = None
             try:
                 return await behaviour(request, context)
+            except BaseException as caught:
+                error = caught
+                raise
             finally:
-                self._record(method, context, start)
+                self._record(method, context, start, error)
 
         return run
 
     def _streaming(self, behaviour: Any, method: str) -> Any:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             start = time.perf_counter()
+            error: BaseException | None = None
             try:
                 async for response in behaviour(request, context):
                     yield response
+            except BaseException as caught:
+                error = caught
+                raise
             finally:
-                self._record(method, context, start)
+                self._record(method, context, start, error)
+
+        return run
+
+
+def expired(context: aio.ServicerContext[Any, Any] | None) -> bool:
+    """True when the call had a deadline and it has passed."""
+    if context is None:
+        return False
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
+
+
+def received_code(context: aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
+    """The status the caller received, by name. A call past its deadline ended
+    DEADLINE_EXCEEDED for its caller whatever the handler did afterwards (grpc.aio cancels the
+    handler, or its reply comes too late); a handler cancelled before it is CANCELLED; an
+    exception no interceptor mapped is UNKNOWN."""
+    if expired(context):
+        return "DEADLINE_EXCEEDED"
+    code = context.code()
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return str(code.name)
+    if isinstance(error, asyncio.CancelledError | GeneratorExit) or context.cancelled():
+        return "CANCELLED"
+    if error is not None:
+        return "UNKNOWN"
+    return "OK"
+
+
+LIMITED_METHODS = ("/centinela.v1.RiskScoring/",)
+"""Method prefixes the limits apply to: the scoring service. Health, reflection and Admin are
+never queued or refused for load (load balancers and operators must get through)."""
+
+
+class LimitsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Admit each call of :data:`LIMITED_METHODS` within the limits, or refuse it with a
+    domain error (RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED when its deadline has already
+    passed) for :class:`ErrorInterceptor`, which must wrap this one, to map.
+
+    In order: the caller's rate (``buckets``, keyed by ``caller_key``), then a slot of
+    ``gate`` (waiting in its queue if need be), held until the call ends. A request stream
+    also has each message paced by the caller's rate and ends RESOURCE_EXHAUSTED after
+    ``max_stream_messages`` (the servicer answers those read before)."""
+
+    def __init__(
+        self,
+        gate: Gate,
+        buckets: CallerBuckets,
+        max_stream_messages: int,
+        metrics: Metrics,
+        caller_key: Callable[[aio.ServicerContext[Any, Any]], str] = peer_key,
+        limited: tuple[str, ...] = LIMITED_METHODS,
+    ) -> None:
+        self.gate = gate
+        self.buckets = buckets
+        self.max_stream_messages = max_stream_messages
+        self.metrics = metrics
+        self.caller_key = caller_key
+        self.limited = limited
+        self.overload_log = RateLimitedLog(log, burst=1, period=10.0)
+        metrics.in_flight.set_function(lambda: gate.in_flight)
+        metrics.queued.set_function(lambda: gate.queued)
+
+    async def intercept_service(  # type: ignore[override]
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(self.limited):
+            return handler
+        method = handler_call_details.method
+        if handler.stream_stream or handler.stream_unary:
+            return _wrap(handler, self._unary_from_stream, self._streaming_from_stream, method)
+        return _wrap(handler, self._unary, self._streaming, method)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[str]:
+        """A slot for the call, within its caller's rate; yields the caller's key."""
+        if expired(context):
+            raise DeadlineExceeded("the call's deadline passed before it was admitted")
+        key = self.caller_key(context)
+        try:
+            if self.buckets.enabled:
+                self.buckets.check(key)
+            await self.gate.acquire()
+        except RateLimited:
+            self.metrics.rejected.labels("rate_limited").inc()
+            raise
+        except Overloaded as error:
+            self.metrics.rejected.labels("overloaded").inc()
+            self.overload_log.warning("shedding load: %s", error.message)
+            raise
+        try:
+            yield key
+        finally:
+            self.gate.release()
+
+    def _counted(self, requests: AsyncIterator[Any], key: str) -> AsyncIterator[Any]:
+        """``requests`` paced by the caller's rate, ending in :class:`StreamTooLong` after
+        ``max_stream_messages``."""
+
+        async def items() -> AsyncIterator[Any]:
+            count = 0
+            async for request in requests:
+                count += 1
+                if count > self.max_stream_messages:
+                    self.metrics.rejected.labels("stream_too_long").inc()
+                    raise StreamTooLong(
+                        f"stream longer than {self.max_stream_messages} messages "
+                        "(max_stream_messages): those before were answered; send the rest "
+                        "in a new stream"
+                    )
+                if self.buckets.enabled:
+                    await self.buckets.pace(key)
+                yield request
+
+        return items()
+
+    def _unary(self, behaviour: Any, method: str) -> Any:
+        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async with self._admitted(context):
+                return await behaviour(request, context)
+
+        return run
+
+    def _streaming(self, behaviour: Any, method: str) -> Any:
+        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with self._admitted(context):
+                async for response in behaviour(request, context):
+                    yield response
+
+        return run
+
+    def _unary_from_stream(self, behaviour: Any, method: str) -> Any:
+        async def run(requests: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async with self._admitted(context) as key:
+                return await behaviour(self._counted(requests, key), context)
+
+        return run
+
+    def _streaming_from_stream(self, behaviour: Any, method: str) -> Any:
+        async def run(requests: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with self._admitted(context) as key:
+                async for response in behaviour(self._counted(requests, key), context):
+                    yield response
 
         return run
