@@ -14,10 +14,14 @@ reordered.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import os
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
@@ -29,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from features.build import context_rows
-from features.errors import ConfigError
+from features.errors import ConfigError, FailedPrecondition
 from features.state import EntityState
 from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
 from features.watchlist import Watchlist
@@ -99,13 +103,59 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class WriterLock:
+    """One writer per ledger file: an exclusive ``flock`` on ``<ledger>.lock``, held from
+    :meth:`hold` to :meth:`release` (or the holder's exit, however it ends). The file names
+    its holder, so a second writer is told which process has the ledger."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def hold(cls, ledger: Path) -> WriterLock:
+        """The lock of ``ledger``; FailedPrecondition naming the holder when another writer
+        has it, ConfigError when its lock file cannot be opened."""
+        path = Path(f"{ledger}.lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"ledger {ledger}: cannot open {path} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise FailedPrecondition(
+                    f"ledger {ledger} is in use by another server (held by {holder}, see "
+                    f"{path}); a ledger has one writer"
+                ) from None
+            raise ConfigError(f"ledger {ledger}: cannot lock {path} ({exc.strerror})") from None
+        command = " ".join(sys.argv)[:200]
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({command})\n".encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = None
+
+
 class Ledger:
     """Append-only, group-committed, hash-chained store of decisions and outcomes."""
 
     def __init__(self, path: Path, max_batch: int = 512) -> None:
         self.path = Path(path)
         self.max_batch = max_batch
-        self._conn = connect(self.path)
+        self._writer_lock = WriterLock.hold(self.path)  # released by close()
+        try:
+            self._conn = connect(self.path)
+        except BaseException:
+            self._writer_lock.release()
+            raise
         head = self._conn.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
         self._seq, self._hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
         self._queue: queue.Queue[tuple[Entry, Future[int]] | None] = queue.Queue()
@@ -183,6 +233,7 @@ class Ledger:
         self._queue.put(None)
         self._writer.join(timeout=30)
         self._conn.close()
+        self._writer_lock.release()
 
 
 @dataclass(frozen=True, slots=True)
