@@ -78,6 +78,41 @@ class Settings(BaseSettings):
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )
+    max_in_flight: int = Field(
+        8,
+        ge=1,
+        description="Most scoring calls (RiskScoring methods; a stream counts as one for its "
+        "life) served at once; more wait in a queue of max_queued.",
+    )
+    max_queued: int = Field(
+        32,
+        ge=0,
+        description="Most scoring calls waiting for a slot; a call beyond max_in_flight and "
+        "this is refused RESOURCE_EXHAUSTED at once, so admitted calls finish in bounded time.",
+    )
+    rate_limit_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="Scoring calls, and stream messages, each caller may make per second "
+        "(token bucket; 0 turns it off). A unary call over it is refused RESOURCE_EXHAUSTED; "
+        "a stream over it is slowed.",
+    )
+    rate_limit_burst: int = Field(
+        50, ge=1, description="Calls a caller may make at once above rate_limit_per_s."
+    )
+    max_stream_messages: int = Field(
+        100_000,
+        ge=1,
+        description="Most messages one ScoreShipments stream may send; the stream ends "
+        "RESOURCE_EXHAUSTED after answering that many.",
+    )
+    shutdown_notice_s: float = Field(
+        2.0,
+        ge=0,
+        description="On SIGTERM/SIGINT, seconds health reports NOT_SERVING while calls are "
+        "still served, so load balancers stop sending; then the grace period starts. A "
+        "second signal skips what is left of it.",
+    )
     declared_at_max_age_days: float = Field(
         21.0,
         gt=0,
