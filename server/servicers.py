@@ -3,13 +3,16 @@
 Errors are raised, never mapped here (see :mod:`server.interceptors`), except in the
 ``ScoreShipments`` stream, where one bad shipment must not end the stream: its Decision carries
 the error instead, whatever the error (an undecodable message, bad fields, a bug). Scoring is
-CPU work, so it runs in a worker thread, off the event loop.
+CPU work, so it runs in a worker thread, off the event loop, and only while the call's
+deadline has not passed: work nobody waits for any more is neither scored nor ledgered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,12 +20,13 @@ from typing import Any, TypeVar
 
 from grpc import aio
 
-from features.errors import InvalidInput
+from features.errors import DeadlineExceeded, InvalidInput
 from features.records import Shipment
 from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
 from server.errors import INTERNAL_MESSAGE, Undecodable, log_unexpected
+from server.limits import deadline_of
 from server.metrics import Metrics
 from server.pb import admin_pb2, admin_pb2_grpc
 from server.pb import risk_scoring_pb2 as pb
@@ -32,6 +36,12 @@ log = logging.getLogger(__name__)
 
 Context = aio.ServicerContext[Any, Any]
 R = TypeVar("R", bound=Sequence[object])
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "centinela_deadline", default=None
+)
+"""The deadline (:func:`time.monotonic`) of the scoring call being served; each RPC runs in
+its own task, so this is that call's."""
 
 
 Request = pb.ScoreShipmentRequest | Undecodable
@@ -65,10 +75,18 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         self.service = service
         self.metrics = metrics
 
-    async def _decide(self, work: Callable[[], R]) -> R:
+    async def _decide(self, work: Callable[..., R]) -> R:
         """Run ``work`` (scoring, which ledgers its decisions) in a worker thread. If the call
         is cancelled meanwhile the thread still finishes; what it ledgered is then logged as
-        not delivered instead of vanishing silently."""
+        not delivered instead of vanishing silently.
+
+        Past the call's deadline nothing starts (DeadlineExceeded), and ``work`` gets the
+        deadline to check again before it ledgers."""
+        deadline = _deadline.get()
+        if deadline is not None:
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded("the call's deadline passed before it was scored")
+            work = partial(work, deadline=deadline)
         running = asyncio.ensure_future(asyncio.to_thread(work))
         try:
             return await asyncio.shield(running)
@@ -108,6 +126,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def ScoreShipment(
         self, request: pb.ScoreShipmentRequest, context: Context
     ) -> pb.Decision:
+        _deadline.set(deadline_of(context))
         return await self._score_one(request)
 
     async def ScoreShipments(
@@ -120,7 +139,9 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         Every request gets exactly one Decision: a bad or undecodable one, or one whose
         scoring failed unexpectedly, gets a Decision with ``error`` set, and the stream goes
         on. Nothing between scoring (which ledgers) and the reply can raise, so a ledgered
-        decision is delivered unless the caller goes away, which is logged with its ids."""
+        decision is delivered unless the caller goes away, which is logged with its ids.
+        Past the call's deadline the stream ends DEADLINE_EXCEEDED, nothing more scored."""
+        _deadline.set(deadline_of(context))
         limit = self.service.settings.stream_batch_max
         queue: asyncio.Queue[Request | _Ended] = asyncio.Queue(maxsize=2 * limit)
 
@@ -172,7 +193,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
             reader.cancel()
 
     async def _score_batch(self, batch: list[Request]) -> list[pb.Decision]:
-        """One Decision per request of ``batch``, in order; never raises."""
+        """One Decision per request of ``batch``, in order; raises only DeadlineExceeded."""
         results: list[Decision | BaseException | None] = [None] * len(batch)
         shipments: list[Shipment] = []
         positions: list[int] = []
@@ -192,6 +213,8 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
                 scored = await self._decide(partial(self.service.score_each, shipments))
                 if len(scored) != len(shipments):
                     raise RuntimeError(f"{len(scored)} results for {len(shipments)} shipments")
+            except DeadlineExceeded:
+                raise  # nobody waits for this batch: end the stream
             except Exception as error:
                 log_unexpected(error, "ScoreShipments")
                 scored = [error] * len(shipments)
