@@ -18,7 +18,7 @@ from scoring.settings import Settings, load_settings
 from server.app import serve
 from server.logs import configure_logging
 from training.cli import app
-from training.cli_common import run
+from training.cli_common import console, run
 
 log = logging.getLogger("centinela.bootstrap")
 
@@ -72,6 +72,48 @@ def serve_command(
         configure_logging(settings.log_level, settings.log_json)
         prepare = (lambda: bootstrap(settings)) if bootstrap_missing else None
         asyncio.run(serve(settings, prepare))
+
+    run(body)
+
+
+@app.command("certs")
+def certs_command(
+    out: Path = typer.Option(..., "--out", help="Directory for the CA, server and client files."),
+    callers: list[str] | None = typer.Option(
+        None,
+        "--caller",
+        help="A client certificate for NAME with roles (scorer, reporter, admin), as "
+        "NAME:ROLE[,ROLE]; repeat for several. Default: scorer, reporter and admin.",
+    ),
+    hosts: list[str] | None = typer.Option(
+        None,
+        "--host",
+        help="A name or address the server certificate is for; repeat for several. Default: "
+        "localhost, 127.0.0.1, ::1.",
+    ),
+    days: int = typer.Option(365, "--days", min=1, max=3650, help="Days the certificates last."),
+) -> None:
+    """Make a development CA, a server certificate and client certificates for named callers.
+
+    A client certificate names its caller in CN=NAME and each role in a URI SAN
+    spiffe://centinela/role/ROLE. The CA in OUT is reused when present, so a second run
+    rotates the server and client certificates under the same CA. Keys are written 0600.
+    """
+    from server.certs import DEFAULT_CALLERS, DEFAULT_HOSTS, make_dev_pki, parse_caller
+
+    def body() -> None:
+        wanted = [parse_caller(c) for c in callers] if callers else list(DEFAULT_CALLERS)
+        pki = make_dev_pki(out, wanted, hosts or DEFAULT_HOSTS, days)
+        lines = [
+            f"{'made' if pki.new_ca else 'reused'} CA {pki.ca_cert}",
+            f"server certificate {pki.server_cert} (key {pki.server_key})",
+            *(
+                f"caller {name} ({','.join(dict(wanted)[name])}): {cert} (key {key})"
+                for name, (cert, key) in pki.clients.items()
+            ),
+        ]
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
 
     run(body)
 
