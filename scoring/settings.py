@@ -136,6 +136,46 @@ class Settings(BaseSettings):
         "(physical_sampling, non_intrusive, canine, documentary) -> share 0..1 of the port's "
         "last 1000 decisions; an exam not named, or nothing configured, is unlimited.",
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="Server certificate chain (PEM) for gRPC; with tls_key_file, gRPC serves "
+        "TLS only. Both files are re-read when they change, for each new connection.",
+    )
+    tls_key_file: Path | None = Field(None, description="Private key (PEM) of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) that sign client certificates: set, every gRPC "
+        "client must present one (mutual TLS) and authentication is required; the caller's "
+        "name and roles come from its certificate.",
+    )
+    credentials_file: Path | None = Field(
+        None,
+        description="YAML file of callers with bearer tokens (callers: [{name, token_sha256, "
+        "roles}]); set, authentication is required. Re-read when it changes.",
+    )
+    admin_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve the Admin service on this port of grpc_host only (0 picks one); "
+        "unset, Admin shares grpc_port.",
+    )
+    allow_insecure_remote: bool = Field(
+        False,
+        description="Serve plaintext gRPC or metrics on a non-loopback address; without it "
+        "the server refuses to start there with no TLS.",
+    )
+    metrics_tls_cert_file: Path | None = Field(
+        None, description="Certificate chain (PEM) of the Prometheus endpoint: HTTPS only."
+    )
+    metrics_tls_key_file: Path | None = Field(
+        None, description="Private key (PEM) of metrics_tls_cert_file."
+    )
+    metrics_tls_client_ca_file: Path | None = Field(
+        None,
+        description="CA certificates (PEM) the Prometheus endpoint requires a client "
+        "certificate from (the scraper's).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs on stderr."
     )

@@ -21,6 +21,14 @@ from grpc_reflection.v1alpha import reflection
 
 from scoring.service import ScoringService
 from scoring.settings import Settings
+from server.auth import (
+    Authenticator,
+    AuthInterceptor,
+    add_port,
+    certificate_files,
+    check_transport,
+    log_trust,
+)
 from server.interceptors import ErrorInterceptor, MetricsInterceptor
 from server.metrics import Metrics, MetricsEndpoint, start_endpoint
 from server.pb import admin_pb2, admin_pb2_grpc, risk_scoring_pb2, risk_scoring_pb2_grpc
@@ -47,37 +55,63 @@ class CentinelaServer:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: aio.Server | None = None
         self.port = 0
+        self.admin_server: aio.Server | None = None  # when Admin has its own port
+        self.admin_port = 0
         self.endpoint: MetricsEndpoint | None = None
         self._stopping = False
 
     async def start(self) -> int:
         """Bind and start serving (health NOT_SERVING); return the bound gRPC port."""
         s = self.settings
+        check_transport(s)
+        tls = certificate_files(s)
+        authenticator = Authenticator.from_settings(s)
         limits = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
         ]
-        server = aio.server(
-            interceptors=[MetricsInterceptor(self.metrics), ErrorInterceptor()], options=limits
-        )
+        interceptors = [
+            MetricsInterceptor(self.metrics),
+            AuthInterceptor(authenticator),
+            ErrorInterceptor(),
+        ]
+        server = aio.server(interceptors=interceptors, options=limits)
+        admin_server = server
+        if s.admin_port is not None:
+            # Admin alone on a port of its own, which a firewall can keep to operators.
+            admin_server = aio.server(interceptors=interceptors, options=limits)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)
         risk_scoring_pb2_grpc.add_RiskScoringServicer_to_server(
             RiskScoringServicer(self.service, self.metrics), server
         )
         admin_pb2_grpc.add_AdminServicer_to_server(
-            AdminServicer(self.service, self.metrics, self._on_change), server
+            AdminServicer(self.service, self.metrics, self._on_change), admin_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
-        if self.port == 0:
-            raise OSError(f"cannot bind gRPC to {s.grpc_host}:{s.grpc_port}")
+        self.port = add_port(server, f"{s.grpc_host}:{s.grpc_port}", tls)
+        if admin_server is not server:
+            self.admin_port = add_port(admin_server, f"{s.grpc_host}:{s.admin_port}", tls)
         await self._set_health(NOT_SERVING)
         await server.start()
         self.server = server
+        if admin_server is not server:
+            await admin_server.start()
+            self.admin_server = admin_server
+        log_trust(s, authenticator, tls is not None)
         if s.metrics_enabled:
-            self.endpoint = start_endpoint(self.metrics, s.metrics_host, s.metrics_port)
+            self.endpoint = start_endpoint(
+                self.metrics,
+                s.metrics_host,
+                s.metrics_port,
+                certfile=str(s.metrics_tls_cert_file) if s.metrics_tls_cert_file else None,
+                keyfile=str(s.metrics_tls_key_file) if s.metrics_tls_key_file else None,
+                client_cafile=(
+                    str(s.metrics_tls_client_ca_file) if s.metrics_tls_client_ca_file else None
+                ),
+            )
         self.metrics.model_loaded.set(0)
         log.info(
             "listening",
@@ -114,6 +148,8 @@ class CentinelaServer:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.grace_period_s if grace is None else grace)
+        if self.admin_server is not None:
+            await self.admin_server.stop(self.settings.grace_period_s if grace is None else grace)
         if self.endpoint is not None:
             self.endpoint.stop()
             self.endpoint = None

@@ -25,6 +25,7 @@ from features.records import Shipment
 from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
+from server.auth import current_caller
 from server.errors import INTERNAL_MESSAGE, Undecodable, log_unexpected
 from server.limits import deadline_of
 from server.metrics import Metrics
@@ -102,7 +103,9 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def _score_one(self, request: pb.ScoreShipmentRequest) -> pb.Decision:
         try:
             shipment = converters.request_shipment(request)
-            decisions = await self._decide(partial(self.service.score, [shipment]))
+            decisions = await self._decide(
+                partial(self.service.score, [shipment], current_caller())
+            )
         except InvalidInput:
             self.metrics.invalid_shipments.inc()
             raise
@@ -210,7 +213,9 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         if shipments:
             scored: Sequence[Decision | BaseException]
             try:
-                scored = await self._decide(partial(self.service.score_each, shipments))
+                scored = await self._decide(
+                    partial(self.service.score_each, shipments, current_caller())
+                )
                 if len(scored) != len(shipments):
                     raise RuntimeError(f"{len(scored)} results for {len(shipments)} shipments")
             except DeadlineExceeded:
@@ -259,7 +264,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         self, request: pb.RecordOutcomeRequest, context: Context
     ) -> pb.RecordOutcomeResponse:
         receipt = await asyncio.to_thread(
-            self.service.record_outcome, converters.outcome_from_proto(request)
+            self.service.record_outcome, converters.outcome_from_proto(request), current_caller()
         )
         self.metrics.outcomes.labels(request.result or "not_inspected").inc()
         return converters.receipt_to_proto(receipt)

@@ -476,7 +476,7 @@ class FakeService:
         self.answer = answer
         self.batches: list[list[str]] = []
 
-    def score_each(self, shipments: list[Shipment]) -> list[Any]:
+    def score_each(self, shipments: list[Shipment], caller: object = None) -> list[Any]:
         self.batches.append([s.shipment_id for s in shipments])
         return self.answer(shipments)
 
