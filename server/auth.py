@@ -122,7 +122,10 @@ class _CredentialsFile(BaseModel):
 
 
 def load_credentials(path: Path) -> dict[str, Caller]:
-    """token SHA-256 (hex) -> caller, from a credentials file; ConfigError names each bad entry."""
+    """token SHA-256 (hex) -> caller, from a credentials file; ConfigError names each bad entry.
+
+    A name may appear more than once, with the same roles: a caller holds two tokens while
+    one replaces the other."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
@@ -141,7 +144,7 @@ def load_credentials(path: Path) -> dict[str, Caller]:
         ) from error
     out: dict[str, Caller] = {}
     problems: list[FieldViolation] = []
-    names: set[str] = set()
+    roles_of: dict[str, frozenset[str]] = {}
     for i, entry in enumerate(parsed.callers):
         unknown = sorted(set(entry.roles) - set(ROLES))
         if unknown:
@@ -150,14 +153,16 @@ def load_credentials(path: Path) -> dict[str, Caller]:
                     f"callers.{i}.roles", f"unknown role {unknown[0]!r}; roles: {', '.join(ROLES)}"
                 )
             )
-        if entry.name in names:
-            problems.append(FieldViolation(f"callers.{i}.name", f"{entry.name!r} appears twice"))
+        roles = frozenset(entry.roles)
+        if roles_of.setdefault(entry.name, roles) != roles:
+            problems.append(
+                FieldViolation(f"callers.{i}.roles", f"{entry.name!r} is listed with other roles")
+            )
         if entry.token_sha256 in out:
             problems.append(
                 FieldViolation(f"callers.{i}.token_sha256", "the same token hash appears twice")
             )
-        names.add(entry.name)
-        out[entry.token_sha256] = Caller(entry.name, frozenset(entry.roles), "token")
+        out[entry.token_sha256] = Caller(entry.name, roles, "token")
     if problems:
         raise ConfigError(f"invalid credentials file {path}", problems)
     return out

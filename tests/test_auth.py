@@ -654,20 +654,28 @@ def test_credentials_file_rejects_unknown_keys_and_bad_entries(tmp_path: Path) -
         load_credentials(path)
     assert [str(v) for v in caught.value.violations] == [
         "callers.0.roles: unknown role 'root'; roles: scorer, reporter, admin",
-        "callers.1.name: 'a' appears twice",
+        "callers.1.roles: 'a' is listed with other roles",
         "callers.1.token_sha256: the same token hash appears twice",
     ]
 
 
 def test_a_rotated_token_takes_effect_without_a_restart(tmp_path: Path) -> None:
-    path = write_credentials(tmp_path / "c.yaml", {"svc": ["scorer"]}, {"svc": "old-token"})
+    path = tmp_path / "callers.yaml"
+
+    def entry(token: str) -> str:
+        return f"  - {{name: svc, token_sha256: {sha256(token)}, roles: [scorer]}}\n"
+
+    path.write_text("callers:\n" + entry("old-token"), encoding="utf-8")
     store = CredentialStore(path, check_every=0)
     assert store.lookup("old-token") == Caller("svc", frozenset({"scorer"}), "token")
-    write_credentials(path, {"svc": ["scorer"]}, {"svc": "new-token-longer"})
-    assert store.lookup("new-token-longer") is not None
+    # Rotation: the caller holds both tokens while its clients move, then the old one goes.
+    path.write_text("callers:\n" + entry("old-token") + entry("new-token"), encoding="utf-8")
+    assert store.lookup("new-token") == store.lookup("old-token") is not None
+    path.write_text("callers:\n" + entry("new-token"), encoding="utf-8")
     assert store.lookup("old-token") is None
+    assert store.lookup("new-token") is not None
     path.write_text("callers: [{name: svc}]", encoding="utf-8")  # broken: the last good stays
-    assert store.lookup("new-token-longer") is not None
+    assert store.lookup("new-token") is not None
 
 
 def test_identity_comes_from_a_token_or_a_certificate(pki: Path, credentials: Path) -> None:
@@ -708,3 +716,21 @@ def test_parse_caller() -> None:
     for spec in ("ana", "ana:", "../x:scorer", "ana:god"):
         with pytest.raises(Exception, match="caller"):
             parse_caller(spec)
+
+
+def readme_block(first_line: str) -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index(f"```yaml\n{first_line}") + len("```yaml\n")
+    return readme[start : readme.index("```", start)]
+
+
+def test_the_readme_examples_are_valid(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(readme_block("# centinela serve --config FILE"), encoding="utf-8")
+    settings = load_settings(settings_file)
+    assert settings.tls_client_ca_file == Path("var/pki/ca.pem")
+    check_transport(settings)
+    callers_file = tmp_path / "callers.yaml"
+    callers_file.write_text(readme_block("callers:"), encoding="utf-8")
+    names = {c.name: c.roles for c in load_credentials(callers_file).values()}
+    assert names == {"portal-zlo": {"scorer"}, "inspeccion-lzc": {"reporter"}}
