@@ -420,12 +420,22 @@ def _run_child(model_path: Path, model_text: str, rows: np.ndarray) -> list[floa
             raise ModelError(
                 f"{model_path}: the model check gave no readable result ({exc})"
             ) from None
-    if tuple(names) != FEATURE_NAMES:
-        raise ModelError(
-            f"{model_path}: the model's feature names {names} do not match the schema "
-            f"{list(FEATURE_NAMES)}"
-        )
+    _check_names(model_path, names)
     return raw
+
+
+def _check_names(model_path: Path, names: list[str]) -> None:
+    """The booster's feature names must be the schema's, in order; the error says where not."""
+    if tuple(names) == FEATURE_NAMES:
+        return
+    if len(names) != len(FEATURE_NAMES):
+        detail = f"it has {len(names)} features, the schema {len(FEATURE_NAMES)}"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(names, FEATURE_NAMES, strict=True)) if a != b)
+        detail = f"feature {i} is {names[i]!r}, the schema's is {FEATURE_NAMES[i]!r}"
+    raise ModelError(
+        f"{model_path}: the model's feature names do not match the schema ({detail}); not loaded"
+    )
 
 
 def _check_scores(
@@ -471,10 +481,11 @@ def load_bundle(directory: Path) -> ModelBundle:
         raise ModelError(f"{meta_path}: unreadable feature schema ({exc})") from exc
     if problems:
         raise ModelError(
-            f"bundle {meta.version} was trained on another feature schema: " + "; ".join(problems)
+            f"{meta_path}: bundle {meta.version} was trained on another feature schema: "
+            + "; ".join(problems)
         )
-    model_bytes = _read_checked(directory, MODEL_FILE, files[MODEL_FILE])
-    reference_bytes = _read_checked(directory, REFERENCE_FILE, files[REFERENCE_FILE])
+    contents = {name: _read_checked(directory, name, files[name]) for name in sorted(files)}
+    model_bytes, reference_bytes = contents[MODEL_FILE], contents[REFERENCE_FILE]
     try:
         reference = ReferenceSet.from_json(json.loads(reference_bytes.decode("utf-8")))
     except (ValueError, KeyError, TypeError) as exc:
@@ -503,11 +514,7 @@ def load_bundle(directory: Path) -> ModelBundle:
         booster = lgb.Booster(model_str=model_text)
     except lgb.basic.LightGBMError as exc:
         raise ModelError(f"{model_path}: LightGBM cannot read the model ({exc})") from exc
-    if tuple(booster.feature_name()) != FEATURE_NAMES:
-        raise ModelError(
-            f"{model_path}: the model's feature names {booster.feature_name()} "
-            f"do not match the schema {list(FEATURE_NAMES)}"
-        )
+    _check_names(model_path, list(booster.feature_name()))
     _check_scores(model_path, _score_rows(booster, reference.rows, meta), reference, "in process")
     return ModelBundle(meta=meta, booster=booster, path=directory)
 

@@ -431,8 +431,15 @@ def parse_watchlist_text(text: str, origin: str = "<watchlist>") -> WatchlistSpe
         ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"{origin}:{mark.line + 1}" if mark is not None else origin
-        problem = getattr(error, "problem", None) or str(error)
+        position = getattr(error, "position", None)  # a ReaderError: a character YAML refuses
+        if mark is not None:
+            where = f"{origin}:{mark.line + 1}"
+        elif isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+            where = f"{origin}:{line}"
+        else:
+            where = origin
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
         raise ConfigError(
             f"{origin}: not valid YAML", [FieldViolation(where, str(problem))]
         ) from None
