@@ -8,8 +8,8 @@ queued call whose deadline passes leaves the queue without being scored.
 Each caller also has a :class:`TokenBucket` (:class:`CallerBuckets`): ``rate`` calls, or
 stream messages, per second with bursts of ``burst``. A unary call over its rate is refused;
 a stream over its rate is slowed down (its messages wait for tokens). Callers are told apart
-by :func:`peer_key` (the peer's address without its port) unless the server is given another
-key, e.g. the authenticated caller's name.
+by :func:`caller_key`: the authenticated caller's name, or with authentication off the peer's
+address without its port (:func:`peer_key`).
 
 Both are driven from the event loop thread only (the interceptor in
 :mod:`server.interceptors`), so they need no locks.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from features.errors import FailedPrecondition, ResourceExhausted
+from scoring.caller import Caller
 
 Clock = Callable[[], float]
 
@@ -197,6 +198,14 @@ def peer_key(context: Any) -> str:
     return peer
 
 
+def caller_key(caller: Caller | None, context: Any) -> str:
+    """Whose rate a call spends: the authenticated caller's name; with authentication off
+    (every call is the same anonymous caller) the peer's address, :func:`peer_key`."""
+    if caller is not None and caller.method != "none":
+        return caller.name
+    return peer_key(context)
+
+
 def deadline_of(context: Any) -> float | None:
     """The call's deadline on the :func:`time.monotonic` clock, or None when it has none."""
     if context is None:
@@ -232,7 +241,7 @@ def port_holder(port: int) -> str | None:
             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+        command = " ".join(raw.decode(errors="replace").replace("\0", " ").split())
         return f"pid {pid} ({command[:120]})" if command else f"pid {pid}"
     return None
 
