@@ -133,7 +133,7 @@ class WriterLock:
                     f"{path}); a ledger has one writer"
                 ) from None
             raise ConfigError(f"ledger {ledger}: cannot lock {path} ({exc.strerror})") from None
-        command = " ".join(sys.argv)[:200]
+        command = " ".join(" ".join(sys.argv).split())[:200]
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({command})\n".encode(), 0)
         return cls(path, fd)
