@@ -1,44 +1,127 @@
-"""The decision ledger: every decision and outcome, durable before the reply, hash-chained.
+"""The decision ledger: every decision and outcome, durable before the reply, chained with a
+keyed MAC and anchored by signed checkpoints.
 
 Storage is one SQLite file in WAL mode with ``synchronous=FULL``: a commit is on disk when it
 returns. Concurrent requests share commits: a single writer thread drains everything queued
 while the previous commit was being flushed and writes it in one transaction (group commit), so
 durability costs one fsync per batch, not per request. Callers wait on a future that resolves
-only after their row is committed.
+only after their row is committed. The file and its ``-wal``/``-shm`` companions are 0600 (they
+hold names and tax ids); an existing file readable by others is narrowed when it is opened.
 
-Rows form one hash chain: ``hash = sha256(prev_hash | seq | kind | decision_id | recorded_at |
-payload)``; ``ledger_head`` holds the last seq and hash, updated in the same transaction, so a
-deleted last row is caught too. :func:`verify` names the first row that was edited, deleted or
-reordered.
+**The chain.** Each row stores ``key_id`` and ``hash = HMAC-SHA256(key[key_id],
+"centinela-ledger-row/2" | key_id | prev_hash | seq | kind | decision_id | recorded_at |
+payload)``, each part preceded by its length in 8 bytes, where ``prev_hash`` is the previous
+row's ``hash``. ``ledger_head`` holds the last seq and hash with a MAC of its own, written in
+the same transaction, so rows cut off the end are caught too. Keys live in a key ring outside
+the database (:mod:`scoring.ledger_keys`); the database holds only key ids, so rotation is a
+new key id from some seq on, and verifying needs every key it meets.
+
+**Checkpoints.** Every ``checkpoint_rows`` rows or ``checkpoint_seconds`` seconds (and when the
+writer closes) the writer stores a checkpoint in ``checkpoints``: (seq, the hash at seq, its key
+id, time) with an Ed25519 signature over their canonical text (:meth:`Checkpoint.message`).
+``centinela ledger checkpoint --out FILE`` exports the latest one, with the public key, for an
+outside witness to keep.
+
+**Threat model**, by what an adversary holds:
+
+- *Write access to the file, no keys* (a DBA, a backup, a stolen disk image put back): cannot
+  edit, delete, reorder or append a row and re-chain, because every later MAC needs the key
+  (recomputing plain SHA-256 or MACs under a guessed key fails at the first changed row); cannot
+  cut rows off the end, because the head's MAC needs the key; cannot strip the key ids and pass
+  the ledger off as an old unkeyed one, because unkeyed rows are accepted only as a prefix
+  sealed by a checkpoint signed with the signing key. What such an adversary *can* do is put
+  back an older copy of the whole file, or delete it: both are consistent states the service
+  once wrote. Only a checkpoint held outside catches them (the witness, below).
+- *The MAC key* (the service itself, or whoever takes its host): can write any chain. The
+  signing key usually sits beside it, so checkpoints in the file prove nothing against this
+  adversary either. A **witnessed checkpoint**, exported earlier and kept where the service
+  cannot reach (another team, a ticket, a notary), pins the whole chain up to its seq: the
+  chain's hash at that seq depends on every earlier row, so a rollback, a wipe or a rewrite of
+  any row at or before it is caught, even by someone holding both keys.
+- *The public key only* (a witness): can check that an exported checkpoint is genuine, and
+  cannot forge one; whether it is still in the chain is checked by ``ledger verify --witness``
+  (or the server's ``ledger_witness_file``), which needs the MAC keys.
+
+All of this holds only while the keys are out of the file writer's reach. By default (no key
+settings) both are generated beside the ledger, which keeps ``make run`` and the tests working
+but protects nothing against someone who can read that directory: in production point
+``ledger_key_file`` / ``CENTINELA_LEDGER_KEY`` and ``ledger_signing_key_file`` at secrets the
+ledger's other writers cannot read.
+
+:func:`verify` checks the MAC chain, the head, every checkpoint (signature, and that it matches
+the chain at its seq) and optionally a witnessed checkpoint, and names the first bad row. A
+server opening the ledger checks its tail (the last ``check_rows`` rows back to the latest
+checkpoint, the head, the seal, a configured witness) and refuses to append to a broken chain.
+
+**Ledgers from before keys** (rows without a key id, chained with plain SHA-256) are not
+silently adopted: nothing distinguishes them from a keyed ledger whose ids an adversary
+stripped. The server refuses them, naming ``centinela ledger seal``, with which an operator who
+trusts the file signs a checkpoint at its last unkeyed row. After that the unkeyed rows are a
+sealed prefix (verify reports "rows 1..N are unkeyed (written before keys were configured)"),
+the first keyed row chains on from the last unkeyed hash, and any change to the prefix breaks
+the seal.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
+import hmac
 import json
+import logging
 import os
 import queue
 import sqlite3
+import stat
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from features.build import context_rows
 from features.errors import ConfigError, FailedPrecondition
 from features.state import EntityState
 from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
 from features.watchlist import Watchlist
+from scoring.ledger_keys import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    SIGNING_KEY_FILE_ENV,
+    KeyRing,
+    add_key,
+    fingerprint,
+    generate_signing_key,
+    load_key_ring,
+    load_public_key,
+    load_signing_key,
+    public_key_from_text,
+    public_key_text,
+    write_private,
+)
+
+if TYPE_CHECKING:
+    from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+ROW_DOMAIN = "centinela-ledger-row/2"
+HEAD_DOMAIN = "centinela-ledger-head/2"
+CHECKPOINT_FORMAT = "centinela-ledger-checkpoint/1"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
     seq INTEGER PRIMARY KEY,
@@ -47,25 +130,60 @@ CREATE TABLE IF NOT EXISTS ledger (
     recorded_at TEXT NOT NULL,
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    key_id TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_decision ON ledger (decision_id, kind);
 CREATE TABLE IF NOT EXISTS ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    key_id TEXT,
+    mac TEXT
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY,
+    head TEXT NOT NULL,
+    key_id TEXT,
+    recorded_at TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    signature TEXT NOT NULL
 );
 """
+# Columns added since the first schema: (table, column), added to older files when opened.
+_ADDED_COLUMNS = (("ledger", "key_id"), ("ledger_head", "key_id"), ("ledger_head", "mac"))
+_ROW_COLUMNS = ("seq", "kind", "decision_id", "recorded_at", "payload", "prev_hash", "hash")
 
 
 def row_hash(
     prev_hash: str, seq: int, kind: str, decision_id: str, recorded_at: str, payload: str
 ) -> str:
+    """The unkeyed SHA-256 chain of ledgers written before keys (verified, never written)."""
     digest = hashlib.sha256()
     for part in (prev_hash, str(seq), kind, decision_id, recorded_at, payload):
         digest.update(part.encode())
         digest.update(b"\x1f")
     return digest.hexdigest()
+
+
+def row_mac(
+    keys: KeyRing,
+    key_id: str,
+    prev_hash: str,
+    seq: int,
+    kind: str,
+    decision_id: str,
+    recorded_at: str,
+    payload: str,
+) -> str:
+    """A keyed row's ``hash``: HMAC-SHA256 under ``key_id`` of the row and the previous hash."""
+    return keys.mac(key_id, ROW_DOMAIN, key_id, prev_hash, str(seq), kind, decision_id,
+                    recorded_at, payload)  # fmt: skip
+
+
+def head_mac(keys: KeyRing, key_id: str, seq: int, head: str) -> str:
+    """The head's MAC: the chain ends at ``seq`` with ``head``, says the key holder."""
+    return keys.mac(key_id, HEAD_DOMAIN, key_id, str(seq), head)
 
 
 def canonical_json(obj: Any) -> str:
@@ -87,19 +205,130 @@ class Row:
     recorded_at: str
     payload: str
     prev_hash: str
-    hash: str
+    hash: str  # the row's MAC (keyed rows) or SHA-256 (unkeyed rows from before keys)
+    key_id: str | None = None  # None: written before keys were configured
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement "the chain's hash at ``seq`` is ``head``" (``key_id`` None: the seal
+    of an unkeyed prefix). ``public_key`` (base64) is carried only by exported checkpoints."""
+
+    seq: int
+    head: str
+    key_id: str | None
+    recorded_at: str
+    signer: str  # fingerprint of the public key that signed
+    signature: str  # base64 Ed25519 signature over message()
+    public_key: str = ""
+
+    def message(self) -> bytes:
+        """The canonical text that is signed."""
+        return (
+            f"{CHECKPOINT_FORMAT}\nseq={self.seq}\nhead={self.head}\n"
+            f"key_id={self.key_id or '-'}\nrecorded_at={self.recorded_at}\n"
+        ).encode()
+
+    def signed_by(self, key: Ed25519PublicKey) -> bool:
+        try:
+            key.verify(base64.b64decode(self.signature, validate=True), self.message())
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "seq": self.seq,
+            "head": self.head,
+            "key_id": self.key_id,
+            "recorded_at": self.recorded_at,
+            "signer": self.signer,
+            "signature": self.signature,
+            "public_key": self.public_key,
+        }
+
+
+def sign_checkpoint(
+    signing_key: Ed25519PrivateKey, seq: int, head: str, key_id: str | None, recorded_at: str
+) -> Checkpoint:
+    public = signing_key.public_key()
+    unsigned = Checkpoint(seq, head, key_id, recorded_at, fingerprint(public), "")
+    signature = base64.b64encode(signing_key.sign(unsigned.message())).decode()
+    return Checkpoint(seq, head, key_id, recorded_at, unsigned.signer, signature)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """An exported (witnessed) checkpoint file, its signature checked against its own key."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format is not {CHECKPOINT_FORMAT}")
+        cp = Checkpoint(
+            seq=int(data["seq"]),
+            head=str(data["head"]),
+            key_id=None if data["key_id"] is None else str(data["key_id"]),
+            recorded_at=str(data["recorded_at"]),
+            signer=str(data["signer"]),
+            signature=str(data["signature"]),
+            public_key=str(data["public_key"]),
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path} is not an exported ledger checkpoint ({exc})") from exc
+    key = public_key_from_text(cp.public_key, str(path))
+    if fingerprint(key) != cp.signer or not cp.signed_by(key):
+        raise ConfigError(
+            f"checkpoint {path}: its signature does not verify (the file was altered)"
+        )
+    return cp
+
+
+def write_checkpoint(checkpoint: Checkpoint, public_key: Ed25519PublicKey, out: Path) -> None:
+    """Export ``checkpoint`` with its public key for a witness (0600)."""
+    exported = dataclasses.replace(checkpoint, public_key=public_key_text(public_key))
+    write_private(out, (json.dumps(exported.to_json(), indent=2) + "\n").encode())
+
+
+def _make_private(path: Path) -> None:
+    """Create the ledger file 0600 before SQLite opens it: SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode. A file (or companion) readable by others is narrowed."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        try:
+            companion = path.with_name(name)
+            if stat.S_IMODE(companion.stat().st_mode) & 0o077:
+                companion.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """The writer's connection: the file created 0600, the schema created or brought up to date
+    (older files gain the key id and head MAC columns and the checkpoints table)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        _make_private(path)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
+        conn.execute("BEGIN IMMEDIATE")
+        for table, column in _ADDED_COLUMNS:
+            if column not in _columns(conn, table):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"ledger {path}: not a usable SQLite database ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"ledger {path}: cannot open ({exc.strerror})") from exc
     return conn
 
 
@@ -144,23 +373,75 @@ class WriterLock:
             self._fd = None
 
 
-class Ledger:
-    """Append-only, group-committed, hash-chained store of decisions and outcomes."""
+def connect_or_release(path: Path, lock: WriterLock) -> sqlite3.Connection:
+    """:func:`connect`, releasing ``lock`` if it fails."""
+    try:
+        return connect(path)
+    except BaseException:
+        lock.release()
+        raise
 
-    def __init__(self, path: Path, max_batch: int = 512) -> None:
+
+class Ledger:
+    """Append-only, group-committed, MAC-chained, checkpointed store of decisions and outcomes.
+
+    Opening checks the tail of the chain (:func:`check` with ``tail=check_rows``; 0: all of it)
+    and raises :class:`ConfigError` naming the first bad row rather than append to a broken
+    chain. New rows are written with ``keys.current``; checkpoints are signed with
+    ``signing_key`` (none are written without one). ``trusted`` are further public keys whose
+    checkpoints are accepted (earlier signing keys); ``witness`` is a checkpoint held outside
+    that must still be in the chain.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        keys: KeyRing,
+        signing_key: Ed25519PrivateKey | None = None,
+        *,
+        checkpoint_rows: int = 1000,
+        checkpoint_seconds: float = 300.0,
+        check_rows: int = 10_000,
+        trusted: Sequence[Ed25519PublicKey] = (),
+        witness: Checkpoint | None = None,
+        max_batch: int = 512,
+    ) -> None:
         self.path = Path(path)
+        if keys.current is None:
+            raise ConfigError(f"ledger {self.path}: no MAC key to write with ({keys.source})")
+        self.keys, self.key_id = keys, keys.current
         self.max_batch = max_batch
-        self._writer_lock = WriterLock.hold(self.path)  # released by close()
+        self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
+        self._signing_key = signing_key
+        trust = {fingerprint(k): k for k in trusted}
+        if signing_key is not None:
+            trust[fingerprint(signing_key.public_key())] = signing_key.public_key()
+        if witness is not None:
+            trust[witness.signer] = public_key_from_text(witness.public_key, "witness")
+        self._writer_lock = WriterLock.hold(self.path)  # released by close() or a failure here
+        self._conn = connect_or_release(self.path, self._writer_lock)
         try:
-            self._conn = connect(self.path)
+            result = check(self._conn, keys, trust, witness, tail=check_rows)
+            head = self._conn.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
+            cp = self._conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()
         except BaseException:
+            self._conn.close()
             self._writer_lock.release()
             raise
-        head = self._conn.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
+        if not result.ok:
+            self._conn.close()
+            self._writer_lock.release()
+            raise ConfigError(
+                f"ledger {self.path}: {result.problem}; refusing to append to a broken chain "
+                f"(`centinela ledger verify --db {self.path}` checks all of it)"
+            )
         self._seq, self._hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        self._checkpoint_seq = int(cp[0] or 0)
+        self._checkpoint_time = time.monotonic()
         self._queue: queue.Queue[tuple[Entry, Future[int]] | None] = queue.Queue()
         self._reader = threading.local()
         self.commits = 0
+        self.checkpoints = 0  # written by this writer
         self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._writer.start()
 
@@ -170,10 +451,30 @@ class Ledger:
         self._queue.put((entry, future))
         return future
 
+    def _checkpoint_wait(self) -> float | None:
+        """Seconds until a time-based checkpoint is due (None: none is pending)."""
+        if self._signing_key is None or self._seq <= self._checkpoint_seq:
+            return None
+        elapsed = time.monotonic() - self._checkpoint_time
+        return max(0.0, self.checkpoint_seconds - elapsed)
+
+    def _checkpoint_due(self, seq: int) -> bool:
+        if self._signing_key is None or seq <= self._checkpoint_seq:
+            return False
+        elapsed = time.monotonic() - self._checkpoint_time
+        return (
+            seq - self._checkpoint_seq >= self.checkpoint_rows or elapsed >= self.checkpoint_seconds
+        )
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._checkpoint_wait())
+            except queue.Empty:
+                self._checkpoint_alone()
+                continue
             if item is None:
+                self._checkpoint_alone()
                 return
             batch = [item]
             while len(batch) < self.max_batch:
@@ -183,28 +484,64 @@ class Ledger:
                     break
                 if nxt is None:
                     self._commit(batch)
+                    self._checkpoint_alone()
                     return
                 batch.append(nxt)
             self._commit(batch)
 
+    def _write_head(self, seq: int, head: str) -> None:
+        self._conn.execute(
+            "INSERT INTO ledger_head (id, seq, hash, key_id, mac) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+            "key_id = excluded.key_id, mac = excluded.mac",
+            (seq, head, self.key_id, head_mac(self.keys, self.key_id, seq, head)),
+        )
+
+    def _checkpoint(self, seq: int, head: str, key_id: str | None) -> Checkpoint:
+        """Sign and insert a checkpoint of ``seq``, inside the caller's transaction."""
+        assert self._signing_key is not None
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        checkpoint = sign_checkpoint(self._signing_key, seq, head, key_id, now)
+        _insert_checkpoint(self._conn, checkpoint)
+        return checkpoint
+
+    def _checkpoint_alone(self) -> None:
+        """A checkpoint of the head in its own transaction (time due while idle, or closing)."""
+        if self._signing_key is None or self._seq <= self._checkpoint_seq:
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._checkpoint(self._seq, self._hash, self.key_id)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._conn.execute("ROLLBACK") if self._conn.in_transaction else None
+            log.error("ledger checkpoint failed", exc_info=error)
+            self._checkpoint_time = time.monotonic()  # retried after another interval
+            return
+        self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
+        self.checkpoints += 1
+
     def _commit(self, batch: list[tuple[Entry, Future[int]]]) -> None:
-        seq, prev = self._seq, self._hash
+        seq, prev, key_id = self._seq, self._hash, self.key_id
         rows = []
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         for entry, _ in batch:
             seq += 1
             payload = canonical_json(entry.payload)
-            digest = row_hash(prev, seq, entry.kind, entry.decision_id, now, payload)
-            rows.append((seq, entry.kind, entry.decision_id, now, payload, prev, digest))
-            prev = digest
+            mac = row_mac(self.keys, key_id, prev, seq, entry.kind, entry.decision_id, now, payload)
+            rows.append((seq, entry.kind, entry.decision_id, now, payload, prev, mac, key_id))
+            prev = mac
+        due = self._checkpoint_due(seq)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self._conn.execute(
-                "INSERT INTO ledger_head (id, seq, hash) VALUES (1, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (seq, prev),
+            self._conn.executemany(
+                f"INSERT INTO ledger ({', '.join(_ROW_COLUMNS)}, key_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
+            self._write_head(seq, prev)
+            if due:
+                self._checkpoint(seq, prev, key_id)
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._conn.execute("ROLLBACK") if self._conn.in_transaction else None
@@ -212,6 +549,9 @@ class Ledger:
                 future.set_exception(exc)
             return
         self._seq, self._hash = seq, prev
+        if due:
+            self._checkpoint_seq, self._checkpoint_time = seq, time.monotonic()
+            self.checkpoints += 1
         self.commits += 1
         for (_, future), row in zip(batch, rows, strict=True):
             future.set_result(row[0])
@@ -225,7 +565,9 @@ class Ledger:
 
     def entries_for(self, decision_id: str) -> list[Row]:
         cur = self._read().execute(
-            "SELECT * FROM ledger WHERE decision_id = ? ORDER BY seq", (decision_id,)
+            f"SELECT {', '.join(_ROW_COLUMNS)}, key_id FROM ledger WHERE decision_id = ? "
+            "ORDER BY seq",
+            (decision_id,),
         )
         return [Row(*r) for r in cur.fetchall()]
 
@@ -236,63 +578,519 @@ class Ledger:
         self._writer_lock.release()
 
 
+def _insert_checkpoint(conn: sqlite3.Connection, cp: Checkpoint) -> None:
+    conn.execute(
+        "INSERT INTO checkpoints (seq, head, key_id, recorded_at, signer, signature) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (cp.seq, cp.head, cp.key_id, cp.recorded_at, cp.signer, cp.signature),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
-    rows: int
+    rows: int  # rows walked (all of them unless a tail was checked)
     problem: str = ""
-    seq: int | None = None
+    seq: int | None = None  # the first bad row, when one can be named
+    last: int = 0  # the ledger's last seq
+    unkeyed: int = 0  # rows 1..unkeyed were written before keys were configured
+    keys: dict[str, tuple[int, int]] = field(default_factory=dict)  # key id -> first, last seq
+    checkpoints: int = 0  # checkpoints whose signature and place in the chain were checked
+    signers: tuple[str, ...] = ()  # fingerprints of the keys that signed them
+    witnessed: int | None = None  # seq of the witnessed checkpoint found in the chain
+    notes: tuple[str, ...] = ()
 
 
-def iter_rows(conn: sqlite3.Connection) -> Iterator[Row]:
-    for r in conn.execute("SELECT * FROM ledger ORDER BY seq"):
+def _select_row(conn: sqlite3.Connection) -> str:
+    """The row columns, with ``NULL`` for the key id of a file never opened by a keyed writer."""
+    has_key = "key_id" in _columns(conn, "ledger")
+    return ", ".join((*_ROW_COLUMNS, "key_id" if has_key else "NULL"))
+
+
+def iter_rows(conn: sqlite3.Connection, first: int = 1) -> Iterator[Row]:
+    for r in conn.execute(
+        f"SELECT {_select_row(conn)} FROM ledger WHERE seq >= ? ORDER BY seq", (first,)
+    ):
         yield Row(*r)
 
 
-def verify(path: Path) -> VerifyResult:
-    """Walk the chain; report the first row that was edited, deleted or reordered."""
-    if not Path(path).exists():
-        raise ConfigError(f"ledger {path} does not exist")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        prev, expected_seq, count = GENESIS, 1, 0
-        for row in iter_rows(conn):
-            count += 1
-            if row.seq != expected_seq:
-                return VerifyResult(
-                    False,
-                    count,
-                    f"row {expected_seq} is missing (deleted); next is {row.seq}",
-                    expected_seq,
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _checkpoints(conn: sqlite3.Connection) -> dict[int, Checkpoint]:
+    if "checkpoints" not in _tables(conn):
+        return {}
+    cur = conn.execute(
+        "SELECT seq, head, key_id, recorded_at, signer, signature FROM checkpoints ORDER BY seq"
+    )
+    return {int(r[0]): Checkpoint(int(r[0]), *r[1:]) for r in cur}
+
+
+class _Problems:
+    """Problems found, each with the row it concerns; the first bad row is the lowest."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[float, int, str, int | None]] = []
+
+    def add(self, seq: int | None, text: str) -> None:
+        self.found.append((float("inf") if seq is None else seq, len(self.found), text, seq))
+
+    def first(self) -> tuple[str, int | None] | None:
+        if not self.found:
+            return None
+        _, _, text, seq = min(self.found)
+        return text, seq
+
+
+def check(
+    conn: sqlite3.Connection,
+    keys: KeyRing,
+    trusted: Mapping[str, Ed25519PublicKey],
+    witness: Checkpoint | None = None,
+    *,
+    tail: int = 0,
+    sealing: bool = False,
+) -> VerifyResult:
+    """Check the chain in ``conn``: every row from the first (``tail`` > 0: from the last
+    ``tail`` rows or the latest checkpoint, whichever is earlier), the head and its MAC, the
+    seal of an unkeyed prefix, the checkpoints (their signature by a ``trusted`` key, and that
+    each matches the chain at its seq) and ``witness``. ``sealing``: the prefix is about to be
+    sealed, so a missing seal and head MAC are not problems."""
+    problems = _Problems()
+    if "ledger" not in _tables(conn):
+        last, first_keyed, late_unkeyed, unkeyed = 0, None, None, 0
+    else:
+        has_key = "key_id" in _columns(conn, "ledger")
+        last = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0])
+        first_keyed = (
+            conn.execute("SELECT MIN(seq) FROM ledger WHERE key_id IS NOT NULL").fetchone()[0]
+            if has_key
+            else None
+        )
+        late_unkeyed = (
+            conn.execute(
+                "SELECT MIN(seq) FROM ledger WHERE key_id IS NULL AND seq > ?", (first_keyed,)
+            ).fetchone()[0]
+            if first_keyed is not None
+            else None
+        )
+        unkeyed = int(
+            conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM ledger"
+                + (" WHERE key_id IS NULL AND seq < ?" if has_key else ""),
+                (first_keyed or last + 1,) if has_key else (),
+            ).fetchone()[0]
+        )
+    checkpoints = _checkpoints(conn)
+    latest = max(checkpoints, default=last)
+    first = 1 if tail <= 0 else max(1, min(last - tail + 1, latest))
+    seal = checkpoints.get(unkeyed) if unkeyed else None
+    seal = seal if seal is not None and seal.key_id is None else None
+    scope = {s: cp for s, cp in checkpoints.items() if s >= first or cp is seal}
+
+    # The rows.
+    ranges: dict[str, list[int]] = {}
+    walked = 0
+    prev = GENESIS
+    if first > 1:
+        before = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (first - 1,)).fetchone()
+        if before is None:
+            problems.add(first - 1, f"row {first - 1} is missing (deleted)")
+        prev = str(before[0]) if before else GENESIS
+    if late_unkeyed is not None and late_unkeyed < first:
+        problems.add(
+            late_unkeyed,
+            f"row {late_unkeyed} has no key id but follows keyed rows (written without the key)",
+        )
+    keyed_seen = first_keyed is not None and first_keyed < first
+    expected = first
+    for row in iter_rows(conn, first) if last else iter([]):
+        walked += 1
+        problem = _row_problem(row, expected, prev, keyed_seen, keys)
+        if problem is None and row.seq in scope:
+            cp = scope[row.seq]
+            if (cp.head, cp.key_id) != (row.hash, row.key_id):
+                problem = (
+                    f"row {row.seq} differs from the checkpoint signed at {cp.recorded_at}: "
+                    f"rows up to {row.seq} were rewritten"
                 )
-            if row.prev_hash != prev:
-                return VerifyResult(
-                    False,
-                    count,
-                    f"row {row.seq} does not follow row {row.seq - 1} (deleted or reordered)",
-                    row.seq,
-                )
-            digest = row_hash(
-                row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at, row.payload
+        if (
+            problem is None
+            and witness is not None
+            and witness.seq == row.seq
+            and (witness.head, witness.key_id) != (row.hash, row.key_id)
+        ):
+            problem = (
+                f"row {row.seq} differs from the witnessed checkpoint of "
+                f"{witness.recorded_at}: rows up to {row.seq} were rewritten"
             )
-            if digest != row.hash:
-                return VerifyResult(False, count, f"row {row.seq} was edited", row.seq)
-            prev, expected_seq = row.hash, expected_seq + 1
-        head = conn.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
-        last = expected_seq - 1
-        if head is not None and (int(head[0]), str(head[1])) != (last, prev):
-            return VerifyResult(
-                False,
-                count,
-                f"the ledger ends at row {last} but its head says {head[0]} "
-                "(rows deleted at the end)",
+        if problem is not None:
+            problems.add(min(expected, row.seq), problem)
+            break
+        if row.key_id is not None:
+            keyed_seen = True
+            span = ranges.setdefault(row.key_id, [row.seq, row.seq])
+            span[1] = row.seq
+        prev, expected = row.hash, expected + 1
+
+    _check_head(conn, keys, last, problems, sealing)
+
+    # The unkeyed prefix must be sealed by a signed checkpoint at its last row.
+    notes: list[str] = []
+    if unkeyed and seal is None and not sealing:
+        problems.add(
+            1,
+            f"rows 1..{unkeyed} are unkeyed (written before keys were configured) and no "
+            "signed checkpoint seals them; if this file is known to be good, seal it with "
+            "`centinela ledger seal`",
+        )
+    elif unkeyed and seal is not None:
+        notes.append(
+            f"rows 1..{unkeyed} are unkeyed (written before keys were configured), sealed by "
+            f"the checkpoint signed at {seal.recorded_at}"
+        )
+
+    # The checkpoints: signed by a trusted key, inside the ledger, unkeyed only as the seal.
+    signers: set[str] = set()
+    valid = 0
+    for seq, cp in scope.items():
+        if seq > last:
+            problems.add(
                 last + 1,
+                f"the ledger ends at row {last} but a checkpoint signed at {cp.recorded_at} "
+                f"covers row {seq} (rows deleted at the end)",
             )
-        if head is None and count:
-            return VerifyResult(False, count, "the ledger head is missing", None)
-        return VerifyResult(True, count)
+        public = trusted.get(cp.signer)
+        if public is None:
+            why = (
+                f"it is signed by key {cp.signer}, which is not trusted "
+                f"(trusted: {', '.join(trusted)})"
+                if trusted
+                else "no public key was given (--public-key FILE, or the signing key file)"
+            )
+            problems.add(seq, f"cannot check the checkpoint at row {seq}: {why}")
+        elif not cp.signed_by(public):
+            problems.add(seq, f"the checkpoint at row {seq} has a bad signature (forged or edited)")
+        else:
+            signers.add(cp.signer)
+            valid += 1
+        if cp.key_id is None and seq != unkeyed:
+            problems.add(seq, f"the checkpoint at row {seq} seals unkeyed rows that are not there")
+        if seq < first and seq <= last:  # the seal, outside a checked tail: its row alone
+            _compare(conn, cp, "the checkpoint signed at", problems)
+
+    witnessed = None
+    if witness is not None:
+        if witness.seq > last:
+            problems.add(
+                last + 1,
+                f"the ledger ends at row {last}, before the witnessed checkpoint at row "
+                f"{witness.seq} of {witness.recorded_at}: rows {last + 1}..{witness.seq} were "
+                "deleted (truncated, wiped or rolled back)",
+            )
+        else:
+            if witness.seq < first:
+                _compare(conn, witness, "the witnessed checkpoint of", problems)
+            witnessed = witness.seq
+
+    found = problems.first()
+    return VerifyResult(
+        ok=found is None,
+        rows=walked,
+        problem=found[0] if found else "",
+        seq=found[1] if found else None,
+        last=last,
+        unkeyed=unkeyed,
+        keys={k: (v[0], v[1]) for k, v in ranges.items()},
+        checkpoints=valid,
+        signers=tuple(sorted(signers)),
+        witnessed=witnessed if found is None else None,
+        notes=tuple(notes),
+    )
+
+
+def _row_problem(row: Row, expected: int, prev: str, keyed_seen: bool, keys: KeyRing) -> str | None:
+    if row.seq != expected:
+        return f"row {expected} is missing (deleted); next is {row.seq}"
+    if row.prev_hash != prev:
+        return f"row {row.seq} does not follow row {row.seq - 1} (deleted or reordered)"
+    if row.key_id is None:
+        if keyed_seen:
+            return f"row {row.seq} has no key id but follows keyed rows (written without the key)"
+        digest = row_hash(
+            row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at, row.payload
+        )
+        return None if digest == row.hash else f"row {row.seq} was edited (its hash does not match)"
+    if row.key_id not in keys.keys:
+        return f"row {row.seq} cannot be checked: {keys.missing(row.key_id)}"
+    mac = row_mac(
+        keys, row.key_id, row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at,
+        row.payload,
+    )  # fmt: skip
+    if hmac.compare_digest(mac, row.hash):
+        return None
+    return f"row {row.seq} was edited (its MAC does not match: changed, or written without the key)"
+
+
+def _check_head(
+    conn: sqlite3.Connection, keys: KeyRing, last: int, problems: _Problems, sealing: bool
+) -> None:
+    tables = _tables(conn)
+    if "ledger_head" not in tables or "ledger" not in tables:
+        return
+    has_mac = "mac" in _columns(conn, "ledger_head")
+    head = conn.execute(
+        "SELECT seq, hash, " + ("key_id, mac" if has_mac else "NULL, NULL")
+        + " FROM ledger_head WHERE id = 1"
+    ).fetchone()  # fmt: skip
+    if head is None:
+        if last:
+            problems.add(None, "the ledger head is missing")
+        return
+    seq, digest, key_id, mac = int(head[0]), str(head[1]), head[2], head[3]
+    stored = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (last,)).fetchone()
+    if (seq, digest) != (last, str(stored[0]) if stored else GENESIS):
+        cause = "rows deleted at the end" if seq > last else "rows added or changed at the end"
+        problems.add(
+            min(seq, last) + 1, f"the ledger ends at row {last} but its head says {seq} ({cause})"
+        )
+    elif mac is None or key_id is None:
+        if not sealing:
+            problems.add(last + 1, "the ledger head has no MAC (rewritten without the key)")
+    elif key_id not in keys.keys:
+        problems.add(None, f"the ledger head cannot be checked: {keys.missing(str(key_id))}")
+    elif not hmac.compare_digest(head_mac(keys, str(key_id), seq, digest), str(mac)):
+        problems.add(
+            last + 1,
+            f"the ledger head (row {last}) is not authentic: its MAC does not match "
+            "(rows deleted at the end and the head rewritten?)",
+        )
+
+
+def _compare(conn: sqlite3.Connection, cp: Checkpoint, what: str, problems: _Problems) -> None:
+    """A checkpoint outside the walked rows against its row alone."""
+    has_key = "key_id" in _columns(conn, "ledger")
+    row = conn.execute(
+        "SELECT hash, " + ("key_id" if has_key else "NULL") + " FROM ledger WHERE seq = ?",
+        (cp.seq,),
+    ).fetchone()
+    if row is None or (str(row[0]), row[1]) != (cp.head, cp.key_id):
+        problems.add(
+            cp.seq,
+            f"row {cp.seq} differs from {what} {cp.recorded_at}: rows up to {cp.seq} were "
+            "rewritten",
+        )
+
+
+# ------------------------------------------------------------------ keys next to the ledger
+
+
+def default_key_file(db: Path) -> Path:
+    """Where the key ring lives when ``ledger_key_file`` is unset: beside the ledger."""
+    db = Path(db)
+    return db.with_name(db.stem + ".key")
+
+
+def default_signing_key_file(db: Path) -> Path:
+    """Where the signing key lives when ``ledger_signing_key_file`` is unset: beside the
+    ledger."""
+    db = Path(db)
+    return db.with_name(db.stem + ".signing.pem")
+
+
+def default_key_ring(db: Path, key_file: Path | None = None) -> KeyRing:
+    """The ring a command line finds: ``key_file``, else ``$CENTINELA_LEDGER_KEY_FILE``, else
+    the file beside the ledger if there is one; plus ``$CENTINELA_LEDGER_KEY``."""
+    if key_file is None:
+        env_file = os.environ.get(KEY_FILE_ENV)
+        beside = default_key_file(db)
+        key_file = Path(env_file) if env_file else beside if beside.exists() else None
+    ring = load_key_ring(key_file, os.environ.get(KEY_ENV))
+    if not ring.keys:
+        return KeyRing(source=f"no key file at {default_key_file(db)}, no {KEY_ENV}")
+    return ring
+
+
+def default_signing_key(db: Path, signing_key_file: Path | None = None) -> Ed25519PrivateKey:
+    """The signing key a command line uses: the file given, else
+    ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``, else the file beside the ledger."""
+    if signing_key_file is None:
+        env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
+        signing_key_file = Path(env_file) if env_file else default_signing_key_file(db)
+    return load_signing_key(signing_key_file)
+
+
+def default_public_keys(db: Path) -> list[Ed25519PublicKey]:
+    """The public half of the signing key a command line finds (none if there is none)."""
+    env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
+    path = Path(env_file) if env_file else default_signing_key_file(db)
+    return [load_signing_key(path).public_key()] if path.exists() else []
+
+
+def _peek(path: Path) -> tuple[set[str], int]:
+    """The key ids of a ledger's rows and its number of checkpoints (before opening it)."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return set(), 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return set(), 0
+    try:
+        tables = _tables(conn)
+        ids: set[str] = set()
+        if "ledger" in tables and "key_id" in _columns(conn, "ledger"):
+            ids = {
+                str(r[0])
+                for r in conn.execute("SELECT DISTINCT key_id FROM ledger WHERE key_id IS NOT NULL")
+            }
+        count = 0
+        if "checkpoints" in tables:
+            count = int(conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+        return ids, count
+    except sqlite3.DatabaseError:
+        return set(), 0  # connect() names the problem
     finally:
         conn.close()
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger the server writes, with the keys its settings name.
+
+    With ``ledger_key_file`` unset and no ``CENTINELA_LEDGER_KEY``, the key ring beside the
+    ledger is used, and generated (0600, logged once) if it does not exist and no row needs an
+    older key; likewise the signing key with ``ledger_signing_key_file`` unset. A key file that
+    is configured is never generated: a missing one is an error.
+    """
+    path = Path(settings.ledger_path)
+    env_key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    key_ids, checkpoints = _peek(path)
+    key_file = settings.ledger_key_file
+    if key_file is None and (default_key_file(path).exists() or env_key is None):
+        key_file = default_key_file(path)
+        if not key_file.exists():
+            if key_ids:
+                raise ConfigError(
+                    f"ledger {path} has rows keyed with {', '.join(sorted(key_ids))} but its key "
+                    f"file {key_file} is missing: restore it or set ledger_key_file"
+                )
+            add_key(key_file)
+            log.warning("generated a ledger MAC key", extra={"path": str(key_file)})
+    keys = load_key_ring(key_file, env_key)
+    if key_file is not None and stat.S_IMODE(Path(key_file).stat().st_mode) & 0o077:
+        log.warning("ledger key file is readable by others", extra={"path": str(key_file)})
+    signing_file = settings.ledger_signing_key_file
+    if signing_file is None and not default_signing_key_file(path).exists():
+        signing_file = default_signing_key_file(path)
+        if checkpoints:
+            raise ConfigError(
+                f"ledger {path} has {checkpoints} signed checkpoints but its signing key "
+                f"{signing_file} is missing: restore it or set ledger_signing_key_file"
+            )
+        signing_key = generate_signing_key(signing_file)
+        log.warning(
+            "generated a ledger signing key",
+            extra={"path": str(signing_file), "signer": fingerprint(signing_key.public_key())},
+        )
+    else:
+        signing_key = load_signing_key(signing_file or default_signing_key_file(path))
+    return Ledger(
+        path,
+        keys,
+        signing_key,
+        checkpoint_rows=settings.ledger_checkpoint_rows,
+        checkpoint_seconds=settings.ledger_checkpoint_seconds,
+        check_rows=settings.ledger_start_check_rows,
+        trusted=[load_public_key(p) for p in settings.ledger_public_key_files],
+        witness=read_checkpoint(settings.ledger_witness_file)
+        if settings.ledger_witness_file
+        else None,
+    )
+
+
+def _open_ro(path: Path) -> sqlite3.Connection:
+    if not Path(path).exists():
+        raise ConfigError(f"ledger {path} does not exist")
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"ledger {path}: cannot open ({exc})") from exc
+
+
+def verify(
+    path: Path,
+    keys: KeyRing | None = None,
+    public_keys: Sequence[Ed25519PublicKey] | None = None,
+    witness: Checkpoint | None = None,
+) -> VerifyResult:
+    """Walk the whole chain; report the first row that was edited, deleted, reordered, forged
+    or cut off, every checkpoint that does not hold, and a ``witness`` no longer in the chain.
+
+    ``keys`` None: the key ring a command line finds (:func:`default_key_ring`);
+    ``public_keys`` None: the public half of the signing key beside the ledger (or named by
+    ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``). A witness's own public key is trusted too.
+    """
+    conn = _open_ro(path)
+    try:
+        ring = keys if keys is not None else default_key_ring(path)
+        publics = list(public_keys) if public_keys is not None else default_public_keys(path)
+        trusted = {fingerprint(k): k for k in publics}
+        if witness is not None:
+            trusted[witness.signer] = public_key_from_text(witness.public_key, "witness")
+        return check(conn, ring, trusted, witness)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"ledger {path}: not a usable SQLite database ({exc})") from exc
+    finally:
+        conn.close()
+
+
+def latest_checkpoint(path: Path) -> Checkpoint | None:
+    conn = _open_ro(path)
+    try:
+        checkpoints = _checkpoints(conn)
+    finally:
+        conn.close()
+    return checkpoints[max(checkpoints)] if checkpoints else None
+
+
+def seal(path: Path, keys: KeyRing, signing_key: Ed25519PrivateKey) -> Checkpoint:
+    """Seal the unkeyed rows of a ledger written before keys: check their SHA-256 chain and
+    head, then sign a checkpoint at the last of them and give the head a MAC, so a keyed writer
+    can chain on from them. For an operator who trusts the file as it is."""
+    if keys.current is None:
+        raise ConfigError(f"cannot seal ledger {path}: no MAC key ({keys.source})")
+    if not Path(path).exists():
+        raise ConfigError(f"ledger {path} does not exist")
+    lock = WriterLock.hold(Path(path))  # never beside a running server
+    conn = connect_or_release(Path(path), lock)
+    try:
+        public = signing_key.public_key()
+        result = check(conn, keys, {fingerprint(public): public}, sealing=True)
+        if not result.ok:
+            raise ConfigError(f"cannot seal ledger {path}: {result.problem}")
+        if not result.unkeyed:
+            raise ConfigError(f"ledger {path} has no unkeyed rows: there is nothing to seal")
+        sealed = conn.execute(
+            "SELECT 1 FROM checkpoints WHERE seq = ? AND key_id IS NULL", (result.unkeyed,)
+        ).fetchone()
+        if sealed is not None or result.unkeyed != result.last:
+            raise ConfigError(f"ledger {path} is sealed already (rows 1..{result.unkeyed})")
+        head = str(
+            conn.execute("SELECT hash FROM ledger WHERE seq = ?", (result.last,)).fetchone()[0]
+        )
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        checkpoint = sign_checkpoint(signing_key, result.last, head, None, now)
+        conn.execute("BEGIN IMMEDIATE")
+        _insert_checkpoint(conn, checkpoint)
+        conn.execute(
+            "UPDATE ledger_head SET key_id = ?, mac = ? WHERE id = 1",
+            (keys.current, head_mac(keys, keys.current, result.last, head)),
+        )
+        conn.execute("COMMIT")
+        return checkpoint
+    finally:
+        conn.close()
+        lock.release()
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from features.watchlist import Watchlist, load_watchlist
 from scoring.caller import Caller
 from scoring.exams import ExamPlanner
 from scoring.lanes import LanePolicy, PortShares
-from scoring.ledger import Entry, Ledger, replay_into
+from scoring.ledger import Entry, open_ledger, replay_into
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
@@ -121,7 +121,7 @@ class ScoringService:
         self.exams = ExamPlanner(settings.exam_capacity)  # its counts outlive model reloads
         self.lanes: LanePolicy | None = None  # one lane policy for the server's whole life
         self.state: EntityState | None = None
-        self.ledger = Ledger(settings.ledger_path) if settings.ledger_enabled else None
+        self.ledger = open_ledger(settings) if settings.ledger_enabled else None
         self._outcome_lock = threading.Lock()  # one version number per outcome
 
     @property

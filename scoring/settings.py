@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -65,6 +65,47 @@ class Settings(BaseSettings):
     )
     ledger_enabled: bool = Field(
         True, description="Store every decision and outcome durably before replying."
+    )
+    ledger_key_file: Path | None = Field(
+        None,
+        description="Key ring of the ledger's MAC chain: YAML/JSON {key_id: base64 key}; the "
+        "last key writes new rows, the others verify older ones. Unset: <ledger>.key beside "
+        "the ledger, generated (0600) on first start when no row needs an older key.",
+    )
+    ledger_key: SecretStr | None = Field(
+        None,
+        description="One MAC key from the environment (CENTINELA_LEDGER_KEY=ID:BASE64); added "
+        "to the key ring as the key that writes. Never stored in the ledger.",
+    )
+    ledger_signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs ledger checkpoints. Unset: "
+        "<ledger>.signing.pem beside the ledger, generated (0600) on first start.",
+    )
+    ledger_public_key_files: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM, or exported checkpoints) of earlier signing keys whose "
+        "checkpoints stay trusted after the signing key is rotated.",
+    )
+    ledger_checkpoint_rows: int = Field(
+        1000, ge=1, description="Write a signed ledger checkpoint at least every this many rows."
+    )
+    ledger_checkpoint_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Write a signed ledger checkpoint at least this often while rows are "
+        "unsigned, and one at shutdown.",
+    )
+    ledger_start_check_rows: int = Field(
+        10_000,
+        ge=0,
+        description="At start, verify this many last rows of the ledger (and back to its "
+        "latest checkpoint when that is earlier) before appending; 0 verifies the whole chain.",
+    )
+    ledger_witness_file: Path | None = Field(
+        None,
+        description="A checkpoint exported earlier (centinela ledger checkpoint) and kept "
+        "outside: the server refuses to start unless the ledger still holds it.",
     )
     grace_period_s: float = Field(
         10.0, ge=0, description="Seconds in-flight RPCs get to finish on SIGTERM/SIGINT."

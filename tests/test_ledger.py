@@ -1,28 +1,63 @@
 """The ledger keeps every entry durably, shares commits, names the first tampered row, and
-exports and replays one shipment per shipment id."""
+exports and replays one shipment per shipment id. (Attacks on the keyed chain, checkpoints,
+witnesses and keys: tests/test_ledger_keyed.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from features.errors import ConfigError
 from features.live import goods_rows, shipment_row
 from features.records import Party, Shipment
 from features.state import EntityState
 from features.watchlist import load_watchlist
-from scoring.ledger import Entry, Ledger, export, replay_into, verify
+from scoring.ledger import (
+    Entry,
+    Ledger,
+    default_key_file,
+    default_signing_key_file,
+    export,
+    replay_into,
+    verify,
+)
+from scoring.ledger_keys import (
+    KeyRing,
+    add_key,
+    generate_signing_key,
+    load_key_ring,
+    load_signing_key,
+)
 from tests.support import make_shipment
 
 
+def beside(path: Path) -> tuple[KeyRing, Ed25519PrivateKey]:
+    """The MAC key ring and signing key in their default places beside the ledger at ``path``
+    (made on first use), where ``verify(path)`` and ``centinela ledger verify`` find them."""
+    key_file, signing_file = default_key_file(path), default_signing_key_file(path)
+    if not key_file.exists():
+        add_key(key_file)
+    if not signing_file.exists():
+        generate_signing_key(signing_file)
+    return load_key_ring(key_file), load_signing_key(signing_file)
+
+
+def open_ledger_at(path: Path, **options: Any) -> Ledger:
+    return Ledger(path, *beside(path), **options)
+
+
 def fill(path: Path, n: int = 10) -> None:
-    ledger = Ledger(path)
+    ledger = open_ledger_at(path)
     futures = [
         ledger.append(Entry("decision", f"d{i}", {"i": i, "lane": "green"})) for i in range(n)
     ]
@@ -33,7 +68,7 @@ def fill(path: Path, n: int = 10) -> None:
 def test_entries_survive_reopening_and_chain_continues(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     fill(path, 5)
-    ledger = Ledger(path)
+    ledger = open_ledger_at(path)
     assert ledger.append(Entry("outcome", "d1", {"result": "negative"})).result(timeout=10) == 6
     assert [r.kind for r in ledger.entries_for("d1")] == ["decision", "outcome"]
     ledger.close()
@@ -42,7 +77,7 @@ def test_entries_survive_reopening_and_chain_continues(tmp_path: Path) -> None:
 
 
 def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger_at(tmp_path / "ledger.sqlite")
     with ThreadPoolExecutor(8) as pool:
         futures = [
             pool.submit(lambda i: ledger.append(Entry("decision", f"d{i}", {"i": i})).result(), i)
@@ -107,7 +142,7 @@ def test_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     path.write_text("this is not sqlite" * 100)
     with pytest.raises(ConfigError, match="not a usable SQLite database"):
-        Ledger(path)
+        open_ledger_at(path)
 
 
 def decision(shipment: Shipment, propensity: float = 0.5) -> dict[str, object]:
@@ -133,7 +168,7 @@ def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> 
     x = make_shipment("X-1")
     later = dataclasses.replace(x, declared_at=x.declared_at + timedelta(days=3), goods=x.goods[:1])
     y = make_shipment("Y-1", consignee=Party("CNE-2", "Otra", "MX"))
-    ledger = Ledger(path)
+    ledger = open_ledger_at(path)
     entries = [
         Entry("decision", "dx1", decision(x, propensity=0.25)),
         Entry("outcome", "dx1", outcome(True, "positive")),
@@ -165,3 +200,39 @@ def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> 
     replay_into(state, path, load_watchlist())
     assert (state.shipments, state.outcomes) == (2, 2)
     assert not state.add_outcome("X-1", datetime.now(UTC), True)
+
+
+def test_checkpoints_every_n_rows_and_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = open_ledger_at(path, checkpoint_rows=4)
+    for i in range(10):  # one commit each: checkpoints at rows 4 and 8
+        ledger.append(Entry("decision", f"d{i}", {"i": i})).result(timeout=10)
+    ledger.close()  # and one of the head at close
+    conn = sqlite3.connect(path)
+    seqs = [r[0] for r in conn.execute("SELECT seq FROM checkpoints ORDER BY seq")]
+    conn.close()
+    assert seqs == [4, 8, 10]
+    result = verify(path)
+    assert (result.ok, result.rows, result.checkpoints) == (True, 10, 3), result.problem
+
+
+def test_checkpoints_every_t_seconds_while_idle(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = open_ledger_at(path, checkpoint_rows=1000, checkpoint_seconds=0.2)
+    ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
+    deadline = time.monotonic() + 10
+    while ledger.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # idle: the writer signs the head on its own
+    assert ledger.checkpoints == 1
+    ledger.close()
+    assert verify(path).checkpoints == 1
+
+
+def test_the_ledger_and_its_companions_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = open_ledger_at(path)
+    ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
+    names = ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.key"]
+    for name in [*names, "ledger.signing.pem"]:
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    ledger.close()
