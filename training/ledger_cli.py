@@ -1,4 +1,12 @@
-"""``centinela ledger``: check the decision ledger's hash chain and export it for retraining."""
+"""``centinela ledger``: check the decision ledger's MAC chain and checkpoints, hand a signed
+checkpoint to a witness, seal a ledger from before keys, rotate the MAC key, and export the
+ledger for retraining.
+
+Keys are found as the server finds them: ``--key-file``, else ``$CENTINELA_LEDGER_KEY_FILE``,
+else the ring beside the ledger (``var/ledger.key``), plus ``$CENTINELA_LEDGER_KEY``; the
+signing key is ``--signing-key``, else ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``, else the PEM
+beside the ledger (``var/ledger.signing.pem``).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +14,194 @@ from pathlib import Path
 
 import typer
 
-from scoring.ledger import export, verify
+from features.errors import ConfigError
+from scoring.ledger import (
+    VerifyResult,
+    default_key_file,
+    default_key_ring,
+    default_public_keys,
+    default_signing_key,
+    export,
+    latest_checkpoint,
+    read_checkpoint,
+    seal,
+    verify,
+    write_checkpoint,
+)
+from scoring.ledger_keys import (
+    add_key,
+    fingerprint,
+    load_public_key,
+    public_key_from_text,
+    public_key_pem,
+    public_key_text,
+)
 from training.cli_common import console, err_console, print_json, run
 
-app = typer.Typer(help="Verify and export the decision ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Verify, witness, seal and export the decision ledger.", no_args_is_help=True
+)
 
 DB_OPTION = typer.Option(Path("var/ledger.sqlite"), "--db", help="Ledger SQLite file.")
+KEY_FILE_OPTION = typer.Option(
+    None, "--key-file", help="MAC key ring (default: beside the ledger, or the environment)."
+)
+SIGNING_KEY_OPTION = typer.Option(
+    None, "--signing-key", help="Ed25519 signing key PEM (default: beside the ledger)."
+)
+
+
+def _summary(result: VerifyResult) -> str:
+    keys = ", ".join(f"{k} rows {a}-{b}" for k, (a, b) in result.keys.items())
+    parts = [f"{result.rows} rows, MAC chain intact" + (f" ({keys})" if keys else "")]
+    if result.checkpoints:
+        parts.append(f"{result.checkpoints} checkpoints signed by {', '.join(result.signers)} hold")
+    else:
+        parts.append("no checkpoints yet")
+    if result.witnessed is not None:
+        parts.append(f"the witnessed checkpoint at row {result.witnessed} is in the chain")
+    return "; ".join(parts)
 
 
 @app.command("verify")
 def verify_command(
     db: Path = DB_OPTION,
+    key_file: Path | None = KEY_FILE_OPTION,
+    public_key: list[Path] = typer.Option(
+        [],
+        "--public-key",
+        help="Trusted public key of checkpoints (PEM or an exported checkpoint); repeatable. "
+        "Default: the public half of the signing key beside the ledger.",
+    ),
+    witness: Path | None = typer.Option(
+        None,
+        "--witness",
+        help="A checkpoint exported earlier and kept outside: must be in the chain.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Walk the hash chain; name the first row that was edited, deleted or reordered."""
+    """Walk the MAC chain and check every checkpoint (and a witnessed one); name the first row
+    that was edited, deleted, reordered, forged or cut off."""
 
     def body() -> None:
-        result = verify(db)
+        keys = default_key_ring(db, key_file)
+        publics = [load_public_key(p) for p in public_key] if public_key else None
+        witnessed = read_checkpoint(witness) if witness is not None else None
+        result = verify(db, keys, publics, witnessed)
+        found = publics if publics is not None else default_public_keys(db)
+        if witnessed is not None:
+            found = [*found, public_key_from_text(witnessed.public_key, str(witness))]
+        trusted = list({fingerprint(k): k for k in found}.values())
         if json_out:
             print_json(
-                {"ok": result.ok, "rows": result.rows, "problem": result.problem, "row": result.seq}
+                {
+                    "ok": result.ok,
+                    "rows": result.rows,
+                    "problem": result.problem,
+                    "row": result.seq,
+                    "unkeyed": result.unkeyed,
+                    "keys": {k: list(v) for k, v in result.keys.items()},
+                    "checkpoints": result.checkpoints,
+                    "signers": list(result.signers),
+                    "witnessed": result.witnessed,
+                    "notes": list(result.notes),
+                    "public_keys": {fingerprint(k): public_key_text(k) for k in trusted},
+                }
             )
         elif result.ok:
-            console.print(f"ledger {db}: {result.rows} rows, hash chain intact")
+            console.print(f"ledger {db}: {_summary(result)}", highlight=False)
+            for note in result.notes:
+                console.print(f"  {note}", highlight=False)
+            for key in trusted:
+                console.print(
+                    f"  signing key {fingerprint(key)}: {public_key_text(key)}", highlight=False
+                )
         else:
             err_console.print(f"ledger {db}: [bold red]{result.problem}[/]", highlight=False)
         if not result.ok:
             raise typer.Exit(6)
+
+    run(body)
+
+
+@app.command("checkpoint")
+def checkpoint_command(
+    out: Path = typer.Option(..., "--out", help="File for the checkpoint (JSON, 0600)."),
+    db: Path = DB_OPTION,
+    key_file: Path | None = KEY_FILE_OPTION,
+    signing_key: Path | None = SIGNING_KEY_OPTION,
+    public_key_out: Path | None = typer.Option(
+        None, "--public-key-out", help="Also write the signing public key here (PEM)."
+    ),
+) -> None:
+    """Export the latest signed checkpoint, with the public key, for a witness to keep.
+
+    The whole chain is verified first: a broken ledger is never witnessed. Hand the file to
+    someone the service cannot reach; later, `ledger verify --witness FILE` (or the server's
+    ledger_witness_file) proves the ledger still holds everything up to it.
+    """
+
+    def body() -> None:
+        public = default_signing_key(db, signing_key).public_key()
+        result = verify(db, default_key_ring(db, key_file), [public])
+        if not result.ok:
+            raise ConfigError(f"ledger {db} does not verify, refusing to export: {result.problem}")
+        checkpoint = latest_checkpoint(db)
+        if checkpoint is None:
+            raise ConfigError(
+                f"ledger {db} has no checkpoint yet: the server writes one every "
+                "ledger_checkpoint_rows rows or ledger_checkpoint_seconds, and when it stops"
+            )
+        write_checkpoint(checkpoint, public, out)
+        if public_key_out is not None:
+            public_key_out.write_text(public_key_pem(public))
+        console.print(
+            f"checkpoint of row {checkpoint.seq} (signed {checkpoint.recorded_at} by "
+            f"{checkpoint.signer}) written to {out}; the ledger has {result.last} rows",
+            highlight=False,
+        )
+
+    run(body)
+
+
+@app.command("seal")
+def seal_command(
+    db: Path = DB_OPTION,
+    key_file: Path | None = KEY_FILE_OPTION,
+    signing_key: Path | None = SIGNING_KEY_OPTION,
+) -> None:
+    """Adopt a ledger written before keys: check its SHA-256 chain, then sign a checkpoint at
+    its last unkeyed row so a keyed server can append to it. Only for a file you trust."""
+
+    def body() -> None:
+        checkpoint = seal(db, default_key_ring(db, key_file), default_signing_key(db, signing_key))
+        console.print(
+            f"sealed rows 1..{checkpoint.seq} of {db} (unkeyed, written before keys were "
+            f"configured) with a checkpoint signed by {checkpoint.signer}",
+            highlight=False,
+        )
+
+    run(body)
+
+
+@app.command("new-key")
+def new_key_command(
+    db: Path = DB_OPTION,
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Key ring to add to (default: beside the ledger)."
+    ),
+    key_id: str | None = typer.Option(None, "--key-id", help="Id of the new key (default kN)."),
+) -> None:
+    """Rotate the MAC key: append a fresh random key to the ring as the key that writes.
+
+    Restart the server to write with it; older rows keep verifying with the keys before it,
+    so keep them in the ring.
+    """
+
+    def body() -> None:
+        path = key_file or default_key_file(db)
+        new_id = add_key(path, key_id)
+        console.print(f"added key {new_id} to {path}; restart the server to write with it")
 
     run(body)
 
