@@ -289,17 +289,25 @@ def expired(context: aio.ServicerContext[Any, Any] | None) -> bool:
     return remaining is not None and remaining <= 0
 
 
+DEADLINE_SLACK_S = 0.1
+"""A client's deadline timer runs ahead of the server's by the network delay (the server counts
+from when the call arrived), so a cancellation this close to the deadline is the deadline."""
+
+
 def received_code(context: aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
     """The status the caller received, by name. A call past its deadline ended
     DEADLINE_EXCEEDED for its caller whatever the handler did afterwards (grpc.aio cancels the
-    handler, or its reply comes too late); a handler cancelled before it is CANCELLED; an
-    exception no interceptor mapped is UNKNOWN."""
-    if expired(context):
+    handler, or its reply comes too late), and so did one cancelled within
+    :data:`DEADLINE_SLACK_S` of it; a handler cancelled before that is CANCELLED; an exception
+    no interceptor mapped is UNKNOWN."""
+    cancelled = isinstance(error, asyncio.CancelledError | GeneratorExit) or context.cancelled()
+    remaining = context.time_remaining()
+    if remaining is not None and (remaining <= 0 or (cancelled and remaining < DEADLINE_SLACK_S)):
         return "DEADLINE_EXCEEDED"
     code = context.code()
     if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
         return str(code.name)
-    if isinstance(error, asyncio.CancelledError | GeneratorExit) or context.cancelled():
+    if cancelled:
         return "CANCELLED"
     if error is not None:
         return "UNKNOWN"
