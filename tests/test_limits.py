@@ -153,8 +153,10 @@ class SlowScorer:
     def __init__(self, inner: Any, delay: float) -> None:
         self._inner = inner
         self._delay = delay
+        self.batches = 0
 
     def score_batch(self, *args: Any, **kwargs: Any) -> Any:
+        self.batches += 1
         time.sleep(self._delay)
         return self._inner.score_batch(*args, **kwargs)
 
@@ -180,11 +182,22 @@ def limited(
         running.stop()
 
 
-def requests_counted(running: ServerThread, code: str, method: str = "ScoreShipment") -> float:
-    value = running.app.metrics.registry.get_sample_value(
-        "centinela_grpc_requests_total", {"method": f"RiskScoring/{method}", "code": code}
-    )
-    return value or 0.0
+def sample(running: ServerThread, name: str, **labels: str) -> float:
+    return running.app.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def requests_counted(
+    running: ServerThread, code: str, expected: float, method: str = "ScoreShipment"
+) -> float:
+    """Calls counted with ``code``, waiting (up to 10 s) for the count to reach ``expected``:
+    a status can reach the caller a moment before the server's own record of it."""
+    labels = {"method": f"RiskScoring/{method}", "code": code}
+    until = time.monotonic() + 10
+    value = sample(running, "centinela_grpc_requests_total", **labels)
+    while value != expected and time.monotonic() < until:
+        time.sleep(0.02)
+        value = sample(running, "centinela_grpc_requests_total", **labels)
+    return value
 
 
 def ledger_rows(path: Path) -> int:
@@ -243,8 +256,8 @@ def test_ten_times_capacity_is_shed_and_what_is_admitted_succeeds(
     assert max(admitted) < deadline
     # Only what was admitted was scored and ledgered; the metrics say what callers got.
     assert ledger_rows(tmp_path / "ledger.sqlite") == len(admitted)
-    assert requests_counted(limited, "OK") == len(admitted)
-    assert requests_counted(limited, "RESOURCE_EXHAUSTED") == len(rejected)
+    assert requests_counted(limited, "OK", len(admitted)) == len(admitted)
+    assert requests_counted(limited, "RESOURCE_EXHAUSTED", len(rejected)) == len(rejected)
     rejected_metric = limited.app.metrics.registry.get_sample_value(
         "centinela_rejected_calls_total", {"reason": "overloaded"}
     )
@@ -264,14 +277,16 @@ def test_a_call_whose_deadline_passes_in_the_queue_is_not_scored(
 ) -> None:
     stub = pb_grpc.RiskScoringStub(limited.channel)
     slow = stub.ScoreShipment.future(REQUEST, timeout=60)
-    while limited.app.metrics.in_flight._value.get() < 1 and not slow.done():  # type: ignore[attr-defined]
+    while sample(limited, "centinela_calls_in_flight") < 1 and not slow.done():
         time.sleep(0.01)
+    assert not slow.done()
     with pytest.raises(grpc.RpcError) as caught:
         stub.ScoreShipment(REQUEST, timeout=0.3)  # waits behind the slow call
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert slow.result().decision_id
+    assert limited.app.service._scorer.batches == 1  # type: ignore[union-attr]
     assert ledger_rows(tmp_path / "ledger.sqlite") == 1
-    assert requests_counted(limited, "DEADLINE_EXCEEDED") == 1
+    assert requests_counted(limited, "DEADLINE_EXCEEDED", 1) == 1
 
 
 @pytest.mark.parametrize("limited", [{"delay": 0.6}], indirect=True)
@@ -294,8 +309,8 @@ def test_a_call_whose_deadline_passes_while_scoring_is_not_ledgered(
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert finished.wait(30)  # the scoring thread ran on past the deadline, then gave up
     assert ledger_rows(tmp_path / "ledger.sqlite") == 0
-    assert requests_counted(limited, "DEADLINE_EXCEEDED") == 1
-    assert requests_counted(limited, "OK") == 0
+    assert requests_counted(limited, "DEADLINE_EXCEEDED", 1) == 1
+    assert requests_counted(limited, "OK", 0) == 0
 
 
 @pytest.mark.parametrize(
@@ -331,7 +346,7 @@ def test_a_stream_longer_than_the_limit_is_answered_up_to_it_then_ended(
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_stream_messages" in caught.value.details()
     assert answered == ["S-0", "S-1", "S-2"]
-    assert requests_counted(limited, "RESOURCE_EXHAUSTED", "ScoreShipments") == 1
+    assert requests_counted(limited, "RESOURCE_EXHAUSTED", 1, "ScoreShipments") == 1
 
 
 # --------------------------------------------------------------------------- refusals at start
