@@ -120,10 +120,11 @@ class Settings(BaseSettings):
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )
     max_in_flight: int = Field(
-        8,
+        4,
         ge=1,
         description="Most scoring calls (RiskScoring methods; a stream counts as one for its "
-        "life) served at once; more wait in a queue of max_queued.",
+        "life) served at once; more wait in a queue of max_queued. Scoring holds the GIL, so "
+        "more than about twice the CPUs adds latency, not throughput.",
     )
     max_queued: int = Field(
         32,
