@@ -7,12 +7,14 @@ data and a model on a fresh machine) and ``server``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
+from scoring.bundle import BUNDLE_FORMAT, META_FILE
 from scoring.registry import Registry
 from scoring.settings import Settings, load_settings
 from server.app import serve
@@ -23,9 +25,22 @@ from training.cli_common import console, run
 log = logging.getLogger("centinela.bootstrap")
 
 
+def _outdated(registry: Registry, version: str) -> bool:
+    """Whether the promoted bundle predates the bundle format this code loads."""
+    try:
+        doc = json.loads((registry.root / version / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # damaged, not old: the load names the problem; nothing is retrained
+    return isinstance(doc, dict) and doc.get("format", 1) != BUNDLE_FORMAT
+
+
 def bootstrap(settings: Settings) -> None:
-    """Simulate a world and train a first model when the registry has none promoted."""
-    if Registry(settings.registry_dir).promoted() is not None:
+    """Simulate a world and train a first model when the registry has none promoted (or, for
+    ``make run``'s own registry, only a bundle older than the format this code loads)."""
+    registry = Registry(settings.registry_dir)
+    promoted = registry.promoted()
+    retrain = promoted is not None and _outdated(registry, promoted)
+    if promoted is not None and not retrain:
         return
     from features.tables import table_path
     from training.simulate import simulate_world
@@ -49,8 +64,19 @@ def bootstrap(settings: Settings) -> None:
             seed=settings.bootstrap_seed,
             progress=False,
         )
-    log.info("no promoted model: training one", extra={"registry": str(settings.registry_dir)})
-    result = train(settings.data_dir, settings.registry_dir, seed=settings.bootstrap_seed)
+    if retrain:
+        log.warning(
+            "the promoted model predates the bundle format this version checks: training a new one",
+            extra={"registry": str(settings.registry_dir), "outdated": promoted},
+        )
+    else:
+        log.info("no promoted model: training one", extra={"registry": str(settings.registry_dir)})
+    result = train(
+        settings.data_dir,
+        settings.registry_dir,
+        seed=settings.bootstrap_seed,
+        promote=True if retrain else None,
+    )
     log.info("trained", extra={"version": result.version, "metrics": result.metrics})
 
 

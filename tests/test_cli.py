@@ -221,3 +221,25 @@ def test_ledger_export_keeps_the_latest_decision_of_each_shipment_id(
     assert as_json.returncode == 0, as_json.stderr
     counts = json.loads(as_json.stdout)
     assert (counts["shipments"], counts["inspections"], counts["folded"]) == (2, 2, 2)
+
+
+def test_bootstrap_replaces_a_promoted_bundle_older_than_the_format_it_checks(
+    world: Path, tmp_path: Path
+) -> None:
+    """A machine that ran an older `make run` keeps working: its format-1 model is replaced by
+    a new one, not left refusing to load."""
+    from scoring.bundle import META_FILE
+    from scoring.registry import Registry
+    from scoring.settings import load_settings
+    from server.cli import bootstrap
+
+    root = tmp_path / "registry"
+    (root / "v0001").mkdir(parents=True)
+    (root / "v0001" / META_FILE).write_text('{"format": 1, "version": "v0001"}')
+    Registry(root).promote("v0001")
+    bootstrap(load_settings(registry_dir=root, data_dir=world))
+    registry = Registry(root)
+    assert registry.promoted() == "v0002"
+    assert registry.load().version == "v0002"
+    bootstrap(load_settings(registry_dir=root, data_dir=world))  # current: nothing to do
+    assert registry.versions() == ["v0001", "v0002"]
