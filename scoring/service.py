@@ -17,7 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+import polars as pl
 
 from features.canonical import canonical_shipment
 from features.errors import (
@@ -46,6 +48,8 @@ from scoring.settings import Settings
 from scoring.validation import Window, validate_shipment
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,26 +221,40 @@ class ScoringService:
     def score_each(
         self,
         shipments: Sequence[Shipment],
-        caller: Caller | None = None,
-        deadline: float | None = None,
+        caller: Caller | Sequence[Caller | None] | None = None,
+        deadline: float | Sequence[float | None] | None = None,
     ) -> list[Decision | Exception]:
         """Score a batch where each shipment stands alone: invalid ones get their error, the
         valid ones are scored together in one batch. Results are in input order, one per
         shipment; a decision that could not be made durable comes back as its error.
-        ``deadline`` (:func:`time.monotonic`) passed: raises DeadlineExceeded, nothing stored."""
+        ``deadline`` (:func:`time.monotonic`) passed: raises DeadlineExceeded, nothing stored.
+
+        ``caller`` and ``deadline`` may instead be one per shipment (a batch gathered from
+        several calls): each decision records its own caller, and a shipment whose own
+        deadline passes gets DeadlineExceeded as its result, not scored or not stored, while
+        the others go on; only when every deadline has passed does the batch raise."""
+        callers = _each(caller, len(shipments))
+        deadlines = _each(deadline, len(shipments))
         results: list[Decision | Exception | None] = []
-        valid: list[Declared] = []
+        valid: list[int] = []
+        admitted: list[Declared] = []
         window = self.declared_window()
-        for shipment in shipments:
+        for i, shipment in enumerate(shipments):
             try:
-                valid.append(self._admit(shipment, window))
+                admitted.append(self._admit(shipment, window))
+                valid.append(i)
                 results.append(None)
             except Exception as error:  # an unexpected one too: it is this shipment's alone
                 if not isinstance(error, CentinelaError):
                     log.error("unexpected error admitting a shipment", exc_info=error)
                 results.append(error)
-        decided = iter(self._score_valid(valid, caller, deadline) if valid else [])
-        return [next(decided) if r is None else r for r in results]
+        if valid:
+            decided = self._score_valid(
+                admitted, [callers[i] for i in valid], [deadlines[i] for i in valid]
+            )
+            for i, result in zip(valid, decided, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     def score(
         self,
@@ -249,7 +267,8 @@ class ScoringService:
         (:func:`time.monotonic`) that passes before the decisions are stored."""
         window = self.declared_window()
         admitted = [self._admit(s, window) for s in shipments]
-        results = self._score_valid(admitted, caller, deadline)
+        n = len(admitted)
+        results = self._score_valid(admitted, [caller] * n, [deadline] * n)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -273,41 +292,87 @@ class ScoringService:
     def _score_valid(
         self,
         admitted: Sequence[Declared],
-        caller: Caller | None = None,
-        deadline: float | None = None,
+        callers: Sequence[Caller | None],
+        deadlines: Sequence[float | None],
     ) -> list[Decision | Exception]:
+        """Score admitted shipments, each with its caller and deadline, in input order.
+
+        The scorer reads a batch by shipment id (goods, watchlist hits and history are joined
+        on it), so two shipments with the same canonical id are never in one scorer batch:
+        a repeat goes in a later round, which sees the earlier one in the entity history, as
+        if they had come one after the other. Without repeats there is one round."""
+        rounds = _rounds([a.canonical.shipment_id for a in admitted])
+        if len(rounds) == 1:
+            return self._score_round(admitted, callers, deadlines)
+        results: list[Decision | Exception | None] = [None] * len(admitted)
+        for members in rounds:
+            try:
+                scored = self._score_round(
+                    [admitted[i] for i in members],
+                    [callers[i] for i in members],
+                    [deadlines[i] for i in members],
+                )
+            except DeadlineExceeded as error:
+                scored = [error] * len(members)  # earlier rounds may be stored: keep them
+            for i, result in zip(members, scored, strict=True):
+                results[i] = result
+        out = [r for r in results if r is not None]
+        if all(isinstance(r, DeadlineExceeded) for r in out):
+            raise next(r for r in out if isinstance(r, DeadlineExceeded))
+        return out
+
+    def _score_round(
+        self,
+        admitted: Sequence[Declared],
+        callers: Sequence[Caller | None],
+        deadlines: Sequence[float | None],
+    ) -> list[Decision | Exception]:
+        """Score shipments with distinct ids as one scorer batch. A shipment whose deadline
+        has passed before it is scored, or before it is stored, gets DeadlineExceeded and is
+        not ledgered; when that is every shipment, DeadlineExceeded is raised."""
         scorer = self._require()
         state = self.state
         assert state is not None
-        shipments = [a.canonical for a in admitted]
-        _check_deadline(deadline, "scored")
-        batch = scorer.score_batch(shipments, state)
-        decisions: list[Decision | Exception] = [self._decide(scorer, s) for s in batch.scored]
+        results: list[Decision | Exception | None] = [None] * len(admitted)
+        live = _in_time(deadlines, range(len(admitted)), "scored", results)
+        batch = scorer.score_batch([admitted[i].canonical for i in live], state)
+        for i, scored in zip(live, batch.scored, strict=True):
+            results[i] = self._decide(scorer, scored)
         # The last moment to give up: past it the decisions are durable and delivered.
-        _check_deadline(deadline, "stored")
+        stored = _in_time(deadlines, live, "stored", results)
+        by_index = dict(zip(live, batch.scored, strict=True))
         if self.ledger is not None:
-            pending = [
-                self.ledger.append(
-                    Entry("decision", d.decision_id, decision_payload(d, a, scored, caller))
+            ledger = self.ledger
+            pending = {
+                i: ledger.append(
+                    Entry(
+                        "decision",
+                        d.decision_id,
+                        decision_payload(d, admitted[i], by_index[i], callers[i]),
+                    )
                 )
-                for d, a, scored in zip(decisions, admitted, batch.scored, strict=True)
-                if isinstance(d, Decision)
-            ]
-            for i, future in enumerate(pending):
+                for i in stored
+                if isinstance(d := results[i], Decision)
+            }
+            for i, future in pending.items():
                 try:
                     future.result()  # durable before anyone sees the decision
                 except Exception as error:
                     log.error("ledger write failed", exc_info=error)
-                    decisions[i] = Unavailable(
+                    results[i] = Unavailable(
                         "the decision could not be written to the ledger; retry the shipment"
                     )
+        basics = batch.basics
+        if len(stored) < len(live):  # only what is stored enters the history
+            kept = [admitted[i].canonical.shipment_id for i in stored]
+            basics = basics.filter(pl.col("shipment_id").is_in(kept))
         try:
-            state.add_shipments(batch.basics)
+            state.add_shipments(basics)
         except Exception as error:
             # The decisions are in the ledger already: deliver them; the next replay credits
             # their history.
             log.error("entity history update failed", exc_info=error)
-        return decisions
+        return [r for r in results if r is not None]
 
     def record_outcome(self, outcome: Outcome, caller: Caller | None = None) -> OutcomeReceipt:
         """Store an inspection outcome; a repeat is idempotent, a different one a new version.
@@ -379,11 +444,46 @@ class ScoringService:
         )
 
 
-def _check_deadline(deadline: float | None, step: str) -> None:
-    """Raise DeadlineExceeded when ``deadline`` (:func:`time.monotonic`) has passed: nobody
-    waits for the answer, so nothing is decided or ledgered for it."""
-    if deadline is not None and time.monotonic() >= deadline:
-        raise DeadlineExceeded(f"the call's deadline passed before its shipments were {step}")
+def _each(value: T | Sequence[T | None] | None, n: int) -> list[T | None]:
+    """``value`` for each of ``n`` shipments: a sequence is already one per shipment."""
+    if isinstance(value, Sequence):
+        if len(value) != n:
+            raise ValueError(f"{len(value)} values for {n} shipments")
+        return list(value)
+    return [value] * n
+
+
+def _rounds(ids: Sequence[str]) -> list[list[int]]:
+    """Positions of ``ids`` in rounds where no id repeats: the k-th occurrence of an id is
+    in round k."""
+    seen: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for i, shipment_id in enumerate(ids):
+        k = seen.get(shipment_id, 0)
+        seen[shipment_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(i)
+    return rounds or [[]]
+
+
+def _in_time(
+    deadlines: Sequence[float | None],
+    positions: Sequence[int],
+    step: str,
+    results: list[Decision | Exception | None],
+) -> list[int]:
+    """The ``positions`` whose deadline (:func:`time.monotonic`) has not passed; those past
+    it get DeadlineExceeded in ``results``: nobody waits for their answer, so nothing more
+    is decided or ledgered for them. Raises DeadlineExceeded when that is all of them."""
+    now = time.monotonic()
+    late = {i for i in positions if (d := deadlines[i]) is not None and now >= d}
+    message = f"the call's deadline passed before its shipments were {step}"
+    if late and len(late) == len(positions):
+        raise DeadlineExceeded(message)
+    for i in late:
+        results[i] = DeadlineExceeded(message)
+    return [i for i in positions if i not in late]
 
 
 def _json_value(value: Any) -> Any:
