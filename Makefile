@@ -12,7 +12,7 @@ VAR ?= var
 PROTO_SRC := $(wildcard proto/centinela/v1/*.proto)
 PB_DIR := server/pb
 
-.PHONY: help install proto proto-check lint format typecheck test bench fuzz run clean
+.PHONY: help install proto proto-check lint format typecheck test bench bench-peers fuzz run clean
 
 help: ## List every target with what it does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -62,6 +62,19 @@ test: $(STAMP) ## Set up and run the whole test suite
 
 bench: $(STAMP) ## Benchmarks: figures and ratios against a baseline in the same run
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The peers `python -m bench peers` measures Centinela against: Seldon MLServer with its LightGBM
+# runtime, in a virtualenv of its own (its pins clash with ours). uvloop 0.21: MLServer's
+# workers crash with 0.23. Never part of `make test`; `make clean` removes it with var/.
+PEERS_VENV := $(VAR)/bench-peers/venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+$(PEERS_STAMP):
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/pip install --quiet 'mlserver==1.7.1' 'mlserver-lightgbm==1.7.1' 'uvloop==0.21.*'
+	@touch $@
+
+bench-peers: $(PEERS_STAMP) ## Set up MLServer in var/bench-peers/venv for `make bench` to compare
 
 # `make test` runs the same file at 600 requests; this prints the tally (by kind and status).
 FUZZ_COUNT ?= 10000
