@@ -16,6 +16,11 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.simulate", [], ["--shipments", "50000"]),
     ("bench.training", [], ["--shipments", "100000"]),
     ("bench.scoring", [], ["--requests", "300"]),
+    (
+        "bench.peers",
+        [],
+        ["--calls", "200", "--calls-one", "100", "--manifest", "1000", "--reps", "1"],
+    ),
 )
 
 
