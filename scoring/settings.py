@@ -116,6 +116,23 @@ class Settings(BaseSettings):
     stream_batch_max: int = Field(
         64, ge=1, le=4096, description="Most shipments of a stream scored together in a batch."
     )
+    batch_max_size: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Most shipments scored together in one batch across calls: concurrent "
+        "ScoreShipment calls and stream micro-batches queue for one batcher, which scores "
+        "whatever is queued, up to this many, as one batch (a stream's micro-batch is never "
+        "split, so one larger than this is a batch of its own).",
+    )
+    batch_max_wait_us: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Microseconds a batch with room left waits for more calls before it is "
+        "scored. 0 (the default) never delays a call: a lone call is scored at once, and "
+        "calls that arrive while a batch is being scored form the next one.",
+    )
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )

@@ -83,6 +83,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
+        self.batch_size = Histogram(
+            "centinela_batch_size",
+            "Shipments scored together in one batch across calls: concurrent ScoreShipment "
+            "calls and ScoreShipments micro-batches gathered by the server's batcher.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.decisions = Counter(
             "centinela_decisions",
             "Decisions returned, by port of entry and lane.",
