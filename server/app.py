@@ -66,6 +66,7 @@ class CentinelaServer:
         self.admin_server: aio.Server | None = None  # when Admin has its own port
         self.admin_port = 0
         self.endpoint: MetricsEndpoint | None = None
+        self.scoring: RiskScoringServicer | None = None  # its batcher, once started
         self._stopping = False
 
     async def start(self) -> int:
@@ -91,9 +92,13 @@ class CentinelaServer:
             # Admin alone on a port of its own, which a firewall can keep to operators.
             admin_server = aio.server(interceptors=interceptors, options=limits)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)
-        risk_scoring_pb2_grpc.add_RiskScoringServicer_to_server(
-            RiskScoringServicer(self.service, self.metrics), server
+        self.scoring = RiskScoringServicer(
+            self.service,
+            self.metrics,
+            batch_max_size=s.batch_max_size,
+            batch_max_wait_us=s.batch_max_wait_us,
         )
+        risk_scoring_pb2_grpc.add_RiskScoringServicer_to_server(self.scoring, server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(self.service, self.metrics, self._on_change), admin_server
         )
@@ -186,6 +191,8 @@ class CentinelaServer:
             await self.server.stop(self.settings.grace_period_s if grace is None else grace)
         if self.admin_server is not None:
             await self.admin_server.stop(self.settings.grace_period_s if grace is None else grace)
+        if self.scoring is not None:
+            await self.scoring.close()
         if self.endpoint is not None:
             self.endpoint.stop()
             self.endpoint = None

@@ -5,6 +5,9 @@ Errors are raised, never mapped here (see :mod:`server.interceptors`), except in
 the error instead, whatever the error (an undecodable message, bad fields, a bug). Scoring is
 CPU work, so it runs in a worker thread, off the event loop, and only while the call's
 deadline has not passed: work nobody waits for any more is neither scored nor ledgered.
+Concurrent calls, and the micro-batches of streams, are scored together by the servicer's
+:class:`~server.batcher.Batcher` (one per server), each call keeping its own answer, caller,
+deadline and errors.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
 from server.auth import current_caller
+from server.batcher import Batcher, decision_ids, report_undelivered
 from server.errors import INTERNAL_MESSAGE, Undecodable, log_unexpected
 from server.limits import deadline_of
 from server.metrics import Metrics
@@ -56,30 +60,27 @@ class _Ended:
     error: BaseException | None = None
 
 
-def _decision_ids(results: Sequence[object]) -> list[str]:
-    return [r.decision_id for r in results if isinstance(r, Decision)]
-
-
-def _report_undelivered(decision_ids: Sequence[str], why: str) -> None:
-    """Decisions are ledgered before the reply; when the reply cannot go out, say which."""
-    if decision_ids:
-        log.warning(
-            "%d decided and ledgered, not delivered: %s",
-            len(decision_ids),
-            why,
-            extra={"decision_ids": list(decision_ids)},
-        )
-
-
 class RiskScoringServicer(pb_grpc.RiskScoringServicer):
-    def __init__(self, service: ScoringService, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        service: ScoringService,
+        metrics: Metrics,
+        *,
+        batch_max_size: int = 64,
+        batch_max_wait_us: int = 0,
+    ) -> None:
         self.service = service
         self.metrics = metrics
+        self.batcher = Batcher(service, batch_max_size, batch_max_wait_us, metrics)
+
+    async def close(self) -> None:
+        """Stop the batcher (at shutdown, once calls have drained)."""
+        await self.batcher.close()
 
     async def _decide(self, work: Callable[..., R]) -> R:
-        """Run ``work`` (scoring, which ledgers its decisions) in a worker thread. If the call
-        is cancelled meanwhile the thread still finishes; what it ledgered is then logged as
-        not delivered instead of vanishing silently.
+        """Run ``work`` (scoring, which ledgers its decisions) alone in a worker thread,
+        outside the batcher. If the call is cancelled meanwhile the thread still finishes;
+        what it ledgered is then logged as not delivered instead of vanishing silently.
 
         Past the call's deadline nothing starts (DeadlineExceeded), and ``work`` gets the
         deadline to check again before it ledgers."""
@@ -95,7 +96,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
 
             def lost(done: asyncio.Future[R]) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    _report_undelivered(_decision_ids(done.result()), "the call was cancelled")
+                    report_undelivered(decision_ids(done.result()), "the call was cancelled")
 
             running.add_done_callback(lost)
             raise
@@ -103,18 +104,15 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def _score_one(self, request: pb.ScoreShipmentRequest) -> pb.Decision:
         try:
             shipment = converters.request_shipment(request)
-            decisions = await self._decide(
-                partial(self.service.score, [shipment], current_caller())
-            )
+            decision = await self.batcher.submit(shipment, current_caller(), _deadline.get())
         except InvalidInput:
             self.metrics.invalid_shipments.inc()
             raise
-        decision = decisions[0]
         try:
             self._observe(decision)
             return converters.decision_to_proto(decision)
         except Exception:
-            _report_undelivered([decision.decision_id], "its answer could not be built")
+            report_undelivered([decision.decision_id], "its answer could not be built")
             raise
 
     def _observe(self, decision: Decision) -> None:
@@ -137,7 +135,8 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     ) -> AsyncIterator[pb.Decision]:
         """Micro-batched: whatever has arrived while the last batch was scored forms the next
         batch (up to ``stream_batch_max``), so a fast manifest is scored many at a time and a
-        slow one still gets each answer as soon as it is scored. Order is kept.
+        slow one still gets each answer as soon as it is scored. Order is kept. Each
+        micro-batch goes through the server's batcher, scored together with concurrent calls.
 
         Every request gets exactly one Decision: a bad or undecodable one, or one whose
         scoring failed unexpectedly, gets a Decision with ``error`` set, and the stream goes
@@ -184,7 +183,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
                         sent += 1
                 finally:
                     if sent < len(responses):
-                        _report_undelivered(
+                        report_undelivered(
                             [r.decision_id for r in responses[sent:] if r.decision_id],
                             "the stream ended before they were sent",
                         )
@@ -213,11 +212,9 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         if shipments:
             scored: Sequence[Decision | BaseException]
             try:
-                scored = await self._decide(
-                    partial(self.service.score_each, shipments, current_caller())
+                scored = await self.batcher.submit_many(
+                    shipments, current_caller(), _deadline.get()
                 )
-                if len(scored) != len(shipments):
-                    raise RuntimeError(f"{len(scored)} results for {len(shipments)} shipments")
             except DeadlineExceeded:
                 raise  # nobody waits for this batch: end the stream
             except Exception as error:
