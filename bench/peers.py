@@ -642,7 +642,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             f"{os.cpu_count()} CPUs",
             flush=True,
         )
+        before = os.getloadavg()[0]
         asyncio.run(measure(peers, args.reps, args.calls, args.calls_one))
+        # The benchmark itself keeps about 2 CPUs busy; more says something else ran too.
+        print(f"load average (1 min): {before:.2f} before, {os.getloadavg()[0]:.2f} after")
     finally:
         for peer in peers:
             peer.served.stop()
