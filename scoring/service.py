@@ -232,7 +232,7 @@ class ScoringService:
         ``caller`` and ``deadline`` may instead be one per shipment (a batch gathered from
         several calls): each decision records its own caller, and a shipment whose own
         deadline passes gets DeadlineExceeded as its result, not scored or not stored, while
-        the others go on; only when every deadline has passed does the batch raise."""
+        the others go on; then nothing raises DeadlineExceeded."""
         callers = _each(caller, len(shipments))
         deadlines = _each(deadline, len(shipments))
         results: list[Decision | Exception | None] = []
@@ -249,9 +249,15 @@ class ScoringService:
                     log.error("unexpected error admitting a shipment", exc_info=error)
                 results.append(error)
         if valid:
-            decided = self._score_valid(
-                admitted, [callers[i] for i in valid], [deadlines[i] for i in valid]
-            )
+            decided: list[Decision | Exception]
+            try:
+                decided = self._score_valid(
+                    admitted, [callers[i] for i in valid], [deadlines[i] for i in valid]
+                )
+            except DeadlineExceeded as error:
+                if not isinstance(deadline, Sequence):
+                    raise
+                decided = [error] * len(valid)  # every valid one is late: each says so
             for i, result in zip(valid, decided, strict=True):
                 results[i] = result
         return [r for r in results if r is not None]

@@ -287,6 +287,32 @@ def test_in_one_batch_only_the_call_whose_deadline_passed_is_not_ledgered(
     assert "DL-SHORT" not in ledgered
 
 
+def test_in_a_batch_where_every_valid_call_timed_out_an_invalid_one_is_still_invalid(
+    gated: Gated,
+) -> None:
+    bad_line = dataclasses.replace(BENIGN_LINE, hs_code="ABC")
+    with gated.holding():
+        short = gated.stub.ScoreShipment.future(request_for(benign("AL-SHORT")), timeout=2.5)
+        bad = gated.stub.ScoreShipment.future(
+            request_for(dataclasses.replace(benign("AL-BAD"), goods=(bad_line,))), timeout=60
+        )
+        until(lambda: gated.queued() == 2, "2 calls queued")
+        gated.scorer.permits.release()  # the blocker goes; the next batch stays held
+        until(
+            lambda: gated.scorer.waiting == 1 and gated.scorer.batches[-1] == ["AL-SHORT"],
+            "the batch of both to reach the scorer",
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            short.result(timeout=30)
+        assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    with pytest.raises(grpc.RpcError) as caught:
+        bad.result(timeout=30)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(caught.value) == ["goods[0].hs_code"]
+    assert gated.batcher.sizes[-1] == 2
+    assert "AL-SHORT" not in gated.ledger()
+
+
 def test_one_id_twice_in_a_batch_is_scored_in_two_rounds_without_mixing_goods(
     gated: Gated,
 ) -> None:
