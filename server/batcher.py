@@ -127,9 +127,10 @@ class Batcher:
         self, shipments: Sequence[Shipment], caller: Caller | None, deadline: float | None
     ) -> list[Result]:
         """Score a stream's micro-batch with whatever else is queued, kept together and in
-        order: one result per shipment, an error being that shipment's. Raises
-        DeadlineExceeded when the deadline passed before they were scored, and the batch's
-        error when scoring failed as a whole."""
+        order: one result per shipment, an error being that shipment's (DeadlineExceeded
+        for one whose deadline passed while a batch with other calls was scored). Raises
+        DeadlineExceeded when the deadline passed before they were scored, or while they
+        were scored alone, and the batch's error when scoring failed as a whole."""
         return await self._submit(list(shipments), caller, deadline, unary=False)
 
     async def _submit(
