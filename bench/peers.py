@@ -1,7 +1,8 @@
 """Centinela beside real peers in the same run, each serving on 127.0.0.1 in its own process.
 
-- **Centinela**: ``centinela serve`` in a subprocess (defaults: ledger on, ``max_in_flight`` 4),
-  the whole pipeline (validation, watchlist, live entity history, rules, lanes, exams, ledger).
+- **Centinela**: ``centinela serve`` in a subprocess with default settings (ledger on, batching
+  across calls): the whole pipeline (validation, watchlist, live entity history, rules, lanes,
+  exams, ledger).
 - **Seldon MLServer** 1.7.1 serving the same ``model.txt`` with its LightGBM runtime over the V2
   gRPC protocol, from the virtualenv ``make bench-peers`` creates; the column says
   ``not set up`` when it is absent, and the rest still runs.
@@ -19,9 +20,9 @@ shipments, so every server scores the same inputs with the same booster.
 One client drives them all: this process, grpc.aio, one channel per measurement, requests
 serialised beforehand and sent as bytes, a fixed number of calls with a fixed number in flight.
 Measurements are interleaved (each repetition measures every server in turn) and each cell is
-the median over repetitions. Centinela and the bare server stream a manifest through
-``ScoreShipments``; MLServer has no such stream, so it gets 1000-row ``ModelInfer`` calls, one
-at a time.
+the median over repetitions. Centinela, the bare and the empty server stream a manifest
+through ``ScoreShipments``; MLServer has no such stream, so it gets 1000-row ``ModelInfer``
+calls, one at a time.
 """
 
 from __future__ import annotations
@@ -215,11 +216,16 @@ def start_centinela(registry: Path, world: Path, workdir: Path) -> Served:
     )
     centinela = Path(sys.executable).parent / "centinela"
     served = spawn(CENTINELA, [str(centinela), "serve", "--config", str(config)], workdir / "log")
-    port = wait_for_line(
-        served, lambda r: r["grpc"].rsplit(":", 1)[1] if r.get("message") == "listening" else None
-    )
-    served.target = f"127.0.0.1:{port}"
-    wait_serving(served)
+    try:
+        port = wait_for_line(
+            served,
+            lambda r: r["grpc"].rsplit(":", 1)[1] if r.get("message") == "listening" else None,
+        )
+        served.target = f"127.0.0.1:{port}"
+        wait_serving(served)
+    except BaseException:
+        served.stop()
+        raise
     return served
 
 
@@ -246,7 +252,11 @@ def start_peer(kind: str, model: Path, rows: Path, workdir: Path) -> Served:
     served = spawn(
         BARE if kind == "bare" else EMPTY, [*argv, "--rows", str(rows)], workdir / "log", ROOT
     )
-    port = wait_for_line(served, lambda r: str(r.get("listening", "")))
+    try:
+        port = wait_for_line(served, lambda r: str(r.get("listening", "")))
+    except BaseException:
+        served.stop()
+        raise
     served.target = f"127.0.0.1:{port}"
     return served
 
