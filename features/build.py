@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from features.canonical import read_cas
 from features.history import FAMILIES_COLUMN, KEY_COLUMNS, history_features, key_expressions
 from features.records import MODES
 from features.schema import FEATURE_NAMES, FEATURES
@@ -93,33 +92,11 @@ def _code(column: str, mapping: tuple[pl.Series, pl.Series]) -> pl.Expr:
     return pl.col(column).replace_strict(old, new, default=None, return_dtype=pl.Int32)
 
 
-def _invalid_cas(goods: pl.DataFrame) -> pl.Expr:
-    """1 for a line declaring a CAS number that is not valid, as :func:`read_cas` reads it.
-
-    The check digit is defined once, in Python; a table repeats few distinct numbers, so
-    reading each distinct one is cheap and the test itself stays a polars expression.
-    """
-    declared = goods["cas_numbers"].explode().drop_nulls().unique()
-    invalid = pl.Series([c for c in declared.to_list() if not read_cas(c).valid], dtype=pl.String)
-    return (
-        pl.col("cas_numbers")
-        .list.eval(pl.element().is_in(invalid.implode()))
-        .list.any()
-        .fill_null(False)
-        .cast(pl.Int32)
-    )
-
-
-def _goods_aggregates(goods: pl.DataFrame) -> pl.LazyFrame:
-    lines = (
-        goods.lazy()
-        .sort("shipment_id", "line_no")
-        .with_columns(
-            chapter=pl.col("hs_code").str.slice(0, 2).cast(pl.Int32, strict=False),
-            heading=pl.col("hs_code").str.slice(0, 4).cast(pl.Int32, strict=False),
-            has_cas=(pl.col("cas_numbers").list.len() > 0).cast(pl.Int32),
-            invalid_cas=_invalid_cas(goods),
-        )
+def _goods_aggregates(goods: pl.LazyFrame) -> pl.LazyFrame:
+    lines = goods.sort("shipment_id", "line_no").with_columns(
+        chapter=pl.col("hs_code").str.slice(0, 2).cast(pl.Int32, strict=False),
+        heading=pl.col("hs_code").str.slice(0, 4).cast(pl.Int32, strict=False),
+        has_cas=(pl.col("cas_numbers").list.len() > 0).cast(pl.Int32),
     )
     grouped = lines.group_by("shipment_id", maintain_order=True).agg(
         pl.len().cast(pl.Int32).alias("goods_line_count"),
@@ -128,7 +105,6 @@ def _goods_aggregates(goods: pl.DataFrame) -> pl.LazyFrame:
         pl.col("chapter").alias("_chapters"),
         pl.col("heading").alias("_headings"),
         pl.col("has_cas").sum().cast(pl.Int32).alias("cas_line_count"),
-        pl.col("invalid_cas").sum().cast(pl.Int32).alias("invalid_cas_lines"),
     )
     principal = pl.col("_values").list.arg_max()
     return grouped.select(
@@ -141,7 +117,6 @@ def _goods_aggregates(goods: pl.DataFrame) -> pl.LazyFrame:
             "chemical_line_share"
         ),
         "cas_line_count",
-        "invalid_cas_lines",
         pl.col("_weights").list.sum().alias("total_weight_kg"),
         pl.col("_values").list.sum().alias("total_value_usd"),
     )
@@ -193,7 +168,15 @@ def _watchlist_aggregates(matches: GoodsMatches, watchlist: Watchlist) -> pl.Laz
         .group_by("shipment_id")
         .agg(pl.len().cast(pl.Int32).alias("watchlist_mismatches"))
     )
-    return summary.join(mismatches, on="shipment_id", how="full", coalesce=True)
+    # Declared CAS numbers that are not valid, as the matcher (the one reader of CAS) found them.
+    invalid = (
+        matches.invalid_cas.lazy()
+        .group_by("shipment_id")
+        .agg(pl.col("line_no").n_unique().cast(pl.Int32).alias("invalid_cas_lines"))
+    )
+    return summary.join(mismatches, on="shipment_id", how="full", coalesce=True).join(
+        invalid, on="shipment_id", how="full", coalesce=True
+    )
 
 
 def shipment_basics(
@@ -209,7 +192,7 @@ def shipment_basics(
     goods_frame = goods.lazy().collect(engine=ENGINE)
     if matches is None:
         matches = watchlist.match_goods_full(goods_frame)
-    aggregates = _goods_aggregates(goods_frame)
+    aggregates = _goods_aggregates(goods_frame.lazy())
     evidence = _watchlist_aggregates(matches, watchlist)
     frame = (
         shipments.lazy()
@@ -233,6 +216,11 @@ def shipment_basics(
         .cast(pl.Int32)
         .alias("consignee_has_tax_id"),
         *(pl.col(c).fill_null(0).cast(pl.Int32) for c in _EVIDENCE_COUNTS),
+        # Like the other goods aggregates, null for a shipment without goods lines.
+        pl.when(pl.col("goods_line_count").is_not_null())
+        .then(pl.col("invalid_cas_lines").fill_null(0))
+        .cast(pl.Int32)
+        .alias("invalid_cas_lines"),
     ).with_columns(
         pl.col(FAMILIES_COLUMN).fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("watchlist_max_strength").fill_null(0.0),
