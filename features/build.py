@@ -25,7 +25,14 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from features.history import FAMILIES_COLUMN, KEY_COLUMNS, history_features, key_expressions
+from features.history import (
+    FAMILIES_COLUMN,
+    KEY_COLUMNS,
+    Keyed,
+    history_features,
+    history_frame,
+    key_expressions,
+)
 from features.records import MODES
 from features.schema import FEATURE_NAMES, FEATURES
 from features.vocab import PORTS
@@ -293,7 +300,7 @@ def bulk_history(
     basics: pl.DataFrame, outcomes: pl.DataFrame, reference: FeatureReference
 ) -> pl.DataFrame:
     """History features of every row of ``basics``, from the rows and outcomes given."""
-    return history_features(basics, outcomes, reference.prior_rate)
+    return history_frame(history_features(Keyed.from_frame(basics), outcomes, reference.prior_rate))
 
 
 def build_features(

@@ -19,7 +19,8 @@ that does not grow with how busy an entity is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -63,6 +64,46 @@ US_PER_DAY = 86_400_000_000
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)
 
 Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """Shipments as history sees them, one per row: id, declared time, entity keys, and the
+    route families identified in its goods. What the bulk history kernels read, what the live
+    state remembers of a shipment and what it is asked about."""
+
+    shipment_id: list[str]
+    declared_at: np.ndarray  # int64 µs since the epoch (polars' ``dt.timestamp("us")``)
+    keys: dict[str, list[str]]  # entity of OUTCOME_KEYS -> each row's key
+    families: list[tuple[str, ...]]  # each row's identified route families, sorted
+
+    def __len__(self) -> int:
+        return len(self.shipment_id)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> Keyed:
+        """From a frame with ``shipment_id``, ``declared_at``, every key column of
+        :data:`KEY_COLUMNS` and :data:`FAMILIES_COLUMN`."""
+        return cls(
+            shipment_id=frame["shipment_id"].to_list(),
+            declared_at=_micros(frame["declared_at"]),
+            keys={e: frame[KEY_COLUMNS[e]].to_list() for e in OUTCOME_KEYS},
+            families=[tuple(f or ()) for f in frame[FAMILIES_COLUMN].to_list()],
+        )
+
+    def take(self, rows: Sequence[int]) -> Keyed:
+        """The rows at ``rows``, in that order."""
+        at = list(rows)
+        return Keyed(
+            shipment_id=[self.shipment_id[i] for i in at],
+            declared_at=self.declared_at[np.asarray(at, dtype=np.int64)],
+            keys={e: [keys[i] for i in at] for e, keys in self.keys.items()},
+            families=[self.families[i] for i in at],
+        )
+
+    def order_by_time(self) -> Keyed:
+        """The rows sorted by declared time (stable: ties keep their order)."""
+        return self.take(np.argsort(self.declared_at, kind="stable").tolist())
 
 
 def key_expressions() -> list[pl.Expr]:
@@ -201,22 +242,23 @@ def _micros(column: pl.Series) -> Array:
     return column.dt.timestamp("us").to_numpy().astype(np.int64)
 
 
-def history_features(
-    keyed: pl.DataFrame, outcomes: pl.DataFrame, prior_rate: float
-) -> pl.DataFrame:
+def history_frame(columns: dict[str, Array]) -> pl.DataFrame:
+    """History features (from :func:`history_features` or the live state) as a frame."""
+    return pl.DataFrame(columns)
+
+
+def history_features(keyed: Keyed, outcomes: pl.DataFrame, prior_rate: float) -> dict[str, Array]:
     """Every history feature for every row of ``keyed``, in its order (the bulk path).
 
-    ``keyed``: ``declared_at``, every key column of :data:`KEY_COLUMNS` and
-    :data:`FAMILIES_COLUMN`.
     ``outcomes``: ``reported_at``, ``positive`` and every key column, one row per reported
     inspection (the inspected shipment's keys copied onto it).
     """
-    n = keyed.height
-    declared = _micros(keyed["declared_at"])
+    n = len(keyed)
+    declared = keyed.declared_at
     columns: dict[str, Array] = {}
     for entity in VOLUME_KEYS:
         out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
-        for _, rows in _groups(keyed[KEY_COLUMNS[entity]], declared):
+        for _, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
             times = declared[rows]
             for target, values in zip(out, entity_volume(times, times), strict=True):
                 target[rows] = values
@@ -229,7 +271,7 @@ def history_features(
         # Rows of entities never inspected get exactly what the kernel says for no outcomes.
         out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate)
         by_key = dict(_groups(outcomes[column], reported))
-        for key, rows in _groups(keyed[column], declared):
+        for key, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
             found = by_key.get(key)
             if found is None:
                 continue
@@ -237,12 +279,12 @@ def history_features(
             for target, value in zip(out, computed, strict=True):
                 target[rows] = value
         columns.update(zip(outcome_names(entity), out, strict=True))
-    families = keyed[FAMILIES_COLUMN].to_list()
+    families = keyed.families
     for entity in NETWORK_KEYS:
         out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
-        for _, rows in _groups(keyed[KEY_COLUMNS[entity]], declared):
+        for _, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
             times = declared[rows]
-            fams = [families[i] for i in rows]
+            fams = [list(families[i]) for i in rows]
             by_family: dict[str, list[int]] = {}
             for t, row_families in zip(times.tolist(), fams, strict=True):
                 for family in row_families:
@@ -254,4 +296,4 @@ def history_features(
             for target, value in zip(out, computed, strict=True):
                 target[rows] = value
         columns.update(zip(network_names(entity), out, strict=True))
-    return pl.DataFrame(columns)
+    return columns

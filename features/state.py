@@ -28,14 +28,13 @@ import polars as pl
 
 from features.build import context_rows
 from features.history import (
-    FAMILIES_COLUMN,
-    KEY_COLUMNS,
     NETWORK_KEYS,
     NETWORK_WINDOW_DAYS,
     OUTCOME_KEYS,
     US_PER_DAY,
     VOLUME_KEYS,
     WINDOWS_DAYS,
+    Keyed,
     entity_network,
     entity_outcomes,
     entity_volume,
@@ -173,7 +172,9 @@ class EntityState:
         """The state of tables with one row per shipment id (see
         :func:`features.tables.fold_tables`); an id's first reported inspection is credited."""
         state = cls()
-        state.add_shipments(context_rows(shipments, goods, watchlist).sort("declared_at"))
+        state.add_shipments(
+            Keyed.from_frame(context_rows(shipments, goods, watchlist)).order_by_time()
+        )
         reported = inspections.lazy().select("shipment_id", "reported_at", "positive").collect()
         for shipment_id, reported_at, positive in reported.sort("reported_at").iter_rows():
             state.add_outcome(shipment_id, reported_at, positive)
@@ -196,14 +197,15 @@ class EntityState:
     def outcomes(self) -> int:
         return len(self._credits)
 
-    def add_shipments(self, rows: pl.DataFrame) -> None:
-        """Remember shipments (stage-1 rows or context rows). An id already known keeps one
-        record, the one remembered last; an unchanged replay changes nothing."""
-        columns = [KEY_COLUMNS[e] for e in OUTCOME_KEYS]
+    def add_shipments(self, rows: Keyed) -> None:
+        """Remember shipments. An id already known keeps one record, the one remembered last;
+        an unchanged replay changes nothing."""
+        keys_by_row = zip(*(rows.keys[e] for e in OUTCOME_KEYS), strict=True)
         with self._lock:
-            selected = rows.select("shipment_id", "declared_at", FAMILIES_COLUMN, *columns)
-            for shipment_id, declared_at, families, *keys in selected.iter_rows():
-                record = _Record(_to_us(declared_at), tuple(keys), tuple(families or ()))
+            for shipment_id, declared_at, families, keys in zip(
+                rows.shipment_id, rows.declared_at.tolist(), rows.families, keys_by_row, strict=True
+            ):
+                record = _Record(int(declared_at), tuple(keys), tuple(families))
                 old = self._records.get(shipment_id)
                 if old == record:
                     continue
@@ -251,18 +253,18 @@ class EntityState:
             self._index_outcome(record.keys, credit, add=True)
             return True
 
-    def history_for(self, targets: pl.DataFrame, prior_rate: float) -> pl.DataFrame:
-        """History features of ``targets`` (stage-1 rows), in their order.
+    def history_for(self, targets: Keyed, prior_rate: float) -> dict[str, np.ndarray]:
+        """History features of ``targets``, in their order.
 
         Earlier shipments of the same batch count as history, as they would in bulk. Each row
         gets the history it would have had as its id's first scoring: the record the state
         holds for the same id (which the batch's last row of that id replaces), the outcome
         credited for it and the batch's other rows of that id are not history of itself.
         """
-        n = targets.height
-        ids = targets["shipment_id"].to_list()
-        declared = targets["declared_at"].dt.timestamp("us").to_numpy().astype(np.int64)
-        families = [tuple(f) for f in targets[FAMILIES_COLUMN].to_list()]
+        n = len(targets)
+        ids = targets.shipment_id
+        declared = targets.declared_at
+        families = targets.families
         last = {shipment_id: i for i, shipment_id in enumerate(ids)}
         stays = [last[shipment_id] for shipment_id in ids]  # the row that becomes id's record
         columns: dict[str, np.ndarray] = {}
@@ -270,7 +272,7 @@ class EntityState:
             replaced = {s: self._records[s] for s in last if s in self._records}
             for entity in VOLUME_KEYS:
                 at = _ENTITY_INDEX[entity]
-                keys = targets[KEY_COLUMNS[entity]].to_list()
+                keys = targets.keys[entity]
                 out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
                 for key, rows in _rows_by_key(keys).items():
                     drop = [r.at for r in replaced.values() if r.keys[at] == key]
@@ -288,7 +290,7 @@ class EntityState:
                 columns.update(zip(volume_names(entity), out, strict=True))
             for entity in OUTCOME_KEYS:
                 at = _ENTITY_INDEX[entity]
-                keys = targets[KEY_COLUMNS[entity]].to_list()
+                keys = targets.keys[entity]
                 out = entity_outcomes(
                     np.zeros(0, dtype=np.int64),
                     np.zeros(0, dtype=bool),
@@ -325,7 +327,7 @@ class EntityState:
                 columns.update(zip(outcome_names(entity), out, strict=True))
             for entity in NETWORK_KEYS:
                 at = _ENTITY_INDEX[entity]
-                keys = targets[KEY_COLUMNS[entity]].to_list()
+                keys = targets.keys[entity]
                 out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
                 for key, rows in _rows_by_key(keys).items():
                     received = self._network[entity].get(key, {})
@@ -372,7 +374,7 @@ class EntityState:
                         for target, value in zip(out, computed, strict=True):
                             target[group] = value
                 columns.update(zip(network_names(entity), out, strict=True))
-        return pl.DataFrame(columns)
+        return columns
 
 
 def _rows_by_key(keys: list[str]) -> dict[str, np.ndarray]:

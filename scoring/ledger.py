@@ -94,6 +94,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from features.build import context_rows
 from features.errors import ConfigError, FailedPrecondition
+from features.history import Keyed
 from features.state import EntityState
 from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
 from features.watchlist import Watchlist
@@ -1162,7 +1163,7 @@ def replay_into(state: EntityState, path: Path, watchlist: Watchlist) -> None:
     if not contents.decisions:
         return
     shipments, goods = _frames(latest_decisions(contents).values())
-    state.add_shipments(context_rows(shipments, goods, watchlist))
+    state.add_shipments(Keyed.from_frame(context_rows(shipments, goods, watchlist)))
     # In the order each decision got its first outcome; the state credits an id only once.
     for decision_id, versions in contents.outcomes.items():
         first = versions[0]

@@ -22,6 +22,7 @@ from features.build import (
     keyed_outcomes,
     shipment_basics,
 )
+from features.history import Keyed, history_frame
 from features.live import shipment_frames, shipments_from_frames
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
@@ -141,7 +142,7 @@ class Scorer:
         matches = self.watchlist.match_goods_full(goods)
         basics = shipment_basics(ship, goods, self.watchlist, matches)
         reference = self.bundle.meta.reference
-        history = state.history_for(basics, reference.prior_rate)
+        history = history_frame(state.history_for(Keyed.from_frame(basics), reference.prior_rate))
         features = finalize(basics, history, reference)
         return ScoredFeatures(features, basics, matches.hits, matches.mismatches)
 

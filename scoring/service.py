@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import polars as pl
-
 from features.canonical import canonical_shipment
 from features.errors import (
     CentinelaError,
@@ -31,6 +29,7 @@ from features.errors import (
     NotFound,
     Unavailable,
 )
+from features.history import Keyed
 from features.live import goods_rows, shipment_row
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
@@ -368,12 +367,12 @@ class ScoringService:
                     results[i] = Unavailable(
                         "the decision could not be written to the ledger; retry the shipment"
                     )
-        basics = batch.basics
+        keyed = Keyed.from_frame(batch.basics)
         if len(stored) < len(live):  # only what is stored enters the history
-            kept = [admitted[i].canonical.shipment_id for i in stored]
-            basics = basics.filter(pl.col("shipment_id").is_in(kept))
+            position = {i: row for row, i in enumerate(live)}
+            keyed = keyed.take([position[i] for i in stored])
         try:
-            state.add_shipments(basics)
+            state.add_shipments(keyed)
         except Exception as error:
             # The decisions are in the ledger already: deliver them; the next replay credits
             # their history.

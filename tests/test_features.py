@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from features.build import FeatureReference, build_features, feature_matrix
+from features.history import Keyed
 from features.live import shipments_from_frames
 from features.schema import FEATURE_NAMES, FEATURES, schema_mismatch
 from features.state import EntityState
@@ -140,7 +141,7 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
         live_frames.append(batch.features)
         scored = batch.scored[0]
         live_scores.append((scored.risk_score, scored.lane, scored.propensity, scored.rules_fired))
-        state.add_shipments(batch.basics)
+        state.add_shipments(Keyed.from_frame(batch.basics))
 
     assert len(records) == live_count
     assert_frames_identical(pl.concat(live_frames), bulk_features)

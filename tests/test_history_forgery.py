@@ -24,6 +24,7 @@ from features.history import (
     FAMILIES_COLUMN,
     KEY_COLUMNS,
     OUTCOME_KEYS,
+    Keyed,
     history_feature_names,
     history_features,
 )
@@ -153,8 +154,8 @@ def test_a_rescored_id_does_not_count_its_own_outcome(registry: Path, tmp_path: 
 # --------------------------------------------------------------------------- live vs bulk
 
 
-def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=ROW_SCHEMA)
+def frame(rows: list[dict[str, Any]]) -> Keyed:
+    return Keyed.from_frame(pl.DataFrame(rows, schema=ROW_SCHEMA))
 
 
 def outcome_frame(outcomes: list[tuple[dict[str, Any], datetime, bool]]) -> pl.DataFrame:
