@@ -447,7 +447,6 @@ class Inputs:
 
 def prepare(workdir: Path, world_size: int, shipments: int) -> Inputs:
     from bench.scoring import shipments_from_world
-    from features.build import feature_matrix
     from features.canonical import canonical_shipment
     from features.errors import CentinelaError
     from scoring.registry import Registry
@@ -485,7 +484,7 @@ def prepare(workdir: Path, world_size: int, shipments: int) -> Inputs:
     scorer = service.load()
     assert service.state is not None
     computed = scorer.features([canonical_shipment(s) for s in redated], service.state)
-    matrix = feature_matrix(computed.features)
+    matrix = computed.block.matrix
     rows = workdir / "rows.npy"
     np.save(rows, matrix)
     expected = np.asarray(bundle.booster.predict(matrix, num_threads=1), dtype=np.float64)

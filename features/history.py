@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -64,6 +65,20 @@ US_PER_DAY = 86_400_000_000
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)
 
 Array = np.ndarray
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(when: datetime | None) -> int:
+    """Microseconds since the epoch, exactly as polars' ``dt.timestamp("us")`` counts them
+    (a naive time is UTC)."""
+    if when is None:
+        raise ValueError("a shipment without declared_at has no place in history")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""The live path: turn shipments as received into one-row canonical tables.
+"""Shipment records and canonical table rows, each way.
 
-Nothing here computes a feature; it only reshapes, so live and bulk share
-:func:`features.build.build_features` exactly.
+Nothing here computes a feature; features come from the kernels of :mod:`features.build`,
+which read records (live) and tables (bulk) alike. These rows are what the ledger stores of a
+shipment and what bulk scoring turns back into records for the rules.
 """
 
 from __future__ import annotations

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from features.build import (
-    bulk_history,
-    feature_matrix,
-    finalize,
-    keyed_outcomes,
-    shipment_basics,
-)
-from features.history import Keyed, history_frame
-from features.live import shipment_frames, shipments_from_frames
+from features.build import Declarations, FeatureBlock, finish, stage_one, table_features
+from features.history import Keyed
+from features.live import shipments_from_frames
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
@@ -38,13 +31,7 @@ from scoring.reasons import (
     model_reasons,
     watchlist_reason,
 )
-from scoring.rules import (
-    RuleContext,
-    RuleSet,
-    evidence_from_hits,
-    mismatch_evidence,
-    strongest_lane,
-)
+from scoring.rules import RuleContext, RuleSet, evidence_from_lines, strongest_lane
 from scoring.settings import Settings
 
 
@@ -85,8 +72,8 @@ class Scored:
 @dataclass(frozen=True)
 class ScoredBatch:
     scored: list[Scored]
-    basics: pl.DataFrame  # stage-1 rows, for remembering the batch in the entity state
-    features: pl.DataFrame
+    keyed: Keyed  # what the entity state remembers of the batch
+    features: FeatureBlock
 
 
 @dataclass(frozen=True)
@@ -137,73 +124,55 @@ class Scorer:
         return self.rules.version
 
     def features(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredFeatures:
-        """Live features: entity history from ``state``."""
-        ship, goods = shipment_frames(shipments)
-        matches = self.watchlist.match_goods_full(goods)
-        basics = shipment_basics(ship, goods, self.watchlist, matches)
+        """Live features: the kernels of :mod:`features.build` on the batch's records, entity
+        history from ``state``; no polars plan on the way."""
+        declarations = Declarations.from_shipments(shipments, self.watchlist)
+        basics = stage_one(declarations, self.watchlist)
         reference = self.bundle.meta.reference
-        history = history_frame(state.history_for(Keyed.from_frame(basics), reference.prior_rate))
-        features = finalize(basics, history, reference)
-        return ScoredFeatures(features, basics, matches.hits, matches.mismatches)
+        history = state.history_for(basics.keyed, reference.prior_rate)
+        return ScoredFeatures(declarations, finish(basics, history, reference), basics.keyed)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
-        """Score live shipments; the caller remembers ``basics`` in the state afterwards."""
-        if not shipments:
-            return ScoredBatch([], pl.DataFrame(), pl.DataFrame())
+        """Score live shipments; the caller remembers ``keyed`` in the state afterwards."""
         computed = self.features(shipments, state)
-        scored = self.decide(shipments, computed)
-        return ScoredBatch(scored, computed.basics, computed.features)
+        scored = self.decide(shipments, computed) if shipments else []
+        return ScoredBatch(scored, computed.keyed, computed.block)
 
     def score_tables(
         self, shipments: pl.DataFrame, goods: pl.DataFrame, inspections: pl.DataFrame
     ) -> list[Scored]:
         """Bulk: every shipment of canonical tables, each with the history the tables hold
         before it, through the same decision code (rules and lanes) as live scoring."""
-        matches = self.watchlist.match_goods_full(goods)
-        basics = shipment_basics(shipments, goods, self.watchlist, matches)
-        reference = self.bundle.meta.reference
-        history = bulk_history(basics, keyed_outcomes(basics, inspections), reference)
-        computed = ScoredFeatures(
-            finalize(basics, history, reference), basics, matches.hits, matches.mismatches
+        computed = table_features(
+            shipments, goods, inspections, self.watchlist, self.bundle.meta.reference
         )
-        return self.decide(shipments_from_frames(shipments, goods), computed)
+        return self.decide(
+            shipments_from_frames(shipments, goods),
+            ScoredFeatures(computed.declarations, computed.block, computed.basics.keyed),
+        )
 
     def decide(self, shipments: Sequence[Shipment], computed: ScoredFeatures) -> list[Scored]:
         """Scores, hard rules, lanes and reasons for shipments whose features are computed
         (``computed`` rows in the order of ``shipments``)."""
-        matrix = feature_matrix(computed.features)
+        matrix = computed.block.matrix
         booster = self.bundle.booster
         scores = self.bundle.predict(matrix)
         contributions = np.asarray(
             booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64
         )
-        all_hits = _by_shipment(computed.hits)
-        all_mismatches = _by_shipment(computed.mismatches)
         out = []
         for row, shipment in enumerate(shipments):
             values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
             contrib = dict(zip(FEATURE_NAMES, contributions[row, :-1].tolist(), strict=True))
-            rows = all_hits.get(shipment.shipment_id, [])
+            lines = computed.declarations.lines_of(row)
             hits = tuple(
-                HitRef(
-                    h["entry_id"],
-                    h["name"],
-                    h["match_type"],
-                    h["matched_text"],
-                    h["line_no"],
-                    h["similarity"],
-                )
-                for h in rows
-                if h["strength"] >= EVIDENCE_THRESHOLD
+                HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)
+                for index, line in enumerate(lines)
+                for h in line.hits
+                if h.strength >= EVIDENCE_THRESHOLD
             )
-            fired = self.rules.evaluate(
-                RuleContext(
-                    shipment,
-                    evidence_from_hits(rows, self.watchlist),
-                    mismatch_evidence(all_mismatches.get(shipment.shipment_id, [])),
-                    values,
-                )
-            )
+            evidence, mismatches = evidence_from_lines(lines, self.watchlist)
+            fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
             reasons = [hit.reason for hit in fired]
             reasons += [
                 watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
@@ -230,9 +199,7 @@ class Scorer:
                     hits=tuple(
                         ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
                     ),
-                    mismatch_kinds=tuple(
-                        m["kind"] for m in all_mismatches.get(shipment.shipment_id, [])
-                    ),
+                    mismatch_kinds=tuple(m.kind for m in mismatches),
                     random_selection=decided.random_selection,
                     features=values,
                 )
@@ -259,14 +226,6 @@ class Scorer:
 
 @dataclass(frozen=True)
 class ScoredFeatures:
-    features: pl.DataFrame
-    basics: pl.DataFrame
-    hits: pl.DataFrame
-    mismatches: pl.DataFrame
-
-
-def _by_shipment(frame: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in frame.iter_rows(named=True):
-        out.setdefault(row["shipment_id"], []).append(row)
-    return out
+    declarations: Declarations  # the batch as the kernels read it, watchlist readings included
+    block: FeatureBlock
+    keyed: Keyed

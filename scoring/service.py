@@ -29,7 +29,6 @@ from features.errors import (
     NotFound,
     Unavailable,
 )
-from features.history import Keyed
 from features.live import goods_rows, shipment_row
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
@@ -367,7 +366,7 @@ class ScoringService:
                     results[i] = Unavailable(
                         "the decision could not be written to the ledger; retry the shipment"
                     )
-        keyed = Keyed.from_frame(batch.basics)
+        keyed = batch.keyed
         if len(stored) < len(live):  # only what is stored enters the history
             position = {i: row for row, i in enumerate(live)}
             keyed = keyed.take([position[i] for i in stored])

@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from features.build import FeatureReference, build_features, feature_matrix
-from features.history import Keyed
 from features.live import shipments_from_frames
 from features.schema import FEATURE_NAMES, FEATURES, schema_mismatch
 from features.state import EntityState
@@ -138,10 +137,10 @@ def test_live_path_matches_bulk_path_exactly(world: Path, registry: Path) -> Non
             )
             next_outcome = next(pending_rows, None)
         batch = scorer.score_batch([shipment], state)
-        live_frames.append(batch.features)
+        live_frames.append(batch.features.frame())
         scored = batch.scored[0]
         live_scores.append((scored.risk_score, scored.lane, scored.propensity, scored.rules_fired))
-        state.add_shipments(Keyed.from_frame(batch.basics))
+        state.add_shipments(batch.keyed)
 
     assert len(records) == live_count
     assert_frames_identical(pl.concat(live_frames), bulk_features)

@@ -389,6 +389,7 @@ class Watchlist:
     _name_words: frozenset[str] = field(repr=False)
     _join_targets: frozenset[str] = field(repr=False)
     _join_heads: frozenset[str] = field(repr=False)
+    _entries: dict[str, Entry] = field(repr=False)
     _scan_cache: _BoundedCache[str, _Scan] = field(default_factory=_BoundedCache, repr=False)
     _hs_cache: _BoundedCache[str, _HsHits] = field(default_factory=_BoundedCache, repr=False)
     _line_cache: _BoundedCache[_LineKey, LineMatch] = field(
@@ -460,6 +461,7 @@ class Watchlist:
             _name_words=frozenset(name_words),
             _join_targets=frozenset(join_targets),
             _join_heads=frozenset(w[:k] for w in join_targets for k in range(1, len(w))),
+            _entries={entry.id: entry for entry in spec.entries},
         )
 
     # ------------------------------------------------------------------ public API
@@ -474,10 +476,12 @@ class Watchlist:
 
     def entry(self, entry_id: str) -> Entry:
         """The full data-file entry for ``entry_id`` (lists, dates, sources)."""
-        for entry in self.spec.entries:
-            if entry.id == entry_id:
-                return entry
-        raise KeyError(entry_id)
+        return self._entries[entry_id]
+
+    @property
+    def route_families(self) -> dict[str, str]:
+        """Entry id -> its synthesis route family."""
+        return {entry_id: entry.route_family for entry_id, entry in self._entries.items()}
 
     def match_line(
         self, hs_code: str, description: str, cas_numbers: Sequence[str] = ()
