@@ -152,10 +152,19 @@ class ModelBundle:
     def version(self) -> str:
         return self.meta.version
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Calibrated risk scores for a feature matrix (:func:`features.build.feature_matrix`)."""
-        raw = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+    def predict(self, matrix: np.ndarray, *, threads: int = 1) -> np.ndarray:
+        """Calibrated risk scores for a feature matrix (:func:`features.build.feature_matrix`),
+        on ``threads`` threads (0: LightGBM's default, every core)."""
+        raw = np.asarray(self.booster.predict(matrix, num_threads=threads), dtype=np.float64)
         return self.meta.calibrate(raw)
+
+    def contributions(self, matrix: np.ndarray, *, threads: int = 1) -> np.ndarray:
+        """Each feature's SHAP contribution to the raw score of each row, in schema order
+        (LightGBM's bias column dropped)."""
+        if not len(matrix):
+            return np.zeros((0, matrix.shape[1]), dtype=np.float64)
+        contrib = self.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+        return np.asarray(contrib, dtype=np.float64)[:, :-1]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from features.build import Declarations, FeatureBlock, finish, stage_one, table_features
@@ -33,6 +32,9 @@ from scoring.reasons import (
 )
 from scoring.rules import RuleContext, RuleSet, evidence_from_lines, strongest_lane
 from scoring.settings import Settings
+
+# The lanes whose decisions carry model reasons: the ones an inspector acts on.
+EXPLAINED_LANES = frozenset({"red", "yellow"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,19 +153,21 @@ class Scorer:
             ScoredFeatures(computed.declarations, computed.block, computed.basics.keyed),
         )
 
-    def decide(self, shipments: Sequence[Shipment], computed: ScoredFeatures) -> list[Scored]:
+    def decide(
+        self, shipments: Sequence[Shipment], computed: ScoredFeatures, *, threads: int = 1
+    ) -> list[Scored]:
         """Scores, hard rules, lanes and reasons for shipments whose features are computed
-        (``computed`` rows in the order of ``shipments``)."""
+        (``computed`` rows in the order of ``shipments``); LightGBM uses ``threads`` threads
+        (0: all cores, for bulk runs).
+
+        Model reasons (SHAP contributions) are computed only for the shipments an inspector
+        acts on, RED and YELLOW: a GREEN one is released, and its reasons say so (with any
+        rule or watchlist finding). Its features are in the ledger to explain it later."""
         matrix = computed.block.matrix
-        booster = self.bundle.booster
-        scores = self.bundle.predict(matrix)
-        contributions = np.asarray(
-            booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=np.float64
-        )
-        out = []
+        scores = self.bundle.predict(matrix, threads=threads)
+        rows = []
         for row, shipment in enumerate(shipments):
             values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
-            contrib = dict(zip(FEATURE_NAMES, contributions[row, :-1].tolist(), strict=True))
             lines = computed.declarations.lines_of(row)
             hits = tuple(
                 HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)
@@ -173,23 +177,13 @@ class Scorer:
             )
             evidence, mismatches = evidence_from_lines(lines, self.watchlist)
             fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
-            reasons = [hit.reason for hit in fired]
-            reasons += [
-                watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
-            ]
-            reasons += model_reasons(contrib, values)
-            score = float(scores[row])
             decided = self.policy.decide(
                 shipment.port_of_entry,
-                score,
+                float(scores[row]),
                 shipment.shipment_id,
                 strongest_lane("green", fired),
                 shipment.declared_at,
             )
-            if decided.random_selection:
-                reasons.insert(0, EXPLORATION_REASON)
-            if not reasons:
-                reasons.append(LOW_RISK_REASON)
             exam = self.exams.recommend(
                 ExamContext(
                     port=shipment.port_of_entry,
@@ -204,11 +198,30 @@ class Scorer:
                     features=values,
                 )
             )
+            rows.append((values, hits, fired, decided, exam))
+        explained = [i for i, r in enumerate(rows) if r[3].lane in EXPLAINED_LANES]
+        contributions = self.bundle.contributions(matrix[explained], threads=threads)
+        contribution_of = dict(zip(explained, contributions.tolist(), strict=True))
+        out = []
+        for row, (shipment, (values, hits, fired, decided, exam)) in enumerate(
+            zip(shipments, rows, strict=True)
+        ):
+            reasons = [hit.reason for hit in fired]
+            reasons += [
+                watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
+            ]
+            if row in contribution_of:
+                contrib = dict(zip(FEATURE_NAMES, contribution_of[row], strict=True))
+                reasons += model_reasons(contrib, values)
+            if decided.random_selection:
+                reasons.insert(0, EXPLORATION_REASON)
+            if not reasons:
+                reasons.append(LOW_RISK_REASON)
             out.append(
                 Scored(
                     shipment_id=shipment.shipment_id,
                     port_of_entry=shipment.port_of_entry,
-                    risk_score=score,
+                    risk_score=float(scores[row]),
                     lane=decided.lane,
                     random_selection=decided.random_selection,
                     propensity=decided.propensity,
