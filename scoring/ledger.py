@@ -8,13 +8,29 @@ durability costs one fsync per batch, not per request. Callers wait on a future 
 only after their row is committed. The file and its ``-wal``/``-shm`` companions are 0600 (they
 hold names and tax ids); an existing file readable by others is narrowed when it is opened.
 
+**Compact records.** A row's payload is the canonical JSON text of the entry (sorted keys, no
+spaces), stored as a *compact record*: a BLOB of one format byte (``1``) and the text's UTF-8
+compressed as raw deflate (RFC 1951, zlib level 6) with a preset dictionary of the payloads'
+recurring keys and reason texts (:data:`DICTIONARIES`, frozen: a new dictionary is a new
+format byte). A decision of about 4 KB of JSON takes about 1 KB on disk instead of about 5 KB.
+Decoding gives back exactly the JSON text that was written, so :attr:`Row.payload` is that text
+whatever the row's storage. Ledgers written before compact records hold the JSON itself as
+TEXT; such rows are recognised by their SQLite storage class (TEXT, not BLOB), still verify,
+replay and export, and a ledger may hold both kinds (new rows are always compact). Anyone can
+decode a record with zlib alone: ``zlib.decompressobj(-15, zdict=DICTIONARIES[1])`` over the
+bytes after the format byte.
+
 **The chain.** Each row stores ``key_id`` and ``hash = HMAC-SHA256(key[key_id],
-"centinela-ledger-row/2" | key_id | prev_hash | seq | kind | decision_id | recorded_at |
-payload)``, each part preceded by its length in 8 bytes, where ``prev_hash`` is the previous
-row's ``hash``. ``ledger_head`` holds the last seq and hash with a MAC of its own, written in
-the same transaction, so rows cut off the end are caught too. Keys live in a key ring outside
-the database (:mod:`scoring.ledger_keys`); the database holds only key ids, so rotation is a
-new key id from some seq on, and verifying needs every key it meets.
+"centinela-ledger-row/3" | key_id | prev_hash | seq | kind | decision_id | recorded_at |
+payload)``, each part preceded by its length in 8 bytes, where ``payload`` is the compact
+record's bytes exactly as stored and ``prev_hash`` is the previous row's ``hash``. Rows stored
+as JSON text (before compact records) are chained the same way under
+``"centinela-ledger-row/2"`` with the text's UTF-8 as ``payload``: the domain binds the MAC to
+the storage class, so a row cannot be passed off as the other kind. ``ledger_head`` holds the
+last seq and hash with a MAC of its own, written in the same transaction, so rows cut off the
+end are caught too. Keys live in a key ring outside the database (:mod:`scoring.ledger_keys`);
+the database holds only key ids, so rotation is a new key id from some seq on, and verifying
+needs every key it meets.
 
 **Checkpoints.** Every ``checkpoint_rows`` rows or ``checkpoint_seconds`` seconds (and when the
 writer closes) the writer stores a checkpoint in ``checkpoints``: (seq, the hash at seq, its key
@@ -81,12 +97,13 @@ import stat
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import polars as pl
 from cryptography.exceptions import InvalidSignature
@@ -120,7 +137,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-ROW_DOMAIN = "centinela-ledger-row/2"
+ROW_DOMAIN = "centinela-ledger-row/2"  # rows stored as JSON text (before compact records)
+COMPACT_ROW_DOMAIN = "centinela-ledger-row/3"  # rows stored as compact records
 HEAD_DOMAIN = "centinela-ledger-head/2"
 CHECKPOINT_FORMAT = "centinela-ledger-checkpoint/1"
 _SCHEMA = """
@@ -175,11 +193,21 @@ def row_mac(
     kind: str,
     decision_id: str,
     recorded_at: str,
-    payload: str,
+    payload: str | bytes,
 ) -> str:
-    """A keyed row's ``hash``: HMAC-SHA256 under ``key_id`` of the row and the previous hash."""
-    return keys.mac(key_id, ROW_DOMAIN, key_id, prev_hash, str(seq), kind, decision_id,
-                    recorded_at, payload)  # fmt: skip
+    """A keyed row's ``hash``: HMAC-SHA256 under ``key_id`` of the row and the previous hash.
+
+    ``payload`` is the payload as stored: a compact record (bytes, under
+    :data:`COMPACT_ROW_DOMAIN`) or the JSON text of a row from before compact records (under
+    :data:`ROW_DOMAIN`)."""
+    if isinstance(payload, str):
+        return keys.mac(key_id, ROW_DOMAIN, key_id, prev_hash, str(seq), kind, decision_id,
+                        recorded_at, payload)  # fmt: skip
+    parts = (COMPACT_ROW_DOMAIN, key_id, prev_hash, str(seq), kind, decision_id, recorded_at)
+    message = bytearray()
+    for part in (*(p.encode() for p in parts), payload):
+        message += len(part).to_bytes(8, "big") + part
+    return hmac.new(keys.keys[key_id], message, hashlib.sha256).hexdigest()
 
 
 def head_mac(keys: KeyRing, key_id: str, seq: int, head: str) -> str:
@@ -189,6 +217,42 @@ def head_mac(keys: KeyRing, key_id: str, seq: int, head: str) -> str:
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ------------------------------------------------------------------------- compact records
+
+DEFLATE_1 = 1
+"""Format byte of a compact record: raw deflate of the JSON text with dictionary 1."""
+_LEVEL, _MEM_LEVEL = 6, 8  # zlib's defaults: at 9 a record is ~1% smaller for ~30% more CPU
+_MAX_PAYLOAD = 64 << 20  # a record decoding to more than this is not one this code wrote
+
+
+class PayloadError(ValueError):
+    """A stored payload that is not a compact record this version can decode."""
+
+
+def encode_payload(text: str) -> bytes:
+    """The compact record of a payload's JSON ``text`` (format :data:`DEFLATE_1`)."""
+    deflate = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15, _MEM_LEVEL, zdict=_DICTIONARY_1)
+    return bytes((DEFLATE_1,)) + deflate.compress(text.encode()) + deflate.flush()
+
+
+def payload_text(stored: str | bytes) -> str:
+    """The JSON text of a stored payload: a compact record decoded, or the text of a row from
+    before compact records as it is. Raises :class:`PayloadError` for anything else."""
+    if isinstance(stored, str):
+        return stored
+    if not stored or stored[0] not in DICTIONARIES:
+        found = f"format byte {stored[0]}" if stored else "an empty record"
+        raise PayloadError(f"{found} is not a compact record format this version knows")
+    inflate = zlib.decompressobj(-15, zdict=DICTIONARIES[stored[0]])
+    try:
+        data = inflate.decompress(memoryview(stored)[1:], _MAX_PAYLOAD)
+        if inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
+            raise PayloadError("the compressed record is truncated, too long or has bytes after it")
+        return data.decode()
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise PayloadError(f"the compressed record is corrupt ({exc})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +268,19 @@ class Row:
     kind: str
     decision_id: str
     recorded_at: str
-    payload: str
+    stored: str | bytes  # the payload as on disk: a compact record, or JSON text (older rows)
     prev_hash: str
     hash: str  # the row's MAC (keyed rows) or SHA-256 (unkeyed rows from before keys)
     key_id: str | None = None  # None: written before keys were configured
+
+    @property
+    def payload(self) -> str:
+        """The payload's JSON text, decoded from the stored form (:class:`PayloadError`,
+        naming the row, when it cannot be)."""
+        try:
+            return payload_text(self.stored)
+        except PayloadError as exc:
+            raise PayloadError(f"row {self.seq}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +464,9 @@ class Ledger:
     chain. New rows are written with ``keys.current``; checkpoints are signed with
     ``signing_key`` (none are written without one). ``trusted`` are further public keys whose
     checkpoints are accepted (earlier signing keys); ``witness`` is a checkpoint held outside
-    that must still be in the chain.
+    that must still be in the chain. ``compact`` False writes payloads as JSON text, as ledgers
+    before compact records did (the baseline of ``python -m bench.ledger``, and tests of
+    ledgers that hold both kinds).
     """
 
     def __init__(
@@ -406,8 +481,10 @@ class Ledger:
         trusted: Sequence[Ed25519PublicKey] = (),
         witness: Checkpoint | None = None,
         max_batch: int = 512,
+        compact: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.compact = compact
         if keys.current is None:
             raise ConfigError(f"ledger {self.path}: no MAC key to write with ({keys.source})")
         self.keys, self.key_id = keys, keys.current
@@ -528,7 +605,8 @@ class Ledger:
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         for entry, _ in batch:
             seq += 1
-            payload = canonical_json(entry.payload)
+            text = canonical_json(entry.payload)
+            payload = encode_payload(text) if self.compact else text
             mac = row_mac(self.keys, key_id, prev, seq, entry.kind, entry.decision_id, now, payload)
             rows.append((seq, entry.kind, entry.decision_id, now, payload, prev, mac, key_id))
             prev = mac
@@ -566,11 +644,10 @@ class Ledger:
 
     def entries_for(self, decision_id: str) -> list[Row]:
         cur = self._read().execute(
-            f"SELECT {', '.join(_ROW_COLUMNS)}, key_id FROM ledger WHERE decision_id = ? "
-            "ORDER BY seq",
+            f"SELECT {_SELECTED}, key_id FROM ledger WHERE decision_id = ? ORDER BY seq",
             (decision_id,),
         )
-        return [Row(*r) for r in cur.fetchall()]
+        return [_row(r) for r in cur.fetchall()]
 
     def close(self) -> None:
         self._queue.put(None)
@@ -602,17 +679,34 @@ class VerifyResult:
     notes: tuple[str, ...] = ()
 
 
+# The payload is read as its bytes and its storage class: a compact record is a BLOB, the JSON
+# of rows from before compact records is TEXT (read as bytes too, so that text that is not UTF-8,
+# which no writer wrote, is reported by verify instead of failing the read).
+_SELECTED = ", ".join(
+    "CAST(payload AS BLOB), typeof(payload) = 'blob'" if c == "payload" else c for c in _ROW_COLUMNS
+)
+
+
+def _row(r: Sequence[Any]) -> Row:
+    """A :class:`Row` from the columns of :data:`_SELECTED` and the key id."""
+    seq, kind, decision_id, recorded_at, data, compact, prev_hash, digest, key_id = r
+    data = bytes(data or b"")
+    # surrogateescape keeps text that is not UTF-8 byte for byte; such a row fails its check.
+    stored = data if compact else data.decode("utf-8", "surrogateescape")
+    return Row(seq, kind, decision_id, recorded_at, stored, prev_hash, digest, key_id)
+
+
 def _select_row(conn: sqlite3.Connection) -> str:
     """The row columns, with ``NULL`` for the key id of a file never opened by a keyed writer."""
     has_key = "key_id" in _columns(conn, "ledger")
-    return ", ".join((*_ROW_COLUMNS, "key_id" if has_key else "NULL"))
+    return f"{_SELECTED}, {'key_id' if has_key else 'NULL'}"
 
 
 def iter_rows(conn: sqlite3.Connection, first: int = 1) -> Iterator[Row]:
     for r in conn.execute(
         f"SELECT {_select_row(conn)} FROM ledger WHERE seq >= ? ORDER BY seq", (first,)
     ):
-        yield Row(*r)
+        yield _row(r)
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -811,6 +905,17 @@ def check(
     )
 
 
+def _is_text(stored: str | bytes) -> TypeGuard[str]:
+    """Whether ``stored`` is JSON-era text that is UTF-8 (what every writer of text wrote)."""
+    if isinstance(stored, bytes):
+        return False
+    try:
+        stored.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _row_problem(row: Row, expected: int, prev: str, keyed_seen: bool, keys: KeyRing) -> str | None:
     if row.seq != expected:
         return f"row {expected} is missing (deleted); next is {row.seq}"
@@ -819,19 +924,30 @@ def _row_problem(row: Row, expected: int, prev: str, keyed_seen: bool, keys: Key
     if row.key_id is None:
         if keyed_seen:
             return f"row {row.seq} has no key id but follows keyed rows (written without the key)"
+        if not _is_text(row.stored):  # no writer before keys wrote compact records
+            return f"row {row.seq} was edited (its hash does not match)"
         digest = row_hash(
-            row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at, row.payload
+            row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at, row.stored
         )
         return None if digest == row.hash else f"row {row.seq} was edited (its hash does not match)"
     if row.key_id not in keys.keys:
         return f"row {row.seq} cannot be checked: {keys.missing(row.key_id)}"
+    if isinstance(row.stored, str) and not _is_text(row.stored):
+        return f"row {row.seq} was edited (its payload is text that is not UTF-8)"
     mac = row_mac(
         keys, row.key_id, row.prev_hash, row.seq, row.kind, row.decision_id, row.recorded_at,
-        row.payload,
+        row.stored,
     )  # fmt: skip
-    if hmac.compare_digest(mac, row.hash):
-        return None
-    return f"row {row.seq} was edited (its MAC does not match: changed, or written without the key)"
+    if not hmac.compare_digest(mac, row.hash):
+        return (
+            f"row {row.seq} was edited (its MAC does not match: changed, or written without the "
+            "key)"
+        )
+    try:
+        row.payload  # noqa: B018 (authentic, and it must decode too)
+    except PayloadError as exc:
+        return f"{exc} (written by the key holder, or by a newer version)"
+    return None
 
 
 def _check_head(
@@ -1111,7 +1227,12 @@ def read_contents(path: Path) -> LedgerContents:
     outcomes: dict[str, list[dict[str, Any]]] = {}
     try:
         for row in iter_rows(conn):
-            payload = json.loads(row.payload)
+            try:
+                payload = json.loads(row.payload)
+            except PayloadError as exc:
+                raise ConfigError(
+                    f"ledger {path}: {exc}; `centinela ledger verify --db {path}` checks it"
+                ) from None
             if row.kind == "decision":
                 decisions[row.decision_id] = payload
             else:
@@ -1229,3 +1350,190 @@ def export(path: Path, out_dir: Path) -> ExportResult:
         len(inspections),
         folded=len(contents.decisions) - len(latest),
     )
+
+
+# --------------------------------------------------------------- the compact records' dictionary
+
+# Dictionary 1 of compact records (format byte 1): text that decision and outcome payloads
+# repeat, in their canonical JSON form, so that deflate refers back to it instead of spelling it
+# out in every row. Composed once from the code's own vocabulary as it stood when compact
+# records were introduced: the model's reason texts in both languages (the history ones for one
+# entity: the others differ in a few words), the exam texts, and the skeleton of an outcome and
+# of a decision with every key and feature name (most used last: nearer is cheaper). It only
+# helps compression: a payload that shares nothing with it is stored as well, just larger.
+# FROZEN: every compact record ever written needs exactly these bytes to be read back
+# (tests/test_ledger_compact.py pins their SHA-256). A better dictionary is a new format byte
+# with its own entry in DICTIONARIES, beside this one.
+_DICTIONARY_1 = (
+    'Risk profile of the port","message_es":"Perfil de riesgo del puerto de entrada"},'
+    '{"code":"MODEL_PORT_CODE","contribution":0.1,"message_en":"'
+    'Transport mode","message_es":"Modo de transporte"},{"code":"MODEL_MODE_CODE",'
+    '"contribution":0.1,"message_en":"'
+    'Country of origin AB","message_es":"País de origen AB"},{"code":"MODEL_ORIGIN_CODE",'
+    '"contribution":0.1,"message_en":"'
+    'Country of export AB","message_es":"País de exportación AB"},'
+    '{"code":"MODEL_EXPORT_CODE","contribution":0.1,"message_en":"'
+    'Export country differs from country of origin","message_es":"El país de exportación '
+    'difiere del de origen"},{"code":"MODEL_EXPORT_DIFFERS","contribution":0.1,'
+    '"message_en":"'
+    '1 transshipment port(s) declared","message_es":"1 puerto(s) de transbordo '
+    'declarados"},{"code":"MODEL_TRANSSHIPMENT_COUNT","contribution":0.1,"message_en":"'
+    '1 goods line(s)","message_es":"1 partida(s) de mercancía"},'
+    '{"code":"MODEL_GOODS_LINE_COUNT","contribution":0.1,"message_en":"'
+    'Principal HS chapter 01","message_es":"Capítulo arancelario principal 01"},'
+    '{"code":"MODEL_PRINCIPAL_HS_CHAPTER","contribution":0.1,"message_en":"'
+    'Principal HS heading 0001","message_es":"Partida arancelaria principal 0001"},'
+    '{"code":"MODEL_PRINCIPAL_HS_HEADING","contribution":0.1,"message_en":"'
+    '1 distinct HS chapter(s)","message_es":"1 capítulo(s) arancelario(s) distintos"},'
+    '{"code":"MODEL_HS_CHAPTER_COUNT","contribution":0.1,"message_en":"'
+    '100% of goods lines are chemicals (HS 28, 29, 38)","message_es":"100% de las '
+    'partidas son químicos (cap. 28, 29, 38)"},{"code":"MODEL_CHEMICAL_LINE_SHARE",'
+    '"contribution":0.1,"message_en":"'
+    '1 line(s) declare a CAS number","message_es":"1 partida(s) declaran número CAS"},'
+    '{"code":"MODEL_CAS_LINE_COUNT","contribution":0.1,"message_en":"'
+    '1 line(s) declare an invalid CAS number","message_es":"1 partida(s) declaran un '
+    'número CAS inválido"},{"code":"MODEL_INVALID_CAS_LINES","contribution":0.1,'
+    '"message_en":"'
+    'Total gross weight 1 kg","message_es":"Peso bruto total 1 kg"},'
+    '{"code":"MODEL_TOTAL_WEIGHT_KG","contribution":0.1,"message_en":"'
+    'Total declared value 1 USD","message_es":"Valor declarado total 1 USD"},'
+    '{"code":"MODEL_TOTAL_VALUE_USD","contribution":0.1,"message_en":"'
+    'Declared value of 1.00 USD/kg","message_es":"Valor declarado de 1.00 USD/kg"},'
+    '{"code":"MODEL_VALUE_PER_KG","contribution":0.1,"message_en":"'
+    'First shipment of this shipper","message_es":"Primer embarque del remitente"},'
+    '{"code":"MODEL_SHIPPER_AGE_DAYS","contribution":0.1,"message_en":"'
+    '1 shipment(s) by this shipper in the prior 30 days","message_es":"1 embarque(s) del '
+    'remitente en los 30 días previos"},{"code":"MODEL_SHIPPER_COUNT_30D",'
+    '"contribution":0.1,"message_en":"'
+    '1 shipment(s) by this shipper in the prior 90 days","message_es":"1 embarque(s) del '
+    'remitente en los 90 días previos"},{"code":"MODEL_SHIPPER_COUNT_90D",'
+    '"contribution":0.1,"message_en":"'
+    '1 shipment(s) by this shipper in the prior 365 days","message_es":"1 embarque(s) '
+    'del remitente en los 365 días previos"},{"code":"MODEL_SHIPPER_COUNT_365D",'
+    '"contribution":0.1,"message_en":"'
+    '1 earlier inspection(s) of this shipper","message_es":"1 inspección(es) previas del '
+    'remitente"},{"code":"MODEL_SHIPPER_INSPECTIONS","contribution":0.1,"message_en":"'
+    '1 earlier finding(s) for this shipper","message_es":"1 hallazgo(s) previos del '
+    'remitente"},{"code":"MODEL_SHIPPER_POSITIVES","contribution":0.1,"message_en":"'
+    'Historical finding rate of this shipper: 100.0%","message_es":"Tasa histórica de '
+    'hallazgos del remitente: 100.0%"},{"code":"MODEL_SHIPPER_POSITIVE_RATE",'
+    '"contribution":0.1,"message_en":"'
+    'No earlier findings for this shipper","message_es":"Sin hallazgos previos del '
+    'remitente"},{"code":"MODEL_SHIPPER_DAYS_SINCE_POSITIVE","contribution":0.1,'
+    '"message_en":"'
+    '1 watched synthesis route(s) received by this shipper in 90 days","message_es":"1 '
+    'ruta(s) de síntesis vigiladas recibidas del remitente en 90 días"},'
+    '{"code":"MODEL_SHIPPER_ROUTE_FAMILIES_90D","contribution":0.1,"message_en":"'
+    "Complementary items received by this shipper in 90 days (precursor and reagent, or "
+    'tableting equipment)","message_es":"Sustancias complementarias recibidas del '
+    'remitente en 90 días (precursor y reactivo, o equipo de tableteo)"},'
+    '{"code":"MODEL_SHIPPER_COMPLEMENTARY_90D","contribution":0.1,"message_en":"'
+    'Watchlist evidence (strength 1.00)","message_es":"Evidencia de lista de vigilancia '
+    '(fuerza 1.00)"},{"code":"MODEL_WATCHLIST_MAX_STRENGTH","contribution":0.1,'
+    '"message_en":"'
+    'Watchlist evidence across goods lines","message_es":"Evidencia de lista de '
+    'vigilancia en varias partidas"},{"code":"MODEL_WATCHLIST_STRENGTH_SUM",'
+    '"contribution":0.1,"message_en":"'
+    '1 line(s) with a watched CAS","message_es":"1 partida(s) con número CAS vigilado"},'
+    '{"code":"MODEL_WATCHLIST_CAS_LINES","contribution":0.1,"message_en":"'
+    '1 line(s) under a watched substance\'s own HS code","message_es":"1 partida(s) con '
+    'fracción arancelaria de sustancia vigilada"},'
+    '{"code":"MODEL_WATCHLIST_HS_SPECIFIC_LINES","contribution":0.1,"message_en":"'
+    '1 line(s) under a broad HS line of watched chemicals","message_es":"1 partida(s) en '
+    'fracción genérica de químicos vigilados"},{"code":"MODEL_WATCHLIST_HS_BROAD_LINES",'
+    '"contribution":0.1,"message_en":"'
+    '1 line(s) name a watched substance","message_es":"1 partida(s) nombran una '
+    'sustancia vigilada"},{"code":"MODEL_WATCHLIST_NAME_LINES","contribution":0.1,'
+    '"message_en":"'
+    '1 line(s) with a watched substance identified","message_es":"1 partida(s) con '
+    'sustancia vigilada identificada"},{"code":"MODEL_WATCHLIST_IDENTIFIED_LINES",'
+    '"contribution":0.1,"message_en":"'
+    '1 distinct synthesis route(s) in the declaration","message_es":"1 ruta(s) de '
+    'síntesis distintas en la declaración"},{"code":"MODEL_WATCHLIST_ROUTE_FAMILIES",'
+    '"contribution":0.1,"message_en":"'
+    '1 mismatch(es) between description, CAS and HS code","message_es":"1 '
+    'incongruencia(s) entre descripción, CAS y fracción"},'
+    '{"code":"MODEL_WATCHLIST_MISMATCHES","contribution":0.1,"message_en":"'
+    'Value per kg 2.7 times the median of its HS heading","message_es":"Valor por kg 2.7 '
+    'veces la mediana de su partida arancelaria"},{"code":"MODEL_VALUE_PER_KG_LOG_RATIO",'
+    '"contribution":0.1,"message_en":"'
+    " del remitente this shipper del consignatario this consignee del agente aduanal "
+    "this customs broker de la ruta this route de la partida arancelaria this HS heading"
+    "this sea shipment este embarque marítimo"
+    "this land vehicle este vehículo de carga terrestre"
+    "this air cargo consignment este envío de carga aérea"
+    "this postal or courier parcel este envío postal o de mensajería"
+    "an invalid CAS number un número CAS inválido"
+    "a CAS number that does not agree with the HS code un número CAS que no concuerda "
+    "con la fracción arancelaria"
+    "a CAS number that does not agree with the description un número CAS que no "
+    "concuerda con la descripción"
+    "a substance name that does not agree with the HS code un nombre de sustancia que no "
+    "concuerda con la fracción arancelaria"
+    "a specific HS code that does not agree with the description una fracción "
+    "arancelaria específica que no concuerda con la descripción"
+    "a declared value per kg unusual for its HS heading un valor declarado por kg "
+    "atípico para su partida arancelaria"
+    '"exam":"physical_sampling","exam_reason":{"code":"EXAM_PHYSICAL_SAMPLING",'
+    '"contribution":0.0,"message_en":"Physical examination with sampling for laboratory '
+    'confirmation: ","message_es":"Reconocimiento físico con toma de muestras para '
+    'confirmación de laboratorio: "'
+    '"exam":"non_intrusive","exam_reason":{"code":"EXAM_NON_INTRUSIVE",'
+    '"contribution":0.0,"message_en":"Non-intrusive inspection (X-ray or gamma scan): ",'
+    '"message_es":"Inspección no intrusiva (rayos X o gamma): "'
+    '"exam":"canine","exam_reason":{"code":"EXAM_CANINE","contribution":0.0,'
+    '"message_en":"Canine inspection: ","message_es":"Revisión con binomio canino: "'
+    '"exam":"documentary","exam_reason":{"code":"EXAM_DOCUMENTARY","contribution":0.0,'
+    '"message_en":"Documentary review: ","message_es":"Revisión documental: "'
+    "the goods lines identify a watched chemical substance. las partidas identifican una "
+    "sustancia química sujeta a vigilancia."
+    "the risk model selected  with no watched substance identified in the goods lines."
+    "el modelo de riesgo seleccionó  sin identificar una sustancia vigilada en las "
+    "partidas."
+    '{"decision_id":"","inspected":true,"lab_confirmed":false,"notes":"",'
+    '"result":"negative","shipment_id":"SHP-","substances":[],"version":1}'
+    ',"lane":"yellow","lane":"red","declared":{"goods":['
+    '{"caller":{"method":"mtls","name":"","roles":["admin","reporter","scorer"]},'
+    '"decided_at":"2026-01-01T00:00:00.000000+00:00","decision_id":"","declared":null,'
+    '"exam":"","exam_reason":null,"features":{"broker_age_days":0.0,'
+    '"broker_complementary_90d":0.0,"broker_count_30d":0.0,"broker_count_365d":0.0,'
+    '"broker_count_90d":0.0,"broker_days_since_positive":0.0,"broker_inspections":0.0,'
+    '"broker_positive_rate":0.0,"broker_positives":0.0,"broker_route_families_90d":0.0,'
+    '"cas_line_count":0.0,"chemical_line_share":0.0,"consignee_age_days":0.0,'
+    '"consignee_complementary_90d":0.0,"consignee_count_30d":0.0,'
+    '"consignee_count_365d":0.0,"consignee_count_90d":0.0,'
+    '"consignee_days_since_positive":0.0,"consignee_has_tax_id":0.0,'
+    '"consignee_inspections":0.0,"consignee_is_foreign":0.0,'
+    '"consignee_positive_rate":0.0,"consignee_positives":0.0,'
+    '"consignee_route_families_90d":0.0,"export_code":0.0,"export_differs":0.0,'
+    '"goods_line_count":0.0,"heading_days_since_positive":0.0,"heading_inspections":0.0,'
+    '"heading_positive_rate":0.0,"heading_positives":0.0,"hs_chapter_count":0.0,'
+    '"invalid_cas_lines":0.0,"mode_code":0.0,"origin_code":0.0,"port_code":0.0,'
+    '"principal_hs_chapter":0.0,"principal_hs_heading":0.0,'
+    '"route_days_since_positive":0.0,"route_inspections":0.0,"route_positive_rate":0.0,'
+    '"route_positives":0.0,"shipper_age_days":0.0,"shipper_count_30d":0.0,'
+    '"shipper_count_365d":0.0,"shipper_count_90d":0.0,"shipper_days_since_positive":0.0,'
+    '"shipper_inspections":0.0,"shipper_positive_rate":0.0,"shipper_positives":0.0,'
+    '"total_value_usd":0.0,"total_weight_kg":0.0,"transshipment_count":0.0,'
+    '"value_per_kg":0.0,"value_per_kg_log_ratio":0.0,"watchlist_cas_lines":0.0,'
+    '"watchlist_hs_broad_lines":0.0,"watchlist_hs_specific_lines":0.0,'
+    '"watchlist_identified_lines":0.0,"watchlist_max_strength":0.0,'
+    '"watchlist_mismatches":0.0,"watchlist_name_lines":0.0,'
+    '"watchlist_route_families":0.0,"watchlist_strength_sum":0.0},'
+    '"goods":[{"cas_numbers":[],"declared_value_usd":0.0,"description":"",'
+    '"gross_weight_kg":0.0,"hs_code":"","line_no":0,"quantity":0.0,"shipment_id":"SHP-",'
+    '"unit":"KGM"}],"lane":"green","model_version":"v0001","propensity":0.0,'
+    '"random_selection":false,"reasons":[],"risk_score":0.0,"rules_fired":[],'
+    '"rules_version":"2026.01.1","shipment":{"broker_id":"BRK-","carrier":"",'
+    '"consignee_country":"MX","consignee_id":"CNE-","consignee_name":"",'
+    '"consignee_tax_id":"","container_id":"","conveyance_id":"",'
+    '"declared_at":"2026-01-01T00:00:00.000000+00:00","export_country":"MX","mode":"",'
+    '"origin_country":"","port_of_entry":"","shipment_id":"SHP-","shipper_country":"",'
+    '"shipper_id":"SHR-","shipper_name":"","shipper_tax_id":"","transshipment_ports":[]},'
+    '"thresholds":{"red":0.0,"yellow":0.0},"watchlist_hits":[{"entry_id":"",'
+    '"goods_index":0,"match_type":"cas","matched_text":"","name":"","similarity":1.0}],'
+    '"watchlist_version":"2026.01.1"}'
+).encode()
+
+DICTIONARIES: Mapping[int, bytes] = {DEFLATE_1: _DICTIONARY_1}
+"""Preset dictionaries of compact records by format byte."""

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from features.live import shipments_from_frames
 from features.tables import scan_table
+from scoring.ledger import encode_payload, payload_text
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.support import request_for
@@ -174,10 +175,9 @@ def test_verify_names_a_tampered_row_from_the_cli(
         served.stop()
     ledger = tmp_path / "ledger.sqlite"
     conn = sqlite3.connect(ledger)
-    conn.execute(
-        "UPDATE ledger SET payload = replace(payload, '\"risk_score\":', '\"risk_score\":9') "
-        "WHERE seq = 3"
-    )
+    (stored,) = conn.execute("SELECT payload FROM ledger WHERE seq = 3").fetchone()
+    edited = payload_text(stored).replace('"risk_score":', '"risk_score":9')
+    conn.execute("UPDATE ledger SET payload = ? WHERE seq = 3", (encode_payload(edited),))
     conn.commit()
     conn.close()
     result = centinela("ledger", "verify", "--db", str(ledger))

@@ -26,11 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from features.errors import ConfigError
 from scoring.ledger import (
-    ROW_DOMAIN,
+    COMPACT_ROW_DOMAIN,
     Entry,
     VerifyResult,
+    encode_payload,
     head_mac,
     open_ledger,
+    payload_text,
     read_checkpoint,
     row_hash,
     row_mac,
@@ -137,39 +139,46 @@ def site(tmp_path: Path) -> Site:
 # ------------------------------------------------------------------------------ the attacker
 
 
-def _rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str, str, str | None]]:
+def _rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str, str | bytes, str | None]]:
+    """Every row, its payload as stored: bytes (a compact record) or text (older rows)."""
     return conn.execute(
         "SELECT seq, kind, decision_id, recorded_at, payload, key_id FROM ledger ORDER BY seq"
     ).fetchall()
 
 
-Chain = Callable[[str, int, str, str, str, str, str | None], str]
+Chain = Callable[[str, int, str, str, str, str | bytes, str | None], str]
 
 
-def sha256_chain(prev: str, seq: int, kind: str, did: str, at: str, payload: str, _: object) -> str:
-    return row_hash(prev, seq, kind, did, at, payload)
+def sha256_chain(
+    prev: str, seq: int, kind: str, did: str, at: str, payload: str | bytes, _: object
+) -> str:
+    return row_hash(prev, seq, kind, did, at, payload_text(payload))
 
 
 def guessed_key_chain(
-    prev: str, seq: int, kind: str, did: str, at: str, payload: str, key_id: str | None
+    prev: str, seq: int, kind: str, did: str, at: str, payload: str | bytes, key_id: str | None
 ) -> str:
     """A MAC as the code computes it, under a key the attacker made up."""
     ring = KeyRing({str(key_id): b"attacker's own key, not k1"}, str(key_id))
     return row_mac(ring, str(key_id), prev, seq, kind, did, at, payload)
 
 
-def rechain(db: Path, first: int, chain: Chain, *, strip_keys: bool = False) -> None:
-    """Recompute every row's hash from ``first`` on, and the head, with ``chain``."""
+def rechain(
+    db: Path, first: int, chain: Chain, *, strip_keys: bool = False, as_text: bool = False
+) -> None:
+    """Recompute every row's hash from ``first`` on, and the head, with ``chain``; ``as_text``:
+    and store each payload as JSON text, as ledgers before compact records did."""
     conn = sqlite3.connect(db)
     rows = _rows(conn)
     prev = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (first - 1,)).fetchone()
     prev = prev[0] if prev else "0" * 64
-    for seq, kind, did, at, payload, stored_key_id in rows[first - 1 :]:
+    for seq, kind, did, at, stored, stored_key_id in rows[first - 1 :]:
         key_id = None if strip_keys else stored_key_id
+        payload = payload_text(stored) if as_text else stored
         digest = chain(prev, seq, kind, did, at, payload, key_id)
         conn.execute(
-            "UPDATE ledger SET prev_hash = ?, hash = ?, key_id = ? WHERE seq = ?",
-            (prev, digest, key_id, seq),
+            "UPDATE ledger SET payload = ?, prev_hash = ?, hash = ?, key_id = ? WHERE seq = ?",
+            (payload, prev, digest, key_id, seq),
         )
         prev = digest
     conn.execute("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1", (rows[-1][0], prev))
@@ -185,13 +194,29 @@ def sql(db: Path, *statements: str) -> None:
     conn.close()
 
 
+def edit(db: Path, seq: int, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in the payload of row ``seq``, stored back in the form it
+    had: the attacker knows the format (compact records are decoded and encoded again)."""
+    conn = sqlite3.connect(db)
+    (stored,) = conn.execute("SELECT payload FROM ledger WHERE seq = ?", (seq,)).fetchone()
+    text = payload_text(stored)
+    assert old in text
+    edited = text.replace(old, new)
+    conn.execute(
+        "UPDATE ledger SET payload = ? WHERE seq = ?",
+        (edited if isinstance(stored, str) else encode_payload(edited), seq),
+    )
+    conn.commit()
+    conn.close()
+
+
 def edit_and_rechain_sha256(site: Site) -> None:
-    sql(site.db, "UPDATE ledger SET payload = replace(payload, 'green', 'red') WHERE seq = 7")
+    edit(site.db, 7, "green", "red")
     rechain(site.db, 7, sha256_chain)
 
 
 def edit_and_rechain_guessed_key(site: Site) -> None:
-    sql(site.db, "UPDATE ledger SET payload = replace(payload, 'green', 'red') WHERE seq = 7")
+    edit(site.db, 7, "green", "red")
     rechain(site.db, 7, guessed_key_chain)
     ring = KeyRing({"k1": b"attacker's own key, not k1"}, "k1")
     conn = sqlite3.connect(site.db)
@@ -203,9 +228,9 @@ def edit_and_rechain_guessed_key(site: Site) -> None:
 
 def strip_keys_and_rechain(site: Site) -> None:
     """Pass the ledger off as one written before keys: plain SHA-256, no key ids, no
-    checkpoints, no head MAC."""
-    sql(site.db, "UPDATE ledger SET payload = replace(payload, 'green', 'red') WHERE seq = 7")
-    rechain(site.db, 1, sha256_chain, strip_keys=True)
+    checkpoints, no head MAC, and JSON text for payloads."""
+    edit(site.db, 7, "green", "red")
+    rechain(site.db, 1, sha256_chain, strip_keys=True, as_text=True)
     sql(site.db, "DELETE FROM checkpoints", "UPDATE ledger_head SET key_id = NULL, mac = NULL")
 
 
@@ -222,7 +247,7 @@ def truncate_and_fix_head(site: Site) -> None:
 def forged_append(site: Site) -> None:
     conn = sqlite3.connect(site.db)
     prev = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (ROWS,)).fetchone()[0]
-    at, payload = "2026-01-01T00:00:00.000000+00:00", '{"lane":"green"}'
+    at, payload = "2026-01-01T00:00:00.000000+00:00", encode_payload('{"lane":"green"}')
     digest = guessed_key_chain(prev, ROWS + 1, "decision", "forged", at, payload, "k1")
     conn.execute(
         "INSERT INTO ledger VALUES (?, 'decision', 'forged', ?, ?, ?, ?, 'k1')",
@@ -333,10 +358,12 @@ def delete_the_file(site: Site) -> None:
 def rewrite_with_both_keys(site: Site) -> None:
     """The key holder edits row 3, re-chains with the real key and re-signs every checkpoint:
     only a checkpoint held outside can tell."""
-    sql(site.db, "UPDATE ledger SET payload = replace(payload, 'green', 'red') WHERE seq = 3")
+    edit(site.db, 3, "green", "red")
     keys, signing = site.keys(), site.signing_key()
 
-    def real(prev: str, seq: int, kind: str, did: str, at: str, payload: str, _: object) -> str:
+    def real(
+        prev: str, seq: int, kind: str, did: str, at: str, payload: str | bytes, _: object
+    ) -> str:
         return row_mac(keys, "k1", prev, seq, kind, did, at, payload)
 
     rechain(site.db, 3, real)
@@ -452,7 +479,7 @@ def test_the_server_exits_with_one_clear_line_on_a_broken_chain(site: Site) -> N
 def test_the_server_checks_the_tail_and_leaves_older_rows_to_verify(site: Site) -> None:
     """An edit before the tail that nobody re-chained is found by ``ledger verify``; once
     re-chained, the tail breaks too."""
-    sql(site.db, "UPDATE ledger SET payload = replace(payload, 'green', 'red') WHERE seq = 2")
+    edit(site.db, 2, "green", "red")
     assert site.verify().seq == 2
     tail = site.settings(ledger_start_check_rows=5)  # rows 16..20, the latest checkpoint 20
     ScoringService(tail).close()
@@ -525,17 +552,17 @@ def test_a_key_from_the_environment(site: Site) -> None:
 
 
 def test_the_mac_is_hmac_sha256_over_the_row(site: Site) -> None:
-    """The documented construction, so an auditor can recompute it independently."""
+    """The documented construction over the bytes stored, so an auditor can recompute it
+    independently (rows stored as JSON text: tests/test_ledger_compact.py)."""
     conn = sqlite3.connect(site.db)
     seq, kind, did, at, payload, prev, digest = conn.execute(
         "SELECT seq, kind, decision_id, recorded_at, payload, prev_hash, hash FROM ledger "
         "WHERE seq = 2"
     ).fetchone()
     conn.close()
-    message = b"".join(
-        len(p.encode()).to_bytes(8, "big") + p.encode()
-        for p in (ROW_DOMAIN, "k1", prev, str(seq), kind, did, at, payload)
-    )
+    assert isinstance(payload, bytes)  # a compact record, a BLOB
+    parts = [p.encode() for p in (COMPACT_ROW_DOMAIN, "k1", prev, str(seq), kind, did, at)]
+    message = b"".join(len(p).to_bytes(8, "big") + p for p in [*parts, payload])
     assert hmac.new(site.keys().keys["k1"], message, hashlib.sha256).hexdigest() == digest
 
 

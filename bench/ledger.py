@@ -1,0 +1,161 @@
+"""Benchmark the decision ledger: bytes per decision on disk, compact records against the JSON
+text rows written before them (the baseline, measured in the same run on the same payloads), and
+commit latency for each.
+
+Simulates a world, trains a model, scores ``--decisions`` of its shipments through
+:class:`ScoringService` (whose ledger writes compact records), reads the payloads back, and
+writes the very same entries into two fresh ledgers, one as JSON text (``compact=False``, as
+every ledger before compact records) and one compact: first ``--latency-rows`` of them one at a
+time (one commit each, the latency an unary call waits for), then the rest in bursts of
+``--burst`` (group commits). Bytes on disk are the database file plus its ``-wal`` after the WAL
+is checkpointed into the file, divided by the decisions written. The target of issue 11: at
+most 1.5 KB per decision.
+
+    .venv/bin/python -m bench.ledger [--decisions 5000] [--world 12000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import tempfile
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+
+from bench.scoring import shipments_from_world
+from scoring.ledger import (
+    Entry,
+    Ledger,
+    canonical_json,
+    default_key_file,
+    default_signing_key_file,
+    encode_payload,
+    iter_rows,
+    payload_text,
+    read_contents,
+    verify,
+)
+from scoring.ledger_keys import add_key, generate_signing_key, load_key_ring
+from scoring.service import ScoringService
+from tests.conftest import server_settings
+from training.simulate import simulate_world
+from training.train import train
+
+TARGET_BYTES = 1500
+OWN = "the service's own ledger"
+
+
+def on_disk(db: Path) -> int:
+    """The database file plus its WAL, after the WAL is checkpointed into the file."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def ledger_at(db: Path, compact: bool) -> Ledger:
+    add_key(default_key_file(db))
+    signing = generate_signing_key(default_signing_key_file(db))
+    return Ledger(db, load_key_ring(default_key_file(db)), signing, compact=compact)
+
+
+def write(
+    db: Path, entries: list[Entry], compact: bool, one_by_one: int, burst: int
+) -> list[float]:
+    """Write ``entries``: the first ``one_by_one`` each in its own commit (their latencies are
+    returned), the rest in bursts of ``burst`` appended together."""
+    ledger = ledger_at(db, compact)
+    latencies = []
+    try:
+        for entry in entries[:one_by_one]:
+            started = time.perf_counter()
+            ledger.append(entry).result(timeout=60)
+            latencies.append(time.perf_counter() - started)
+        rest = entries[one_by_one:]
+        for i in range(0, len(rest), burst):
+            futures: list[Future[int]] = [ledger.append(e) for e in rest[i : i + burst]]
+            for future in futures:
+                future.result(timeout=60)
+    finally:
+        ledger.close()
+    return latencies
+
+
+def ms(samples: list[float]) -> str:
+    arr = np.array(samples) * 1000
+    return " ".join(f"p{q}={np.percentile(arr, q):.2f}ms" for q in (50, 95, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
+    parser.add_argument("--decisions", type=int, default=5000)
+    parser.add_argument("--world", type=int, default=12_000, help="shipments to simulate")
+    parser.add_argument("--latency-rows", type=int, default=1000, help="rows committed alone")
+    parser.add_argument("--burst", type=int, default=64, help="rows appended together after")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        simulate_world(root / "world", shipments=args.world, seed=5, progress=False)
+        train(root / "world", root / "registry", seed=5)
+        shipments = shipments_from_world(root / "world", args.decisions)
+
+        service = ScoringService(server_settings(root / "registry", root / "service"))
+        service.load()
+        for i in range(0, len(shipments), 50):
+            service.score(shipments[i : i + 50])
+        service.close()
+        served = root / "service" / "ledger.sqlite"
+        served_bytes = on_disk(served)
+        conn = sqlite3.connect(served)
+        entries = [Entry(r.kind, r.decision_id, json.loads(r.payload)) for r in iter_rows(conn)]
+        conn.close()
+        n = len(entries)
+        texts = [canonical_json(e.payload) for e in entries]
+
+        figures = {}
+        for name, compact in (("baseline: JSON text rows", False), ("compact records", True)):
+            db = root / ("compact" if compact else "text") / "ledger.sqlite"
+            latencies = write(db, entries, compact, min(args.latency_rows, n), args.burst)
+            started = time.perf_counter()
+            contents = read_contents(db)
+            read_s = time.perf_counter() - started
+            assert list(contents.decisions.values()) == [e.payload for e in entries], name
+            assert verify(db).ok, name
+            figures[name] = (on_disk(db) / n, latencies, read_s)
+
+        started = time.perf_counter()
+        records = [encode_payload(t) for t in texts]
+        encode_us = (time.perf_counter() - started) / n * 1e6
+        started = time.perf_counter()
+        assert [payload_text(r) for r in records] == texts
+        decode_us = (time.perf_counter() - started) / n * 1e6
+
+    json_bytes = statistics.mean(len(t.encode()) for t in texts)
+    record_bytes = statistics.mean(len(r) for r in records)
+    base, compact = figures["baseline: JSON text rows"][0], figures["compact records"][0]
+    print(f"decisions: {n:,} scored through ScoringService (JSON payload mean {json_bytes:,.0f} B)")
+    print("on disk per decision (db + wal after a WAL checkpoint), the same payloads:")
+    for name, (per, latencies, read_s) in figures.items():
+        print(
+            f"  {name:<26}{per:>8,.0f} B   commit alone: {ms(latencies)}   "
+            f"read back all: {read_s:.2f}s"
+        )
+    print(f"  {OWN:<26}{served_bytes / n:>8,.0f} B   (compact, batches of 50)")
+    print(
+        f"compact/baseline: {compact / base:.2f} ({base / compact:.1f}x smaller); "
+        f"target {TARGET_BYTES:,} B: {'met' if compact <= TARGET_BYTES else 'NOT MET'}"
+    )
+    print(
+        f"record: mean {record_bytes:,.0f} B of {json_bytes:,.0f} B JSON; encode "
+        f"{encode_us:.0f} us, decode {decode_us:.0f} us per record (in the writer thread)"
+    )
+
+
+if __name__ == "__main__":
+    main()
