@@ -32,6 +32,7 @@ from grpc_status import rpc_status
 from features.errors import DeadlineExceeded, InvalidInput
 from features.records import Shipment
 from scoring.caller import Caller
+from scoring.ledger import payload_text
 from scoring.service import Decision
 from server.batcher import Batcher
 from server.metrics import Metrics
@@ -139,7 +140,7 @@ class Gated:
             rows = conn.execute("SELECT payload FROM ledger WHERE kind = 'decision'").fetchall()
         finally:
             conn.close()
-        payloads = [json.loads(p) for (p,) in rows]
+        payloads = [json.loads(payload_text(p)) for (p,) in rows]
         return {p["shipment"]["shipment_id"]: p for p in payloads}
 
 

@@ -18,6 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from features.records import Party, Shipment
+from scoring.ledger import payload_text
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
@@ -165,7 +166,7 @@ def _ledgered(server: ServerThread, decision_id: str) -> dict[str, Any]:
             "SELECT payload FROM ledger WHERE decision_id = ? AND kind = 'decision'",
             (decision_id,),
         ).fetchone()
-    result: dict[str, Any] = json.loads(payload)
+    result: dict[str, Any] = json.loads(payload_text(payload))
     return result
 
 
