@@ -16,6 +16,7 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.simulate", [], ["--shipments", "50000"]),
     ("bench.training", [], ["--shipments", "100000"]),
     ("bench.scoring", [], ["--requests", "300"]),
+    ("bench.history", [], ["--sizes", "10000,100000"]),
     ("bench.ledger", [], ["--decisions", "300", "--world", "3000", "--latency-rows", "100"]),
     (
         "bench.peers",
