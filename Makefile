@@ -12,7 +12,8 @@ VAR ?= var
 PROTO_SRC := $(wildcard proto/centinela/v1/*.proto)
 PB_DIR := server/pb
 
-.PHONY: help install proto proto-check lint format typecheck test bench bench-peers fuzz run clean
+.PHONY: help install proto proto-check lint format typecheck test bench bench-peers fuzz run clean \
+	deploy-files client-protos
 
 help: ## List every target with what it does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -80,6 +81,19 @@ bench-peers: $(PEERS_STAMP) ## Set up MLServer in var/bench-peers/venv for `make
 FUZZ_COUNT ?= 10000
 fuzz: $(STAMP) ## Full fuzz run: 10,000+ malformed requests against a real server
 	CENTINELA_FUZZ_COUNT=$(FUZZ_COUNT) $(BIN)/pytest -q -s tests/test_fuzz.py
+
+# deploy/grafana/centinela.json and deploy/centinela.example.yaml are generated and checked in;
+# tests/test_dashboard.py and tests/test_deploy.py fail when they are stale.
+deploy-files: $(STAMP) ## Regenerate the Grafana dashboard and the example settings in deploy/
+	$(PY) deploy/grafana/build_dashboard.py
+	$(PY) deploy/build_settings_example.py
+
+# The client kit's protos: Centinela's contract and google/rpc's Status and error details (from
+# googleapis-common-protos). grpc/health/v1/health.proto is checked in (see clients/README.md).
+client-protos: $(STAMP) ## Copy the protos clients need into clients/proto
+	cp $(PROTO_SRC) clients/proto/centinela/v1/
+	cp "$$($(PY) -c 'import os, google.rpc.status_pb2 as m; print(os.path.dirname(m.__file__))')"/{status,error_details}.proto \
+		clients/proto/google/rpc/
 
 run: $(STAMP) ## Set up, create data and a model if none exist, and serve on 127.0.0.1:50051
 	$(BIN)/centinela serve --bootstrap
