@@ -28,8 +28,10 @@ the same columns, for training and analysis.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -255,16 +257,16 @@ class Declarations:
         return cls(
             shipment_id=ships["shipment_id"].to_list(),
             declared_at=ships["declared_at"].dt.timestamp("us").to_numpy().astype(np.int64),
-            port_of_entry=ships["port_of_entry"].to_list(),
-            mode=ships["mode"].to_list(),
-            origin_country=ships["origin_country"].to_list(),
-            export_country=ships["export_country"].to_list(),
-            consignee_country=ships["consignee_country"].to_list(),
+            port_of_entry=_shared(ships["port_of_entry"]),
+            mode=_shared(ships["mode"]),
+            origin_country=_shared(ships["origin_country"]),
+            export_country=_shared(ships["export_country"]),
+            consignee_country=_shared(ships["consignee_country"]),
             consignee_tax_id=ships["consignee_tax_id"].to_list(),
             transshipment_count=_floats(ships["transshipment_ports"].list.len()),
-            shipper_id=ships["shipper_id"].to_list(),
-            consignee_id=ships["consignee_id"].to_list(),
-            broker_id=ships["broker_id"].to_list(),
+            shipper_id=_shared(ships["shipper_id"]),
+            consignee_id=_shared(ships["consignee_id"]),
+            broker_id=_shared(ships["broker_id"]),
             line_start=np.searchsorted(owner, np.arange(ships.height + 1), side="left").astype(
                 np.int64
             ),
@@ -274,6 +276,12 @@ class Declarations:
             declared_value_usd=_floats(lines["declared_value_usd"]),
             matches=matches,
         )
+
+
+def _shared(series: pl.Series) -> list[str | None]:
+    """A text column as a list in which equal values are one object: entity keys repeat
+    across a table, and a million copies of a shipper id would cost a million strings."""
+    return [None if v is None else sys.intern(v) for v in series.to_list()]
 
 
 def _floats(series: pl.Series) -> Array:
@@ -419,6 +427,18 @@ def _evidence_columns(
     return dict(zip(names, out, strict=True)), families
 
 
+@functools.lru_cache(maxsize=65_536)
+def _route(origin: str, port: str) -> str:
+    """The route key (origin > port), one object per route."""
+    return f"{origin}>{port}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _heading(heading: float) -> str:
+    """The HS heading key, one object per heading."""
+    return str(int(heading))
+
+
 def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
     """Stage 1 for every shipment of ``d``, in its order."""
     goods = _goods_aggregates(d)
@@ -445,10 +465,10 @@ def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
         "consignee": d.consignee_id,
         "broker": d.broker_id,
         "route": [
-            None if o is None or p is None else f"{o}>{p}"
+            None if o is None or p is None else _route(o, p)
             for o, p in zip(d.origin_country, d.port_of_entry, strict=True)
         ],
-        "heading": ["" if math.isnan(h) else str(int(h)) for h in headings],
+        "heading": ["" if math.isnan(h) else _heading(h) for h in headings],
     }
     keyed = Keyed(
         shipment_id=d.shipment_id,
@@ -474,6 +494,9 @@ class FeatureBlock:
     def __len__(self) -> int:
         return len(self.shipment_id)
 
+    def row(self, i: int) -> FeatureRow:
+        return FeatureRow(self.matrix, i)
+
     def frame(self) -> pl.DataFrame:
         """The features as a typed frame: key columns, then the schema's columns."""
         columns: list[pl.Series] = [
@@ -487,6 +510,33 @@ class FeatureBlock:
                 series = series.fill_nan(None).cast(pl.Int32)
             columns.append(series)
         return pl.DataFrame(columns)
+
+
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+class FeatureRow(Mapping[str, float]):
+    """One row of a feature matrix read by name, without copying it into a dict (NaN for
+    null). Holds the batch's matrix alive while it lives."""
+
+    __slots__ = ("_matrix", "_row")
+
+    def __init__(self, matrix: Array, row: int) -> None:
+        self._matrix = matrix
+        self._row = row
+
+    def __getitem__(self, name: str) -> float:
+        return float(self._matrix[self._row, _INDEX[name]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return len(FEATURE_NAMES)
+
+    def values_list(self) -> list[float]:
+        """Every feature in schema order."""
+        return list(self._matrix[self._row].tolist())
 
 
 def finish(basics: Basics, history: dict[str, Array], reference: FeatureReference) -> FeatureBlock:
@@ -623,16 +673,7 @@ def table_features(
     before it."""
     declarations = Declarations.from_tables(shipments, goods, watchlist)
     basics = stage_one(declarations, watchlist)
-    keys = pl.DataFrame(
-        [
-            pl.Series("shipment_id", basics.keyed.shipment_id, dtype=pl.String),
-            *(
-                pl.Series(KEY_COLUMNS[e], basics.keyed.keys[e], dtype=pl.String)
-                for e in OUTCOME_KEYS
-            ),
-        ]
-    )
-    outcomes = keyed_outcomes(keys, inspections)
+    outcomes = keyed_outcomes(basics.keyed.keys_frame(), inspections)
     history = history_features(basics.keyed, outcomes, reference.prior_rate)
     return TableFeatures(declarations, basics, finish(basics, history, reference))
 

@@ -116,6 +116,36 @@ class Keyed:
             families=[self.families[i] for i in at],
         )
 
+    def slice(self, start: int, end: int) -> Keyed:
+        """Rows ``start`` to ``end`` (exclusive)."""
+        return Keyed(
+            shipment_id=self.shipment_id[start:end],
+            declared_at=self.declared_at[start:end],
+            keys={e: keys[start:end] for e, keys in self.keys.items()},
+            families=self.families[start:end],
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Keyed]) -> Keyed:
+        """The rows of ``parts``, one after the other."""
+        return cls(
+            shipment_id=[s for p in parts for s in p.shipment_id],
+            declared_at=np.concatenate([p.declared_at for p in parts])
+            if parts
+            else np.zeros(0, dtype=np.int64),
+            keys={e: [k for p in parts for k in p.keys[e]] for e in OUTCOME_KEYS},
+            families=[f for p in parts for f in p.families],
+        )
+
+    def keys_frame(self) -> pl.DataFrame:
+        """``shipment_id`` and every key column of :data:`KEY_COLUMNS`, one row per row."""
+        return pl.DataFrame(
+            [
+                pl.Series("shipment_id", self.shipment_id, dtype=pl.String),
+                *(pl.Series(KEY_COLUMNS[e], self.keys[e], dtype=pl.String) for e in OUTCOME_KEYS),
+            ]
+        )
+
     def order_by_time(self) -> Keyed:
         """The rows sorted by declared time (stable: ties keep their order)."""
         return self.take(np.argsort(self.declared_at, kind="stable").tolist())

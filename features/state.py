@@ -38,7 +38,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,21 +59,12 @@ from features.history import (
     entity_volume,
     network_names,
     outcome_names,
+    to_micros,
     volume_names,
 )
 from features.tables import load_tables, table_path
 from features.watchlist import Watchlist
 
-
-def _to_us(when: datetime) -> int:
-    """Microseconds since the epoch, exactly as polars' ``dt.timestamp("us")`` counts them."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)  # as the volume kernel's windows
 # A query and its windows' starts, as the kernels count them: times before q and before q - w.
 _VOLUME_OFFSETS_US = np.array([[0], *([w] for w in _WINDOWS_US)], dtype=np.int64)
@@ -372,7 +363,7 @@ class EntityState:
             record = self._records.get(shipment_id)
             if record is None or shipment_id in self._credits:
                 return False
-            credit = _Credit(_to_us(reported_at), positive)
+            credit = _Credit(to_micros(reported_at), positive)
             self._credits[shipment_id] = credit
             self._index_outcome(record.keys, credit, add=True)
             return True

@@ -20,10 +20,13 @@ shipment scored twice, an appended table) to one row each before anything counts
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from features.errors import DataError
 
@@ -210,3 +213,148 @@ def load_tables(data_dir: Path, *, need_inspections: bool = True) -> Tables:
         else pl.DataFrame(schema=INSPECTIONS_SCHEMA)
     )
     return fold_tables(shipments, goods, inspections)
+
+
+# --------------------------------------------------------------------------- streaming
+
+ORDER: tuple[str, str] = ("declared_at", "shipment_id")
+"""The order in which bulk scoring reads shipments: declared time, then id for equal times."""
+
+
+@dataclass(frozen=True)
+class TableChunk:
+    """Consecutive shipments in :data:`ORDER` and their goods lines (in ``line_no`` order)."""
+
+    shipments: pl.DataFrame
+    goods: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class TableStream:
+    """Canonical tables read as chunks of shipments in :data:`ORDER`, with bounded memory.
+
+    Only two columns of each table are read whole (ids and times, to fold and order); the rest
+    is read a chunk at a time. Tables already in order, with goods grouped in the same order
+    (as exports and the simulator write them), are streamed as they are; otherwise, or when
+    shipment ids repeat, a folded, ordered copy is written to ``workdir`` first and streamed.
+    """
+
+    shipments_file: Path
+    goods_file: Path
+    goods_seq: np.ndarray  # each goods row's shipment position in ORDER, -1: no such shipment
+    total: int  # shipments, one per id
+    inspections: pl.DataFrame  # folded, one per id
+    folded: Folded
+    chunk_rows: int
+
+    def chunks(self) -> Iterator[TableChunk]:
+        goods_batches = pq.ParquetFile(self.goods_file).iter_batches(
+            batch_size=self.chunk_rows, columns=list(GOODS_SCHEMA)
+        )
+        pending: list[pl.DataFrame] = []
+        pending_seq: list[np.ndarray] = []
+        read = 0  # goods rows read so far
+        start = 0  # position of the chunk's first shipment
+        for batch in pq.ParquetFile(self.shipments_file).iter_batches(
+            batch_size=self.chunk_rows, columns=list(SHIPMENTS_SCHEMA)
+        ):
+            ships = conform(pl.from_arrow(batch), "shipments")  # type: ignore[arg-type]
+            end = start + ships.height
+            # Goods rows are in shipment order: read on until a row of a later chunk shows.
+            while not pending_seq or pending_seq[-1].size == 0 or pending_seq[-1][-1] < end:
+                nxt = next(goods_batches, None)
+                if nxt is None:
+                    break
+                frame = pl.from_arrow(nxt)
+                assert isinstance(frame, pl.DataFrame)
+                pending.append(frame)
+                pending_seq.append(self.goods_seq[read : read + frame.height])
+                read += frame.height
+            lines = pl.concat(pending) if pending else pl.DataFrame(schema=GOODS_SCHEMA)
+            seq = np.concatenate(pending_seq) if pending_seq else np.zeros(0, np.int64)
+            mine = (seq >= start) & (seq < end)
+            later = seq >= end
+            goods = conform(lines.filter(pl.Series(mine)), "goods")
+            pending = [lines.filter(pl.Series(later))]
+            pending_seq = [seq[later]]
+            yield TableChunk(ships, goods)
+            start = end
+
+
+def stream_tables(data_dir: Path, workdir: Path, *, chunk_rows: int = 50_000) -> TableStream:
+    """Stream the tables of ``data_dir`` (see :class:`TableStream`); ``workdir`` holds an
+    ordered copy when one is needed. Inspections are small and read whole."""
+    data_dir = Path(data_dir)
+    shipments_file, goods_file = table_path(data_dir, "shipments"), table_path(data_dir, "goods")
+    ships = scan_table(data_dir, "shipments")
+    lines = scan_table(data_dir, "goods")
+    inspections = (
+        scan_table(data_dir, "inspections")
+        if table_path(data_dir, "inspections").exists()
+        else pl.DataFrame(schema=INSPECTIONS_SCHEMA).lazy()
+    )
+    keys = ships.select(*ORDER).collect()
+    reports = fold_tables(
+        pl.DataFrame(schema=SHIPMENTS_SCHEMA), pl.DataFrame(schema=GOODS_SCHEMA), inspections
+    )
+    folded = reports.folded
+    repeats = bool(keys["shipment_id"].is_duplicated().any())
+    step = pl.col("declared_at").diff()
+    in_order = keys.select(
+        ((step > 0) | ((step == 0) & (pl.col("shipment_id") > pl.col("shipment_id").shift())))
+        .fill_null(True)
+        .all()
+    ).item()
+    if repeats or not in_order:
+        # An ordered, folded copy: the tables are read whole once, here.
+        tables = fold_tables(ships, lines, pl.DataFrame(schema=INSPECTIONS_SCHEMA))
+        folded = Folded(tables.folded.shipments, tables.folded.goods, folded.inspections)
+        ordered = tables.shipments.sort(*ORDER)
+        position = ordered.select("shipment_id").with_row_index("_seq")
+        workdir.mkdir(parents=True, exist_ok=True)
+        shipments_file = workdir / "shipments.parquet"
+        goods_file = workdir / "goods.parquet"
+        ordered.write_parquet(shipments_file)
+        tables.goods.join(position, on="shipment_id", how="inner").sort(
+            "_seq", "line_no", maintain_order=True
+        ).drop("_seq").write_parquet(goods_file)
+        keys = ordered.select(*ORDER)
+        lines = pl.scan_parquet(goods_file)
+        del tables, ordered
+    position = keys.select("shipment_id").with_row_index("_seq")
+    seq = (
+        lines.select("shipment_id", "line_no")
+        .join(position.lazy(), on="shipment_id", how="left", maintain_order="left")
+        .collect()
+    )
+    seq_values = seq["_seq"].fill_null(-1).to_numpy().astype(np.int64)
+    known = seq_values >= 0
+    grouped = bool(np.all(np.diff(seq_values[known]) >= 0))
+    if grouped:
+        line_no = seq["line_no"].to_numpy()[known]
+        same = np.diff(seq_values[known]) == 0
+        grouped = bool(np.all(np.diff(line_no)[same] > 0))
+    if not grouped:  # goods in another order than their shipments: an ordered copy
+        workdir.mkdir(parents=True, exist_ok=True)
+        ordered_goods = workdir / "goods-ordered.parquet"
+        lines.join(position.lazy(), on="shipment_id", how="inner").sort(
+            "_seq", "line_no", maintain_order=True
+        ).drop("_seq").sink_parquet(ordered_goods)
+        goods_file = ordered_goods
+        seq_values = (
+            pl.scan_parquet(goods_file)
+            .select("shipment_id")
+            .join(position.lazy(), on="shipment_id", how="left", maintain_order="left")
+            .collect()["_seq"]
+            .to_numpy()
+            .astype(np.int64)
+        )
+    return TableStream(
+        shipments_file=shipments_file,
+        goods_file=goods_file,
+        goods_seq=seq_values,
+        total=keys.height,
+        inspections=reports.inspections,
+        folded=folded,
+        chunk_rows=chunk_rows,
+    )

@@ -8,17 +8,25 @@ feature code the bulk path runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from features.build import Declarations, FeatureBlock, finish, stage_one, table_features
-from features.history import Keyed
+from features.build import (
+    Declarations,
+    FeatureBlock,
+    finish,
+    keyed_outcomes,
+    stage_one,
+    table_features,
+)
+from features.history import Keyed, history_features
 from features.live import shipments_from_frames
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
+from features.tables import TableStream
 from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
 from scoring.exams import ExamContext, ExamHit, ExamPlanner
@@ -64,7 +72,7 @@ class Scored:
     propensity: float
     reasons: tuple[Reason, ...]
     watchlist_hits: tuple[HitRef, ...]
-    features: dict[str, float]
+    features: Mapping[str, float]  # by name, schema order (features.build.FeatureRow)
     rules_fired: tuple[str, ...] = ()
     exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
     exam_reason: Reason | None = None
@@ -153,6 +161,41 @@ class Scorer:
             ScoredFeatures(computed.declarations, computed.block, computed.basics.keyed),
         )
 
+    def score_stream(self, stream: TableStream) -> Iterator[list[Scored]]:
+        """Bulk with bounded memory: the decisions of each chunk of ``stream`` in turn, each
+        shipment with the history the whole tables hold before it, as :meth:`score_tables`.
+
+        Two passes over the stream: the first keeps only what history needs of every shipment
+        (ids, times, entity keys, route families: :class:`Keyed`) and runs the bulk history
+        kernels once over all of it; the second computes the rest of each chunk's features
+        again, joins its slice of the history and decides. Memory holds the keys and history
+        of the table, and one chunk of everything else.
+        """
+        reference = self.bundle.meta.reference
+        keyed = Keyed.concat(
+            [
+                stage_one(
+                    Declarations.from_tables(c.shipments, c.goods, self.watchlist), self.watchlist
+                ).keyed
+                for c in stream.chunks()
+            ]
+        )
+        outcomes = keyed_outcomes(keyed.keys_frame(), stream.inspections)
+        history = history_features(keyed, outcomes, reference.prior_rate)
+        del keyed, outcomes
+        start = 0
+        for chunk in stream.chunks():
+            declarations = Declarations.from_tables(chunk.shipments, chunk.goods, self.watchlist)
+            basics = stage_one(declarations, self.watchlist)
+            end = start + len(basics)
+            block = finish(basics, {k: v[start:end] for k, v in history.items()}, reference)
+            start = end
+            yield self.decide(
+                shipments_from_frames(chunk.shipments, chunk.goods),
+                ScoredFeatures(declarations, block, basics.keyed),
+                threads=0,
+            )
+
     def decide(
         self, shipments: Sequence[Shipment], computed: ScoredFeatures, *, threads: int = 1
     ) -> list[Scored]:
@@ -167,7 +210,7 @@ class Scorer:
         scores = self.bundle.predict(matrix, threads=threads)
         rows = []
         for row, shipment in enumerate(shipments):
-            values = dict(zip(FEATURE_NAMES, matrix[row].tolist(), strict=True))
+            values = computed.block.row(row)
             lines = computed.declarations.lines_of(row)
             hits = tuple(
                 HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)

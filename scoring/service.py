@@ -14,11 +14,12 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from features.build import FeatureRow
 from features.canonical import canonical_shipment
 from features.errors import (
     CentinelaError,
@@ -505,6 +506,12 @@ def _shipment_json(shipment: Shipment) -> dict[str, Any]:
     }
 
 
+def _feature_values(features: Mapping[str, float]) -> list[float]:
+    if isinstance(features, FeatureRow):
+        return features.values_list()
+    return [float(features[name]) for name in FEATURE_NAMES]
+
+
 def decision_payload(
     decision: Decision, admitted: Declared, scored: Scored, caller: Caller | None = None
 ) -> dict[str, Any]:
@@ -529,7 +536,10 @@ def decision_payload(
         "propensity": decision.propensity,
         "reasons": [dataclasses.asdict(r) for r in decision.reasons],
         "watchlist_hits": [dataclasses.asdict(h) for h in decision.watchlist_hits],
-        "features": {k: _json_value(v) for k, v in scored.features.items()},
+        "features": {
+            k: v if math.isfinite(v) else None
+            for k, v in zip(FEATURE_NAMES, _feature_values(scored.features), strict=True)
+        },
         "model_version": decision.model_version,
         "watchlist_version": decision.watchlist_version,
         "rules_version": decision.rules_version,

@@ -1,18 +1,25 @@
 """``centinela score``: decisions for a whole table of shipments, offline.
 
 The same decision code as the server (model, hard rules, lane budgets, exploration, reasons);
-each shipment's entity history is what the input tables hold before it was declared.
+each shipment's entity history is what the input tables hold before it was declared. The
+tables are read, scored and written a chunk at a time (``--chunk``), so memory does not grow
+with the table; a progress bar shows shipments per second as it goes.
 """
 
 from __future__ import annotations
 
+import tempfile
+import time
 from pathlib import Path
+from typing import IO
 
 import polars as pl
+import pyarrow.parquet as pq
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.errors import DataError
-from features.tables import load_tables
+from features.tables import stream_tables
 from features.watchlist import load_watchlist
 from scoring.registry import Registry
 from scoring.rules import load_rules
@@ -75,6 +82,46 @@ def _rows(scored: list[Scored], scorer: Scorer) -> pl.DataFrame:
     )
 
 
+class _Output:
+    """Decisions written as they come, chunk by chunk: Parquet row groups, CSV or JSON lines."""
+
+    def __init__(self, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.rows = 0
+        self.lanes: dict[str, int] = {}
+        self._parquet: pq.ParquetWriter | None = None
+        self._file: IO[bytes] | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        self.rows += frame.height
+        for lane, n in frame["lane"].value_counts().iter_rows():
+            self.lanes[lane] = self.lanes.get(lane, 0) + n
+        if self.out.suffix == ".parquet":
+            table = frame.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.out, table.schema)
+            self._parquet.write_table(table)
+            return
+        if self._file is None:
+            self._file = self.out.open("wb")
+            if self.out.suffix == ".csv":
+                frame.write_csv(self._file)
+                return
+        if self.out.suffix == ".csv":
+            frame.write_csv(self._file, include_header=False)
+        else:
+            frame.write_ndjson(self._file)
+
+    def close(self) -> None:
+        if self.rows == 0:  # an empty input still gives a file with the columns
+            self.write(pl.DataFrame(schema=OUTPUT_SCHEMA))
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._file is not None:
+            self._file.close()
+
+
 def score(
     in_path: Path = typer.Option(
         ..., "--in", help="Directory of canonical tables, or its shipments.parquet."
@@ -86,6 +133,9 @@ def score(
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Settings file for lane budgets, rules and watchlist files."
+    ),
+    chunk: int = typer.Option(
+        50_000, "--chunk", min=1, help="Shipments read, scored and written at a time."
     ),
 ) -> None:
     """Decide a lane for every shipment of a table, as the server would."""
@@ -100,25 +150,34 @@ def score(
         scorer = Scorer.create(
             bundle, watchlist, load_rules(settings.rules_file, watchlist), settings
         )
-        tables = load_tables(data, need_inspections=False)
-        if tables.folded.total:
-            console.print(
-                f"folded {tables.folded.shipments:,} repeated shipment rows (last kept)",
-                style="yellow",
-            )
-        shipments = tables.shipments.sort("declared_at", "shipment_id")
-        goods, inspections = tables.goods, tables.inspections
-        with console.status(f"scoring {shipments.height:,} shipments"):
-            frame = _rows(scorer.score_tables(shipments, goods, inspections), scorer)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".parquet":
-            frame.write_parquet(out)
-        elif out.suffix == ".csv":
-            frame.write_csv(out)
-        else:
-            frame.write_ndjson(out)
-        lanes = frame["lane"].value_counts().sort("lane")
-        summary = ", ".join(f"{lane} {n:,}" for lane, n in lanes.iter_rows())
-        console.print(f"{frame.height:,} decisions by model {bundle.version} → {out} ({summary})")
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="centinela-score-") as work:
+            stream = stream_tables(data, Path(work), chunk_rows=chunk)
+            if stream.folded.total:
+                console.print(stream.folded.summary(), style="yellow")
+            output = _Output(out)
+            try:
+                with Progress(
+                    TextColumn("scoring"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=True,
+                ) as progress:
+                    task = progress.add_task("score", total=stream.total, rate="")
+                    for scored in scorer.score_stream(stream):
+                        output.write(_rows(scored, scorer))
+                        rate = output.rows / (time.perf_counter() - started)
+                        progress.update(task, completed=output.rows, rate=f"{rate:,.0f}/s")
+            finally:
+                output.close()
+        elapsed = time.perf_counter() - started
+        summary = ", ".join(f"{lane} {n:,}" for lane, n in sorted(output.lanes.items()))
+        console.print(
+            f"{output.rows:,} decisions by model {bundle.version} → {out} ({summary}) "
+            f"in {elapsed:.1f} s: {output.rows / max(elapsed, 1e-9):,.0f} shipments/s"
+        )
 
     run(body)
