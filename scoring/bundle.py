@@ -94,6 +94,10 @@ class BundleMeta:
     # Platt scaling of the booster's raw probability, fitted on the validation window:
     # calibrated = sigmoid(a * logit(raw) + b). Identity when a=1, b=0.
     calibration: tuple[float, float] = (1.0, 0.0)
+    # Drift reference (scoring.monitor.DriftReference as JSON): bins and shares of the score and
+    # the most important features in the training window, per port. Empty in bundles trained
+    # before it existed, which load as before and get no drift figures.
+    drift: dict[str, Any] = field(default_factory=dict)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         return platt(raw, self.calibration)
@@ -114,6 +118,7 @@ class BundleMeta:
             "windows": {k: list(v) for k, v in self.windows.items()},
             "reference": self.reference.to_json(),
             "calibration": {"a": self.calibration[0], "b": self.calibration[1]},
+            **({"drift": self.drift} if self.drift else {}),
         }
 
     @classmethod
@@ -139,6 +144,7 @@ class BundleMeta:
                 float(doc.get("calibration", {}).get("a", 1.0)),
                 float(doc.get("calibration", {}).get("b", 0.0)),
             ),
+            drift=drift if isinstance(drift := doc.get("drift"), dict) else {},
         )
 
 

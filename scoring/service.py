@@ -39,6 +39,7 @@ from scoring.caller import Caller
 from scoring.exams import ExamPlanner
 from scoring.lanes import LanePolicy, PortShares
 from scoring.ledger import Entry, open_ledger, replay_into
+from scoring.monitor import Monitor
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
@@ -126,6 +127,12 @@ class ScoringService:
         self.state: EntityState | None = None
         self.ledger = open_ledger(settings) if settings.ledger_enabled else None
         self._outcome_lock = threading.Lock()  # one version number per outcome
+        self.monitor = Monitor(  # drift and label lag (scoring.monitor), read by the metrics
+            window=settings.drift_window,
+            min_decisions=settings.drift_min_decisions,
+            label_window_days=settings.label_window_days,
+            label_max_age_days=settings.label_max_age_days,
+        )
 
     @property
     def ready(self) -> bool:
@@ -147,6 +154,8 @@ class ScoringService:
                 self.state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
                     replay_into(self.state, self.ledger.path, watchlist)
+                    with self._outcome_lock:  # no outcome counted twice or missed
+                        self.monitor.seed(self.ledger.path)
                 log.info(
                     "entity history loaded",
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
@@ -367,6 +376,10 @@ class ScoringService:
                     results[i] = Unavailable(
                         "the decision could not be written to the ledger; retry the shipment"
                     )
+        self.monitor.decided(
+            scorer.bundle.meta,
+            [(d, by_index[i].features) for i in stored if isinstance(d := results[i], Decision)],
+        )
         keyed = batch.keyed
         if len(stored) < len(live):  # only what is stored enters the history
             position = {i: row for row, i in enumerate(live)}
@@ -396,13 +409,15 @@ class ScoringService:
             if previous and _same_outcome(previous[-1], payload):
                 return OutcomeReceipt(outcome.decision_id, previous[-1]["version"], True)
             version = len(previous) + 1
-            shipment_id = json.loads(decisions[0].payload)["shipment"]["shipment_id"]
+            decided = json.loads(decisions[0].payload)
+            shipment_id = decided["shipment"]["shipment_id"]
             payload.update(
                 version=version,
                 shipment_id=shipment_id,
                 caller=caller.to_json() if caller else None,
             )
             self.ledger.append(Entry("outcome", outcome.decision_id, payload)).result()
+            self.monitor.outcome(decided, payload)
             first_result = version == 1 and outcome.inspected and outcome.result != "inconclusive"
             if first_result and self.state is not None:
                 # Credited in ledger order, as a replay credits it, and once per shipment id:

@@ -195,6 +195,32 @@ class Settings(BaseSettings):
         "(physical_sampling, non_intrusive, canine, documentary) -> share 0..1 of the port's "
         "last 1000 decisions; an exam not named, or nothing configured, is unlimited.",
     )
+    drift_window: int = Field(
+        2000,
+        ge=10,
+        le=1_000_000,
+        description="Decisions per port the drift figures (PSI of the score and the model's "
+        "top features against the bundle's training window, no-history share, watchlist-hit "
+        "rate) are computed over: each port's last this many.",
+    )
+    drift_min_decisions: int = Field(
+        200,
+        ge=1,
+        description="Decisions a port's drift window must hold before its PSI is exported "
+        "(sampling noise alone gives about 9/n on n decisions).",
+    )
+    label_window_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days of decisions the outcome rate, and of reports the positive share "
+        "among inspected, are computed over.",
+    )
+    label_max_age_days: float = Field(
+        90.0,
+        gt=0,
+        description="A RED or YELLOW decision still awaiting an outcome after this many days "
+        "leaves centinela_decisions_awaiting_outcome (counted once as expired).",
+    )
     tls_cert_file: Path | None = Field(
         None,
         description="Server certificate chain (PEM) for gRPC; with tls_key_file, gRPC serves "

@@ -34,6 +34,7 @@ from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bundle import REFERENCE_ROWS, new_meta, platt, save_bundle
 from scoring.lanes import score_quantiles
+from scoring.monitor import build_reference, top_features
 from scoring.registry import Registry
 
 TRAIN_SHARE, VALID_SHARE = 0.70, 0.15
@@ -279,7 +280,15 @@ def train(
     valid_all = parts["valid"]
     valid_matrix = feature_matrix(valid_all)
     ref_scores = calibrate(np.asarray(booster.predict(valid_matrix), dtype=np.float64))
-    quantiles = reference_quantiles(valid_all["port_of_entry"].to_numpy(), ref_scores)
+    valid_ports = valid_all["port_of_entry"].to_numpy()
+    quantiles = reference_quantiles(valid_ports, ref_scores)
+    # What live drift is measured against: the same window, the newest the model was fitted on.
+    meta_kwargs["drift"] = build_reference(
+        valid_matrix,
+        ref_scores,
+        valid_ports,
+        top_features(booster.feature_importance(importance_type="gain").tolist()),
+    ).to_json()
     registry = Registry(registry_dir)
     version = registry.next_version()
     meta = new_meta(
