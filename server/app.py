@@ -60,6 +60,7 @@ class CentinelaServer:
     def __post_init__(self) -> None:
         self.service = ScoringService(self.settings)
         self.metrics.lanes.source = self.service.lane_shares
+        self.metrics.monitor.source = self.service.monitor.snapshot
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: aio.Server | None = None
         self.port = 0

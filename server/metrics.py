@@ -1,8 +1,17 @@
 """Every Prometheus metric Centinela exports, in one module, on one registry.
 
 Names are prefixed ``centinela_`` and unit-suffixed; labels are low-cardinality (method, status
-code, known ports, lanes, match types), never shipment ids or names. The registry is explicit,
-not the process-global default, so tests can run several servers in one process.
+code, known ports, lanes, match types, drift series, age buckets), never shipment ids or names.
+The registry is explicit, not the process-global default, so tests can run several servers in
+one process; it also carries the standard ``process_*`` and ``python_info`` collectors.
+
+Drift and label lag (:mod:`scoring.monitor`, where the statistics are defined) are read at
+scrape time by :class:`MonitorCollector`: ``centinela_drift_psi{port,feature}`` (the score is
+``feature="risk_score"``), ``centinela_drift_no_history_share{port}``,
+``centinela_drift_watchlist_hit_rate{port}``, ``centinela_drift_window_decisions{port}``,
+``centinela_decisions_awaiting_outcome{port,age}``, ``centinela_outcome_rate{port}``,
+``centinela_positive_share_inspected{port}``, ``centinela_seconds_since_last_outcome`` and
+``centinela_decisions_outcome_expired_total{port}``.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     start_http_server,
 )
@@ -26,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from features.errors import FailedPrecondition
 from scoring.lanes import PortShares
+from scoring.monitor import Snapshot
 from server.limits import port_taken
 
 # The *_created series double every metric's lines and no dashboard here uses them.
@@ -122,7 +134,7 @@ class Metrics:
         )
         self.outcomes = Counter(
             "centinela_outcomes",
-            "Inspection outcomes recorded, by result.",
+            "Inspection outcomes recorded, by result (an idempotent repeat is not counted).",
             ["result"],
             registry=r,
         )
@@ -146,6 +158,10 @@ class Metrics:
 
         self.lanes = LaneCollector()
         r.register(self.lanes)
+        self.monitor = MonitorCollector()
+        r.register(self.monitor)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def set_versions(self, model_version: str, watchlist_version: str, rules_version: str) -> None:
         self.serving_versions.clear()
@@ -209,6 +225,83 @@ class LaneCollector(Collector):
             threshold.add_metric([p.port, "yellow"], p.yellow_threshold)
             events.add_metric([p.port], p.over_capacity_events)
         yield from (realised, budget, rules, explored, over, threshold, events)
+
+
+class MonitorCollector(Collector):
+    """Drift per port and label lag, read from the service's monitor at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Snapshot | None] = lambda: None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        snapshot = self.source() or Snapshot()
+        psi = GaugeMetricFamily(
+            "centinela_drift_psi",
+            "Population stability index of a port's last drift_window decisions against the "
+            "model's training window, for the calibrated score (feature=risk_score) and the "
+            "model's 5 most important features; fixed decile bins, epsilon 1e-4 for empty bins. "
+            "Over 0.25: a major shift.",
+            labels=["port", "feature"],
+        )
+        no_history = GaugeMetricFamily(
+            "centinela_drift_no_history_share",
+            "Share of a port's drift window whose shipper has no history.",
+            labels=["port"],
+        )
+        hits = GaugeMetricFamily(
+            "centinela_drift_watchlist_hit_rate",
+            "Share of a port's drift window with at least one watchlist hit.",
+            labels=["port"],
+        )
+        size = GaugeMetricFamily(
+            "centinela_drift_window_decisions",
+            "Decisions in a port's drift window (PSI is exported from drift_min_decisions on).",
+            labels=["port"],
+        )
+        for d in snapshot.drift:
+            for feature, value in d.psi.items():
+                psi.add_metric([d.port, feature], value)
+            no_history.add_metric([d.port], d.no_history_share)
+            hits.add_metric([d.port], d.watchlist_hit_rate)
+            size.add_metric([d.port], d.decisions)
+        awaiting = GaugeMetricFamily(
+            "centinela_decisions_awaiting_outcome",
+            "RED and YELLOW decisions still awaiting their first outcome, by age (to the hour); "
+            "those older than label_max_age_days leave the count.",
+            labels=["port", "age"],
+        )
+        rate = GaugeMetricFamily(
+            "centinela_outcome_rate",
+            "Share of a port's decisions of the last label_window_days with an outcome.",
+            labels=["port"],
+        )
+        positive = GaugeMetricFamily(
+            "centinela_positive_share_inspected",
+            "Positives among first outcomes saying inspected, reported in the last "
+            "label_window_days.",
+            labels=["port"],
+        )
+        expired = CounterMetricFamily(
+            "centinela_decisions_outcome_expired",
+            "RED and YELLOW decisions dropped from the awaiting count after label_max_age_days "
+            "without an outcome (since the server started).",
+            labels=["port"],
+        )
+        for p in snapshot.labels:
+            for age, n in p.awaiting.items():
+                awaiting.add_metric([p.port, age], n)
+            if p.outcome_rate is not None:
+                rate.add_metric([p.port], p.outcome_rate)
+            if p.positive_share_inspected is not None:
+                positive.add_metric([p.port], p.positive_share_inspected)
+            expired.add_metric([p.port], p.expired)
+        since = GaugeMetricFamily(
+            "centinela_seconds_since_last_outcome",
+            "Seconds since the last outcome was recorded (in the ledger); since the server "
+            "started when there is none.",
+            value=snapshot.seconds_since_last_outcome,
+        )
+        yield from (psi, no_history, hits, size, awaiting, rate, positive, expired, since)
 
 
 @dataclass

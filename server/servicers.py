@@ -263,7 +263,8 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         receipt = await asyncio.to_thread(
             self.service.record_outcome, converters.outcome_from_proto(request), current_caller()
         )
-        self.metrics.outcomes.labels(request.result or "not_inspected").inc()
+        if not receipt.duplicate:  # an idempotent repeat records nothing new
+            self.metrics.outcomes.labels(request.result or "not_inspected").inc()
         return converters.receipt_to_proto(receipt)
 
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:
