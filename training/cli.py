@@ -1,4 +1,4 @@
-"""The analysts' commands of ``centinela``: simulate, train, models, watchlist.
+"""The analysts' commands of ``centinela``: simulate, train, models, watchlist, drift.
 
 The root command (with ``serve``) is assembled in :mod:`server.cli`; every command here runs its
 body through :func:`training.cli_common.run` so errors read the same everywhere.
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from features.tables import Folded
 from scoring.registry import Registry
-from training import ledger_cli, rules_cli, score_cli, watchlist_cli
+from training import drift_cli, ledger_cli, rules_cli, score_cli, watchlist_cli
 from training.cli_common import console, err_console, print_json, run
 from training.simulate.cli import simulate
 
@@ -28,6 +28,9 @@ app.command("simulate", help="Generate a simulated world of manifests and outcom
 app.command("score", help="Decide a lane for every shipment of a table, as the server would.")(
     score_cli.score
 )
+app.command(
+    "drift", help="Drift of a past window of the ledger against a model's training reference."
+)(drift_cli.drift)
 app.add_typer(watchlist_cli.app, name="watchlist")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(rules_cli.app, name="rules")
