@@ -31,9 +31,14 @@ RATE = "$__rate_interval"
 JOB = 'job=~"$job"'
 INST = f'{JOB}, instance=~"$instance"'
 PORT = f'{INST}, port=~"$port"'
+# The drift of the calibrated score is centinela_drift_psi{feature="risk_score"}.
+SCORE = 'feature="risk_score"'
+NOT_SCORE = 'feature!="risk_score"'
 
 # Codes that mean the server failed the caller (not the caller's own mistake).
-SERVER_ERROR_CODES = "INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED"
+# The same codes as the error-ratio alert in deploy/prometheus/alerts.yaml; RESOURCE_EXHAUSTED
+# (load shedding) has a panel of its own.
+SERVER_ERROR_CODES = "INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED"
 
 Panel = dict[str, Any]
 
@@ -312,8 +317,9 @@ def service_row() -> tuple[str, list[tuple[Panel, int, int]]]:
                 stat(
                     "Server error ratio",
                     f"Share of requests answered {SERVER_ERROR_CODES.replace('|', ', ')}: "
-                    "failures of the server or of its capacity, not the caller's bad input "
-                    "(INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED do not count).",
+                    "failures of the server, not the caller's bad input (INVALID_ARGUMENT, "
+                    "NOT_FOUND, UNAUTHENTICATED) nor load shedding (RESOURCE_EXHAUSTED, its own "
+                    "panel). The error-ratio alert counts the same codes.",
                     target(
                         summed(
                             "centinela_grpc_requests_total", extra=f'code=~"{SERVER_ERROR_CODES}"'
@@ -696,18 +702,20 @@ def ports_row() -> tuple[str, list[tuple[Panel, int, int]]]:
 
 def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
     """Analysts: drift of scores and features, and the labels coming back."""
+    psi = "centinela_drift_psi"
     return (
         "Model: drift and labels (analysts)",
         [
             (
                 bargauge(
                     "Largest drift now (PSI)",
-                    "The ten largest population stability indices of the score and the key "
-                    "features over each port's rolling window against the bundle's reference "
-                    "distribution. By convention under 0.1 is stable, 0.1-0.25 a moderate "
-                    "shift, above 0.25 a major one.",
+                    "The ten largest population stability indices, by port, of the calibrated "
+                    "score (feature risk_score) and the model's most important features: each "
+                    "port's last drift_window decisions against the model's training window. "
+                    "Under 0.1 stable, 0.1-0.25 a moderate shift, over 0.25 a major one (the "
+                    "alert fires after 30 minutes over 0.25).",
                     target(
-                        f"topk(10, max by (port, feature) (centinela_drift_psi{{{PORT}}}))",
+                        f"topk(10, max by (port, feature) ({sel(psi, PORT)}))",
                         "{{port}} {{feature}}",
                     ),
                     steps=((None, "green"), (0.1, "orange"), (0.25, "red")),
@@ -718,18 +726,35 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             ),
             (
                 timeseries(
-                    "Drift (PSI) by port and feature",
-                    "Population stability index of each watched feature (and the score) "
-                    "against the training reference, per port. Dashed lines at 0.1 and 0.25.",
+                    "Score drift (PSI of the risk score)",
+                    "PSI of the calibrated risk score per port against the training window. "
+                    "Dashed lines at 0.1 and 0.25. A port appears once its window holds "
+                    "drift_min_decisions decisions.",
                     targets(
                         (
-                            f"max by (port, feature) (centinela_drift_psi{{{PORT}}})",
+                            f"max by (port) ({sel(psi, PORT, SCORE)})",
+                            "{{port}}",
+                        )
+                    ),
+                    thresholds=((0.1, "orange"), (0.25, "red")),
+                ),
+                8,
+                10,
+            ),
+            (
+                timeseries(
+                    "Feature drift (PSI)",
+                    "PSI of the model's most important features per port against the "
+                    "training window: which inputs moved when the score drifts.",
+                    targets(
+                        (
+                            f"max by (port, feature) ({sel(psi, PORT, NOT_SCORE)})",
                             "{{port}} {{feature}}",
                         )
                     ),
                     thresholds=((0.1, "orange"), (0.25, "red")),
                 ),
-                16,
+                8,
                 10,
             ),
             (
@@ -745,11 +770,14 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             ),
             (
                 timeseries(
-                    "Shipments with no entity history",
-                    "Share of each port's recent shipments whose shipper, consignee and "
-                    "broker were never seen before: new traffic the model knows least.",
+                    "Shipments whose shipper has no history",
+                    "Share of each port's drift window whose shipper was never seen before: "
+                    "new traffic the model knows least.",
                     targets(
-                        (f"max by (port) (centinela_drift_no_history_share{{{PORT}}})", "{{port}}")
+                        (
+                            f"max by (port) ({sel('centinela_drift_no_history_share', PORT)})",
+                            "{{port}}",
+                        )
                     ),
                     unit="percentunit",
                 ),
@@ -759,10 +787,10 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             (
                 timeseries(
                     "Watchlist hit rate",
-                    "Share of each port's recent shipments with at least one watchlist hit.",
+                    "Share of each port's drift window with at least one watchlist hit.",
                     targets(
                         (
-                            f"max by (port) (centinela_drift_watchlist_hit_rate{{{PORT}}})",
+                            f"max by (port) ({sel('centinela_drift_watchlist_hit_rate', PORT)})",
                             "{{port}}",
                         )
                     ),
@@ -774,11 +802,12 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             (
                 timeseries(
                     "Decisions awaiting an outcome, by age",
-                    "Decisions with no inspection outcome recorded yet, by how long they have "
-                    "waited (stacked): labels that do not come back starve the next model.",
+                    "RED and YELLOW decisions with no inspection outcome yet, by how long they "
+                    "have waited (stacked); after label_max_age_days they leave the count as "
+                    "expired. Labels that do not come back starve the next model.",
                     targets(
                         (
-                            f"sum by (age) (centinela_decisions_awaiting_outcome{{{PORT}}})",
+                            f"sum by (age) ({sel('centinela_decisions_awaiting_outcome', PORT)})",
                             "{{age}}",
                         )
                     ),
@@ -790,15 +819,15 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             (
                 timeseries(
                     "Outcome rate and positives among inspected",
-                    "Share of each port's decisions with an outcome recorded, and the share "
-                    "of positives among the inspected ones.",
+                    "Share of each port's decisions of the last label_window_days with an "
+                    "outcome, and the share of positives among the outcomes saying inspected.",
                     targets(
                         (
-                            f"max by (port) (centinela_outcome_rate{{{PORT}}})",
+                            f"max by (port) ({sel('centinela_outcome_rate', PORT)})",
                             "{{port}} outcome rate",
                         ),
                         (
-                            f"max by (port) (centinela_positive_share_inspected{{{PORT}}})",
+                            f"max by (port) ({sel('centinela_positive_share_inspected', PORT)})",
                             "{{port}} positive among inspected",
                         ),
                     ),
@@ -810,8 +839,9 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             (
                 stat(
                     "Since the last outcome",
-                    "Time since any inspection outcome was recorded (the freshest instance).",
-                    target(f"min(centinela_seconds_since_last_outcome{{{INST}}})", "since last"),
+                    "Time since any inspection outcome was recorded (the freshest instance); "
+                    "the alert fires after three days.",
+                    target(f"min({sel('centinela_seconds_since_last_outcome')})", "since last"),
                     unit="s",
                     steps=((None, "green"), (86_400, "orange"), (3 * 86_400, "red")),
                 ),
@@ -821,9 +851,12 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
             (
                 stat(
                     "Outcomes recorded (24h)",
-                    "Inspection outcomes recorded over the last day (idempotent repeats "
-                    "excluded once the server stops counting them).",
-                    target(f"sum(increase(centinela_outcomes_total{{{INST}}}[24h]))", "outcomes"),
+                    "Inspection outcomes recorded over the last day (idempotent repeats of "
+                    "the same report are not counted).",
+                    target(
+                        summed("centinela_outcomes_total", fn="increase", window="24h"),
+                        "outcomes",
+                    ),
                     decimals=0,
                 ),
                 4,
@@ -833,15 +866,46 @@ def model_row() -> tuple[str, list[tuple[Panel, int, int]]]:
                 timeseries(
                     "Outcomes by result",
                     "Inspection outcomes recorded per second, by result.",
-                    targets(
-                        (
-                            f"sum by (result) (rate(centinela_outcomes_total{{{INST}}}[{RATE}]))",
-                            "{{result}}",
-                        )
-                    ),
+                    targets((summed("centinela_outcomes_total", "result"), "{{result}}")),
                     unit="reqps",
                 ),
-                16,
+                8,
+                8,
+            ),
+            (
+                timeseries(
+                    "Decisions expired without an outcome",
+                    "RED and YELLOW decisions per port that reached label_max_age_days with no "
+                    "outcome, over the last day.",
+                    targets(
+                        (
+                            summed(
+                                "centinela_decisions_outcome_expired_total",
+                                "port",
+                                PORT,
+                                fn="increase",
+                                window="1d",
+                            ),
+                            "{{port}}",
+                        )
+                    ),
+                ),
+                8,
+                8,
+            ),
+            (
+                timeseries(
+                    "Drift window size",
+                    "Decisions in each port's drift window (at most drift_window); PSI is "
+                    "exported once it holds drift_min_decisions.",
+                    targets(
+                        (
+                            f"max by (port) ({sel('centinela_drift_window_decisions', PORT)})",
+                            "{{port}}",
+                        )
+                    ),
+                ),
+                8,
                 8,
             ),
         ],
@@ -911,10 +975,10 @@ def ledger_row() -> tuple[str, list[tuple[Panel, int, int]]]:
                 timeseries(
                     "Commit latency (p50, p99)",
                     "Time to commit one group of rows durably (synchronous=FULL) before the "
-                    "replies go out.",
+                    "replies go out; the alert fires on a p99 over 0.25 s.",
                     quantiles("centinela_ledger_commit_seconds", "le", INST),
                     unit="s",
-                    thresholds=((0.1, "orange"),),
+                    thresholds=((0.25, "red"),),
                 ),
                 12,
                 8,
