@@ -59,7 +59,8 @@ reported in that window. Only a decision's first outcome counts: a corrected rep
 record in the ledger, not these figures. At start the counts are read back from the ledger
 (:meth:`Monitor.seed`: decisions of the last ``label_max_age_days`` and their first outcomes),
 so they survive a restart, at a cost of about 0.1 ms per decision read (each is decoded; 10 s
-for 100,000, before the server turns SERVING); with no outcome in the ledger yet, the time since the last outcome
+for 100,000, before the server turns SERVING); with no outcome in the ledger yet, the time
+since the last outcome
 counts from the server's start.
 
 Every method is thread-safe: one lock, held for a batch of decisions, an outcome, or a scrape
