@@ -3,13 +3,15 @@
 Values come, in rising precedence, from the field defaults, an optional YAML file (``centinela
 serve --config FILE``) and environment variables prefixed ``CENTINELA_`` (``CENTINELA_GRPC_PORT``).
 Unknown keys in the file are rejected, naming the key, so a typo never silently falls back to a
-default.
+default. Dicts and lists from the environment are JSON; a value that is not JSON at all is a
+:class:`~features.errors.ConfigError` naming the variable and the JSON the setting takes.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -18,6 +20,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from features.errors import ConfigError, FieldViolation
@@ -274,6 +277,37 @@ def _violations(error: ValidationError) -> list[FieldViolation]:
     ]
 
 
+# A setting from the environment whose value pydantic-settings cannot parse as JSON.
+_UNPARSABLE = re.compile(r'field "(?P<name>\w+)" from source "(?P<source>\w+)"')
+# What a dict or list setting looks like in the environment, for the error that names it.
+_ENV_EXAMPLES = {
+    "lane_budgets": '{"MXZLO": {"red": 0.015, "yellow": 0.04}}',
+    "exam_capacity": '{"MXZLO": {"canine": 0.02}}',
+    "ledger_public_key_files": '["/etc/centinela/old-signing.pem"]',
+}
+
+
+def _unparsable(error: SettingsError) -> str:
+    """One line for a setting whose value could not be parsed at all (pydantic-settings parses
+    dicts and lists from the environment as JSON before validating them)."""
+    found = _UNPARSABLE.search(str(error))
+    if found is None:
+        return f"invalid settings: {error}"
+    name, source = found["name"], found["source"]
+    why = " ".join(str(error.__cause__).split()) if error.__cause__ else "cannot be parsed"
+    field = Settings.model_fields.get(name)
+    origin = get_origin(field.annotation) if field else None
+    shape = "a JSON object" if origin is dict else "a JSON array" if origin is list else "JSON"
+    if source != "EnvSettingsSource":
+        return f"setting {name} ({source}) is not valid JSON ({why}); it takes {shape}"
+    variable = f"CENTINELA_{name.upper()}"
+    example = f", e.g. {variable}='{_ENV_EXAMPLES[name]}'" if name in _ENV_EXAMPLES else ""
+    return (
+        f"environment variable {variable} is not valid JSON ({why}); {name} from the "
+        f"environment takes {shape}{example}"
+    )
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from defaults, ``config_file`` (YAML mapping), the environment and ``overrides``."""
     file_values: dict[str, Any] = {}
@@ -307,6 +341,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     try:
         return FromFile(**overrides)
+    except SettingsError as exc:
+        raise ConfigError(_unparsable(exc)) from None
     except ValidationError as exc:
         where = f"settings file {config_file} or environment" if config_file else "settings"
         raise ConfigError(f"invalid {where}", _violations(exc)) from exc

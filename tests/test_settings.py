@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,47 @@ def test_the_readme_capacity_example_is_valid_settings(tmp_path: Path) -> None:
     assert set(budgets) == {"default", "MXZLO", "MXLZC", "MXNLD"}
     assert budgets["MXNLD"].window_hours == 24
     assert budgets["MXZLO"].red == 0.015
+
+
+@pytest.mark.parametrize(
+    ("variable", "shape"),
+    [
+        ("CENTINELA_LANE_BUDGETS", "a JSON object"),
+        ("CENTINELA_EXAM_CAPACITY", "a JSON object"),
+        ("CENTINELA_LEDGER_PUBLIC_KEY_FILES", "a JSON array"),
+    ],
+)
+def test_environment_value_that_is_not_json_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, shape: str
+) -> None:
+    monkeypatch.setenv(variable, "MXZLO: 0.01")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = caught.value.message
+    assert message.startswith(f"environment variable {variable} is not valid JSON (Expecting ")
+    assert shape in message
+    # The example the message gives is a value the setting accepts.
+    example = message.split(f"e.g. {variable}='", 1)[1].removesuffix("'")
+    monkeypatch.setenv(variable, example)
+    assert getattr(load_settings(), variable.removeprefix("CENTINELA_").lower())
+
+
+def test_serve_reports_an_environment_value_that_is_not_json_in_one_line(tmp_path: Path) -> None:
+    centinela = Path(sys.executable).parent / "centinela"
+    env = {**os.environ, "CENTINELA_LANE_BUDGETS": "x"}
+    result = subprocess.run(
+        [str(centinela), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: environment variable CENTINELA_LANE_BUDGETS is not valid JSON (Expecting value: "
+        "line 1 column 1 (char 0)); lane_budgets from the environment takes a JSON object, e.g. "
+        """CENTINELA_LANE_BUDGETS='{"MXZLO": {"red": 0.015, "yellow": 0.04}}'"""
+    ]
+    assert not list(tmp_path.iterdir()), "nothing is started or written"
