@@ -527,6 +527,15 @@ def _feature_values(features: Mapping[str, float]) -> list[float]:
     return [float(features[name]) for name in FEATURE_NAMES]
 
 
+def _reason_json(reason: Reason) -> dict[str, Any]:
+    return {
+        "code": reason.code,
+        "message_es": reason.message_es,
+        "message_en": reason.message_en,
+        "contribution": reason.contribution,
+    }
+
+
 def decision_payload(
     decision: Decision, admitted: Declared, scored: Scored, caller: Caller | None = None
 ) -> dict[str, Any]:
@@ -538,19 +547,30 @@ def decision_payload(
     is who asked for the decision and how it was authenticated (``null`` outside the server).
     """
     canonical = _shipment_json(admitted.canonical)
-    declared = _shipment_json(admitted.declared)
+    same = admitted.declared == admitted.canonical  # the usual case: one form, written once
+    declared = None if same else _shipment_json(admitted.declared)
     return {
         "decision_id": decision.decision_id,
         "decided_at": datetime.now(UTC).isoformat(),
         "caller": caller.to_json() if caller else None,
         **canonical,
-        "declared": None if declared == canonical else declared,
+        "declared": declared,
         "risk_score": decision.risk_score,
         "lane": decision.lane,
         "random_selection": decision.random_selection,
         "propensity": decision.propensity,
-        "reasons": [dataclasses.asdict(r) for r in decision.reasons],
-        "watchlist_hits": [dataclasses.asdict(h) for h in decision.watchlist_hits],
+        "reasons": [_reason_json(r) for r in decision.reasons],
+        "watchlist_hits": [
+            {
+                "entry_id": h.entry_id,
+                "name": h.name,
+                "match_type": h.match_type,
+                "matched_text": h.matched_text,
+                "goods_index": h.goods_index,
+                "similarity": h.similarity,
+            }
+            for h in decision.watchlist_hits
+        ],
         "features": {
             k: v if math.isfinite(v) else None
             for k, v in zip(FEATURE_NAMES, _feature_values(scored.features), strict=True)
@@ -560,7 +580,7 @@ def decision_payload(
         "rules_version": decision.rules_version,
         "rules_fired": list(decision.rules_fired),
         "exam": decision.exam,
-        "exam_reason": dataclasses.asdict(decision.exam_reason) if decision.exam_reason else None,
+        "exam_reason": _reason_json(decision.exam_reason) if decision.exam_reason else None,
         # The policy in force: the thresholds this decision faced (propensity is above).
         "thresholds": {"red": scored.thresholds[0], "yellow": scored.thresholds[1]},
     }
