@@ -69,6 +69,19 @@ the chain at its seq) and optionally a witnessed checkpoint, and names the first
 server opening the ledger checks its tail (the last ``check_rows`` rows back to the latest
 checkpoint, the head, the seal, a configured witness) and refuses to append to a broken chain.
 
+**Health.** The writer keeps a few figures for the metrics endpoint to read at scrape time
+(:meth:`Ledger.health`): the rows (the head's seq: rows are numbered from 1 without gaps), the
+bytes of the file and its ``-wal``, a bucket count of each group commit's duration (encoding,
+MACs and the transaction with its fsync: what the batch's callers wait for) and of its rows,
+and the result and time of the last verification: the tail check at open, then the same check
+every ``verify_interval`` seconds if set, by a thread of its own on a read-only connection, in
+one read transaction (a consistent snapshot while the writer goes on; a tail of 10,000
+decisions takes about 0.2 s, holding the GIL in slices like any Python thread). A failed check
+is logged at ERROR; the writer keeps appending (refusing would stop every port's scoring for
+whoever can write the file), and later checks reach back to the first bad row found, so a
+failure stays reported after the row has left the tail. Rows older than the tail are for
+``centinela ledger verify``.
+
 **Ledgers from before keys** (rows without a key id, chained with plain SHA-256) are not
 silently adopted: nothing distinguishes them from a keyed ledger whose ids an adversary
 stripped. The server refuses them, naming ``centinela ledger seal``, with which an operator who
@@ -82,6 +95,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextlib
 import dataclasses
 import errno
@@ -456,6 +470,66 @@ def connect_or_release(path: Path, lock: WriterLock) -> sqlite3.Connection:
         raise
 
 
+COMMIT_SECONDS_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+"""Upper bounds of the commit duration counts (seconds); 0.25 is the alert's p99 threshold."""
+GROUP_SIZE_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0)
+"""Upper bounds of the rows-per-commit counts (a commit holds at most ``max_batch``, 512)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Buckets:
+    """Observations counted by bucket: ``counts[i]`` of those over ``bounds[i - 1]`` and at most
+    ``bounds[i]``, the last one of those over every bound (not cumulative); ``total`` is their
+    sum."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: float
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class _Tally:
+    """A :class:`Buckets` being counted (by the writer, under the ledger's health lock)."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def snapshot(self) -> Buckets:
+        return Buckets(self.bounds, tuple(self.counts), self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """The result of a verification the writer's process ran: ``at`` in Unix seconds,
+    ``problem`` (empty when ``ok``) as :func:`check` words it."""
+
+    ok: bool
+    at: float
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHealth:
+    """What :meth:`Ledger.health` reports: the figures behind ``centinela_ledger_*``."""
+
+    rows: int
+    bytes: int  # the database file and its -wal
+    commit_seconds: Buckets  # of this writer's group commits
+    group_size: Buckets
+    verified: Verified  # the last verification: the tail check at open, or a later one
+
+
 class Ledger:
     """Append-only, group-committed, MAC-chained, checkpointed store of decisions and outcomes.
 
@@ -466,7 +540,8 @@ class Ledger:
     checkpoints are accepted (earlier signing keys); ``witness`` is a checkpoint held outside
     that must still be in the chain. ``compact`` False writes payloads as JSON text, as ledgers
     before compact records did (the baseline of ``python -m bench.ledger``, and tests of
-    ledgers that hold both kinds).
+    ledgers that hold both kinds). ``verify_interval`` > 0: the same tail check again every
+    that many seconds, in a thread of its own (:meth:`verify_tail`; 0: only at open).
     """
 
     def __init__(
@@ -482,6 +557,7 @@ class Ledger:
         witness: Checkpoint | None = None,
         max_batch: int = 512,
         compact: bool = True,
+        verify_interval: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.compact = compact
@@ -496,6 +572,8 @@ class Ledger:
             trust[fingerprint(signing_key.public_key())] = signing_key.public_key()
         if witness is not None:
             trust[witness.signer] = public_key_from_text(witness.public_key, "witness")
+        self.check_rows, self.verify_interval = check_rows, verify_interval
+        self._trust, self._witness = trust, witness
         self._writer_lock = WriterLock.hold(self.path)  # released by close() or a failure here
         self._conn = connect_or_release(self.path, self._writer_lock)
         try:
@@ -520,8 +598,21 @@ class Ledger:
         self._reader = threading.local()
         self.commits = 0
         self.checkpoints = 0  # written by this writer
+        # Health: written by the writer and the verifier, read by health(); one short lock.
+        self._health_lock = threading.Lock()
+        self._commit_seconds = _Tally(COMMIT_SECONDS_BUCKETS)
+        self._group_size = _Tally(GROUP_SIZE_BUCKETS)
+        self._verified = Verified(True, time.time())
+        self._first_bad: int | None = None  # the first bad row a later check found
+        self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._writer.start()
+        self._verifier: threading.Thread | None = None
+        if verify_interval > 0:
+            self._verifier = threading.Thread(
+                target=self._verify_every, name="ledger-verifier", daemon=True
+            )
+            self._verifier.start()
 
     def append(self, entry: Entry) -> Future[int]:
         """Queue ``entry``; the future resolves to its seq once it is committed to disk."""
@@ -600,6 +691,7 @@ class Ledger:
         self.checkpoints += 1
 
     def _commit(self, batch: list[tuple[Entry, Future[int]]]) -> None:
+        started = time.perf_counter()
         seq, prev, key_id = self._seq, self._hash, self.key_id
         rows = []
         now = datetime.now(UTC).isoformat(timespec="microseconds")
@@ -628,6 +720,9 @@ class Ledger:
                 future.set_exception(exc)
             return
         self._seq, self._hash = seq, prev
+        with self._health_lock:
+            self._commit_seconds.observe(time.perf_counter() - started)
+            self._group_size.observe(len(rows))
         if due:
             self._checkpoint_seq, self._checkpoint_time = seq, time.monotonic()
             self.checkpoints += 1
@@ -649,9 +744,73 @@ class Ledger:
         )
         return [_row(r) for r in cur.fetchall()]
 
+    def health(self) -> LedgerHealth:
+        """Rows, bytes, commit and group-size counts, and the last verification, as of now
+        (two ``stat`` calls and a copy of the counts: cheap enough for every scrape)."""
+        size = 0
+        for name in (self.path.name, f"{self.path.name}-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                size += self.path.with_name(name).stat().st_size
+        with self._health_lock:
+            return LedgerHealth(
+                rows=self._seq,
+                bytes=size,
+                commit_seconds=self._commit_seconds.snapshot(),
+                group_size=self._group_size.snapshot(),
+                verified=self._verified,
+            )
+
+    def verify_tail(self) -> Verified:
+        """Check the chain's tail as at open (the last ``check_rows`` rows back to the latest
+        checkpoint, the head, the seal, the witness; from the first bad row an earlier check
+        found, if any) on a read-only connection, in one read transaction; record and return
+        the result. The writer goes on meanwhile; a failure is logged at ERROR."""
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            return self._verified_as(Verified(False, time.time(), f"cannot open it ({exc})"))
+        try:
+            conn.execute("BEGIN")  # one snapshot for every query of the check
+            tail = self.check_rows
+            if tail > 0 and self._first_bad is not None:
+                last = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0])
+                tail = max(tail, last - self._first_bad + 1)
+            result = check(conn, self.keys, self._trust, self._witness, tail=tail)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            return self._verified_as(Verified(False, time.time(), f"cannot read it ({exc})"))
+        finally:
+            conn.close()
+        if result.ok:
+            self._first_bad = None  # every row from it checks again: the file was put right
+        elif result.seq is not None and (self._first_bad is None or result.seq < self._first_bad):
+            self._first_bad = result.seq
+        return self._verified_as(Verified(result.ok, time.time(), result.problem))
+
+    def _verified_as(self, verified: Verified) -> Verified:
+        if not verified.ok:
+            log.error(
+                "ledger verification failed: %s",
+                verified.problem,
+                extra={"path": str(self.path), "problem": verified.problem},
+            )
+        with self._health_lock:
+            self._verified = verified
+        return verified
+
+    def _verify_every(self) -> None:
+        while not self._stopping.wait(self.verify_interval):
+            try:
+                self.verify_tail()
+            except Exception as exc:  # the verifier must outlive any surprise; say so
+                self._verified_as(Verified(False, time.time(), f"the check itself failed ({exc})"))
+
     def close(self) -> None:
+        self._stopping.set()
         self._queue.put(None)
         self._writer.join(timeout=30)
+        if self._verifier is not None:
+            self._verifier.join(timeout=30)
         self._conn.close()
         self._writer_lock.release()
 
@@ -1118,6 +1277,7 @@ def open_ledger(settings: Settings) -> Ledger:
         checkpoint_rows=settings.ledger_checkpoint_rows,
         checkpoint_seconds=settings.ledger_checkpoint_seconds,
         check_rows=settings.ledger_start_check_rows,
+        verify_interval=settings.ledger_verify_interval_s,
         trusted=[load_public_key(p) for p in settings.ledger_public_key_files],
         witness=read_checkpoint(settings.ledger_witness_file)
         if settings.ledger_witness_file

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         description="At start, verify this many last rows of the ledger (and back to its "
         "latest checkpoint when that is earlier) before appending; 0 verifies the whole chain.",
     )
+    ledger_verify_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="While serving, check the ledger again every this many seconds as at start "
+        "(ledger_start_check_rows rows, the head, the witness; from the first bad row once one "
+        "is found) without stopping the writer, for centinela_ledger_last_verify_ok; 0: only "
+        "at start. A failure is logged and alerted on; the server keeps appending.",
+    )
     ledger_witness_file: Path | None = Field(
         None,
         description="A checkpoint exported earlier (centinela ledger checkpoint) and kept "

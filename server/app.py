@@ -61,6 +61,8 @@ class CentinelaServer:
         self.service = ScoringService(self.settings)
         self.metrics.lanes.source = self.service.lane_shares
         self.metrics.monitor.source = self.service.monitor.snapshot
+        if self.service.ledger is not None:
+            self.metrics.ledger.source = self.service.ledger.health
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: aio.Server | None = None
         self.port = 0

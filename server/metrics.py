@@ -12,6 +12,12 @@ scrape time by :class:`MonitorCollector`: ``centinela_drift_psi{port,feature}`` 
 ``centinela_decisions_awaiting_outcome{port,age}``, ``centinela_outcome_rate{port}``,
 ``centinela_positive_share_inspected{port}``, ``centinela_seconds_since_last_outcome`` and
 ``centinela_decisions_outcome_expired_total{port}``.
+
+Ledger health (:mod:`scoring.ledger`, which counts it in the writer thread) is read at scrape
+time by :class:`LedgerCollector`: ``centinela_ledger_rows``, ``centinela_ledger_bytes``, the
+histograms ``centinela_ledger_commit_seconds`` and ``centinela_ledger_group_size``, and
+``centinela_ledger_last_verify_ok`` with ``centinela_ledger_last_verify_timestamp_seconds``
+(none of them when the ledger is disabled).
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from features.errors import FailedPrecondition
 from scoring.lanes import PortShares
+from scoring.ledger import Buckets, LedgerHealth
 from scoring.monitor import Snapshot
 from server.limits import port_taken
 
@@ -160,6 +168,8 @@ class Metrics:
         r.register(self.lanes)
         self.monitor = MonitorCollector()
         r.register(self.monitor)
+        self.ledger = LedgerCollector()
+        r.register(self.ledger)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
 
@@ -302,6 +312,59 @@ class MonitorCollector(Collector):
             value=snapshot.seconds_since_last_outcome,
         )
         yield from (psi, no_history, hits, size, awaiting, rate, positive, expired, since)
+
+
+class LedgerCollector(Collector):
+    """The decision ledger's health, read from the ledger at scrape time (no samples when the
+    ledger is disabled)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], LedgerHealth | None] = lambda: None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        health = self.source()
+        rows = GaugeMetricFamily(
+            "centinela_ledger_rows", "Rows in the decision ledger (decisions and outcomes)."
+        )
+        size = GaugeMetricFamily(
+            "centinela_ledger_bytes",
+            "Bytes of the decision ledger on disk: the database file and its write-ahead log.",
+        )
+        commit = HistogramMetricFamily(
+            "centinela_ledger_commit_seconds",
+            "Duration of each group commit of the ledger writer (encoding, MACs, the "
+            "transaction and its fsync), which the batch's replies wait for.",
+        )
+        group = HistogramMetricFamily(
+            "centinela_ledger_group_size", "Rows written together in one group commit."
+        )
+        verify_ok = GaugeMetricFamily(
+            "centinela_ledger_last_verify_ok",
+            "1 if the last verification of the ledger's chain by this server (the tail check "
+            "at start, then every ledger_verify_interval_s) passed, 0 if it failed.",
+        )
+        verify_time = GaugeMetricFamily(
+            "centinela_ledger_last_verify_timestamp_seconds",
+            "Unix time of the last verification of the ledger's chain by this server.",
+        )
+        if health is not None:
+            rows.add_metric([], health.rows)
+            size.add_metric([], health.bytes)
+            commit.add_metric([], *_histogram(health.commit_seconds))
+            group.add_metric([], *_histogram(health.group_size))
+            verify_ok.add_metric([], 1 if health.verified.ok else 0)
+            verify_time.add_metric([], health.verified.at)
+        yield from (rows, size, commit, group, verify_ok, verify_time)
+
+
+def _histogram(counts: Buckets) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative ``le`` buckets (``+Inf`` last) and the sum, as HistogramMetricFamily takes."""
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for bound, n in zip((*counts.bounds, float("inf")), counts.counts, strict=True):
+        seen += n
+        buckets.append((floatToGoString(bound), seen))  # type: ignore[no-untyped-call]
+    return buckets, counts.total
 
 
 @dataclass
