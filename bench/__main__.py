@@ -17,6 +17,8 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.training", [], ["--shipments", "100000"]),
     ("bench.scoring", [], ["--requests", "300"]),
     ("bench.history", [], ["--sizes", "10000,100000"]),
+    ("bench.bulk", [], ["--shipments", "20000"]),
+    ("bench.parity", [], ["--world", "8000", "--live", "2000"]),
     ("bench.ledger", [], ["--decisions", "300", "--world", "3000", "--latency-rows", "100"]),
     (
         "bench.peers",
