@@ -357,17 +357,14 @@ class ScoringService:
         by_index = dict(zip(live, batch.scored, strict=True))
         if self.ledger is not None:
             ledger = self.ledger
-            pending = {
-                i: ledger.append(
-                    Entry(
-                        "decision",
-                        d.decision_id,
-                        decision_payload(d, admitted[i], by_index[i], callers[i]),
-                    )
-                )
-                for i in stored
-                if isinstance(d := results[i], Decision)
-            }
+            decided = [i for i in stored if isinstance(results[i], Decision)]
+            entries = []
+            for i in decided:
+                d = results[i]
+                assert isinstance(d, Decision)
+                payload = decision_payload(d, admitted[i], by_index[i], callers[i])
+                entries.append(Entry("decision", d.decision_id, payload))
+            pending = dict(zip(decided, ledger.append_many(entries), strict=True))
             for i, future in pending.items():
                 try:
                     future.result()  # durable before anyone sees the decision

@@ -25,9 +25,11 @@ from features.watchlist import load_watchlist
 from scoring.ledger import (
     Entry,
     Ledger,
+    Row,
     default_key_file,
     default_signing_key_file,
     export,
+    iter_rows,
     replay_into,
     verify,
 )
@@ -88,6 +90,29 @@ def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
     assert ledger.commits < 400
     ledger.close()
     assert verify(tmp_path / "ledger.sqlite").ok
+
+
+def test_a_batch_appended_at_once_is_one_commit_in_order(tmp_path: Path) -> None:
+    ledger = open_ledger_at(tmp_path / "ledger.sqlite")
+    first = ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
+    commits = ledger.commits
+    futures = ledger.append_many([Entry("decision", f"d{i}", {"i": i}) for i in range(1, 9)])
+    assert [f.result(timeout=10) for f in futures] == list(range(first + 1, first + 9))
+    assert ledger.commits == commits + 1  # one hand-over, one transaction, one fsync
+    assert ledger.append_many([]) == []
+    ledger.close()
+    assert verify(tmp_path / "ledger.sqlite").ok
+    assert [r.decision_id for r in iter_rows_of(tmp_path / "ledger.sqlite")] == [
+        f"d{i}" for i in range(9)
+    ]
+
+
+def iter_rows_of(path: Path) -> list[Row]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(iter_rows(conn))
+    finally:
+        conn.close()
 
 
 def tamper(path: Path, sql: str) -> None:

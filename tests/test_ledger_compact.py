@@ -13,6 +13,7 @@ import math
 import os
 import sqlite3
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +98,21 @@ def test_decisions_through_the_service_round_trip_and_are_compact(
     ledger = service.ledger
     assert ledger is not None
     written: list[Entry] = []
-    append = ledger.append
+    append, append_many = ledger.append, ledger.append_many
+
+    def copied(entry: Entry) -> Entry:
+        return Entry(entry.kind, entry.decision_id, copy.deepcopy(entry.payload))
 
     def spy(entry: Entry) -> Any:
-        written.append(Entry(entry.kind, entry.decision_id, copy.deepcopy(entry.payload)))
+        written.append(copied(entry))
         return append(entry)
 
+    def spy_many(entries: Sequence[Entry]) -> Any:
+        written.extend(copied(e) for e in entries)
+        return append_many(entries)
+
     monkeypatch.setattr(ledger, "append", spy)
+    monkeypatch.setattr(ledger, "append_many", spy_many)
     shipments = world_shipments(world, 600)
     decisions = [d for i in range(0, 600, 50) for d in service.score(shipments[i : i + 50])]
     for i, d in enumerate(decisions[:20]):  # record_outcome reads the decision back
