@@ -54,7 +54,7 @@ from features.errors import ConfigError, FieldViolation
 from scoring.caller import ROLES, Caller
 from scoring.settings import Settings
 from server.certs import identity_of, key_matches_certificate
-from server.interceptors import _short, _wrap, received_code
+from server.interceptors import WrappedHandlers, _short, _wrap, received_code
 
 if TYPE_CHECKING:
     from server.interceptors import Continuation
@@ -262,6 +262,7 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(  # type: ignore[override]
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -269,7 +270,10 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return _wrap(handler, self._unary, self._streaming, handler_call_details.method)
+        method = handler_call_details.method
+        return self._wrapped.get(
+            method, handler, lambda: _wrap(handler, self._unary, self._streaming, method)
+        )
 
     async def _admit(self, method: str, context: aio.ServicerContext[Any, Any]) -> Caller | None:
         """The call's caller, or abort; None for an open service (nobody is asked)."""

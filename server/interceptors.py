@@ -110,6 +110,29 @@ def _wrap(
     )
 
 
+class WrappedHandlers:
+    """The handlers an interceptor made, one per method, made once: an interceptor's wrapping
+    depends only on the method and the handler it wraps, and building closures and a handler
+    per call costs every call (grpc.aio asks each interceptor for the handler on every RPC).
+    A different inner handler for the method (a reload of the service) is wrapped anew."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
+
+    def get(
+        self,
+        method: str,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        make: Callable[[], grpc.RpcMethodHandler[Any, Any]],
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        made = self._made.get(method)
+        if made is not None and made[0] is handler:
+            return made[1]  # type: ignore[no-any-return]
+        wrapped = make()
+        self._made[method] = (handler, wrapped)
+        return wrapped
+
+
 class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Abort with the mapped status for domain errors; INTERNAL, logged, for anything else;
     INVALID_ARGUMENT, logged in one line, for a request that does not parse."""
@@ -117,6 +140,7 @@ class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, item_errors_in_stream: frozenset[str] = ITEM_ERRORS_IN_STREAM) -> None:
         self.item_errors_in_stream = item_errors_in_stream
         self.undecodable_log = RateLimitedLog(log)
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(  # type: ignore[override]
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -125,6 +149,11 @@ class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return None
         method = handler_call_details.method
+        return self._wrapped.get(method, handler, lambda: self._wrap(handler, method))
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         streaming: Callable[[Any, str], Any] = self._streaming
         unary: Callable[[Any, str], Any]
         if handler.stream_stream or handler.stream_unary:
@@ -232,6 +261,7 @@ class MetricsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(  # type: ignore[override]
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -239,7 +269,10 @@ class MetricsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return _wrap(handler, self._unary, self._streaming, _short(handler_call_details.method))
+        method = handler_call_details.method
+        return self._wrapped.get(
+            method, handler, lambda: _wrap(handler, self._unary, self._streaming, _short(method))
+        )
 
     def _record(
         self,
@@ -345,6 +378,7 @@ class LimitsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self.caller_key = caller_key
         self.limited = limited
         self.overload_log = RateLimitedLog(log, burst=1, period=10.0)
+        self._wrapped = WrappedHandlers()
         metrics.in_flight.set_function(lambda: gate.in_flight)
         metrics.queued.set_function(lambda: gate.queued)
 
@@ -356,8 +390,16 @@ class LimitsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         method = handler_call_details.method
         if handler.stream_stream or handler.stream_unary:
-            return _wrap(handler, self._unary_from_stream, self._streaming_from_stream, method)
-        return _wrap(handler, self._unary, self._streaming, method)
+            return self._wrapped.get(
+                method,
+                handler,
+                lambda: _wrap(
+                    handler, self._unary_from_stream, self._streaming_from_stream, method
+                ),
+            )
+        return self._wrapped.get(
+            method, handler, lambda: _wrap(handler, self._unary, self._streaming, method)
+        )
 
     @contextlib.asynccontextmanager
     async def _admitted(self, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[str]:
