@@ -50,6 +50,7 @@ from cryptography import x509
 from grpc import aio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.canonical import canonical_code, canonical_text
 from features.errors import ConfigError, FieldViolation
 from scoring.caller import ROLES, Caller
 from scoring.settings import Settings
@@ -300,19 +301,28 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         context: aio.ServicerContext[Any, Any],
         start: float,
         error: BaseException | None,
+        *,
+        subject: dict[str, str] | None = None,
+        answers: int | None = None,
     ) -> None:
+        """One line per call: method, caller, status, latency, and what it was about (the
+        shipment or decision id of a unary call, the answers of a stream); never names or
+        goods descriptions."""
         caller = _current.get()
+        extra: dict[str, object] = {
+            "method": _short(method),
+            "caller": caller.name if caller else None,
+            "auth": caller.method if caller else None,
+            "code": received_code(context, error),
+            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+            "peer": context.peer(),
+        }
+        if subject:
+            extra.update(subject)
+        if answers is not None:
+            extra["answers"] = answers
         access_log.log(
-            logging.DEBUG if _service(method) in OPEN_SERVICES else logging.INFO,
-            "rpc",
-            extra={
-                "method": _short(method),
-                "caller": caller.name if caller else None,
-                "auth": caller.method if caller else None,
-                "code": received_code(context, error),
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                "peer": context.peer(),
-            },
+            logging.DEBUG if _service(method) in OPEN_SERVICES else logging.INFO, "rpc", extra=extra
         )
 
     def _unary(self, behaviour: Any, method: str) -> Any:
@@ -327,7 +337,7 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
                 error = caught
                 raise
             finally:
-                self._access(method, context, start, error)
+                self._access(method, context, start, error, subject=_subject(request))
 
         return run
 
@@ -335,18 +345,37 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             start = time.perf_counter()
             error: BaseException | None = None
+            answers = 0
             _current.set(None)
             try:
                 await self._admit(method, context)
                 async for response in behaviour(request, context):
+                    answers += 1
                     yield response
             except BaseException as caught:
                 error = caught
                 raise
             finally:
-                self._access(method, context, start, error)
+                self._access(method, context, start, error, answers=answers)
 
         return run
+
+
+SUBJECT_CHARS = 64  # an id in the access log is cut to this many characters
+
+
+def _subject(request: Any) -> dict[str, str] | None:
+    """The id a unary request is about, in canonical form and cut short (a caller's id is
+    attacker-chosen text): ``shipment_id`` of a shipment, ``decision_id`` of an outcome."""
+    shipment = getattr(request, "shipment", None)
+    if shipment is not None and hasattr(shipment, "shipment_id"):
+        return {
+            "shipment_id": canonical_code(shipment.shipment_id[: 2 * SUBJECT_CHARS])[:SUBJECT_CHARS]
+        }
+    decision_id = getattr(request, "decision_id", None)
+    if isinstance(decision_id, str):
+        return {"decision_id": canonical_text(decision_id[: 2 * SUBJECT_CHARS])[:SUBJECT_CHARS]}
+    return None
 
 
 # --- Transport -------------------------------------------------------------------------------

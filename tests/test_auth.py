@@ -324,9 +324,15 @@ def test_mtls_caller_is_in_the_ledger_and_the_access_log(
         ("RiskScoring/RecordOutcome", "ops", "mtls", "OK"),
         ("Admin/ReloadWatchlists", "ops", "mtls", "PERMISSION_DENIED"),
     ]
-    record = next(r for r in caplog.records if r.name == "centinela.access")
+    records = [r for r in caplog.records if r.name == "centinela.access"]
+    record = records[0]
     assert record.duration_ms >= 0  # type: ignore[attr-defined]
     assert "127.0.0.1" in record.peer  # type: ignore[attr-defined]
+    # What each call was about, by id; never a name or a goods description.
+    assert record.shipment_id == decision.shipment_id  # type: ignore[attr-defined]
+    assert records[1].decision_id == decision.decision_id  # type: ignore[attr-defined]
+    text = " ".join(str(vars(r)) for r in records)
+    assert "Shanghai Jinhua" not in text and GOOD.goods[0].description not in text
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str, str]]:
