@@ -19,6 +19,7 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.history", [], ["--sizes", "10000,100000"]),
     ("bench.bulk", [], ["--shipments", "20000"]),
     ("bench.parity", [], ["--world", "8000", "--live", "2000"]),
+    ("bench.memory", [], ["--decisions", "2000", "--world", "5000"]),
     ("bench.ledger", [], ["--decisions", "300", "--world", "3000", "--latency-rows", "100"]),
     (
         "bench.peers",
