@@ -18,6 +18,16 @@ operation for operation. A query thus costs O(log n) in an entity's history; an 
 order (the normal case) O(1) amortised; an event added out of order or taken out moves the
 later events (and their running totals) once.
 
+A live batch is a few rows, so a query is answered row by row in Python, not with numpy over
+arrays of a few elements (whose per-call overhead would dominate): one binary search per count
+(``ndarray.searchsorted`` with a Python int, or with the few times one key asks about at
+once), single elements read with ``ndarray.item``, and each sorted array's first and last time
+kept as Python ints, so that a query after an entity's last event (the live case) needs no
+search for what lies before it. The float features are then the kernels' float64 operations
+on Python floats, which are IEEE doubles too: the same operations in the same order give the
+same bits. A key asked about by one row only, with no record of it replaced by the batch (the
+common case), needs none of the batch's corrections and takes a short path.
+
 A shipment id is one shipment however often it is scored: the state keeps one record per id
 (the latest scoring's), a re-scored id's history leaves out its own earlier record and outcome,
 and an id's entities are credited with one inspection outcome at most, the first definite one.
@@ -34,18 +44,21 @@ batch would have to take many stripes in order and could see half of a write.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from features.build import context_rows
 from features.history import (
+    COMPLEMENTARY_FAMILIES,
     NETWORK_KEYS,
     NETWORK_WINDOW_DAYS,
     OUTCOME_KEYS,
@@ -54,9 +67,6 @@ from features.history import (
     VOLUME_KEYS,
     WINDOWS_DAYS,
     Keyed,
-    entity_network,
-    entity_outcomes,
-    entity_volume,
     network_names,
     outcome_names,
     to_micros,
@@ -67,12 +77,63 @@ from features.watchlist import Watchlist
 
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)  # as the volume kernel's windows
 # A query and its windows' starts, as the kernels count them: times before q and before q - w.
-_VOLUME_OFFSETS_US = np.array([[0], *([w] for w in _WINDOWS_US)], dtype=np.int64)
-_NETWORK_OFFSETS_US = np.array([[0], [NETWORK_WINDOW_DAYS * US_PER_DAY]], dtype=np.int64)
+_VOLUME_OFFSETS_US = (0, *_WINDOWS_US)
+_NETWORK_US = NETWORK_WINDOW_DAYS * US_PER_DAY
 _ENTITY_INDEX = {entity: i for i, entity in enumerate(OUTCOME_KEYS)}
-_NO_TIME = np.iinfo(np.int64).min  # "no positive yet", as the outcome kernel marks it
-_NO_LEAVE = np.iinfo(np.int64).max  # a row with no event of its own to leave out
-_NONE = np.zeros(0, dtype=np.int64)
+_VOLUME_INDEX = tuple((entity, _ENTITY_INDEX[entity]) for entity in VOLUME_KEYS)
+_NETWORK_INDEX = tuple((entity, _ENTITY_INDEX[entity]) for entity in NETWORK_KEYS)
+_NO_TIME = int(np.iinfo(np.int64).min)  # "no positive yet", as the outcome kernel marks it
+_END = int(np.iinfo(np.int64).max)  # after every time: a sorted array's unused tail holds it
+_NO_LEAVE = _END  # a row with no event of its own to leave out
+_NAN = math.nan  # what the kernels give for "never" (np.nan: the same float)
+# From how many queries of one key the batch's corrections are counted with numpy: a few
+# numpy calls cost about what a Python binary search per query costs for this many.
+_MANY_QUERIES = 16
+
+
+def _column_layout() -> tuple[tuple[str, int, int], ...]:
+    """Where :meth:`EntityState.history_for` puts each history column, in the order of the
+    names (as the kernels give them): its name, its block (0: float64, 1: int32) and its row
+    there, as the columns are computed: per volume entity its age (float) and counts (int), per
+    outcome entity its two counts (int) and two rates (float), per network entity two ints."""
+    layout: list[tuple[str, int, int]] = []
+    rows = [0, 0]
+
+    def put(names: list[str], block: int) -> None:
+        for name in names:
+            layout.append((name, block, rows[block]))
+            rows[block] += 1
+
+    for entity in VOLUME_KEYS:
+        age, *counts = volume_names(entity)
+        put([age], 0)
+        put(counts, 1)
+    for entity in OUTCOME_KEYS:
+        names = outcome_names(entity)
+        put(names[:2], 1)
+        put(names[2:], 0)
+    for entity in NETWORK_KEYS:
+        put(network_names(entity), 1)
+    return tuple(layout)
+
+
+_LAYOUT = _column_layout()
+
+
+class _Reading:
+    """``with lock.reading():`` — a plain context manager rather than a generator one, which
+    costs a few times more to enter and leave, on every read."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire_read()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release_read()
 
 
 class ReadWriteLock:
@@ -84,20 +145,22 @@ class ReadWriteLock:
         self._readers = 0
         self._writing = False
         self._writers_waiting = 0
+        self._reading = _Reading(self)  # holds no state of its own: shared by every reader
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
+    def reading(self) -> _Reading:
+        return self._reading
+
+    def acquire_read(self) -> None:
         with self._changed:
             while self._writing or self._writers_waiting:
                 self._changed.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._readers -= 1
-                if not self._readers:
-                    self._changed.notify_all()
+
+    def release_read(self) -> None:
+        with self._changed:
+            self._readers -= 1
+            if not self._readers:
+                self._changed.notify_all()
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -117,25 +180,47 @@ class ReadWriteLock:
                 self._changed.notify_all()
 
 
-def _grown(array: np.ndarray, size: int) -> np.ndarray:
-    """``array`` at twice its capacity, holding its first ``size`` elements."""
-    grown = np.empty(2 * len(array), dtype=array.dtype)
+def _grown(array: np.ndarray, size: int, fill: int | None = None) -> np.ndarray:
+    """``array`` at twice its capacity, holding its first ``size`` elements (the rest
+    ``fill`` when given)."""
+    if fill is None:
+        grown = np.empty(2 * len(array), dtype=array.dtype)
+    else:
+        grown = np.full(2 * len(array), fill, dtype=array.dtype)
     grown[:size] = array[:size]
     return grown
 
 
 class _Times:
-    """A growable sorted int64 array of event times, read through zero-copy views. An append in
-    time order is O(1) amortised; an event out of order, or one taken out, moves the later ones."""
+    """A growable sorted int64 array of event times. Its unused tail holds :data:`_END`, so a
+    search over the whole array counts the events before a time without slicing it; its first
+    and last times are kept as Python ints (``earliest``, ``latest``: :data:`_END` and
+    :data:`_NO_TIME` while it is empty). An append in time order is O(1) amortised; an event out
+    of order, or one taken out, moves the later ones."""
 
-    __slots__ = ("size", "times")
+    __slots__ = ("earliest", "latest", "size", "times")
 
     def __init__(self) -> None:
-        self.times = np.empty(8, dtype=np.int64)
+        self.times = np.full(8, _END, dtype=np.int64)
         self.size = 0
+        self.earliest = _END
+        self.latest = _NO_TIME
 
     def view(self) -> np.ndarray:
         return self.times[: self.size]
+
+    def before(self, time: int) -> int:
+        """How many events lie strictly before ``time``: all of them when it is after the last,
+        else a binary search."""
+        return self.size if time > self.latest else int(self.times.searchsorted(time))
+
+    def recent(self, start: int, end: int) -> bool:
+        """Whether an event lies in ``[start, end)``: the last one before ``end`` is at or
+        after ``start``."""
+        if end > self.latest:
+            return self.latest >= start  # _NO_TIME when empty
+        before = int(self.times.searchsorted(end))
+        return before > 0 and self.times.item(before - 1) >= start
 
     def add(self, time: int) -> None:
         at = self._open(time)  # first: it may grow the array
@@ -143,30 +228,44 @@ class _Times:
 
     def remove(self, time: int) -> None:
         """Take out one event at ``time``; none there: nothing."""
-        at = int(np.searchsorted(self.view(), time, side="left"))
-        if at < self.size and self.times[at] == time:
+        at = int(self.times.searchsorted(time, side="left"))
+        if at < self.size and self.times.item(at) == time:
             self._close(at)
 
     def _grow(self) -> None:
-        self.times = _grown(self.times, self.size)
+        self.times = _grown(self.times, self.size, _END)
 
     def _shift(self, source: slice, target: slice) -> None:
         self.times[target] = self.times[source]
 
     def _open(self, time: int) -> int:
         """Make room for an event at ``time``, after any equal ones, and return where it goes."""
-        if self.size == len(self.times):
+        size = self.size
+        if size == len(self.times):
             self._grow()
-        at = self.size
-        if at and self.times[at - 1] > time:  # out of order: the later events move up
-            at = int(np.searchsorted(self.view(), time, side="right"))
-            self._shift(slice(at, self.size), slice(at + 1, self.size + 1))
-        self.size += 1
+        if time >= self.latest:  # in time order (or the first): it goes last
+            at = size
+            self.latest = time
+        else:  # out of order: the later events move up
+            at = int(self.times.searchsorted(time, side="right"))
+            self._shift(slice(at, size), slice(at + 1, size + 1))
+        if not at:
+            self.earliest = time
+        self.size = size + 1
         return at
 
     def _close(self, at: int) -> None:
-        self._shift(slice(at + 1, self.size), slice(at, self.size - 1))
-        self.size -= 1
+        size = self.size - 1
+        self._shift(slice(at + 1, size + 1), slice(at, size))
+        self.times[size] = _END
+        self.size = size
+        if not size:
+            self.earliest, self.latest = _END, _NO_TIME
+            return
+        if not at:
+            self.earliest = self.times.item(0)
+        if at == size:
+            self.latest = self.times.item(size - 1)
 
 
 class _Outcomes(_Times):
@@ -188,9 +287,8 @@ class _Outcomes(_Times):
         self.times[at] = time
         self.flags[at] = positive
         if at == self.size - 1:  # in time order: the totals so far, plus this one
-            before = int(self.positives[at - 1]) if at else 0
-            self.positives[at] = before + positive
-            self.last[at] = time if positive else (self.last[at - 1] if at else _NO_TIME)
+            self.positives[at] = self.positives_before(at) + positive
+            self.last[at] = time if positive else self.last_before(at)
         else:
             self._retotal(at)
 
@@ -201,7 +299,7 @@ class _Outcomes(_Times):
 
         def passed(j: int) -> int:
             """Outcomes with that result in ``[lo, j]``."""
-            positives = int(self.positives[j]) - base
+            positives = self.positives.item(j) - base
             return positives if positive else j + 1 - lo - positives
 
         found = bisect.bisect_right(range(lo, hi), 0, key=passed)  # the first of that result
@@ -212,15 +310,16 @@ class _Outcomes(_Times):
 
     def run(self, time: int) -> tuple[int, int]:
         """Where the outcomes reported at exactly ``time`` are: ``[lo, hi)``."""
-        times = self.view()
-        lo = int(np.searchsorted(times, time, side="left"))
-        return lo, int(np.searchsorted(times[lo:], time, side="right")) + lo
+        times = self.times
+        return int(times.searchsorted(time, side="left")), int(
+            times.searchsorted(time, side="right")
+        )
 
     def positives_before(self, at: int) -> int:
-        return int(self.positives[at - 1]) if at else 0
+        return self.positives.item(at - 1) if at else 0
 
     def last_before(self, at: int) -> int:
-        return int(self.last[at - 1]) if at else _NO_TIME
+        return self.last.item(at - 1) if at else _NO_TIME
 
     def _grow(self) -> None:
         super()._grow()
@@ -243,8 +342,7 @@ class _Outcomes(_Times):
         np.maximum.accumulate(last, out=self.last[at : self.size])
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):
     """What the state remembers of one shipment id."""
 
     at: int  # declared time, µs since the epoch
@@ -317,40 +415,53 @@ class EntityState:
         an unchanged replay changes nothing."""
         keys_by_row = zip(*(rows.keys[e] for e in OUTCOME_KEYS), strict=True)
         with self._lock.writing():
+            records, credits = self._records, self._credits
             for shipment_id, declared_at, families, keys in zip(
                 rows.shipment_id, rows.declared_at.tolist(), rows.families, keys_by_row, strict=True
             ):
-                record = _Record(int(declared_at), tuple(keys), tuple(families))
-                old = self._records.get(shipment_id)
-                if old == record:
-                    continue
-                credit = self._credits.get(shipment_id)
+                record = _Record(declared_at, keys, tuple(families))
+                old = records.get(shipment_id)
                 if old is not None:
+                    if old == record:
+                        continue
                     self._index(old, add=False)
+                    credit = credits.get(shipment_id)
                     if credit is not None and old.keys != record.keys:
                         self._index_outcome(old.keys, credit, add=False)
                         self._index_outcome(record.keys, credit, add=True)
-                self._records[shipment_id] = record
+                records[shipment_id] = record
                 self._index(record, add=True)
 
     def _index(self, record: _Record, *, add: bool) -> None:
         """Add ``record``'s declared time to its entities' events, or take it out."""
-        for entity, key in zip(OUTCOME_KEYS, record.keys, strict=True):
-            events = (
-                [self._volume[entity].setdefault(key, _Times())] if entity in VOLUME_KEYS else []
-            )
-            if entity in self._network and record.families:
-                by_family = self._network[entity].setdefault(key, {})
-                events += [by_family.setdefault(f, _Times()) for f in record.families]
-            for sorted_events in events:
+        at, keys = record.at, record.keys
+        for entity, index in _VOLUME_INDEX:
+            by_key = self._volume[entity]
+            store = by_key.get(keys[index])
+            if store is None:
+                store = by_key[keys[index]] = _Times()
+            if add:
+                store.add(at)
+            else:
+                store.remove(at)
+        if not record.families:
+            return
+        for entity, index in _NETWORK_INDEX:
+            by_family = self._network[entity].setdefault(keys[index], {})
+            for family in record.families:
+                store = by_family.get(family)
+                if store is None:
+                    store = by_family[family] = _Times()
                 if add:
-                    sorted_events.add(record.at)
+                    store.add(at)
                 else:
-                    sorted_events.remove(record.at)
+                    store.remove(at)
 
     def _index_outcome(self, keys: tuple[str, ...], credit: _Credit, *, add: bool) -> None:
         for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
-            events = self._outcomes[entity].setdefault(key, _Outcomes())
+            events = self._outcomes[entity].get(key)
+            if events is None:
+                events = self._outcomes[entity][key] = _Outcomes()
             if add:
                 events.add_outcome(credit.at, credit.positive)
             else:
@@ -377,278 +488,374 @@ class EntityState:
         credited for it and the batch's other rows of that id are not history of itself.
 
         Per entity key, every row's events are the stored ones less the records the batch
-        replaces plus the batch's staying rows (:func:`_batch_events`), less, for a row the
-        batch repeats later, that later row (:func:`_leaves`): counts are binary searches on
-        the stored arrays corrected by those few events, never copies of them.
+        replaces plus the batch's staying rows (:meth:`_Batch.added`), less, for a row the
+        batch repeats later, that later row (its leave): counts are binary searches on the
+        stored arrays corrected by those few events, never copies of them.
         """
-        n = len(targets)
-        ids = targets.shipment_id
-        declared = targets.declared_at
-        last = {shipment_id: i for i, shipment_id in enumerate(ids)}
-        stays = [last[shipment_id] for shipment_id in ids]  # the row that becomes id's record
-        columns: dict[str, np.ndarray] = {}
-        # What the kernels give a row of an entity with no events, for every entity alike.
-        at_zero = np.zeros(n, dtype=np.int64)
-        no_volume = entity_volume(_NONE, at_zero)
-        no_outcomes = entity_outcomes(_NONE, np.zeros(0, dtype=bool), at_zero, prior_rate)
-        no_network = entity_network({}, at_zero, [[] for _ in range(n)])
+        floats: list[list[float]] = []  # float64 columns, as _LAYOUT places them
+        ints: list[list[int]] = []  # int32 columns
         with self._lock.reading():
-            replaced = [self._records[s] for s in last if s in self._records]
+            batch = _Batch(targets, self._records, self._credits)
             for entity in VOLUME_KEYS:
-                keys = targets.keys[entity]
-                out = [column.copy() for column in no_volume]
-                dropped = _replaced_by_key(replaced, _ENTITY_INDEX[entity])
-                for key, rows in _rows_by_key(keys).items():
-                    store = self._volume[entity].get(key)
-                    computed = _volume(
-                        store.view() if store is not None else _NONE,
-                        _sorted([r.at for r in dropped.get(key, [])]),
-                        _sorted(_batch_events(rows, stays, declared)),
-                        _leaves(rows, stays, keys, declared),
-                        declared[rows],
-                    )
-                    for target, values in zip(out, computed, strict=True):
-                        target[rows] = values
-                columns.update(zip(volume_names(entity), out, strict=True))
+                age, counts = self._volume_columns(entity, batch)
+                floats.append(age)
+                ints += counts
+            smooth = _smoothing(prior_rate)
             for entity in OUTCOME_KEYS:
-                keys = targets.keys[entity]
-                out = [column.copy() for column in no_outcomes]
-                for key, rows in _rows_by_key(keys).items():
-                    found = self._outcomes[entity].get(key)
-                    if found is None:
-                        continue
-                    # A re-scored id: its own outcome is not history of itself.
-                    own: list[_Credit | None] = []
-                    for i in rows.tolist():
-                        record, credit = self._records.get(ids[i]), self._credits.get(ids[i])
-                        known = record is not None and record.keys[_ENTITY_INDEX[entity]] == key
-                        own.append(credit if known else None)
-                    computed = _outcomes(found, own, declared[rows], prior_rate)
-                    for target, value in zip(out, computed, strict=True):
-                        target[rows] = value
-                columns.update(zip(outcome_names(entity), out, strict=True))
+                inspections, positives, rate, since = self._outcome_columns(entity, batch, smooth)
+                ints += (inspections, positives)
+                floats += (rate, since)
             for entity in NETWORK_KEYS:
-                keys = targets.keys[entity]
-                out = [column.copy() for column in no_network]
-                dropped = _replaced_by_key(replaced, _ENTITY_INDEX[entity])
-                for key, rows in _rows_by_key(keys).items():
-                    computed = _network(
-                        self._network[entity].get(key, {}),
-                        dropped.get(key, []),
-                        rows,
-                        stays,
-                        keys,
-                        targets,
-                    )
-                    for target, value in zip(out, computed, strict=True):
-                        target[rows] = value
-                columns.update(zip(network_names(entity), out, strict=True))
-        return columns
+                ints += self._network_columns(entity, batch)
+        # Two conversions for the whole batch; each column a row of one of them.
+        blocks = (list(np.array(floats, dtype=np.float64)), list(np.array(ints, dtype=np.int32)))
+        return {name: blocks[block][row] for name, block, row in _LAYOUT}
+
+    def _volume_columns(self, entity: str, batch: _Batch) -> tuple[list[float], list[list[int]]]:
+        """What :func:`~features.history.entity_volume` gives each row for its events of
+        ``entity``: age in days, and count per window."""
+        n, declared = batch.size, batch.declared
+        age: list[float] = [_NAN] * n
+        counts: list[list[int]] = [[0] * n for _ in _WINDOWS_US]
+        stores = self._volume[entity]
+        dropped = batch.dropped(entity)
+        for key, rows in batch.rows_by_key(entity).items():
+            store = stores.get(key)
+            gone = dropped.get(key)
+            if gone is None and len(rows) == 1:
+                # One row and nothing replaced: its own event (if it stays) is neither before
+                # it nor before its windows' starts, and not its first when any is before it.
+                if store is None:
+                    continue
+                i = rows[0]
+                q = declared[i]
+                before = store.before(q)
+                if not before:
+                    continue
+                starts = store.times.searchsorted([q - w for w in _WINDOWS_US]).tolist()
+                age[i] = float(q - store.earliest) / US_PER_DAY
+                for column, start in zip(counts, starts, strict=True):
+                    column[i] = before - start
+                continue
+            gone_times = sorted(r.at for r in gone) if gone else []
+            added, leaves = batch.added(entity, key, rows)
+            queries = [declared[i] - offset for i in rows for offset in _VOLUME_OFFSETS_US]
+            found = _corrected(store, queries, gone_times, added, leaves)
+            first_kept = _first_kept(store, gone_times)
+            width = len(_VOLUME_OFFSETS_US)
+            for j, i in enumerate(rows):
+                before, *starts = found[width * j : width * (j + 1)]
+                if before > 0:
+                    first = _first(first_kept, added, leaves[j])
+                    assert first is not None  # an event lies before the query
+                    age[i] = float(declared[i] - first) / US_PER_DAY
+                for column, start in zip(counts, starts, strict=True):
+                    column[i] = before - start
+        return age, counts
+
+    def _outcome_columns(
+        self, entity: str, batch: _Batch, smooth: float
+    ) -> tuple[list[int], list[int], list[float], list[float]]:
+        """What :func:`~features.history.entity_outcomes` gives each row for the outcomes of
+        its ``entity``, less its own credited one when it is re-scored."""
+        n, declared = batch.size, batch.declared
+        inspections, positives = [0] * n, [0] * n
+        no_rate = _rate(0, 0, smooth)
+        rate, since = [no_rate] * n, [_NAN] * n
+        stores = self._outcomes[entity]
+        index = _ENTITY_INDEX[entity]
+        own = batch.own
+        for i, key in enumerate(batch.keys[entity]):
+            found = stores.get(key)
+            if found is None:
+                continue
+            q = declared[i]
+            if own and i in own:  # a re-scored id: its own outcome is not history of itself
+                record, credited = own[i]
+                credit = credited if record.keys[index] == key else None
+                count, positive, last = _outcomes_before(found, q, credit)
+            else:  # the common case: _outcomes_before with no outcome of its own
+                count = found.before(q)
+                if not count:
+                    continue  # none before it: what the kernel gives for no outcomes at all
+                positive, last = found.positives.item(count - 1), found.last.item(count - 1)
+            inspections[i], positives[i], rate[i], since[i] = _outcome_values(
+                count, positive, last, q, smooth
+            )
+        return inspections, positives, rate, since
+
+    def _network_columns(self, entity: str, batch: _Batch) -> list[list[int]]:
+        """What :func:`~features.history.entity_network` gives each row: its watched route
+        families are its own plus those of its ``entity``'s events in the window before it
+        (counted as :func:`_corrected` counts), which the kernel then counts and combines."""
+        n, declared, families = batch.size, batch.declared, batch.families
+        count, complementary = [0] * n, [0] * n
+        stores = self._network[entity]
+        dropped = batch.dropped(entity)
+        for key, rows in batch.rows_by_key(entity).items():
+            received = stores.get(key)
+            gone = dropped.get(key)
+            if gone is None and len(rows) == 1:  # as for volume: the stored events only
+                i = rows[0]
+                if not received:
+                    if families[i]:
+                        count[i], complementary[i] = _combined(set(families[i]))
+                    continue
+                q = declared[i]
+                start = q - _NETWORK_US
+                present = set(families[i])
+                for family, events in received.items():
+                    if family not in present and events.recent(start, q):
+                        present.add(family)
+                count[i], complementary[i] = _combined(present)
+                continue
+            presents = [set(families[i]) for i in rows]
+            queries = [x for i in rows for x in (declared[i], declared[i] - _NETWORK_US)]
+            in_batch = set().union(*(families[i] for i in batch.staying(rows)))
+            for family in set(received or ()) | in_batch:
+                store = received.get(family) if received else None
+                gone_times = sorted(r.at for r in gone if family in r.families) if gone else []
+                if store is not None and not gone_times and family not in in_batch:
+                    # No event of the batch's to add or leave out: the stored ones alone.
+                    for i, present in zip(rows, presents, strict=True):
+                        if family not in present and store.recent(
+                            declared[i] - _NETWORK_US, declared[i]
+                        ):
+                            present.add(family)
+                    continue
+                added, leaves = batch.added(entity, key, rows, family)
+                found = _corrected(store, queries, gone_times, added, leaves)
+                for j, present in enumerate(presents):
+                    if found[2 * j] - found[2 * j + 1] > 0:
+                        present.add(family)
+            for i, present in zip(rows, presents, strict=True):
+                count[i], complementary[i] = _combined(present)
+        return [count, complementary]
 
 
-def _rows_by_key(keys: list[str]) -> dict[str, np.ndarray]:
-    """Row indices of each key value, in first-seen order."""
-    rows: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        rows.setdefault(key, []).append(i)
-    return {key: np.array(found) for key, found in rows.items()}
+class _Batch:
+    """A batch of targets as history sees it: each row's id, time, keys and families, which
+    rows stay (each id's last row becomes its record), the stored records the batch replaces
+    and the outcomes credited to its re-scored ids."""
+
+    __slots__ = ("declared", "families", "keys", "own", "replaced", "size", "stays")
+
+    def __init__(
+        self, targets: Keyed, records: dict[str, _Record], credits: dict[str, _Credit]
+    ) -> None:
+        ids = targets.shipment_id
+        self.size = len(ids)
+        self.declared: list[int] = targets.declared_at.tolist()
+        self.families = targets.families
+        self.keys = targets.keys
+        last = {shipment_id: i for i, shipment_id in enumerate(ids)}
+        # The row that becomes each row's id's record; None when no id repeats (each row).
+        self.stays = None if len(last) == len(ids) else [last[s] for s in ids]
+        self.replaced = [records[s] for s in last if s in records]
+        # Rows of a re-scored id with a credited outcome: its record and that credit.
+        self.own = (
+            {i: (records[s], credits[s]) for i, s in enumerate(ids) if s in credits}
+            if self.replaced
+            else {}
+        )
+
+    def rows_by_key(self, entity: str) -> dict[str, list[int]]:
+        """Row indices of each key of ``entity``, in first-seen order."""
+        rows: dict[str, list[int]] = {}
+        for i, key in enumerate(self.keys[entity]):
+            found = rows.get(key)
+            if found is None:
+                rows[key] = [i]
+            else:
+                found.append(i)
+        return rows
+
+    def dropped(self, entity: str) -> dict[str, list[_Record]]:
+        """The records the batch replaces, by their key of ``entity``."""
+        by_key: dict[str, list[_Record]] = {}
+        if not self.replaced:
+            return by_key
+        index = _ENTITY_INDEX[entity]
+        for record in self.replaced:
+            by_key.setdefault(record.keys[index], []).append(record)
+        return by_key
+
+    def staying(self, rows: list[int]) -> list[int]:
+        """Those of ``rows`` that stay."""
+        stays = self.stays
+        return rows if stays is None else [i for i in rows if stays[i] == i]
+
+    def added(
+        self, entity: str, key: str, rows: list[int], family: str | None = None
+    ) -> tuple[list[int], list[int]]:
+        """The batch's events of ``key`` (all of ``rows``' key) with ``family`` when given:
+        the sorted declared times of the rows that stay, which count as history of the
+        others; and for each row, the time of the event to leave out of its history
+        (:data:`_NO_LEAVE` when none): an earlier row of an id the batch repeats gets the
+        history of its id's first scoring, so its id's staying row is not its past."""
+        declared, families, stays = self.declared, self.families, self.stays
+        added = sorted(
+            declared[i] for i in self.staying(rows) if family is None or family in families[i]
+        )
+        if stays is None or not added:
+            return added, [_NO_LEAVE] * len(rows)
+        keys = self.keys[entity]
+        leaves = []
+        for i in rows:
+            r = stays[i]
+            mine = r != i and keys[r] == key and (family is None or family in families[r])
+            leaves.append(declared[r] if mine else _NO_LEAVE)
+        return added, leaves
 
 
-def _sorted(times: list[int]) -> np.ndarray:
-    if len(times) < 2:
-        return np.array(times, dtype=np.int64) if times else _NONE
-    return np.sort(np.array(times, dtype=np.int64))
-
-
-def _replaced_by_key(replaced: list[_Record], at: int) -> dict[str, list[_Record]]:
-    """The records a batch replaces, by their key of entity ``at``."""
-    by_key: dict[str, list[_Record]] = {}
-    for record in replaced:
-        by_key.setdefault(record.keys[at], []).append(record)
-    return by_key
-
-
-def _batch_events(
-    rows: np.ndarray, stays: list[int], declared: np.ndarray, where: list[bool] | None = None
+def _corrected(
+    store: _Times | None,
+    queries: list[int],
+    dropped: list[int],
+    added: list[int],
+    leaves: list[int],
 ) -> list[int]:
-    """Declared times of the batch's rows of one key that stay (each id's last row), which count
-    as history of the others; of those where ``where`` holds, when given."""
-    return [
-        int(declared[i])
-        for j, i in enumerate(rows.tolist())
-        if stays[i] == i and (where is None or where[j])
-    ]
+    """How many events lie strictly before each query: the stored ones (one search for all the
+    queries) less ``dropped`` (some of them) plus ``added``, less the query's row's leave (one
+    of ``added``); the queries come in equal runs per row, one leave each. Nothing of the
+    stored events is copied. The corrections are binary searches on the few events, in Python
+    for a few queries, with numpy (a few calls for them all) for many."""
+    if (dropped or added) and len(queries) >= _MANY_QUERIES:
+        return _corrected_many(store, queries, dropped, added, leaves)
+    found = [0] * len(queries) if store is None else store.times.searchsorted(queries).tolist()
+    if not dropped and not added:
+        return found
+    per_row = len(queries) // len(leaves)
+    bisect_left = bisect.bisect_left
+    for k, x in enumerate(queries):
+        count = found[k]
+        if dropped:
+            count -= bisect_left(dropped, x)
+        if added:
+            count += bisect_left(added, x) - (leaves[k // per_row] < x)
+        found[k] = count
+    return found
 
 
-def _leave_rows(rows: np.ndarray, stays: list[int], keys: list[str]) -> list[int]:
-    """For each row, the row to leave out of its history: an earlier row of an id the batch
-    repeats gets the history of its id's first scoring, so the id's staying row is not its past
-    (-1 when there is none, or when that row is of another key, hence not among these events)."""
-    return [stays[i] if stays[i] != i and keys[stays[i]] == keys[i] else -1 for i in rows.tolist()]
+def _corrected_many(
+    store: _Times | None,
+    queries: list[int],
+    dropped: list[int],
+    added: list[int],
+    leaves: list[int],
+) -> list[int]:
+    """:func:`_corrected` for many queries, the same counts with numpy."""
+    at = np.array(queries, dtype=np.int64)
+    found = np.zeros(len(at), dtype=np.int64) if store is None else store.times.searchsorted(at)
+    if dropped:
+        found -= np.array(dropped, dtype=np.int64).searchsorted(at)
+    if added:
+        found += np.array(added, dtype=np.int64).searchsorted(at)
+        per_row = len(queries) // len(leaves)
+        found -= np.repeat(np.array(leaves, dtype=np.int64), per_row) < at
+    counts: list[int] = found.tolist()
+    return counts
 
 
-def _leaves(
-    rows: np.ndarray, stays: list[int], keys: list[str], declared: np.ndarray
-) -> np.ndarray:
-    """The declared time of each row's :func:`_leave_rows` row, :data:`_NO_LEAVE` when none."""
-    return np.array(
-        [int(declared[r]) if r >= 0 else _NO_LEAVE for r in _leave_rows(rows, stays, keys)],
-        dtype=np.int64,
-    )
+def _first_kept(store: _Times | None, dropped: list[int]) -> int | None:
+    """The first stored event less ``dropped`` (some of them), None when none is left: among
+    the first ``len(dropped) + 1``."""
+    if store is None or not store.size:
+        return None
+    if not dropped:
+        return store.earliest
+    head: list[int] = store.view()[: len(dropped) + 1].tolist()
+    for time in dropped:
+        if time in head:
+            head.remove(time)  # one occurrence each
+    return head[0] if head else None
 
 
-def _before(
-    stored: np.ndarray, dropped: np.ndarray, added: np.ndarray, leave: np.ndarray, x: np.ndarray
-) -> np.ndarray:
-    """For each row (the last axis of ``x``), how many of its events lie strictly before ``x``:
-    the ``stored`` ones less ``dropped`` (some of them) plus ``added``, less the row's own
-    ``leave`` (one of ``added``). Binary searches only: nothing of ``stored`` is copied."""
-    count = stored.searchsorted(x, side="left")
-    if len(dropped):
-        count = count - dropped.searchsorted(x, side="left")
-    if len(added):
-        count = count + added.searchsorted(x, side="left")
-        count = count - (leave < x)  # a leave is one of added, or none
-    return count
+def _first(kept: int | None, added: list[int], leave: int) -> int | None:
+    """A row's first event: the first ``kept`` stored one or the first of ``added`` less the
+    row's ``leave`` (one of them), whichever is earlier; None when there is none."""
+    if not added:
+        return kept
+    if leave != added[0]:
+        batch_first = added[0]
+    elif len(added) > 1:
+        batch_first = added[1]
+    else:
+        return kept
+    return batch_first if kept is None else min(kept, batch_first)
 
 
-def _without(times: np.ndarray, drop: list[int]) -> np.ndarray:
-    """Sorted ``times`` less one occurrence of each value of ``drop`` that it holds."""
-    if not drop:
-        return times
-    keep = np.ones(len(times), dtype=bool)
-    for value in drop:
-        at = int(np.searchsorted(times, value, side="left"))
-        while at < len(times) and times[at] == value and not keep[at]:
-            at += 1
-        if at < len(times) and times[at] == value:
-            keep[at] = False
-    return times[keep]
+def _outcomes_before(found: _Outcomes, query: int, own: _Credit | None) -> tuple[int, int, int]:
+    """The outcomes of ``found`` reported before ``query``, less the row's ``own`` credited
+    outcome when it was among them: how many, how many positive, the last positive's report
+    time (:data:`_NO_TIME` when none). From the running totals at the query (a binary search,
+    none when the query is after the last outcome), corrected for the outcome left out."""
+    end = found.before(query)
+    positives, last = found.positives_before(end), found.last_before(end)
+    inspections = end
+    if own is None or own.at >= query:
+        return inspections, positives, last
+    lo, hi = found.run(own.at)  # hi <= end: reported before the query
+    in_run = found.positives_before(hi) - found.positives_before(lo)
+    if (in_run if own.positive else hi - lo - in_run) == 0:
+        return inspections, positives, last  # not among them: nothing to leave out
+    inspections -= 1
+    if own.positive:
+        positives -= 1
+        if found.positives_before(end) - found.positives_before(lo) == 1:
+            last = found.last_before(lo)  # it was the last positive: the one before it
+    return inspections, positives, last
 
 
-def _firsts(
-    stored: np.ndarray, dropped: np.ndarray, added: np.ndarray, leave: np.ndarray
-) -> np.ndarray:
-    """Each row's first event (0 for a row with none). Of the stored events less ``dropped``,
-    the first is among the first ``len(dropped) + 1``; of ``added`` less the row's ``leave``
-    (one of them), the first is the first of ``added`` unless that is the one left out."""
-    kept = _without(stored[: len(dropped) + 1], dropped.tolist())
-    first_kept = int(kept[0]) if len(kept) else None
-    firsts = np.zeros(len(leave), dtype=np.int64)
-    for j, left in enumerate(leave.tolist()):
-        candidates = [] if first_kept is None else [first_kept]
-        if len(added):
-            if left != int(added[0]):
-                candidates.append(int(added[0]))
-            elif len(added) > 1:
-                candidates.append(int(added[1]))
-        if candidates:
-            firsts[j] = min(candidates)
-    return firsts
+def _smoothing(prior_rate: float) -> float:
+    """``SMOOTHING_STRENGTH * prior_rate`` computed as the kernel computes it, once, before it
+    is added to a float64 array (a float32 prior rounds there too), as a Python float."""
+    return float(SMOOTHING_STRENGTH * prior_rate)
 
 
-def _volume(
-    stored: np.ndarray,
-    dropped: np.ndarray,
-    added: np.ndarray,
-    leave: np.ndarray,
-    queries: np.ndarray,
-) -> list[np.ndarray]:
-    """What :func:`~features.history.entity_volume` gives for each row's events (see
-    :func:`_before`), with its formulas."""
-    # Before each query and before each window's start, in one search: (1 + windows, rows).
-    before, *starts = _before(stored, dropped, added, leave, queries - _VOLUME_OFFSETS_US)
-    first = _firsts(stored, dropped, added, leave)
-    age = np.where(before > 0, (queries - first).astype(np.float64) / US_PER_DAY, np.nan)
-    return [age, *((before - start).astype(np.int32) for start in starts)]
+def _rate(inspections: int, positives: int, smooth: float) -> float:
+    """The kernel's smoothed positive rate; ``smooth`` is ``SMOOTHING_STRENGTH * prior_rate``."""
+    return (float(positives) + smooth) / (float(inspections) + SMOOTHING_STRENGTH)
+
+
+def _outcome_values(
+    inspections: int, positives: int, last: int, query: int, smooth: float
+) -> tuple[int, int, float, float]:
+    """:func:`~features.history.entity_outcomes`' values from the outcomes before a query (how
+    many, how many positive, the last positive's report time): its formulas, operation for
+    operation, so the floating point is the same to the bit."""
+    since = float(query - last) / US_PER_DAY if last != _NO_TIME else _NAN
+    return inspections, positives, _rate(inspections, positives, smooth), since
 
 
 def _outcomes(
     found: _Outcomes, own: list[_Credit | None], queries: np.ndarray, prior_rate: float
 ) -> list[np.ndarray]:
     """What :func:`~features.history.entity_outcomes` gives for each query over ``found``, less
-    the row's ``own`` credited outcome when it was reported before the query. From the running
-    totals at the query (a binary search), corrected for the outcome left out."""
-    end = np.searchsorted(found.view(), queries, side="left")  # outcomes before each query
-    inspections = end.astype(np.int64)
-    if found.size:
-        seen = end > 0
-        safe = np.where(seen, end - 1, 0)
-        positives = np.where(seen, found.positives[safe], 0)
-        last = np.where(seen, found.last[safe], _NO_TIME)
-    else:
-        positives = np.zeros(len(queries), dtype=np.int64)
-        last = np.full(len(queries), _NO_TIME, dtype=np.int64)
-    for j, credit in enumerate(own):
-        if credit is None or credit.at >= int(queries[j]):
-            continue
-        lo, hi = found.run(credit.at)  # hi <= end[j]: reported before the query
-        in_run = found.positives_before(hi) - found.positives_before(lo)
-        if (in_run if credit.positive else hi - lo - in_run) == 0:
-            continue  # not among them: nothing to leave out
-        inspections[j] -= 1
-        if credit.positive:
-            positives[j] -= 1
-            if found.positives_before(int(end[j])) - found.positives_before(lo) == 1:
-                last[j] = found.last_before(lo)  # it was the last positive: the one before it
-    return _outcome_columns(inspections, positives, last, queries, prior_rate)
+    the row's ``own`` credited outcome when it was reported before the query, as columns."""
+    smooth = _smoothing(prior_rate)
+    inspections, positives, rate, since = [], [], [], []
+    for q, credit in zip(queries.tolist(), own, strict=True):
+        values = _outcome_values(*_outcomes_before(found, q, credit), q, smooth)
+        inspections.append(values[0])
+        positives.append(values[1])
+        rate.append(values[2])
+        since.append(values[3])
+    return [
+        np.array(inspections, dtype=np.int32),
+        np.array(positives, dtype=np.int32),
+        np.array(rate, dtype=np.float64),
+        np.array(since, dtype=np.float64),
+    ]
 
 
-def _outcome_columns(
-    inspections: np.ndarray,
-    positives: np.ndarray,
-    last: np.ndarray,
-    queries: np.ndarray,
-    prior_rate: float,
-) -> list[np.ndarray]:
-    """:func:`~features.history.entity_outcomes`' columns from the outcomes before each query
-    (how many, how many positive, the last positive's report time): its formulas, operation for
-    operation, so the floating point is the same to the bit."""
-    rate = (positives.astype(np.float64) + SMOOTHING_STRENGTH * prior_rate) / (
-        inspections.astype(np.float64) + SMOOTHING_STRENGTH
+def _combined(present: set[str]) -> tuple[int, int]:
+    """:func:`~features.history.entity_network`'s values for a row's watched route families:
+    how many, and 1 when they include a complementary combination."""
+    if len(present) < 2:
+        return len(present), 0
+    complementary = any(
+        not present.isdisjoint(left) and not present.isdisjoint(right)
+        for left, right in COMPLEMENTARY_FAMILIES
     )
-    has_positive = last != _NO_TIME
-    since = np.where(
-        has_positive,
-        (queries - np.where(has_positive, last, 0)).astype(np.float64) / US_PER_DAY,
-        np.nan,
-    )
-    return [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
-
-
-def _network(
-    received: dict[str, _Times],
-    dropped: list[_Record],
-    rows: np.ndarray,
-    stays: list[int],
-    keys: list[str],
-    targets: Keyed,
-) -> list[np.ndarray]:
-    """What :func:`~features.history.entity_network` gives for the ``rows`` of one key: each
-    row's watched route families are its own plus those with an event in the window before it
-    (counted as :func:`_before` counts), which the kernel then counts and combines."""
-    declared, families = targets.declared_at, targets.families
-    queries = declared[rows]
-    leave_rows = _leave_rows(rows, stays, keys)
-    present = [set(families[i]) for i in rows.tolist()]
-    batch_families = {f for i in rows.tolist() if stays[i] == i for f in families[i]}
-    for family in sorted(set(received) | batch_families):
-        store = received.get(family)
-        stored = store.view() if store is not None else _NONE
-        has = [family in families[i] for i in rows.tolist()]
-        added = _sorted(_batch_events(rows, stays, declared, has))
-        leave = _NONE  # used only with events of the batch, one of which it leaves out
-        if len(added):
-            leave = np.array(
-                [
-                    int(declared[r]) if r >= 0 and family in families[r] else _NO_LEAVE
-                    for r in leave_rows
-                ],
-                dtype=np.int64,
-            )
-        gone = _sorted([r.at for r in dropped if family in r.families])
-        before, start = _before(stored, gone, added, leave, queries - _NETWORK_OFFSETS_US)
-        recent = before - start
-        for j in np.flatnonzero(recent > 0).tolist():
-            present[j].add(family)
-    return entity_network({}, queries, [sorted(p) for p in present])
+    return len(present), int(complementary)

@@ -283,3 +283,49 @@ def test_rescoring_after_a_year_drops_the_first_seen_time_of_its_own_record() ->
     expected = bulk_row([*rows[1:], again], [], len(rows) - 1)
     assert same([float(live[name][0]) for name in NAMES], expected)
     assert np.isnan(expected[NAMES.index("consignee_days_since_positive")])
+
+
+# --------------------------------------------------------------------------- new shipments alone
+
+
+@st.composite
+def varied_row(draw: st.DrawFn, shipment_id: str) -> dict[str, Any]:
+    """A shipment over many keys, so that in a batch most rows have keys of their own."""
+    day = draw(st.integers(0, 800))
+    offset = draw(st.sampled_from([0, 1, 43_200_000_000]))
+    return {
+        "shipment_id": shipment_id,
+        "declared_at": START + timedelta(days=day, microseconds=offset),
+        "shipper_id": draw(st.sampled_from("ABCDEF")),
+        "consignee_id": draw(st.sampled_from("GHIJKL")),
+        "broker_id": draw(st.sampled_from("MNO")),
+        "route_key": draw(st.sampled_from(["CN>MXZLO", "IN>MXLZC", "US>MXNLD", "DE>MXVER"])),
+        "heading_key": draw(st.sampled_from(["2933", "2914", "8479", "2922"])),
+        FAMILIES_COLUMN: sorted(draw(st.sets(st.sampled_from(FAMILIES), max_size=2))),
+    }
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_live_history_of_new_shipments_is_bulk_history(data: st.DataObject) -> None:
+    """A batch of new ids only (the common live case, which the state answers on a short path
+    for a key only one row asks about): each row's history is the bulk history of the state's
+    shipments, the batch's other rows and itself, declared before, inside or after them."""
+    known = [data.draw(varied_row(f"S{i}")) for i in range(data.draw(st.integers(0, 30)))]
+    batch = [data.draw(varied_row(f"N{i}")) for i in range(data.draw(st.integers(1, 8)))]
+    credited = [
+        (row, START + timedelta(days=data.draw(st.integers(0, 820))), data.draw(st.booleans()))
+        for row in known
+        if data.draw(st.booleans())
+    ]
+    state = EntityState.empty()
+    state.add_shipments(frame(known))
+    for row, at, positive in credited:
+        assert state.add_outcome(row["shipment_id"], at, positive)
+    live = state.history_for(frame(batch), PRIOR)
+    for position, row in enumerate(batch):
+        others = [*known, *(r for r in batch if r is not row)]
+        expected = bulk_row([*others, row], credited, len(others))
+        got = [float(live[name][position]) for name in NAMES]
+        pairs = dict(zip(NAMES, zip(got, expected, strict=True), strict=True))
+        assert same(got, expected), (row, pairs)
