@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,10 @@ class Served:
                 port = int(record["grpc"].rsplit(":", 1)[1])
                 break
         assert port, "server never logged 'listening'"
+        # Keep reading its log: a full pipe would block the server at its next log line.
+        self.log: list[str] = []
+        self._drain = threading.Thread(target=self.log.extend, args=(self.proc.stderr,))
+        self._drain.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         health = health_pb2_grpc.HealthStub(self.channel)
         deadline = time.monotonic() + 60
@@ -82,6 +87,7 @@ class Served:
 
     def close(self) -> None:
         self.channel.close()
+        self._drain.join(timeout=30)  # the process has exited: its stderr is at its end
         assert self.proc.stderr is not None
         self.proc.stderr.close()
 
