@@ -148,11 +148,13 @@ class Settings(BaseSettings):
         1_000, ge=1, description="Most goods lines one shipment may declare."
     )
     max_in_flight: int = Field(
-        4,
+        16,
         ge=1,
         description="Most scoring calls (RiskScoring methods; a stream counts as one for its "
-        "life) served at once; more wait in a queue of max_queued. Scoring holds the GIL, so "
-        "more than about twice the CPUs adds latency, not throughput.",
+        "life) served at once; more wait in a queue of max_queued. Calls in flight are scored "
+        "together in batches (one thread, one batch at a time), so more in flight means larger "
+        "batches: on 2 CPUs with 8 clients, 4 gave 680 calls/s (p99 15 ms), 8 gave 879/s "
+        "(p99 11 ms), 16 gave 901/s (p99 12 ms).",
     )
     max_queued: int = Field(
         32,
