@@ -7,13 +7,11 @@ shipment and what bulk scoring turns back into records for the rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from features.records import GoodsLine, Party, Shipment
-from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA
 
 
 def shipment_row(s: Shipment) -> dict[str, Any]:
@@ -59,22 +57,8 @@ def goods_rows(s: Shipment) -> list[dict[str, Any]]:
     ]
 
 
-def shipment_frames(shipments: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Canonical ``shipments`` and ``goods`` frames for a batch of validated shipments."""
-    return (
-        pl.DataFrame([shipment_row(s) for s in shipments], schema=SHIPMENTS_SCHEMA),
-        pl.DataFrame([row for s in shipments for row in goods_rows(s)], schema=GOODS_SCHEMA),
-    )
-
-
-def _party(row: dict[str, Any], role: str) -> Party:
-    return Party(
-        row[f"{role}_id"], row[f"{role}_name"], row[f"{role}_country"], row[f"{role}_tax_id"]
-    )
-
-
 def shipments_from_frames(shipments: pl.DataFrame, goods: pl.DataFrame) -> list[Shipment]:
-    """The inverse of :func:`shipment_frames`: canonical rows back into shipment records."""
+    """Canonical rows (``shipments`` and ``goods`` tables) back into shipment records."""
     lines: dict[str, list[GoodsLine]] = {}
     for row in goods.sort("shipment_id", "line_no").iter_rows(named=True):
         lines.setdefault(row["shipment_id"], []).append(

@@ -11,8 +11,6 @@ Public API::
     parse_rules_text(text, origin, watchlist) -> RuleSet
     RuleSet.version, RuleSet.rules, RuleSet.evaluate(ctx) -> list[RuleHit]
     RuleContext(shipment, hits, mismatches, features)
-    evidence_from_hits(hits, watchlist) -> tuple[RuleEvidence, ...]
-    mismatch_evidence(mismatches) -> tuple[MismatchEvidence, ...]
     evidence_from_lines(line_matches, watchlist) -> (hits, mismatches)
     strongest_lane(model_lane, hits) -> str
 
@@ -41,7 +39,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
-import polars as pl
 import pycountry
 import yaml
 from pydantic import (
@@ -371,17 +368,6 @@ def _facts(watchlist: Watchlist) -> Mapping[str, _Facts]:
     return found
 
 
-def _rows(table: pl.DataFrame | Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
-    return table.iter_rows(named=True) if isinstance(table, pl.DataFrame) else table
-
-
-def _goods_index(row: Mapping[str, Any]) -> int:
-    index = row.get("goods_index", row.get("line_no"))
-    if index is None:
-        raise DataError("watchlist evidence needs goods_index or line_no")
-    return int(index)
-
-
 def _evidence(
     facts: Mapping[str, _Facts],
     entry_id: str,
@@ -407,45 +393,6 @@ def _evidence(
         fact.kind,
         fact.route_family,
     )
-
-
-def evidence_from_hits(
-    hits: pl.DataFrame | Iterable[Mapping[str, Any]], watchlist: Watchlist
-) -> tuple[RuleEvidence, ...]:
-    """Rule evidence from the matcher's hit rows of ONE shipment, in their order.
-
-    Accepts the bulk hits frame (``HITS_SCHEMA``, filtered to one shipment) or mappings with
-    ``entry_id``, ``match_type``, ``strength``, ``matched_text`` and ``goods_index`` or
-    ``line_no``. Pass every hit, weak ones included: each rule applies its own ``min_strength``.
-    """
-    facts = _facts(watchlist)
-    try:
-        return tuple(
-            _evidence(
-                facts,
-                row["entry_id"],
-                row["match_type"],
-                row["strength"],
-                _goods_index(row),
-                row["matched_text"],
-            )
-            for row in _rows(hits)
-        )
-    except KeyError as error:
-        raise DataError(f"watchlist hit rows lack column {error.args[0]!r}") from None
-
-
-def mismatch_evidence(
-    mismatches: pl.DataFrame | Iterable[Mapping[str, Any]],
-) -> tuple[MismatchEvidence, ...]:
-    """Mismatch evidence from the matcher's mismatch rows of ONE shipment (MISMATCHES_SCHEMA)."""
-    try:
-        return tuple(
-            MismatchEvidence(row["entry_id"], row["kind"], _goods_index(row))
-            for row in _rows(mismatches)
-        )
-    except KeyError as error:
-        raise DataError(f"mismatch rows lack column {error.args[0]!r}") from None
 
 
 def evidence_from_lines(

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from features.errors import ConfigError
-from features.live import shipment_frames
 from features.records import GoodsLine, Party, Shipment
 from features.watchlist import Watchlist, load_watchlist
 from scoring.reasons import Reason
@@ -22,10 +21,8 @@ from scoring.rules import (
     RuleContext,
     RuleHit,
     RuleSet,
-    evidence_from_hits,
     evidence_from_lines,
     load_rules,
-    mismatch_evidence,
     parse_rules_text,
     strongest_lane,
 )
@@ -257,26 +254,6 @@ def test_rules_never_lower_a_lane(model_lane: str) -> None:
 def test_strongest_lane_rejects_an_unknown_model_lane() -> None:
     with pytest.raises(ValueError, match="unknown lane 'blue'"):
         strongest_lane("blue", [])
-
-
-def test_bulk_rows_and_live_lines_give_the_same_evidence(
-    watchlist: Watchlist, rules: RuleSet
-) -> None:
-    shipment = _shipment(
-        GoodsLine("3926.90", "plastic household articles"),
-        GoodsLine("2827.20", "calcium chloride", ("39742-60-4",)),
-        GoodsLine("8479.89", "pill press"),
-    )
-    _, goods = shipment_frames([shipment])
-    bulk = watchlist.match_goods_full(goods)
-    hits = evidence_from_hits(bulk.hits, watchlist)
-    mismatches = mismatch_evidence(bulk.mismatches)
-    live = _context(watchlist, shipment)
-    assert hits == tuple(live.hits)
-    assert mismatches == tuple(live.mismatches)
-    assert rules.evaluate(RuleContext(shipment, hits, mismatches, ESTABLISHED)) == rules.evaluate(
-        live
-    )
 
 
 # ------------------------------------------------------------------ the rule language
