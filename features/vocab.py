@@ -23,21 +23,6 @@ PORTS: tuple[str, ...] = (
     "MXGDL",  # Guadalajara (air)
 )
 
-PORT_NAMES: dict[str, str] = {
-    "MXZLO": "Manzanillo",
-    "MXLZC": "Lázaro Cárdenas",
-    "MXNLD": "Nuevo Laredo",
-    "MXTIJ": "Tijuana",
-    "MXREX": "Reynosa",
-    "MXCJS": "Ciudad Juárez",
-    "MXMXL": "Mexicali",
-    "MXNOG": "Nogales",
-    "MXPIE": "Piedras Negras",
-    "MX5CL": "Colombia",
-    "MXMEX": "Ciudad de México",
-    "MXGDL": "Guadalajara",
-}
-
 _PORT_CODES = {port: i for i, port in enumerate(PORTS)}
 
 

@@ -1,5 +1,5 @@
 """The matcher: normalisation, misspellings, hard negatives, evidence strength, mismatches,
-the bulk path's agreement with the live path, and the store's atomic reload."""
+the bulk path's agreement with the live path, and loading a watchlist file."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from features.watchlist import (
     Hit,
     LineMatch,
     Watchlist,
-    WatchlistStore,
     find_cas,
     load_watchlist,
     normalize_cas,
@@ -317,28 +316,21 @@ def test_bulk_requires_goods_columns(watchlist: Watchlist) -> None:
         watchlist.match_goods(_goods([]).drop("cas_numbers"))
 
 
-# ------------------------------------------------------------------ store
+# ------------------------------------------------------------------ loading
 
 
-def test_store_reload_swaps_and_failed_reload_keeps_old(tmp_path: Path) -> None:
-    store = WatchlistStore()
-    old = store.current
-    assert old.version == "2026.11.2"
+def test_load_watchlist_reads_a_file_and_names_every_invalid_field(tmp_path: Path) -> None:
+    assert load_watchlist().version == "2026.11.2"
     newer = tmp_path / "watchlist.yaml"
     newer.write_text(PACKAGED.read_text().replace('version: "2026.11.2"', 'version: "2026.12.1"'))
-    assert store.reload(newer).version == "2026.12.1"
-    assert store.current.version == "2026.12.1"
-    assert store.path == newer
+    assert load_watchlist(newer).version == "2026.12.1"
     broken = tmp_path / "broken.yaml"
     broken.write_text(newer.read_text().replace("39742-60-4", "39742-60-5"))
     with pytest.raises(ConfigError, match=r"entries\[0\] \(npp\)\.cas\[0\]\.number"):
-        store.reload(broken)
-    assert store.current.version == "2026.12.1"
-    assert store.path == newer
+        load_watchlist(broken)
     newer.write_text("version: [")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        store.reload()
-    assert store.current.version == "2026.12.1"
+        load_watchlist(newer)
 
 
 # ------------------------------------------------------------------ disguised writings (issue 9)

@@ -88,8 +88,9 @@ WATCHLIST_EVIDENCE: Final[tuple[str, ...]] = (
 """Match types from strongest to weakest evidence, as the ``watchlist`` baseline ranks them."""
 
 CALIBRATION_BINS: Final[int] = 10
-SHIFT_KEYS: Final[tuple[str, ...]] = ("tactic_shifts", "shift_dates", "shifts")
-"""Manifest keys (top level or under ``parameters``) that may name the world's tactic shifts."""
+SHIFT_KEY: Final[str] = "tactic_shifts"
+"""The manifest key listing the world's tactic shifts as ``{"name", "date"}`` objects, as
+:func:`training.simulate.world.tactic_shifts` writes them."""
 
 _EVIDENCE_COLUMNS: Final[tuple[str, ...]] = tuple(f"wl_{t}" for t in WATCHLIST_EVIDENCE)
 _ROUND = 6
@@ -860,7 +861,7 @@ def _test_window_start(bundle: ModelBundle) -> datetime:
 def shift_date(data_dir: Path, start: datetime, end: datetime) -> tuple[datetime, str]:
     """Where to split the window ``[start, end]`` into before and after the tactic shift.
 
-    The first shift date named in ``manifest.json`` (:data:`SHIFT_KEYS`) inside the window;
+    The first shift date named in ``manifest.json`` (:data:`SHIFT_KEY`) inside the window;
     else the 4-piperidone scheduling date if inside; else the window's midpoint. The second
     value says which was used.
     """
@@ -880,40 +881,18 @@ def _manifest_shifts(path: Path) -> list[tuple[str, datetime]]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get(SHIFT_KEY), list):
         return []
-    scopes = [manifest, manifest.get("parameters")]
     found: list[tuple[str, datetime]] = []
-    for scope in scopes:
-        if not isinstance(scope, dict):
+    for shift in manifest[SHIFT_KEY]:
+        if not isinstance(shift, Mapping):
             continue
-        for key in SHIFT_KEYS:
-            if key in scope:
-                found.extend(_parse_shifts(key, scope[key]))
-    return sorted(found, key=lambda item: item[1])
-
-
-def _parse_shifts(key: str, value: Any) -> list[tuple[str, datetime]]:
-    """Accepts a date, a list of dates, a list of ``{"name", "date"}`` or a name → date map."""
-    items: list[tuple[str, Any]]
-    if isinstance(value, str):
-        items = [(key, value)]
-    elif isinstance(value, Mapping):
-        items = [(str(k), v) for k, v in value.items()]
-    elif isinstance(value, list):
-        items = [
-            (str(v.get("name", key)), v.get("date")) if isinstance(v, Mapping) else (key, v)
-            for v in value
-        ]
-    else:
-        return []
-    out = []
-    for name, raw in items:
         try:
-            out.append((name, _as_utc(datetime.fromisoformat(str(raw)))))
+            when = _as_utc(datetime.fromisoformat(str(shift.get("date"))))
         except ValueError:
             continue
-    return out
+        found.append((str(shift.get("name", SHIFT_KEY)), when))
+    return sorted(found, key=lambda item: item[1])
 
 
 def _segment(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) -> Segment:

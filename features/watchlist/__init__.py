@@ -3,7 +3,6 @@
 Public API::
 
     load_watchlist(path=None) -> Watchlist         # None: the packaged watchlist.yaml
-    WatchlistStore(path=None).current / .reload(path)
     Watchlist.version
     Watchlist.match_line(hs_code, description, cas_numbers)
         -> LineMatch(hits, mismatches, invalid_cas)  # any equivalent writing, same hits
@@ -42,7 +41,7 @@ from features.watchlist.schema import (
     parse_watchlist_text,
     read_watchlist_file,
 )
-from features.watchlist.store import WatchlistStore, load_watchlist
+from features.watchlist.store import load_watchlist
 
 __all__ = [
     "EVIDENCE_THRESHOLD",
@@ -60,7 +59,6 @@ __all__ = [
     "MismatchKind",
     "Watchlist",
     "WatchlistSpec",
-    "WatchlistStore",
     "cas_check_digit",
     "cas_problem",
     "find_cas",
