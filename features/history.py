@@ -7,14 +7,18 @@ only from events strictly before the shipment's ``declared_at``:
   (shipper, consignee and broker; routes and headings are too coarse for volume to mean much);
 * outcomes: inspections and positive results *reported* before ``declared_at`` (an outcome
   known only later is invisible), the positive rate smoothed toward the prior rate, and the
-  days since the last positive.
+  days since the last positive;
+* network (consignee and broker): the distinct watched route families the entity received over
+  the prior 90 days together with the shipment's own, and whether they include a complementary
+  combination (:data:`COMPLEMENTARY_FAMILIES`).
 
-The arithmetic lives in two kernels, :func:`entity_volume` and :func:`entity_outcomes`, that
-take one entity's event times and the query times. The bulk path (:func:`history_features`)
-calls them once per entity over the whole world; the live path
-(:class:`features.state.EntityState`) keeps each entity's events sorted in memory and calls the
-same kernels for the entities of one shipment, so both give bit-identical features at a cost
-that does not grow with how busy an entity is.
+The arithmetic lives in three kernels, :func:`entity_volume`, :func:`entity_outcomes` and
+:func:`entity_network`, that take one entity's event times and the query times. The bulk path
+(:func:`history_features`) calls them once per entity over the whole world. The live path
+(:class:`features.state.EntityState`) does not call them: it keeps each entity's events sorted
+in memory, counts events before a time by binary search on them (never copying or scanning
+them), and applies the kernels' own formulas, operation for operation, to those counts, so both
+paths give bit-identical features at a cost that does not grow with how busy an entity is.
 """
 
 from __future__ import annotations

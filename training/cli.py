@@ -1,6 +1,10 @@
-"""The analysts' commands of ``centinela``: simulate, train, models, watchlist, drift.
+"""The analysts' commands of ``centinela``: simulate, train, evaluate, score, drift, models,
+watchlist, ledger and rules.
 
-The root command (with ``serve``) is assembled in :mod:`server.cli`; every command here runs its
+``train``, ``evaluate`` and ``models`` live here; the others come from their own modules
+(:mod:`training.simulate.cli`, :mod:`training.score_cli`, :mod:`training.drift_cli`,
+:mod:`training.watchlist_cli`, :mod:`training.ledger_cli`, :mod:`training.rules_cli`).
+:mod:`server.cli` adds ``serve`` and ``certs`` to this same :data:`app`. Every command runs its
 body through :func:`training.cli_common.run` so errors read the same everywhere.
 """
 

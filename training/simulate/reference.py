@@ -1,8 +1,11 @@
 """Sourced facts the simulated world is built on, in one place.
 
-Every constant cites the section and row of ``/work/shared/reference/precursors.md`` it comes
-from (``ref §5b Laredo``) or says ``assumption``. ``docs/simulated-world.md`` lists them all with
-the reasoning; change a figure here and there together.
+Every constant cites the section and row of the precursor and port reference notes it comes
+from (``ref §5b Laredo``) or says ``assumption``. Those notes compile public sources (INCB and
+CND scheduling decisions, EU regulations, DEA lists, UN/LOCODE, BTS Border Crossing Entry Data,
+ASIPONA container figures), each row naming its own; a substance's is in its ``source`` field.
+``docs/simulated-world.md`` lists them all with the reasoning; change a figure here and there
+together.
 """
 
 from __future__ import annotations
