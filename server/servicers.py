@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from grpc import aio
 
@@ -29,7 +27,7 @@ from features.vocab import port_label
 from scoring.service import Decision, ScoringService
 from server import converters
 from server.auth import current_caller
-from server.batcher import Batcher, decision_ids, report_undelivered
+from server.batcher import Batcher, report_undelivered
 from server.errors import INTERNAL_MESSAGE, Undecodable, log_unexpected
 from server.limits import deadline_of
 from server.metrics import Metrics
@@ -40,7 +38,6 @@ from server.pb import risk_scoring_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 Context = aio.ServicerContext[Any, Any]
-R = TypeVar("R", bound=Sequence[object])
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "centinela_deadline", default=None
@@ -76,30 +73,6 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
     async def close(self) -> None:
         """Stop the batcher (at shutdown, once calls have drained)."""
         await self.batcher.close()
-
-    async def _decide(self, work: Callable[..., R]) -> R:
-        """Run ``work`` (scoring, which ledgers its decisions) alone in a worker thread,
-        outside the batcher. If the call is cancelled meanwhile the thread still finishes;
-        what it ledgered is then logged as not delivered instead of vanishing silently.
-
-        Past the call's deadline nothing starts (DeadlineExceeded), and ``work`` gets the
-        deadline to check again before it ledgers."""
-        deadline = _deadline.get()
-        if deadline is not None:
-            if time.monotonic() >= deadline:
-                raise DeadlineExceeded("the call's deadline passed before it was scored")
-            work = partial(work, deadline=deadline)
-        running = asyncio.ensure_future(asyncio.to_thread(work))
-        try:
-            return await asyncio.shield(running)
-        except asyncio.CancelledError:
-
-            def lost(done: asyncio.Future[R]) -> None:
-                if not done.cancelled() and done.exception() is None:
-                    report_undelivered(decision_ids(done.result()), "the call was cancelled")
-
-            running.add_done_callback(lost)
-            raise
 
     async def _score_one(self, request: pb.ScoreShipmentRequest) -> pb.Decision:
         try:

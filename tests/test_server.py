@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 import shutil
-import threading
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -585,30 +584,3 @@ async def test_a_failing_request_stream_ends_after_answering_what_was_read() -> 
     with pytest.raises(ConnectionError):
         await consume()
     assert answered == ["A", "B"]
-
-
-async def test_scoring_finished_after_a_cancelled_call_is_logged_as_undelivered(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    release = threading.Event()
-
-    def answer(shipments: list[Shipment]) -> list[Any]:
-        release.wait(10)
-        return [decided(s) for s in shipments]
-
-    servicer = RiskScoringServicer(FakeService(answer), Metrics())  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="server.servicers"):
-        task = asyncio.create_task(servicer._decide(lambda: answer([make_shipment("LATE")])))
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        release.set()
-        for _ in range(100):
-            if caplog.records:
-                break
-            await asyncio.sleep(0.02)
-    assert [r.getMessage() for r in caplog.records] == [
-        "1 decided and ledgered, not delivered: the call was cancelled"
-    ]
-    assert caplog.records[0].decision_ids == ["D-LATE"]
