@@ -36,6 +36,7 @@ from scoring.bundle import REFERENCE_ROWS, new_meta, platt, save_bundle
 from scoring.lanes import score_quantiles
 from scoring.monitor import build_reference, top_features
 from scoring.registry import Registry
+from training.evaluate import average_precision
 
 TRAIN_SHARE, VALID_SHARE = 0.70, 0.15
 
@@ -111,16 +112,6 @@ def fit_platt(raw: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[flo
     if not (np.isfinite(a) and np.isfinite(b)):
         return (1.0, 0.0)
     return (float(a), float(b))
-
-
-def average_precision(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the precision-recall curve (step-wise, as scikit-learn computes it)."""
-    if y.sum() == 0:
-        return float("nan")
-    order = np.argsort(-p, kind="stable")
-    hits = y[order]
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / hits.sum())
 
 
 def reference_quantiles(ports: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
@@ -267,8 +258,9 @@ def train(
     y_test = test["label"].cast(pl.Int32).to_numpy()
     p_test = calibrate(np.asarray(booster.predict(feature_matrix(test)), dtype=np.float64))
     eps = 1e-12
+    test_ap = average_precision(y_test[np.argsort(-p_test, kind="stable")])
     metrics = {
-        "test_pr_auc": average_precision(y_test, p_test),
+        "test_pr_auc": float("nan") if test_ap is None else test_ap,
         "test_brier": float(np.mean((p_test - y_test) ** 2)) if len(y_test) else float("nan"),
         "test_log_loss": float(
             -np.mean(y_test * np.log(p_test + eps) + (1 - y_test) * np.log(1 - p_test + eps))
