@@ -22,7 +22,13 @@ of failure; the transport layers map kinds to their own vocabulary in exactly on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_core import ErrorDetails
 
 QUOTE_LIMIT = 40
 
@@ -45,6 +51,21 @@ class FieldViolation:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.description}"
+
+
+def pydantic_violations(
+    error: ValidationError, describe: Callable[[ErrorDetails], str] | None = None
+) -> list[FieldViolation]:
+    """One :class:`FieldViolation` per error of a pydantic ``ValidationError``: the dotted
+    location (``(file)`` for the document as a whole) and pydantic's message, or what
+    ``describe`` says of the error when given."""
+    return [
+        FieldViolation(
+            ".".join(str(p) for p in e["loc"]) or "(file)",
+            describe(e) if describe is not None else e["msg"],
+        )
+        for e in error.errors()
+    ]
 
 
 MAX_LISTED_VIOLATIONS = 20

@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from features.errors import ConfigError, FieldViolation
+from features.errors import ConfigError, pydantic_violations
 from scoring.exams import ExamCapacity
 from scoring.lanes import Budget
 
@@ -280,13 +280,6 @@ class Settings(BaseSettings):
     log_json: bool = Field(True, description="JSON log lines (false: plain text for humans).")
 
 
-def _violations(error: ValidationError) -> list[FieldViolation]:
-    return [
-        FieldViolation(".".join(str(p) for p in e["loc"]) or "(file)", e["msg"])
-        for e in error.errors()
-    ]
-
-
 # A setting from the environment whose value pydantic-settings cannot parse as JSON.
 _UNPARSABLE = re.compile(r'field "(?P<name>\w+)" from source "(?P<source>\w+)"')
 # What a dict or list setting looks like in the environment, for the error that names it.
@@ -355,4 +348,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_unparsable(exc)) from None
     except ValidationError as exc:
         where = f"settings file {config_file} or environment" if config_file else "settings"
-        raise ConfigError(f"invalid {where}", _violations(exc)) from exc
+        raise ConfigError(f"invalid {where}", pydantic_violations(exc)) from exc

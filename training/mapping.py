@@ -37,9 +37,10 @@ import polars as pl
 import pycountry
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from features.canonical import canonical_code, canonical_text, read_cas
-from features.errors import ConfigError, DataError, FieldViolation
+from features.errors import ConfigError, DataError, FieldViolation, pydantic_violations
 from features.records import MODES
 from features.tables import GOODS_SCHEMA, SHIPMENTS_SCHEMA, UTC_TS, conform, table_path
 from features.yamlfiles import load_strict
@@ -184,20 +185,13 @@ def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]
     return list(model.model_fields)
 
 
-def _violations(error: ValidationError) -> list[FieldViolation]:
-    out = []
-    for e in error.errors():
-        loc = tuple(e["loc"])
-        path = ".".join(str(p) for p in loc) or "(file)"
-        if e["type"] == "extra_forbidden":
-            known = ", ".join(_known_keys(MappingSpec, loc))
-            message = f"unknown key (known keys here: {known})"
-        elif e["type"] == "missing":
-            message = "required key is missing"
-        else:
-            message = str(e["msg"]).removeprefix("Value error, ")
-        out.append(FieldViolation(path, message))
-    return out
+def _describe(e: ErrorDetails) -> str:
+    if e["type"] == "extra_forbidden":
+        known = ", ".join(_known_keys(MappingSpec, tuple(e["loc"])))
+        return f"unknown key (known keys here: {known})"
+    if e["type"] == "missing":
+        return "required key is missing"
+    return str(e["msg"]).removeprefix("Value error, ")
 
 
 def parse_mapping(data: object, origin: str = "mapping") -> MappingSpec:
@@ -207,7 +201,9 @@ def parse_mapping(data: object, origin: str = "mapping") -> MappingSpec:
     try:
         spec = MappingSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: invalid mapping", _violations(exc)) from None
+        raise ConfigError(
+            f"{origin}: invalid mapping", pydantic_violations(exc, _describe)
+        ) from None
     problems = _field_problems(spec)
     if problems:
         raise ConfigError(f"{origin}: invalid mapping", problems)
