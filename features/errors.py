@@ -10,7 +10,6 @@ of failure; the transport layers map kinds to their own vocabulary in exactly on
     CentinelaError
     ├── InvalidInput          bad data from a caller; carries field violations
     ├── NotFound              a named thing (decision id, model version, file) does not exist
-    ├── AlreadyExists         a write would overwrite something that must stay
     ├── FailedPrecondition    the system is not in a state to do this (no model promoted, ...)
     ├── Unavailable           not ready yet or shutting down; the caller may retry
     ├── ResourceExhausted     a size, batch or concurrency limit was exceeded
@@ -126,10 +125,6 @@ class InvalidInput(CentinelaError):
 
 class NotFound(CentinelaError):
     """A named thing does not exist."""
-
-
-class AlreadyExists(CentinelaError):
-    """A write would replace something that must not be replaced."""
 
 
 class FailedPrecondition(CentinelaError):

@@ -51,7 +51,7 @@ from grpc import aio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.canonical import canonical_code, canonical_text
-from features.errors import ConfigError, FieldViolation
+from features.errors import ConfigError, FieldViolation, pydantic_violations
 from scoring.caller import ROLES, Caller
 from scoring.settings import Settings
 from server.certs import identity_of, key_matches_certificate
@@ -136,13 +136,7 @@ def load_credentials(path: Path) -> dict[str, Caller]:
     try:
         parsed = _CredentialsFile.model_validate(raw if raw is not None else {})
     except ValidationError as error:
-        raise ConfigError(
-            f"invalid credentials file {path}",
-            [
-                FieldViolation(".".join(str(p) for p in e["loc"]) or "(file)", e["msg"])
-                for e in error.errors()
-            ],
-        ) from error
+        raise ConfigError(f"invalid credentials file {path}", pydantic_violations(error)) from error
     out: dict[str, Caller] = {}
     problems: list[FieldViolation] = []
     roles_of: dict[str, frozenset[str]] = {}
