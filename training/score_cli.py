@@ -8,6 +8,7 @@ with the table; a progress bar shows shipments per second as it goes.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +83,20 @@ def _rows(scored: list[Scored], scorer: Scorer) -> pl.DataFrame:
     )
 
 
+GC_THRESHOLDS = (100_000, 50, 100)
+"""Bulk scoring allocates millions of short-lived records over a large long-lived heap (the
+table's keys and history): with Python's default thresholds (700, 10, 10) the cyclic
+collector ran so often that it took a fifth of the run (200,000 shipments: 11,358/s with the
+defaults, 14,919/s with these, the same with collection off)."""
+
+
+def _collect_less_often() -> None:
+    """This process only scores: what is loaded stays, and collections come less often."""
+    gc.collect()
+    gc.freeze()  # the model, watchlist and rules: never garbage, never scanned again
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class _Output:
     """Decisions written as they come, chunk by chunk: Parquet row groups, CSV or JSON lines."""
 
@@ -151,6 +166,7 @@ def score(
             bundle, watchlist, load_rules(settings.rules_file, watchlist), settings
         )
         started = time.perf_counter()
+        _collect_less_often()
         with tempfile.TemporaryDirectory(prefix="centinela-score-") as work:
             stream = stream_tables(data, Path(work), chunk_rows=chunk)
             if stream.folded.total:
