@@ -125,7 +125,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from features.build import context_rows
-from features.errors import ConfigError, FailedPrecondition
+from features.errors import ConfigError, FailedPrecondition, NotFound
 from features.history import Keyed
 from features.state import EntityState
 from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA, table_path
@@ -1391,6 +1391,29 @@ class LedgerContents:
 
     decisions: dict[str, dict[str, Any]]
     outcomes: dict[str, list[dict[str, Any]]]
+
+
+def read_decision(path: Path, decision_id: str) -> dict[str, Any]:
+    """The payload of one decision, read from the ledger file without opening it for writing;
+    NotFound when no decision has that id."""
+    conn = _open_ro(path)
+    try:
+        found = conn.execute(
+            f"SELECT {_SELECTED}, key_id FROM ledger WHERE decision_id = ? AND kind = 'decision' "
+            "ORDER BY seq",
+            (decision_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+    if not found:
+        raise NotFound(f"no decision with id {decision_id!r} in ledger {path}")
+    try:
+        payload: dict[str, Any] = json.loads(_row(found[-1]).payload)
+    except PayloadError as exc:
+        raise ConfigError(
+            f"ledger {path}: {exc}; `centinela ledger verify --db {path}` checks it"
+        ) from None
+    return payload
 
 
 def read_contents(path: Path) -> LedgerContents:

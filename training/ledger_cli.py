@@ -1,6 +1,6 @@
 """``centinela ledger``: check the decision ledger's MAC chain and checkpoints, hand a signed
-checkpoint to a witness, seal a ledger from before keys, rotate the MAC key, and export the
-ledger for retraining.
+checkpoint to a witness, seal a ledger from before keys, rotate the MAC key, export the ledger
+for retraining, and explain a decision from what it stored.
 
 Keys are found as the server finds them: ``--key-file``, else ``$CENTINELA_LEDGER_KEY_FILE``,
 else the ring beside the ledger (``var/ledger.key``), plus ``$CENTINELA_LEDGER_KEY``; the
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import typer
 
-from features.errors import ConfigError
+from features.errors import ConfigError, DataError, ModelError
+from scoring.explain import explain
 from scoring.ledger import (
     VerifyResult,
     default_key_file,
@@ -24,6 +25,7 @@ from scoring.ledger import (
     export,
     latest_checkpoint,
     read_checkpoint,
+    read_decision,
     seal,
     verify,
     write_checkpoint,
@@ -36,6 +38,7 @@ from scoring.ledger_keys import (
     public_key_pem,
     public_key_text,
 )
+from scoring.registry import Registry
 from training.cli_common import console, err_console, print_json, run
 
 app = typer.Typer(
@@ -240,6 +243,57 @@ def export_command(
                 f"folded {result.folded} repeated decisions of the same shipment ids (latest kept)",
                 highlight=False,
             )
+
+    run(body)
+
+
+@app.command("explain")
+def explain_command(
+    decision_id: str = typer.Argument(..., help="The decision to explain."),
+    db: Path = DB_OPTION,
+    registry: Path = typer.Option(
+        Path("var/registry"), "--registry", help="Model registry holding the deciding model."
+    ),
+    limit: int = typer.Option(5, "--limit", min=1, max=20, help="Reasons to show each way."),
+    json_out: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
+) -> None:
+    """Why a ledgered decision scored as it did: the deciding model's contributions on the
+    features the ledger stored (GREEN decisions carry no model reasons live), and the score
+    computed again beside the one recorded."""
+
+    def body() -> None:
+        payload = read_decision(db, decision_id)
+        version = str(payload.get("model_version") or "")
+        if not version:
+            raise DataError(f"decision {decision_id!r} does not name the model that made it")
+        found = explain(payload, Registry(registry).load(version), limit=limit)
+        if json_out:
+            print_json(found.to_json())
+        else:
+            console.print(
+                f"decision {found.decision_id} (shipment {found.shipment_id}): "
+                f"{found.lane.upper()}, score {found.recorded_score:.4f} by model "
+                f"{found.model_version}",
+                highlight=False,
+            )
+            for reason in found.reasons:
+                console.print(
+                    f"  + {reason.contribution:+.3f} {reason.code}: {reason.message_en} / "
+                    f"{reason.message_es}",
+                    highlight=False,
+                )
+            if not found.reasons:
+                console.print("  no feature raised the score", highlight=False)
+            for name, contribution in found.pushed_down:
+                console.print(f"  - {contribution:+.3f} {name}", highlight=False)
+        if not found.reproduced:
+            raise ModelError(
+                f"model {found.model_version} now scores the stored features "
+                f"{found.score:.6f}, not the recorded {found.recorded_score:.6f}: the bundle "
+                "or the ledger row is not what made this decision"
+            )
+        if not json_out:
+            console.print(f"score reproduced: {found.score:.6f}", highlight=False)
 
     run(body)
 
