@@ -48,7 +48,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from features.vocab import PORTS
 
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 1001)
-LANE_ORDER = {"green": 0, "yellow": 1, "red": 2}
+LANES: tuple[str, ...] = ("green", "yellow", "red")
+"""The lanes, weakest first: the one vocabulary rules, lanes and reports use."""
+LANE_ORDER = {lane: rank for rank, lane in enumerate(LANES)}
 MAX_WINDOW = 200_000  # entries kept per port whatever the window, a memory bound
 OTHER_PORTS = "other"  # the one window of every port code without its own
 log = logging.getLogger(__name__)

@@ -66,15 +66,14 @@ from features.watchlist import (
 )
 from features.watchlist.schema import Kind, ListName, read_text_file
 from features.yamlfiles import AnalystLoader
+from scoring.lanes import LANE_ORDER, LANES, raise_lane
 from scoring.reasons import Reason
 
 PACKAGED_FILE = "rules.yaml"
-LANES: tuple[str, ...] = ("green", "yellow", "red")
 PLACEHOLDERS: tuple[str, ...] = ("entry_name", "goods_line", "matched_text")
 
 RuleLane = Literal["red", "yellow"]
 
-_LANE_RANK = {lane: rank for rank, lane in enumerate(LANES)}
 _LIST_NAMES: frozenset[str] = frozenset(get_args(ListName))
 _FEATURES: frozenset[str] = frozenset(FEATURE_NAMES)
 _SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -707,12 +706,11 @@ def strongest_lane(model_lane: str, hits: Sequence[RuleHit]) -> str:
 
     Rules can only raise the lane; a rule never releases a shipment the model selected.
     """
-    if model_lane not in _LANE_RANK:
+    if model_lane not in LANE_ORDER:
         raise ValueError(f"unknown lane {model_lane!r}; lanes are {', '.join(LANES)}")
     best = model_lane
     for hit in hits:
-        if _LANE_RANK[hit.lane] > _LANE_RANK[best]:
-            best = hit.lane
+        best = raise_lane(best, hit.lane)
     return best
 
 

@@ -16,6 +16,7 @@ import pytest
 from features.errors import ConfigError
 from features.records import GoodsLine, Party, Shipment
 from features.watchlist import Watchlist, load_watchlist
+from scoring.lanes import LANES
 from scoring.reasons import Reason
 from scoring.rules import (
     RuleContext,
@@ -30,7 +31,6 @@ from scoring.rules import (
 ROOT = Path(__file__).parents[1]
 BAD = Path(__file__).parent / "data" / "rules_bad"
 PACKAGED = ROOT / "scoring" / "rules.yaml"
-LANES = ("green", "yellow", "red")
 ACCUSING = ("suspicious", "sospechos", "criminal", "smuggl", "contrabandista", "guilty", "culpable")
 
 ESTABLISHED = {"consignee_age_days": 400.0, "consignee_has_tax_id": 1.0}

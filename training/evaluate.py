@@ -61,6 +61,7 @@ from features.tables import load_tables, scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.bulk import score_tables
 from scoring.bundle import ModelBundle
+from scoring.lanes import LANES as POLICY_LANES
 from scoring.lanes import Budget
 from scoring.rules import RuleSet, load_rules
 from scoring.scorer import Scorer
@@ -95,7 +96,7 @@ SHIFT_KEY: Final[str] = "tactic_shifts"
 _EVIDENCE_COLUMNS: Final[tuple[str, ...]] = tuple(f"wl_{t}" for t in WATCHLIST_EVIDENCE)
 _ROUND = 6
 
-LANES: Final[tuple[str, ...]] = ("red", "yellow", "green")
+LANES: Final[tuple[str, ...]] = tuple(reversed(POLICY_LANES))  # strongest first, as reported
 RED_SOURCES: Final[tuple[str, ...]] = ("rules", "exploration", "model")
 """Where a RED of the policy came from, checked in this order: a hard rule with lane RED fired,
 else it was a random exploration pick, else the model's score sent it."""
