@@ -10,9 +10,12 @@ duplicate keys with their line.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from features.errors import ConfigError
 
 
 class AnalystLoader(yaml.SafeLoader):
@@ -56,3 +59,16 @@ StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _co
 def load_strict(text: str) -> Any:
     """Parse one YAML document with :class:`StrictLoader`; raises ``yaml.YAMLError``."""
     return yaml.load(text, Loader=StrictLoader)
+
+
+def read_yaml_file(path: Path, what: str, *, secret: bool = False) -> Any:
+    """The one YAML (or JSON) document of a settings-like file, with PyYAML's safe loader;
+    :class:`ConfigError` naming ``what`` and the file when it cannot be read or parsed. For a
+    ``secret`` file the parser's message is left out: it quotes the line it stopped at."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        detail = "" if secret else f": {exc}"
+        raise ConfigError(f"{what} {path} is not valid YAML or JSON{detail}") from exc

@@ -30,12 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from features.errors import ConfigError
+from features.yamlfiles import read_yaml_file
 
 KEY_ENV = "CENTINELA_LEDGER_KEY"
 KEY_FILE_ENV = "CENTINELA_LEDGER_KEY_FILE"
@@ -92,12 +92,7 @@ def _decode_key(text: str, where: str) -> bytes:
 
 def read_key_file(path: Path) -> dict[str, bytes]:
     """The keys of a key ring file, in file order."""
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read ledger key file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"ledger key file {path} is not valid YAML or JSON") from exc
+    loaded = read_yaml_file(path, "ledger key file", secret=True)
     if not isinstance(loaded, dict) or not loaded:
         raise ConfigError(f"ledger key file {path} must be a mapping of key id: base64 key")
     keys: dict[str, bytes] = {}

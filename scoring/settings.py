@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +23,7 @@ from pydantic_settings import (
 )
 
 from features.errors import ConfigError, pydantic_violations
+from features.yamlfiles import read_yaml_file
 from scoring.exams import ExamCapacity
 from scoring.lanes import Budget
 
@@ -315,12 +315,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Settings from defaults, ``config_file`` (YAML mapping), the environment and ``overrides``."""
     file_values: dict[str, Any] = {}
     if config_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read settings file {config_file}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"settings file {config_file} is not valid YAML: {exc}") from exc
+        loaded = read_yaml_file(config_file, "settings file")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -45,13 +45,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import yaml
 from cryptography import x509
 from grpc import aio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.canonical import canonical_code, canonical_text
 from features.errors import ConfigError, FieldViolation, pydantic_violations
+from features.yamlfiles import read_yaml_file
 from scoring.caller import ROLES, Caller
 from scoring.settings import Settings
 from server.certs import identity_of, key_matches_certificate
@@ -127,12 +127,7 @@ def load_credentials(path: Path) -> dict[str, Caller]:
 
     A name may appear more than once, with the same roles: a caller holds two tokens while
     one replaces the other."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read credentials file {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"credentials file {path} is not valid YAML: {error}") from error
+    raw = read_yaml_file(path, "credentials file")
     try:
         parsed = _CredentialsFile.model_validate(raw if raw is not None else {})
     except ValidationError as error:
