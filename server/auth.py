@@ -55,10 +55,10 @@ from features.yamlfiles import read_yaml_file
 from scoring.caller import ROLES, Caller
 from scoring.settings import Settings
 from server.certs import identity_of, key_matches_certificate
-from server.interceptors import WrappedHandlers, _short, _wrap, received_code
+from server.interceptors import WrappingInterceptor, _short, _wrap, received_code
 
 if TYPE_CHECKING:
-    from server.interceptors import Continuation
+    pass
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("centinela.access")
@@ -246,24 +246,18 @@ class Authenticator:
         return NO_CREDENTIALS
 
 
-class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+class AuthInterceptor(WrappingInterceptor):
     """Admit each call by :data:`ROLE_BY_METHOD`, make its caller :func:`current_caller`, and
     write its access log line."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
-        self._wrapped = WrappedHandlers()
+        super().__init__()
 
-    async def intercept_service(  # type: ignore[override]
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        return self._wrapped.get(
-            method, handler, lambda: _wrap(handler, self._unary, self._streaming, method)
-        )
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return _wrap(handler, self._unary, self._streaming, method)
 
     async def _admit(self, method: str, context: aio.ServicerContext[Any, Any]) -> Caller | None:
         """The call's caller, or abort; None for an open service (nobody is asked)."""

@@ -110,48 +110,50 @@ def _wrap(
     )
 
 
-class WrappedHandlers:
-    """The handlers an interceptor made, one per method, made once: an interceptor's wrapping
-    depends only on the method and the handler it wraps, and building closures and a handler
-    per call costs every call (grpc.aio asks each interceptor for the handler on every RPC).
-    A different inner handler for the method (a reload of the service) is wrapped anew."""
+class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """An interceptor that wraps each method's handler, once per method: its wrapping depends
+    only on the method and the handler it wraps, and building closures and a handler per call
+    costs every call (grpc.aio asks each interceptor for the handler on every RPC). A different
+    inner handler for the method (the service registered again) is wrapped anew.
+
+    Subclasses say how in :meth:`wrap`, and which methods in :meth:`applies`."""
 
     def __init__(self) -> None:
         self._made: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
 
-    def get(
-        self,
-        method: str,
-        handler: grpc.RpcMethodHandler[Any, Any],
-        make: Callable[[], grpc.RpcMethodHandler[Any, Any]],
+    def applies(self, method: str) -> bool:
+        return True
+
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
+        raise NotImplementedError
+
+    async def intercept_service(  # type: ignore[override]
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not self.applies(method):
+            return handler
         made = self._made.get(method)
         if made is not None and made[0] is handler:
             return made[1]  # type: ignore[no-any-return]
-        wrapped = make()
+        wrapped = self.wrap(handler, method)
         self._made[method] = (handler, wrapped)
         return wrapped
 
 
-class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+class ErrorInterceptor(WrappingInterceptor):
     """Abort with the mapped status for domain errors; INTERNAL, logged, for anything else;
     INVALID_ARGUMENT, logged in one line, for a request that does not parse."""
 
     def __init__(self, item_errors_in_stream: frozenset[str] = ITEM_ERRORS_IN_STREAM) -> None:
         self.item_errors_in_stream = item_errors_in_stream
         self.undecodable_log = RateLimitedLog(log)
-        self._wrapped = WrappedHandlers()
+        super().__init__()
 
-    async def intercept_service(  # type: ignore[override]
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        return self._wrapped.get(method, handler, lambda: self._wrap(handler, method))
-
-    def _wrap(
+    def wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
         streaming: Callable[[Any, str], Any] = self._streaming
@@ -256,23 +258,17 @@ class ErrorInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         return wrap
 
 
-class MetricsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+class MetricsInterceptor(WrappingInterceptor):
     """Count and time every call, labelled by short method name and final status code."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self._wrapped = WrappedHandlers()
+        super().__init__()
 
-    async def intercept_service(  # type: ignore[override]
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        return self._wrapped.get(
-            method, handler, lambda: _wrap(handler, self._unary, self._streaming, _short(method))
-        )
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return _wrap(handler, self._unary, self._streaming, _short(method))
 
     def _record(
         self,
@@ -352,7 +348,7 @@ LIMITED_METHODS = ("/centinela.v1.RiskScoring/",)
 never queued or refused for load (load balancers and operators must get through)."""
 
 
-class LimitsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+class LimitsInterceptor(WrappingInterceptor):
     """Admit each call of :data:`LIMITED_METHODS` within the limits, or refuse it with a
     domain error (RESOURCE_EXHAUSTED, or DEADLINE_EXCEEDED when its deadline has already
     passed) for :class:`ErrorInterceptor`, which must wrap this one, to map.
@@ -378,28 +374,19 @@ class LimitsInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         self.caller_key = caller_key
         self.limited = limited
         self.overload_log = RateLimitedLog(log, burst=1, period=10.0)
-        self._wrapped = WrappedHandlers()
+        super().__init__()
         metrics.in_flight.set_function(lambda: gate.in_flight)
         metrics.queued.set_function(lambda: gate.queued)
 
-    async def intercept_service(  # type: ignore[override]
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(self.limited):
-            return handler
-        method = handler_call_details.method
+    def applies(self, method: str) -> bool:
+        return method.startswith(self.limited)
+
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.stream_stream or handler.stream_unary:
-            return self._wrapped.get(
-                method,
-                handler,
-                lambda: _wrap(
-                    handler, self._unary_from_stream, self._streaming_from_stream, method
-                ),
-            )
-        return self._wrapped.get(
-            method, handler, lambda: _wrap(handler, self._unary, self._streaming, method)
-        )
+            return _wrap(handler, self._unary_from_stream, self._streaming_from_stream, method)
+        return _wrap(handler, self._unary, self._streaming, method)
 
     @contextlib.asynccontextmanager
     async def _admitted(self, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[str]:
