@@ -68,11 +68,10 @@ from features.canonical import canonical_hs, canonical_name, canonical_text, rea
 from features.errors import DataError
 from features.watchlist.cas import find_cas
 from features.watchlist.lexicon import PROTECTED_WORDS
+from features.watchlist.match_types import MATCH_TYPES, MatchType
 from features.watchlist.schema import Confidence, Entry, WatchlistSpec
 from features.watchlist.text import normalize_name, normalize_token, tokenize_canonical
 
-MatchType = Literal["cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy"]
-MATCH_TYPES: tuple[MatchType, ...] = ("cas", "hs_specific", "hs_broad", "name_exact", "name_fuzzy")
 MismatchKind = Literal[
     "cas_under_other_hs",
     "cas_under_benign_description",
