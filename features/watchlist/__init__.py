@@ -19,16 +19,15 @@ from features.watchlist.cas import (
     is_valid_cas,
     normalize_cas,
 )
+from features.watchlist.match_types import MATCH_TYPES, MatchType
 from features.watchlist.matcher import (
     EVIDENCE_THRESHOLD,
     HITS_SCHEMA,
     INVALID_CAS_SCHEMA,
-    MATCH_TYPES,
     MISMATCHES_SCHEMA,
     GoodsMatches,
     Hit,
     LineMatch,
-    MatchType,
     Mismatch,
     MismatchKind,
     Watchlist,
