@@ -1,0 +1,142 @@
+"""What rules look at: a shipment, its watchlist evidence and its feature values.
+
+The matcher's results (``Watchlist.match_line``, one per goods line) become
+:class:`RuleEvidence` (a hit) and :class:`MismatchEvidence` (a mismatch signal) through
+:func:`evidence_from_lines`. Each hit carries what the watchlist says about its entry (name,
+lists, kind, route family), so rules compiled against one watchlist version keep working when
+the watchlist is reloaded; :class:`RuleContext` gathers it all for one shipment.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from features.errors import DataError
+from features.records import Shipment
+from features.watchlist import LineMatch, Watchlist
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEvidence:
+    """One watchlist hit on one goods line, with what the watchlist says about its entry.
+
+    Memberships travel with the evidence so rules keep working when the watchlist is reloaded.
+    """
+
+    entry_id: str
+    match_type: str
+    strength: float
+    goods_index: int
+    matched_text: str
+    entry_name: str = ""
+    lists: frozenset[str] = frozenset()
+    kind: str = ""
+    route_family: str = ""
+
+
+class MismatchEvidence(NamedTuple):
+    """A mismatch signal of the matcher on one goods line."""
+
+    entry_id: str
+    kind: str
+    goods_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    name: str
+    lists: frozenset[str]
+    kind: str
+    route_family: str
+
+
+_FACTS: weakref.WeakKeyDictionary[Watchlist, Mapping[str, _Facts]] = weakref.WeakKeyDictionary()
+
+
+def _facts(watchlist: Watchlist) -> Mapping[str, _Facts]:
+    found = _FACTS.get(watchlist)
+    if found is None:
+        found = {
+            e.id: _Facts(e.name, frozenset(m.list for m in e.memberships), e.kind, e.route_family)
+            for e in watchlist.spec.entries
+        }
+        _FACTS[watchlist] = found
+    return found
+
+
+def _evidence(
+    facts: Mapping[str, _Facts],
+    entry_id: str,
+    match_type: str,
+    strength: float,
+    goods_index: int,
+    matched_text: str,
+) -> RuleEvidence:
+    fact = facts.get(entry_id)
+    if fact is None:
+        raise DataError(
+            f"watchlist hit names entry {entry_id!r}, which the watchlist lacks: "
+            "hits and watchlist must come from the same version"
+        )
+    return RuleEvidence(
+        entry_id,
+        match_type,
+        float(strength),
+        goods_index,
+        matched_text,
+        fact.name,
+        fact.lists,
+        fact.kind,
+        fact.route_family,
+    )
+
+
+def evidence_from_lines(
+    lines: Sequence[LineMatch], watchlist: Watchlist
+) -> tuple[tuple[RuleEvidence, ...], tuple[MismatchEvidence, ...]]:
+    """Evidence from ``Watchlist.match_line`` results, one per goods line in goods order."""
+    facts = _facts(watchlist)
+    hits = tuple(
+        _evidence(facts, h.entry_id, h.match_type, h.strength, index, h.matched_text)
+        for index, line in enumerate(lines)
+        for h in line.hits
+    )
+    mismatches = tuple(
+        MismatchEvidence(m.entry_id, m.kind, index)
+        for index, line in enumerate(lines)
+        for m in line.mismatches
+    )
+    return hits, mismatches
+
+
+_MATCH_PREFERENCE = {"cas": 0, "hs_specific": 1, "name_exact": 2, "name_fuzzy": 3, "hs_broad": 4}
+
+
+def _preference(ev: RuleEvidence) -> int:
+    return _MATCH_PREFERENCE.get(ev.match_type, len(_MATCH_PREFERENCE))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """Everything rules may look at for one shipment. ``features`` holds NaN for null values.
+
+    A feature missing from ``features`` counts as null.
+    """
+
+    shipment: Shipment
+    hits: Sequence[RuleEvidence] = ()
+    mismatches: Sequence[MismatchEvidence] = ()
+    features: Mapping[str, float] = field(default_factory=dict)
+
+    def evidence_at(self, entry_id: str, goods_index: int) -> RuleEvidence | None:
+        """The hit behind a mismatch signal: the entry's CAS hit on that line if there is one.
+
+        Only called for a mismatch rule that fires, so a linear scan beats building an index.
+        """
+        candidates = [
+            ev for ev in self.hits if ev.entry_id == entry_id and ev.goods_index == goods_index
+        ]
+        return min(candidates, key=_preference, default=None)
