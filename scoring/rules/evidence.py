@@ -17,6 +17,7 @@ from typing import NamedTuple
 from features.errors import DataError
 from features.records import Shipment
 from features.watchlist import LineMatch, Watchlist
+from features.watchlist.match_types import MATCH_TYPE_INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class MismatchEvidence(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Facts:
+    """What the watchlist says about one entry, as every hit on it carries it."""
+
     name: str
     lists: frozenset[str]
     kind: str
@@ -57,6 +60,7 @@ _FACTS: weakref.WeakKeyDictionary[Watchlist, Mapping[str, _Facts]] = weakref.Wea
 
 
 def _facts(watchlist: Watchlist) -> Mapping[str, _Facts]:
+    """The facts of every entry by id, computed once per watchlist (and freed with it)."""
     found = _FACTS.get(watchlist)
     if found is None:
         found = {
@@ -112,11 +116,14 @@ def evidence_from_lines(
     return hits, mismatches
 
 
-_MATCH_PREFERENCE = {"cas": 0, "hs_specific": 1, "name_exact": 2, "name_fuzzy": 3, "hs_broad": 4}
+_EVIDENCE_RANK: Mapping[str, int] = {
+    match_type: info.evidence_rank for match_type, info in MATCH_TYPE_INFO.items()
+}
 
 
 def _preference(ev: RuleEvidence) -> int:
-    return _MATCH_PREFERENCE.get(ev.match_type, len(_MATCH_PREFERENCE))
+    """The hit's rank when a rule cites evidence: the most specific identification first."""
+    return _EVIDENCE_RANK.get(ev.match_type, len(_EVIDENCE_RANK))
 
 
 @dataclass(frozen=True, slots=True)
