@@ -131,42 +131,21 @@ DOCUMENT_RULES = frozenset({"declared-cas-invalid"})
 
 _IDENTIFYING = frozenset({"cas", "hs_specific", "name_exact", "name_fuzzy"})
 
-SITUATIONS: tuple[str, ...] = (
-    "random",
-    "substance",
-    "equipment",
-    "documents",
-    "container_or_vehicle",
-    "small_consignment",
-    "other",
+_PREFERENCE_TABLE: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    # situation, in the order recognised; RED exams, best first; YELLOW exams, best first
+    ("random", (NON_INTRUSIVE, CANINE), (NON_INTRUSIVE, DOCUMENTARY)),
+    ("substance", (PHYSICAL_SAMPLING, NON_INTRUSIVE), (DOCUMENTARY, NON_INTRUSIVE)),
+    ("equipment", (PHYSICAL_SAMPLING, NON_INTRUSIVE), (DOCUMENTARY, NON_INTRUSIVE)),
+    ("documents", (DOCUMENTARY, PHYSICAL_SAMPLING), (DOCUMENTARY, NON_INTRUSIVE)),
+    ("container_or_vehicle", (NON_INTRUSIVE, CANINE), (NON_INTRUSIVE, DOCUMENTARY)),
+    ("small_consignment", (CANINE, NON_INTRUSIVE), (NON_INTRUSIVE, DOCUMENTARY)),
+    ("other", (NON_INTRUSIVE, PHYSICAL_SAMPLING), (DOCUMENTARY, NON_INTRUSIVE)),
 )
 
+SITUATIONS: tuple[str, ...] = tuple(situation for situation, _, _ in _PREFERENCE_TABLE)
+
 PREFERENCES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    "random": {"red": (NON_INTRUSIVE, CANINE), "yellow": (NON_INTRUSIVE, DOCUMENTARY)},
-    "substance": {
-        "red": (PHYSICAL_SAMPLING, NON_INTRUSIVE),
-        "yellow": (DOCUMENTARY, NON_INTRUSIVE),
-    },
-    "equipment": {
-        "red": (PHYSICAL_SAMPLING, NON_INTRUSIVE),
-        "yellow": (DOCUMENTARY, NON_INTRUSIVE),
-    },
-    "documents": {
-        "red": (DOCUMENTARY, PHYSICAL_SAMPLING),
-        "yellow": (DOCUMENTARY, NON_INTRUSIVE),
-    },
-    "container_or_vehicle": {
-        "red": (NON_INTRUSIVE, CANINE),
-        "yellow": (NON_INTRUSIVE, DOCUMENTARY),
-    },
-    "small_consignment": {
-        "red": (CANINE, NON_INTRUSIVE),
-        "yellow": (NON_INTRUSIVE, DOCUMENTARY),
-    },
-    "other": {
-        "red": (NON_INTRUSIVE, PHYSICAL_SAMPLING),
-        "yellow": (DOCUMENTARY, NON_INTRUSIVE),
-    },
+    situation: {"red": red, "yellow": yellow} for situation, red, yellow in _PREFERENCE_TABLE
 }
 
 # --------------------------------------------------------------------------- texts
@@ -305,7 +284,14 @@ class ExamHit(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ExamContext:
-    """What selected one shipment, as :meth:`Scorer.decide` knows it."""
+    """What selected one shipment, as :meth:`Scorer.decide` knows it.
+
+    ``port`` and ``mode`` are the shipment's; ``lane`` the decided lane (``green``, ``yellow`` or
+    ``red``); ``rules_fired`` the ids of the hard rules that fired; ``hits`` its watchlist
+    identifications at or above the matcher's evidence threshold and ``mismatch_kinds`` the
+    matcher's mismatch signals; ``random_selection`` whether exploration picked it; ``features``
+    its feature values by name (NaN for null).
+    """
 
     port: str
     mode: str
