@@ -12,6 +12,8 @@ from dataclasses import dataclass
 GROUPS: tuple[str, ...] = ("sea", "land_south", "land_north", "air", "postal")
 """Flow groups: mode plus, for land, the direction of the freight declared at the crossing."""
 GROUP_MODE: tuple[str, ...] = ("sea", "land", "land", "air", "postal")
+G_SEA, G_LAND_SOUTH, G_LAND_NORTH, G_AIR, G_POSTAL = range(len(GROUPS))
+"""Indices of the flow groups in ``GROUPS``, as the skeleton's ``group`` column holds them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,188 +20,13 @@ from training.simulate.catalogue import (
     TRANSIT_DESTINATIONS,
     TRUCK_CARRIER_ROOTS,
 )
+from training.simulate.names import SYLLABLES, foreign_company_name, mx_company_name, pseudo_word
 from training.simulate.types import FloatArray, IntArray
-
-SYLLABLES: tuple[str, ...] = (
-    "ta",
-    "ro",
-    "mex",
-    "zan",
-    "li",
-    "qui",
-    "vo",
-    "tel",
-    "ar",
-    "co",
-    "nu",
-    "bal",
-    "dor",
-    "sa",
-    "ven",
-    "tla",
-    "xo",
-    "mi",
-    "ra",
-    "pel",
-    "cu",
-    "an",
-    "ti",
-    "lo",
-    "ber",
-    "gal",
-    "ri",
-    "zu",
-)
-CN_SYLLABLES: tuple[str, ...] = (
-    "hua",
-    "xin",
-    "long",
-    "tai",
-    "feng",
-    "jia",
-    "rui",
-    "sheng",
-    "hong",
-    "yuan",
-    "kang",
-    "da",
-    "mei",
-    "tong",
-    "xiang",
-    "bao",
-    "heng",
-    "jin",
-    "lian",
-    "shun",
-)
-IN_SYLLABLES: tuple[str, ...] = (
-    "shri",
-    "ava",
-    "niv",
-    "aro",
-    "dhan",
-    "vik",
-    "ram",
-    "sun",
-    "kri",
-    "pra",
-    "dev",
-    "lak",
-    "mit",
-    "aan",
-    "jay",
-    "sar",
-)
-MX_PREFIXES: tuple[str, ...] = (
-    "Comercializadora",
-    "Distribuidora",
-    "Importadora",
-    "Grupo",
-    "Industrias",
-    "Corporativo",
-    "Servicios",
-    "Manufacturas",
-    "Proveedora",
-    "Suministros",
-)
-MX_REGIONS: tuple[str, ...] = (
-    "del Pacífico",
-    "del Norte",
-    "de Occidente",
-    "del Bajío",
-    "del Golfo",
-    "de México",
-    "Internacional",
-    "Global",
-    "",
-)
-SECTOR_WORDS: dict[str, str] = {
-    "consumer": "Comercial",
-    "electronics": "Electrónica",
-    "auto": "Autopartes",
-    "machinery": "Maquinaria",
-    "metals": "Aceros",
-    "plastics": "Plásticos",
-    "chemicals": "Química",
-    "pharma": "Farma",
-    "food": "Alimentos",
-    "watched": "Química Fina",
-}
-FOREIGN_SUFFIX: dict[str, str] = {
-    "CN": "Co., Ltd.",
-    "HK": "Trading Ltd.",
-    "IN": "Pvt. Ltd.",
-    "US": "Inc.",
-    "DE": "GmbH",
-    "KR": "Co., Ltd.",
-    "JP": "K.K.",
-    "TW": "Co., Ltd.",
-    "VN": "JSC",
-    "TH": "Co., Ltd.",
-    "MY": "Sdn. Bhd.",
-    "ES": "S.L.",
-    "NL": "B.V.",
-    "FR": "SAS",
-    "CA": "Ltd.",
-    "CL": "SpA",
-    "PE": "S.A.C.",
-    "SG": "Pte. Ltd.",
-    "GT": "S.A.",
-    "SV": "S.A. de C.V.",
-    "NI": "S.A.",
-    "HN": "S. de R.L.",
-    "CR": "S.A.",
-    "EC": "S.A.",
-    "CO": "S.A.S.",
-}
-FOREIGN_TRADES: tuple[str, ...] = (
-    "Industrial",
-    "Trading",
-    "Import & Export",
-    "Manufacturing",
-    "Technology",
-    "Chemical",
-    "Materials",
-    "Supply",
-    "Commerce",
-)
 
 ZIPF_EXPONENT = 1.0
 """assumption: party popularity follows a Zipf law with this exponent."""
 NEW_ENTRANT_SHARE = 0.15
 """assumption: share of licit consignees that start trading part-way through the window."""
-
-
-def pseudo_word(
-    rng: np.random.Generator, syllables: tuple[str, ...], lo: int = 2, hi: int = 3
-) -> str:
-    k = int(rng.integers(lo, hi + 1))
-    return "".join(syllables[int(i)] for i in rng.integers(0, len(syllables), size=k)).capitalize()
-
-
-def mx_company_name(rng: np.random.Generator, sector: str | None) -> str:
-    prefix = MX_PREFIXES[int(rng.integers(0, len(MX_PREFIXES)))]
-    core = pseudo_word(rng, SYLLABLES)
-    word = SECTOR_WORDS.get(sector or "", "")
-    region = MX_REGIONS[int(rng.integers(0, len(MX_REGIONS)))]
-    legal = "S.A. de C.V." if rng.random() < 0.8 else "S. de R.L. de C.V."
-    parts = [prefix, core, word if rng.random() < 0.6 else "", region, legal]
-    return " ".join(p for p in parts if p)
-
-
-def foreign_company_name(rng: np.random.Generator, country: str) -> str:
-    syllables = (
-        CN_SYLLABLES
-        if country in {"CN", "HK", "TW"}
-        else IN_SYLLABLES
-        if country == "IN"
-        else SYLLABLES
-    )
-    core = pseudo_word(rng, syllables)
-    if rng.random() < 0.5:
-        core = f"{core} {pseudo_word(rng, syllables)}"
-    trade = FOREIGN_TRADES[int(rng.integers(0, len(FOREIGN_TRADES)))]
-    return f"{core} {trade} {FOREIGN_SUFFIX.get(country, 'Ltd.')}"
 
 
 @dataclass
@@ -223,20 +48,14 @@ class PartyTable:
         return index
 
     def frame(self, column_prefix: str) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                f"{column_prefix}_id": self.ids,
-                f"{column_prefix}_name": self.names,
-                f"{column_prefix}_country": self.countries,
-                f"{column_prefix}_tax_id": self.tax_ids,
-            },
-            schema={
-                f"{column_prefix}_id": pl.String(),
-                f"{column_prefix}_name": pl.String(),
-                f"{column_prefix}_country": pl.String(),
-                f"{column_prefix}_tax_id": pl.String(),
-            },
-        )
+        """The parties as ``<column_prefix>_id``, ``_name``, ``_country`` and ``_tax_id``."""
+        columns = {
+            f"{column_prefix}_id": self.ids,
+            f"{column_prefix}_name": self.names,
+            f"{column_prefix}_country": self.countries,
+            f"{column_prefix}_tax_id": self.tax_ids,
+        }
+        return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String()))
 
 
 @dataclass(frozen=True)
@@ -256,14 +75,6 @@ class Group:
     def sample(self, u: FloatArray) -> IntArray:
         position = np.searchsorted(self.cdf, u, side="right")
         return self.members[np.minimum(position, len(self.members) - 1)]
-
-
-def founded_before(
-    rng: np.random.Generator, year: int, month: int, max_months: int
-) -> tuple[int, int, int]:
-    back = int(rng.integers(0, max_months + 1))
-    total = year * 12 + (month - 1) - back
-    return total // 12, total % 12 + 1, int(rng.integers(1, 29))
 
 
 @dataclass
@@ -286,30 +97,45 @@ def _scaled(n: int, per: float, lo: int, hi: int) -> int:
     return int(min(hi, max(lo, round(n / per))))
 
 
-def build_roster(
-    rng: np.random.Generator, shipments: int, months: int, ports: list[str], start_year: int
-) -> Roster:
-    """Create the licit parties for a world of ``shipments`` shipments over ``months`` months."""
-    consignees = PartyTable("CNE")
-    shippers = PartyTable("SHR")
-    groups: dict[str, list[int]] = {}
-    entry: list[int] = []
+@dataclass
+class _Consignees:
+    """Licit consignees as they are created: the table, members by group name, entry months."""
 
-    def mx_consignee(sector: str | None, group: str) -> None:
-        name = mx_company_name(rng, sector)
-        tax = ids.rfc(
-            rng,
-            name,
-            (
-                int(rng.integers(1985, start_year - 1)),
-                int(rng.integers(1, 13)),
-                int(rng.integers(1, 29)),
-            ),
-        )
-        index = consignees.add(name, "MX", tax)
-        groups.setdefault(group, []).append(index)
-        entry.append(0)
+    table: PartyTable = field(default_factory=lambda: PartyTable("CNE"))
+    members: dict[str, list[int]] = field(default_factory=dict)
+    entry_month: list[int] = field(default_factory=list)
 
+    def add(self, group: str, name: str, country: str, tax_id: str) -> None:
+        """A consignee trading from the first month, in sampling group ``group``."""
+        index = self.table.add(name, country, tax_id)
+        self.members.setdefault(group, []).append(index)
+        self.entry_month.append(0)
+
+    def stagger_entries(self, rng: np.random.Generator, months: int) -> None:
+        """Let ``NEW_ENTRANT_SHARE`` of each sector's less popular importers start later."""
+        for name, members in self.members.items():
+            if not name.startswith("sector:") or len(members) < 10:
+                continue
+            tail = members[len(members) // 5 :]
+            chosen = rng.choice(len(tail), size=int(len(tail) * NEW_ENTRANT_SHARE), replace=False)
+            for position in sorted(int(c) for c in chosen):
+                self.entry_month[tail[position]] = int(rng.integers(1, max(2, months)))
+
+    def groups(self) -> dict[str, Group]:
+        """Sampling groups by name, each with an ``:est`` twin of its members from month 0."""
+        groups: dict[str, Group] = {}
+        for name in sorted(self.members):
+            members = self.members[name]
+            groups[name] = Group.of(members)
+            established = [m for m in members if self.entry_month[m] == 0]
+            groups[name + ":est"] = Group.of(established or members)
+        return groups
+
+
+def _licit_consignees(rng: np.random.Generator, shipments: int, start_year: int) -> _Consignees:
+    """Importers per sector, freight forwarders, US buyers of northbound freight, and the
+    consignees of transit cargo in third countries."""
+    consignees = _Consignees()
     importers = _scaled(shipments, 30, 150, 30_000)
     for sector_index, sector in enumerate(SECTORS):
         if sector == "watched":
@@ -317,43 +143,34 @@ def build_roster(
         else:
             count = max(8, importers // (len(SECTORS) - 1) + (sector_index % 3) * importers // 60)
         for _ in range(count):
-            mx_consignee(sector, f"sector:{sector}")
+            name = mx_company_name(rng, sector)
+            founded = (
+                int(rng.integers(1985, start_year - 1)),
+                int(rng.integers(1, 13)),
+                int(rng.integers(1, 29)),
+            )
+            consignees.add(f"sector:{sector}", name, "MX", ids.rfc(rng, name, founded))
     for _ in range(_scaled(shipments, 2_000, 8, 200)):
         name = mx_company_name(rng, None).replace("Comercializadora", "Agencia de Carga")
-        index = consignees.add(
-            name, "MX", ids.rfc(rng, name, (int(rng.integers(1990, start_year - 1)), 6, 15))
-        )
-        groups.setdefault("forwarder", []).append(index)
-        entry.append(0)
+        founded = (int(rng.integers(1990, start_year - 1)), 6, 15)
+        consignees.add("forwarder", name, "MX", ids.rfc(rng, name, founded))
     for _ in range(_scaled(shipments, 60, 50, 10_000)):
         name = foreign_company_name(rng, "US")
-        index = consignees.add(name, "US", ids.foreign_tax_id(rng, "US"))
-        groups.setdefault("us", []).append(index)
-        entry.append(0)
+        consignees.add("us", name, "US", ids.foreign_tax_id(rng, "US"))
     destinations = sorted(TRANSIT_DESTINATIONS)
     for i in range(_scaled(shipments, 1_000, 14, 500)):
         country = destinations[i % len(destinations)]
         name = foreign_company_name(rng, country)
-        index = consignees.add(name, country, ids.foreign_tax_id(rng, country))
-        groups.setdefault(f"transit:{country}", []).append(index)
-        entry.append(0)
+        consignees.add(f"transit:{country}", name, country, ids.foreign_tax_id(rng, country))
+    return consignees
 
-    for name, members in groups.items():
-        if not name.startswith("sector:") or len(members) < 10:
-            continue
-        tail = members[len(members) // 5 :]
-        chosen = rng.choice(len(tail), size=int(len(tail) * NEW_ENTRANT_SHARE), replace=False)
-        for position in sorted(int(c) for c in chosen):
-            entry[tail[position]] = int(rng.integers(1, max(2, months)))
 
-    consignee_groups: dict[str, Group] = {}
-    for name in sorted(groups):
-        members = groups[name]
-        consignee_groups[name] = Group.of(members)
-        established = [m for m in members if entry[m] == 0]
-        consignee_groups[name + ":est"] = Group.of(established or members)
-
-    shipper_members: dict[str, list[int]] = {}
+def _shippers(
+    rng: np.random.Generator, shipments: int, start_year: int
+) -> tuple[PartyTable, dict[str, Group]]:
+    """Foreign shippers per origin country, in proportion to its trade, and Mexican ones."""
+    shippers = PartyTable("SHR")
+    members: dict[str, list[int]] = {}
     countries = sorted({c for mix in ORIGINS.values() for c in mix} - {"MX"} | {"HK", "SG", "NL"})
     weight_by_country: dict[str, float] = {}
     for mix in ORIGINS.values():
@@ -365,15 +182,20 @@ def build_roster(
             index = shippers.add(
                 foreign_company_name(rng, country), country, ids.foreign_tax_id(rng, country)
             )
-            shipper_members.setdefault(f"country:{country}", []).append(index)
+            members.setdefault(f"country:{country}", []).append(index)
     for _ in range(_scaled(shipments, 60, 50, 10_000)):
         name = mx_company_name(rng, None)
         tax = ids.rfc(
             rng, name, (int(rng.integers(1985, start_year - 1)), int(rng.integers(1, 13)), 10)
         )
-        shipper_members.setdefault("country:MX", []).append(shippers.add(name, "MX", tax))
-    shipper_groups = {k: Group.of(v) for k, v in sorted(shipper_members.items())}
+        members.setdefault("country:MX", []).append(shippers.add(name, "MX", tax))
+    return shippers, {k: Group.of(v) for k, v in sorted(members.items())}
 
+
+def _brokers(
+    rng: np.random.Generator, shipments: int, ports: list[str]
+) -> tuple[list[str], dict[str, IntArray], IntArray]:
+    """Broker ids, the brokers serving each port (one to three ports each), and the complicit."""
     broker_count = _scaled(shipments, 2_500, 30, 400)
     broker_ids = [f"BRK-{i:06d}" for i in range(broker_count)]
     port_members: dict[str, list[int]] = {port: [] for port in ports}
@@ -385,23 +207,38 @@ def build_roster(
             port_members[port].append(port_index % broker_count)
     port_brokers = {port: np.asarray(sorted(m), dtype=np.int64) for port, m in port_members.items()}
     complicit = rng.choice(broker_count, size=max(3, broker_count // 20), replace=False)
+    return broker_ids, port_brokers, np.sort(complicit.astype(np.int64))
 
-    truck_carriers: list[str] = []
-    truck_plates: list[list[str]] = []
+
+def _truck_fleets(rng: np.random.Generator, shipments: int) -> tuple[list[str], list[list[str]]]:
+    """Mexican trucking companies and the plates of each one's trucks."""
+    carriers: list[str] = []
+    plates: list[list[str]] = []
     for _ in range(_scaled(shipments, 500, 30, 600)):
         root = TRUCK_CARRIER_ROOTS[int(rng.integers(0, len(TRUCK_CARRIER_ROOTS)))]
-        truck_carriers.append(f"{root} {pseudo_word(rng, SYLLABLES)} S.A. de C.V.")
-        truck_plates.append([ids.mx_plate(rng) for _ in range(int(rng.integers(3, 25)))])
+        carriers.append(f"{root} {pseudo_word(rng, SYLLABLES)} S.A. de C.V.")
+        plates.append([ids.mx_plate(rng) for _ in range(int(rng.integers(3, 25)))])
+    return carriers, plates
 
+
+def build_roster(
+    rng: np.random.Generator, shipments: int, months: int, ports: list[str], start_year: int
+) -> Roster:
+    """Create the licit parties for a world of ``shipments`` shipments over ``months`` months."""
+    consignees = _licit_consignees(rng, shipments, start_year)
+    consignees.stagger_entries(rng, months)
+    shippers, shipper_groups = _shippers(rng, shipments, start_year)
+    broker_ids, port_brokers, complicit_brokers = _brokers(rng, shipments, ports)
+    truck_carriers, truck_plates = _truck_fleets(rng, shipments)
     return Roster(
-        consignees=consignees,
+        consignees=consignees.table,
         shippers=shippers,
         broker_ids=broker_ids,
-        consignee_groups=consignee_groups,
-        consignee_entry_month=entry,
+        consignee_groups=consignees.groups(),
+        consignee_entry_month=consignees.entry_month,
         shipper_groups=shipper_groups,
         port_brokers=port_brokers,
-        complicit_brokers=np.sort(complicit.astype(np.int64)),
+        complicit_brokers=complicit_brokers,
         truck_carriers=truck_carriers,
         truck_plates=truck_plates,
     )
