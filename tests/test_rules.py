@@ -7,14 +7,13 @@ import dataclasses
 import math
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from features.errors import ConfigError
-from features.records import GoodsLine, Party, Shipment
+from features.records import GoodsLine, Shipment
 from features.watchlist import Watchlist, load_watchlist
 from scoring.lanes import LANES
 from scoring.reasons import Reason
@@ -27,6 +26,7 @@ from scoring.rules import (
     parse_rules_text,
     strongest_lane,
 )
+from tests.support import make_shipment
 
 ROOT = Path(__file__).parents[1]
 BAD = Path(__file__).parent / "data" / "rules_bad"
@@ -48,19 +48,7 @@ def rules(watchlist: Watchlist) -> RuleSet:
 
 
 def _shipment(*goods: GoodsLine, **changes: Any) -> Shipment:
-    base = Shipment(
-        shipment_id="SHP-R1",
-        declared_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
-        port_of_entry="MXZLO",
-        mode="sea",
-        origin_country="CN",
-        export_country="CN",
-        transshipment_ports=("KRPUS",),
-        shipper=Party("SHP-CN-0001", "Shanghai Trading Co.", "CN"),
-        consignee=Party("CNE-000123", "Distribuidora del Pacífico", "MX", "DQP190101AB1"),
-        goods=goods,
-    )
-    return dataclasses.replace(base, **changes)
+    return make_shipment("SHP-R1", goods=goods, **changes)
 
 
 def _context(
@@ -499,8 +487,10 @@ def test_missing_file_is_a_config_error(watchlist: Watchlist) -> None:
 # ------------------------------------------------------------------ CLI
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def _cli(*args: str) -> tuple[int, str, str]:
+    """Run ``rules validate``: its exit code, stdout and stderr, each with the line breaks and
+    runs of spaces of rich's wrapping collapsed to single spaces."""
+    done = subprocess.run(
         [sys.executable, "-m", "training.rules_cli", "validate", *args],
         cwd=ROOT,
         capture_output=True,
@@ -509,23 +499,23 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
         check=False,
     )
+    return done.returncode, " ".join(done.stdout.split()), " ".join(done.stderr.split())
 
 
 def test_cli_validate_good_file() -> None:
-    done = _cli(str(PACKAGED))
-    assert done.returncode == 0, done.stderr
+    code, out, err = _cli(str(PACKAGED))
+    assert code == 0, err
     assert (
         f"OK {PACKAGED}: version 2026.11.3, 8 rules (5 red, 3 yellow), checked against "
         f"watchlist {load_watchlist().version}"
-    ) in " ".join(done.stdout.split())
+    ) in out
 
 
 def test_cli_validate_bad_file_names_the_line() -> None:
-    done = _cli(str(BAD / "unknown_condition.yaml"))
-    assert done.returncode == 3
-    text = " ".join(done.stderr.split())
-    assert "rules file is invalid (1 problem)" in text
+    code, _, err = _cli(str(BAD / "unknown_condition.yaml"))
+    assert code == 3
+    assert "rules file is invalid (1 problem)" in err
     assert (
         "line 6: rules[0].when.watchlist_lsts: rule 'table-i-precursor': unknown condition "
         "'watchlist_lsts'"
-    ) in text
+    ) in err
