@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import polars as pl
+
 from features.records import GoodsLine
 from training.simulate import reference
 from training.simulate.catalogue import G_AIR, G_LAND_NORTH, G_LAND_SOUTH, G_POSTAL, G_SEA
@@ -123,6 +125,15 @@ CONCEALMENT_PORTS: dict[str, float] = {
 def period_of(day: date) -> str:
     """Half-year label (``2024H2``): the unit the floor and the report use."""
     return f"{day.year}H{1 if day.month <= 6 else 2}"
+
+
+def period_expr(when: pl.Expr) -> pl.Expr:
+    """:func:`period_of` as a polars expression over a date or datetime column."""
+    return pl.concat_str(
+        when.dt.year().cast(pl.String),
+        pl.lit("H"),
+        pl.when(when.dt.month() <= 6).then(pl.lit("1")).otherwise(pl.lit("2")),
+    )
 
 
 @dataclass(frozen=True)

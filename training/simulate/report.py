@@ -7,7 +7,9 @@ inspected and how much of the hidden contraband its labels actually show.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from rich.table import Table
@@ -15,7 +17,10 @@ from rich.table import Table
 from features.tables import scan_table
 from training.cli_common import console
 from training.simulate import reference
-from training.simulate.illicit import PATTERN_NAMES, period_of
+from training.simulate.illicit import PATTERN_NAMES, period_expr, period_of
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 REPORT_NAME = "report.md"
 
@@ -73,13 +78,7 @@ def chapter_share_table(data_dir: Path) -> pl.DataFrame:
 
 def _periods(data_dir: Path) -> pl.DataFrame:
     shipments = scan_table(data_dir, "shipments").select("shipment_id", "declared_at")
-    return shipments.with_columns(
-        period=pl.concat_str(
-            pl.col("declared_at").dt.year().cast(pl.String),
-            pl.lit("H"),
-            pl.when(pl.col("declared_at").dt.month() <= 6).then(pl.lit("1")).otherwise(pl.lit("2")),
-        )
-    ).collect()
+    return shipments.with_columns(period=period_expr(pl.col("declared_at"))).collect()
 
 
 def illicit_table(data_dir: Path) -> pl.DataFrame:
@@ -170,16 +169,8 @@ def _rich(title: str, frame: pl.DataFrame) -> Table:
     return table
 
 
-def _plots(out_dir: Path, tables: dict[str, pl.DataFrame]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: list[str] = []
-
+def _plot_port_shares(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
     ports = tables["ports"]
-    fig, ax = plt.subplots(figsize=(10, 4))
     labels = [f"{m}:{p}" for m, p in zip(ports["mode"], ports["port_of_entry"], strict=True)]
     x = range(len(labels))
     ax.bar([i - 0.2 for i in x], ports["share"].fill_null(0).to_list(), 0.4, label="simulated")
@@ -192,26 +183,20 @@ def _plots(out_dir: Path, tables: dict[str, pl.DataFrame]) -> list[str]:
     ax.set_xticks(list(x), labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("share within mode")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "port_shares.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    written.append("port_shares.png")
 
+
+def _plot_monthly_volume(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
     monthly = tables["monthly"]
-    fig, ax = plt.subplots(figsize=(10, 4))
     for mode in sorted(set(monthly["mode"].to_list())):
         part = monthly.filter(pl.col("mode") == mode)
         ax.plot(part["month"].to_list(), part["shipments"].to_list(), label=mode)
     ax.set_ylabel("shipments per month")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "monthly_volume.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    written.append("monthly_volume.png")
 
+
+def _plot_illicit_by_period(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
     illicit = tables["illicit"]
     periods = sorted(set(illicit["period"].to_list()))
-    fig, ax = plt.subplots(figsize=(10, 4))
     bottom = [0.0] * len(periods)
     for pattern in PATTERN_NAMES:
         part = illicit.filter(pl.col("pattern") == pattern).sort("period")
@@ -220,13 +205,10 @@ def _plots(out_dir: Path, tables: dict[str, pl.DataFrame]) -> list[str]:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_ylabel("illicit per 10,000 shipments")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "illicit_by_period.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    written.append("illicit_by_period.png")
 
+
+def _plot_observed_vs_true(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
     detection = tables["detection"]
-    fig, ax = plt.subplots(figsize=(10, 4))
     names = detection["pattern"].to_list()
     x = range(len(names))
     ax.bar([i - 0.27 for i in x], detection["true_illicit"].to_list(), 0.27, label="true")
@@ -240,11 +222,30 @@ def _plots(out_dir: Path, tables: dict[str, pl.DataFrame]) -> list[str]:
     ax.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "observed_vs_true.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    written.append("observed_vs_true.png")
-    return written
+
+
+PLOTS: tuple[tuple[str, Callable[[Axes, Mapping[str, pl.DataFrame]], None]], ...] = (
+    ("port_shares.png", _plot_port_shares),
+    ("monthly_volume.png", _plot_monthly_volume),
+    ("illicit_by_period.png", _plot_illicit_by_period),
+    ("observed_vs_true.png", _plot_observed_vs_true),
+)
+"""Each plot of the report: its file name and what it draws from the calibration tables."""
+
+
+def _plots(out_dir: Path, tables: Mapping[str, pl.DataFrame]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, plot in PLOTS:
+        fig, ax = plt.subplots(figsize=(10, 4))
+        plot(ax, tables)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+    return [name for name, _ in PLOTS]
 
 
 def calibration_report(data_dir: Path, out_dir: Path | None = None) -> Path:
