@@ -12,7 +12,6 @@ missing or the file differs from what this writes.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import textwrap
 from pathlib import Path
@@ -22,6 +21,11 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+# Run as a script (make deploy-files) the repository root is not on sys.path: put it there so
+# ``deploy`` imports the same way as when the tests load this file.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deploy._generated import generate
 from scoring.lanes import Budget
 from scoring.settings import Settings
 
@@ -151,24 +155,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT, help="Where to write the example.")
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="Exit 1 if the file differs from what would be written.",
-    )
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is stale: run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 0
+    return generate(argv, __doc__, render, OUT, what="example", script=__file__)
 
 
 if __name__ == "__main__":
