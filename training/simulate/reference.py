@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 
 SCHEDULING_4_PIPERIDONE = date(2024, 12, 3)
-"""4-piperidone and 1-boc-4-piperidone enter Table I (ref §1a, CND 67/6 and 67/7)."""
+"""4-piperidone and 1-boc-4-piperidone enter Table I (ref §1a, CND 67/6 and 67/7; INCB,
+incb.org/incb/en/news/news_2024/scheduling-2024-precursors.html)."""
 
 
 @dataclass(frozen=True, slots=True)
