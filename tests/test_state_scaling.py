@@ -27,14 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.history import OUTCOME_KEYS, Keyed, entity_outcomes, history_feature_names
-from features.state import (
-    EntityState,
-    ReadWriteLock,
-    _Credit,
-    _Outcomes,
-    _outcomes,
-    _Times,
-)
+from features.state import EntityState, ReadWriteLock
+from features.state.batch import Credit
+from features.state.columns import outcome_values, outcomes_before, smoothing
+from features.state.events import Outcomes, Times
 
 PRIOR = 0.02
 NAMES = history_feature_names()
@@ -117,7 +113,7 @@ class Watched(np.ndarray):
         return func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
 
 
-def _stores(state: EntityState) -> Iterator[_Times]:
+def _stores(state: EntityState) -> Iterator[Times]:
     for volume in state._volume.values():
         yield from volume.values()
     for outcomes in state._outcomes.values():
@@ -127,8 +123,8 @@ def _stores(state: EntityState) -> Iterator[_Times]:
             yield from by_family.values()
 
 
-def _arrays(store: _Times) -> list[str]:
-    return ["times", "flags", "positives", "last"] if isinstance(store, _Outcomes) else ["times"]
+def _arrays(store: Times) -> list[str]:
+    return ["times", "flags", "positives", "last"] if isinstance(store, Outcomes) else ["times"]
 
 
 def watch(state: EntityState) -> None:
@@ -329,6 +325,25 @@ def outcome_ops(draw: st.DrawFn) -> list[tuple[str, int, bool]]:
     return ops
 
 
+def _live_outcomes(
+    found: Outcomes, own: list[Credit | None], queries: list[int]
+) -> list[np.ndarray]:
+    """What the live state answers for each query over ``found``, less the row's ``own``
+    credited outcome when it was reported before the query, as the kernel's columns."""
+    smooth = smoothing(PRIOR)
+    rows = [
+        outcome_values(*outcomes_before(found, q, credit), q, smooth)
+        for q, credit in zip(queries, own, strict=True)
+    ]
+    inspections, positives, rate, since = zip(*rows, strict=True)
+    return [
+        np.array(inspections, dtype=np.int32),
+        np.array(positives, dtype=np.int32),
+        np.array(rate, dtype=np.float64),
+        np.array(since, dtype=np.float64),
+    ]
+
+
 @settings(max_examples=300, deadline=None)
 @given(outcome_ops(), st.lists(st.integers(-1, 14), min_size=1, max_size=6), st.data())
 def test_running_totals_answer_as_the_kernel_over_the_whole_array(
@@ -337,7 +352,7 @@ def test_running_totals_answer_as_the_kernel_over_the_whole_array(
     """Outcomes added in and out of order and taken out: each query (less a row's own outcome)
     is what :func:`entity_outcomes` says over the remaining outcomes, to the bit. (And plain
     event times, added and taken out, stay sorted.)"""
-    store, times = _Outcomes(), _Times()
+    store, times = Outcomes(), Times()
     kept: list[tuple[int, bool]] = []
     kept_times: list[int] = []
     for kind, time, positive in ops:
@@ -359,10 +374,10 @@ def test_running_totals_answer_as_the_kernel_over_the_whole_array(
     pairs = zip(store.view().tolist(), store.flags[: store.size].tolist(), strict=True)
     assert sorted(pairs) == sorted(kept)
     at = np.array(queries, dtype=np.int64)
-    own: list[_Credit | None] = [
-        data.draw(st.sampled_from([None, *(_Credit(t, p) for t, p in kept)])) for _ in queries
+    own: list[Credit | None] = [
+        data.draw(st.sampled_from([None, *(Credit(t, p) for t, p in kept)])) for _ in queries
     ]
-    got = _outcomes(store, own, at, PRIOR)
+    got = _live_outcomes(store, own, queries)
     for j, credit in enumerate(own):
         left = list(kept)
         if credit is not None and credit.at < queries[j]:
