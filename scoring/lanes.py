@@ -126,6 +126,7 @@ def uniform_draw(shipment_id: str, seed: int) -> float:
 
 
 def raise_lane(lane: str, other: str) -> str:
+    """The stronger of two lanes in :data:`LANES` order: a lane is only ever raised."""
     return other if LANE_ORDER[other] > LANE_ORDER[lane] else lane
 
 
