@@ -1,77 +1,81 @@
-"""Shipment records and canonical table rows, each way.
+"""Shipment records and the rows of the canonical tables, each way.
 
-Nothing here computes a feature; features come from the kernels of :mod:`features.build`,
-which read records (live) and tables (bulk) alike. These rows are what the ledger stores of a
-shipment and what bulk scoring turns back into records for the rules.
+A :class:`~features.records.Shipment` is one row of the ``shipments`` table (each party spread
+over ``shipper_*`` or ``consignee_*`` columns) and one row of the ``goods`` table per goods line.
+:func:`shipment_row` and :func:`goods_rows` give those rows: what the ledger stores of a decided
+shipment. :func:`shipments_from_frames` reads tables back into records: how bulk scoring hands
+the rules the records they check, and how tests and benchmarks replay a simulated world through
+the live path. A sequence is a tuple in a record and a list in a table.
+
+Nothing here computes a feature: the kernels read a batch laid out by
+:class:`~features.declarations.Declarations`, from these records live and from the tables in
+bulk.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import polars as pl
 
 from features.records import GoodsLine, Party, Shipment
 
+# The record attribute each column of the shipments table holds, in table order: a party's
+# columns are its role and field (shipper.tax_id in column shipper_tax_id).
+_SHIPMENT_ATTRIBUTES: tuple[str, ...] = (
+    "shipment_id",
+    "declared_at",
+    "port_of_entry",
+    "mode",
+    "origin_country",
+    "export_country",
+    "transshipment_ports",
+    "carrier",
+    "conveyance_id",
+    "container_id",
+    *(f"{role}.{f.name}" for role in ("shipper", "consignee") for f in fields(Party)),
+    "broker_id",
+)
+_SHIPMENT_COLUMNS = tuple(a.replace(".", "_") for a in _SHIPMENT_ATTRIBUTES)
+# The goods table: shipment_id, line_no (from 0), then the GoodsLine fields in their order.
+_GOODS_COLUMNS = tuple(f.name for f in fields(GoodsLine))
+
+_shipment_values = attrgetter(*_SHIPMENT_ATTRIBUTES)
+_goods_values = attrgetter(*_GOODS_COLUMNS)
+_goods_cells = itemgetter(*_GOODS_COLUMNS)
+_party_cells = {
+    role: itemgetter(*(f"{role}_{f.name}" for f in fields(Party)))
+    for role in ("shipper", "consignee")
+}
+
 
 def shipment_row(s: Shipment) -> dict[str, Any]:
     """One row of the canonical ``shipments`` table."""
-    return {
-        "shipment_id": s.shipment_id,
-        "declared_at": s.declared_at,
-        "port_of_entry": s.port_of_entry,
-        "mode": s.mode,
-        "origin_country": s.origin_country,
-        "export_country": s.export_country,
-        "transshipment_ports": list(s.transshipment_ports),
-        "carrier": s.carrier,
-        "conveyance_id": s.conveyance_id,
-        "container_id": s.container_id,
-        "shipper_id": s.shipper.id,
-        "shipper_name": s.shipper.name,
-        "shipper_country": s.shipper.country,
-        "shipper_tax_id": s.shipper.tax_id,
-        "consignee_id": s.consignee.id,
-        "consignee_name": s.consignee.name,
-        "consignee_country": s.consignee.country,
-        "consignee_tax_id": s.consignee.tax_id,
-        "broker_id": s.broker_id,
-    }
+    row = dict(zip(_SHIPMENT_COLUMNS, _shipment_values(s), strict=True))
+    row["transshipment_ports"] = list(s.transshipment_ports)
+    return row
 
 
 def goods_rows(s: Shipment) -> list[dict[str, Any]]:
     """The shipment's rows of the canonical ``goods`` table."""
-    return [
-        {
-            "shipment_id": s.shipment_id,
-            "line_no": i,
-            "hs_code": g.hs_code,
-            "description": g.description,
-            "cas_numbers": list(g.cas_numbers),
-            "quantity": g.quantity,
-            "unit": g.unit,
-            "gross_weight_kg": g.gross_weight_kg,
-            "declared_value_usd": g.declared_value_usd,
-        }
-        for i, g in enumerate(s.goods)
-    ]
+    rows = []
+    for i, g in enumerate(s.goods):
+        row = {"shipment_id": s.shipment_id, "line_no": i}
+        row.update(zip(_GOODS_COLUMNS, _goods_values(g), strict=True))
+        row["cas_numbers"] = list(g.cas_numbers)
+        rows.append(row)
+    return rows
 
 
 def shipments_from_frames(shipments: pl.DataFrame, goods: pl.DataFrame) -> list[Shipment]:
     """Canonical rows (``shipments`` and ``goods`` tables) back into shipment records."""
     lines: dict[str, list[GoodsLine]] = {}
     for row in goods.sort("shipment_id", "line_no").iter_rows(named=True):
-        lines.setdefault(row["shipment_id"], []).append(
-            GoodsLine(
-                hs_code=row["hs_code"],
-                description=row["description"],
-                cas_numbers=tuple(row["cas_numbers"]),
-                quantity=row["quantity"],
-                unit=row["unit"],
-                gross_weight_kg=row["gross_weight_kg"],
-                declared_value_usd=row["declared_value_usd"],
-            )
-        )
+        hs_code, description, cas_numbers, *rest = _goods_cells(row)
+        line = GoodsLine(hs_code, description, tuple(cas_numbers), *rest)
+        lines.setdefault(row["shipment_id"], []).append(line)
     return [
         Shipment(
             shipment_id=r["shipment_id"],
@@ -84,15 +88,8 @@ def shipments_from_frames(shipments: pl.DataFrame, goods: pl.DataFrame) -> list[
             carrier=r["carrier"],
             conveyance_id=r["conveyance_id"],
             container_id=r["container_id"],
-            shipper=Party(
-                r["shipper_id"], r["shipper_name"], r["shipper_country"], r["shipper_tax_id"]
-            ),
-            consignee=Party(
-                r["consignee_id"],
-                r["consignee_name"],
-                r["consignee_country"],
-                r["consignee_tax_id"],
-            ),
+            shipper=Party(*_party_cells["shipper"](r)),
+            consignee=Party(*_party_cells["consignee"](r)),
             broker_id=r["broker_id"],
             goods=tuple(lines.get(r["shipment_id"], ())),
         )

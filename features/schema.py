@@ -57,12 +57,11 @@ class FeatureSpec:
 
     def document(self) -> dict[str, Any]:
         """What a model bundle stores of the feature."""
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "categorical": self.categorical,
-            "meaning": self.meaning,
-        }
+        return {key: getattr(self, key) for key in _STORED_FIELDS}
+
+
+# What a model bundle stores of each feature, in this order; the reason texts are the code's.
+_STORED_FIELDS: tuple[str, ...] = ("name", "dtype", "categorical", "meaning")
 
 
 # --------------------------------------------------------------------------- reason wording
