@@ -3,22 +3,28 @@
 For each shipment and each entity (shipper, consignee, broker, route, HS heading) this computes
 only from events strictly before the shipment's ``declared_at``:
 
-* volume: days since the entity was first seen, and its shipment counts over 30/90/365 days
-  (shipper, consignee and broker; routes and headings are too coarse for volume to mean much);
+* volume: days since the entity was first seen, and its shipment counts over each window of
+  :data:`WINDOWS_DAYS` (shipper, consignee and broker; routes and headings are too coarse for
+  volume to mean much);
 * outcomes: inspections and positive results *reported* before ``declared_at`` (an outcome
   known only later is invisible), the positive rate smoothed toward the prior rate, and the
   days since the last positive;
 * network (consignee and broker): the distinct watched route families the entity received over
-  the prior 90 days together with the shipment's own, and whether they include a complementary
-  combination (:data:`COMPLEMENTARY_FAMILIES`).
+  the prior :data:`NETWORK_WINDOW_DAYS` days together with the shipment's own, and whether they
+  include a complementary combination (:data:`COMPLEMENTARY_FAMILIES`).
+
+The features' names are :func:`volume_names`, :func:`outcome_names` and :func:`network_names` of
+each entity, in :func:`history_feature_names`' order; :mod:`features.schema` defines each
+feature under that name.
 
 The arithmetic lives in three kernels, :func:`entity_volume`, :func:`entity_outcomes` and
 :func:`entity_network`, that take one entity's event times and the query times. The bulk path
-(:func:`history_features`) calls them once per entity over the whole world. The live path
-(:class:`features.state.EntityState`) does not call them: it keeps each entity's events sorted
-in memory, counts events before a time by binary search on them (never copying or scanning
-them), and applies the kernels' own formulas, operation for operation, to those counts, so both
-paths give bit-identical features at a cost that does not grow with how busy an entity is.
+(:func:`history_features`) groups a whole table's rows (:class:`Keyed`) and outcomes by entity
+key and calls them once per key. The live path (:class:`features.state.EntityState`) does not
+call them: it keeps each entity's events sorted in memory, counts events before a time by binary
+search on them (never copying or scanning them), and applies the kernels' own formulas,
+operation for operation, to those counts, so both paths give bit-identical features at a cost
+that does not grow with how busy an entity is.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ COMPLEMENTARY_FAMILIES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
 )
 SMOOTHING_STRENGTH = 20.0  # pseudo-inspections at the prior rate
 
-# Entity key columns as they appear in the keyed shipments frame.
+# Entity key columns, as frames hold them: stage one's (features.build.basics_frame), the keyed
+# outcomes' and Keyed.keys_frame.
 KEY_COLUMNS: dict[str, str] = {
     "shipper": "shipper_id",
     "consignee": "consignee_id",
@@ -88,7 +95,7 @@ def to_micros(when: datetime | None) -> int:
 @dataclass(frozen=True)
 class Keyed:
     """Shipments as history sees them, one per row: id, declared time, entity keys, and the
-    route families identified in its goods. What the bulk history kernels read, what the live
+    route families identified in its goods. What :func:`history_features` reads, what the live
     state remembers of a shipment and what it is asked about."""
 
     shipment_id: list[str]
@@ -155,16 +162,6 @@ class Keyed:
         return self.take(np.argsort(self.declared_at, kind="stable").tolist())
 
 
-def key_expressions() -> list[pl.Expr]:
-    """The derived entity keys: route (origin > port) and the principal HS heading."""
-    return [
-        pl.concat_str(pl.col("origin_country"), pl.lit(">"), pl.col("port_of_entry")).alias(
-            "route_key"
-        ),
-        pl.col("principal_hs_heading").cast(pl.String).fill_null("").alias("heading_key"),
-    ]
-
-
 def volume_names(entity: str) -> list[str]:
     return [f"{entity}_age_days", *(f"{entity}_count_{d}d" for d in WINDOWS_DAYS)]
 
@@ -194,7 +191,8 @@ def history_feature_names() -> list[str]:
 def entity_network(
     family_times: dict[str, Array], queries: Array, query_families: list[list[str]]
 ) -> list[Array]:
-    """Watched route families one entity received in the prior 90 days plus the query's own.
+    """Watched route families one entity received in the prior :data:`NETWORK_WINDOW_DAYS` days
+    plus the query's own.
 
     ``family_times``: per route family, the entity's declared times of shipments where it was
     identified (int64 µs, sorted). Returns [distinct families, 1 when they include a
