@@ -295,7 +295,7 @@ def build_reference(
 
 
 class DecisionLike(Protocol):
-    """What the monitor reads of a decision (:class:`scoring.service.Decision`)."""
+    """What the monitor reads of a decision (:class:`scoring.scorer.Scored`)."""
 
     @property
     def port_of_entry(self) -> str: ...

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import polars as pl
 
 from features.build import (
     Declarations,
     FeatureBlock,
+    FeatureRow,
     finish,
     keyed_outcomes,
     stage_one,
@@ -29,8 +31,8 @@ from features.state import EntityState
 from features.tables import TableStream
 from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
 from scoring.bundle import ModelBundle
-from scoring.exams import ExamContext, ExamHit, ExamPlanner
-from scoring.lanes import LanePolicy
+from scoring.exams import ExamChoice, ExamContext, ExamHit, ExamPlanner
+from scoring.lanes import LaneDecision, LanePolicy
 from scoring.reasons import (
     EXPLORATION_REASON,
     LOW_RISK_REASON,
@@ -38,7 +40,7 @@ from scoring.reasons import (
     model_reasons,
     watchlist_reason,
 )
-from scoring.rules import RuleContext, RuleSet, evidence_from_lines, strongest_lane
+from scoring.rules import RuleContext, RuleHit, RuleSet, evidence_from_lines, strongest_lane
 from scoring.settings import Settings
 
 # The lanes whose decisions carry model reasons: the ones an inspector acts on.
@@ -208,76 +210,95 @@ class Scorer:
         rule or watchlist finding). Its features are in the ledger to explain it later."""
         matrix = computed.block.matrix
         scores = self.bundle.predict(matrix, threads=threads)
-        rows = []
-        for row, shipment in enumerate(shipments):
-            values = computed.block.row(row)
-            lines = computed.declarations.lines_of(row)
-            hits = tuple(
-                HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)
-                for index, line in enumerate(lines)
-                for h in line.hits
-                if h.strength >= EVIDENCE_THRESHOLD
-            )
-            evidence, mismatches = evidence_from_lines(lines, self.watchlist)
-            fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
-            decided = self.policy.decide(
-                shipment.port_of_entry,
-                float(scores[row]),
-                shipment.shipment_id,
-                strongest_lane("green", fired),
-                shipment.declared_at,
-            )
-            exam = self.exams.recommend(
-                ExamContext(
-                    port=shipment.port_of_entry,
-                    mode=shipment.mode,
-                    lane=decided.lane,
-                    rules_fired=tuple(hit.rule_id for hit in fired),
-                    hits=tuple(
-                        ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
-                    ),
-                    mismatch_kinds=tuple(m.kind for m in mismatches),
-                    random_selection=decided.random_selection,
-                    features=values,
-                )
-            )
-            rows.append((values, hits, fired, decided, exam))
-        explained = [i for i, r in enumerate(rows) if r[3].lane in EXPLAINED_LANES]
+        judged = [
+            self._judge(shipment, computed, row, float(scores[row]))
+            for row, shipment in enumerate(shipments)
+        ]
+        explained = [row for row, j in enumerate(judged) if j.decided.lane in EXPLAINED_LANES]
         contributions = self.bundle.contributions(matrix[explained], threads=threads)
         contribution_of = dict(zip(explained, contributions.tolist(), strict=True))
-        out = []
-        for row, (shipment, (values, hits, fired, decided, exam)) in enumerate(
-            zip(shipments, rows, strict=True)
-        ):
-            reasons = [hit.reason for hit in fired]
-            reasons += [
-                watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits
-            ]
-            if row in contribution_of:
-                contrib = dict(zip(FEATURE_NAMES, contribution_of[row], strict=True))
-                reasons += model_reasons(contrib, values)
-            if decided.random_selection:
-                reasons.insert(0, EXPLORATION_REASON)
-            if not reasons:
-                reasons.append(LOW_RISK_REASON)
-            out.append(
-                Scored(
-                    shipment_id=shipment.shipment_id,
-                    port_of_entry=shipment.port_of_entry,
-                    risk_score=float(scores[row]),
-                    lane=decided.lane,
-                    random_selection=decided.random_selection,
-                    propensity=decided.propensity,
-                    reasons=tuple(reasons),
-                    watchlist_hits=hits,
-                    features=values,
-                    rules_fired=tuple(hit.rule_id for hit in fired),
-                    exam=exam.exam if exam else "",
-                    exam_reason=exam.reason if exam else None,
-                    thresholds=(decided.red_threshold, decided.yellow_threshold),
-                )
+        return [
+            _scored(shipment, j, contribution_of.get(row))
+            for row, (shipment, j) in enumerate(zip(shipments, judged, strict=True))
+        ]
+
+    def _judge(
+        self, shipment: Shipment, computed: ScoredFeatures, row: int, score: float
+    ) -> _Judged:
+        """Watchlist evidence, hard rules, the lane and the exam for one shipment."""
+        values = computed.block.row(row)
+        lines = computed.declarations.lines_of(row)
+        hits = tuple(
+            HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)
+            for index, line in enumerate(lines)
+            for h in line.hits
+            if h.strength >= EVIDENCE_THRESHOLD
+        )
+        evidence, mismatches = evidence_from_lines(lines, self.watchlist)
+        fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
+        decided = self.policy.decide(
+            shipment.port_of_entry,
+            score,
+            shipment.shipment_id,
+            strongest_lane("green", fired),
+            shipment.declared_at,
+        )
+        exam = self.exams.recommend(
+            ExamContext(
+                port=shipment.port_of_entry,
+                mode=shipment.mode,
+                lane=decided.lane,
+                rules_fired=tuple(hit.rule_id for hit in fired),
+                hits=tuple(
+                    ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
+                ),
+                mismatch_kinds=tuple(m.kind for m in mismatches),
+                random_selection=decided.random_selection,
+                features=values,
             )
-        return out
+        )
+        return _Judged(score, values, hits, fired, decided, exam)
+
+
+class _Judged(NamedTuple):
+    """What :meth:`Scorer.decide` found for one shipment before its reasons are written."""
+
+    score: float
+    values: FeatureRow
+    hits: tuple[HitRef, ...]
+    fired: list[RuleHit]
+    decided: LaneDecision
+    exam: ExamChoice | None
+
+
+def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -> Scored:
+    """The scored record of one shipment: its reasons (rules, watchlist hits, and the model's
+    when ``contributions`` were computed for it), lane, exam and thresholds."""
+    reasons = [hit.reason for hit in j.fired]
+    reasons += [
+        watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in j.hits
+    ]
+    if contributions is not None:
+        reasons += model_reasons(dict(zip(FEATURE_NAMES, contributions, strict=True)), j.values)
+    if j.decided.random_selection:
+        reasons.insert(0, EXPLORATION_REASON)
+    if not reasons:
+        reasons.append(LOW_RISK_REASON)
+    return Scored(
+        shipment_id=shipment.shipment_id,
+        port_of_entry=shipment.port_of_entry,
+        risk_score=j.score,
+        lane=j.decided.lane,
+        random_selection=j.decided.random_selection,
+        propensity=j.decided.propensity,
+        reasons=tuple(reasons),
+        watchlist_hits=j.hits,
+        features=j.values,
+        rules_fired=tuple(hit.rule_id for hit in j.fired),
+        exam=j.exam.exam if j.exam else "",
+        exam_reason=j.exam.reason if j.exam else None,
+        thresholds=(j.decided.red_threshold, j.decided.yellow_threshold),
+    )
 
 
 @dataclass(frozen=True)

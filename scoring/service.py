@@ -10,106 +10,50 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from features.build import FeatureRow
 from features.canonical import canonical_shipment
 from features.errors import (
     CentinelaError,
     DeadlineExceeded,
     FailedPrecondition,
-    FieldViolation,
-    InvalidInput,
     NotFound,
     Unavailable,
 )
-from features.live import goods_rows, shipment_row
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
 from scoring.caller import Caller
+from scoring.decisions import (
+    Decision,
+    Declared,
+    ModelInfo,
+    Outcome,
+    OutcomeReceipt,
+    decision_payload,
+    outcome_payload,
+    same_outcome,
+    validate_outcome,
+)
 from scoring.exams import ExamPlanner
 from scoring.lanes import LanePolicy, PortShares
 from scoring.ledger import Entry, open_ledger, replay_into
 from scoring.monitor import Monitor
-from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
-from scoring.scorer import HitRef, Scored, Scorer
+from scoring.scorer import Scorer
 from scoring.settings import Settings
 from scoring.validation import Window, validate_shipment
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Declared:
-    """A shipment in the canonical form the core reads, and as the caller declared it."""
-
-    canonical: Shipment
-    declared: Shipment
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    decision_id: str
-    shipment_id: str
-    port_of_entry: str
-    risk_score: float
-    lane: str
-    random_selection: bool
-    propensity: float
-    reasons: tuple[Reason, ...]
-    watchlist_hits: tuple[HitRef, ...]
-    model_version: str
-    watchlist_version: str
-    rules_version: str = ""
-    rules_fired: tuple[str, ...] = ()
-    exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
-    exam_reason: Reason | None = None
-
-
-RESULTS = ("positive", "negative", "inconclusive")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """An inspection result reported against a decision."""
-
-    decision_id: str
-    inspected: bool
-    result: str
-    substances: tuple[str, ...] = ()
-    lab_confirmed: bool = False
-    notes: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeReceipt:
-    decision_id: str
-    version: int
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    model_version: str
-    trained_at: datetime
-    feature_names: tuple[str, ...]
-    watchlist_version: str
-    metrics: dict[str, float]
-    code_version: str
-    rules_version: str
 
 
 class ScoringService:
@@ -350,11 +294,11 @@ class ScoringService:
         results: list[Decision | Exception | None] = [None] * len(admitted)
         live = _in_time(deadlines, range(len(admitted)), "scored", results)
         batch = scorer.score_batch([admitted[i].canonical for i in live], state)
+        versions = (scorer.model_version, scorer.watchlist_version, scorer.rules_version)
         for i, scored in zip(live, batch.scored, strict=True):
-            results[i] = self._decide(scorer, scored)
+            results[i] = Decision(uuid.uuid4().hex, scored, *versions)
         # The last moment to give up: past it the decisions are durable and delivered.
         stored = _in_time(deadlines, live, "stored", results)
-        by_index = dict(zip(live, batch.scored, strict=True))
         if self.ledger is not None:
             ledger = self.ledger
             decided = [i for i in stored if isinstance(results[i], Decision)]
@@ -362,7 +306,7 @@ class ScoringService:
             for i in decided:
                 d = results[i]
                 assert isinstance(d, Decision)
-                payload = decision_payload(d, admitted[i], by_index[i], callers[i])
+                payload = decision_payload(d, admitted[i], callers[i])
                 entries.append(Entry("decision", d.decision_id, payload))
             pending = dict(zip(decided, ledger.append_many(entries), strict=True))
             for i, future in pending.items():
@@ -375,7 +319,11 @@ class ScoringService:
                     )
         self.monitor.decided(
             scorer.bundle.meta,
-            [(d, by_index[i].features) for i in stored if isinstance(d := results[i], Decision)],
+            [
+                (d.scored, d.scored.features)
+                for i in stored
+                if isinstance(d := results[i], Decision)
+            ],
         )
         keyed = batch.keyed
         if len(stored) < len(live):  # only what is stored enters the history
@@ -403,7 +351,7 @@ class ScoringService:
                 raise NotFound(f"no decision with id {outcome.decision_id!r}")
             previous = [json.loads(r.payload) for r in rows if r.kind == "outcome"]
             payload = outcome_payload(outcome)
-            if previous and _same_outcome(previous[-1], payload):
+            if previous and same_outcome(previous[-1], payload):
                 return OutcomeReceipt(outcome.decision_id, previous[-1]["version"], True)
             version = len(previous) + 1
             decided = json.loads(decisions[0].payload)
@@ -427,25 +375,6 @@ class ScoringService:
     def close(self) -> None:
         if self.ledger is not None:
             self.ledger.close()
-
-    def _decide(self, scorer: Scorer, scored: Scored) -> Decision:
-        return Decision(
-            decision_id=uuid.uuid4().hex,
-            shipment_id=scored.shipment_id,
-            port_of_entry=scored.port_of_entry,
-            risk_score=scored.risk_score,
-            lane=scored.lane,
-            random_selection=scored.random_selection,
-            propensity=scored.propensity,
-            reasons=scored.reasons,
-            watchlist_hits=scored.watchlist_hits,
-            model_version=scorer.model_version,
-            watchlist_version=scorer.watchlist_version,
-            rules_version=scorer.rules_version,
-            rules_fired=scored.rules_fired,
-            exam=scored.exam,
-            exam_reason=scored.exam_reason,
-        )
 
     def model_info(self) -> ModelInfo:
         scorer = self._require()
@@ -501,117 +430,3 @@ def _in_time(
     for i in late:
         results[i] = DeadlineExceeded(message)
     return [i for i in positions if i not in late]
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _shipment_json(shipment: Shipment) -> dict[str, Any]:
-    return {
-        "shipment": {k: _json_value(v) for k, v in shipment_row(shipment).items()},
-        "goods": goods_rows(shipment),
-    }
-
-
-def _feature_values(features: Mapping[str, float]) -> list[float]:
-    if isinstance(features, FeatureRow):
-        return features.values_list()
-    return [float(features[name]) for name in FEATURE_NAMES]
-
-
-def _reason_json(reason: Reason) -> dict[str, Any]:
-    return {
-        "code": reason.code,
-        "message_es": reason.message_es,
-        "message_en": reason.message_en,
-        "contribution": reason.contribution,
-    }
-
-
-def decision_payload(
-    decision: Decision, admitted: Declared, scored: Scored, caller: Caller | None = None
-) -> dict[str, Any]:
-    """Everything needed to audit a decision and to retrain on it, as stored in the ledger.
-
-    ``shipment`` and ``goods`` are the canonical form every stage used; ``declared`` holds the
-    shipment exactly as the caller wrote it when that differs (``null`` when it was already
-    canonical), so an auditor sees both what was declared and what it was read as. ``caller``
-    is who asked for the decision and how it was authenticated (``null`` outside the server).
-    """
-    canonical = _shipment_json(admitted.canonical)
-    same = admitted.declared == admitted.canonical  # the usual case: one form, written once
-    declared = None if same else _shipment_json(admitted.declared)
-    return {
-        "decision_id": decision.decision_id,
-        "decided_at": datetime.now(UTC).isoformat(),
-        "caller": caller.to_json() if caller else None,
-        **canonical,
-        "declared": declared,
-        "risk_score": decision.risk_score,
-        "lane": decision.lane,
-        "random_selection": decision.random_selection,
-        "propensity": decision.propensity,
-        "reasons": [_reason_json(r) for r in decision.reasons],
-        "watchlist_hits": [
-            {
-                "entry_id": h.entry_id,
-                "name": h.name,
-                "match_type": h.match_type,
-                "matched_text": h.matched_text,
-                "goods_index": h.goods_index,
-                "similarity": h.similarity,
-            }
-            for h in decision.watchlist_hits
-        ],
-        "features": {
-            k: v if math.isfinite(v) else None
-            for k, v in zip(FEATURE_NAMES, _feature_values(scored.features), strict=True)
-        },
-        "model_version": decision.model_version,
-        "watchlist_version": decision.watchlist_version,
-        "rules_version": decision.rules_version,
-        "rules_fired": list(decision.rules_fired),
-        "exam": decision.exam,
-        "exam_reason": _reason_json(decision.exam_reason) if decision.exam_reason else None,
-        # The policy in force: the thresholds this decision faced (propensity is above).
-        "thresholds": {"red": scored.thresholds[0], "yellow": scored.thresholds[1]},
-    }
-
-
-def validate_outcome(outcome: Outcome) -> None:
-    out: list[FieldViolation] = []
-    if not outcome.decision_id:
-        out.append(FieldViolation("decision_id", "required"))
-    if outcome.inspected and outcome.result not in RESULTS:
-        out.append(FieldViolation("result", f"must be one of {', '.join(RESULTS)}"))
-    if not outcome.inspected and outcome.result:
-        out.append(FieldViolation("result", "must be empty when the shipment was not inspected"))
-    if len(outcome.substances) > 50:
-        out.append(FieldViolation("substances", "at most 50 substances"))
-    for i, substance in enumerate(outcome.substances):
-        if not substance.strip() or len(substance) > 128:
-            out.append(FieldViolation(f"substances[{i}]", "must be 1-128 characters"))
-    if len(outcome.notes) > 4000:
-        out.append(FieldViolation("notes", "longer than 4000 characters"))
-    if out:
-        raise InvalidInput("invalid outcome", out)
-
-
-def outcome_payload(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "decision_id": outcome.decision_id,
-        "inspected": outcome.inspected,
-        "result": outcome.result,
-        "substances": sorted(outcome.substances),
-        "lab_confirmed": outcome.lab_confirmed,
-        "notes": outcome.notes,
-    }
-
-
-def _same_outcome(stored: dict[str, Any], new: dict[str, Any]) -> bool:
-    return all(stored.get(k) == v for k, v in new.items())

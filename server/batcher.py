@@ -43,7 +43,8 @@ from typing import Any
 from features.errors import DeadlineExceeded, Unavailable
 from features.records import Shipment
 from scoring.caller import Caller
-from scoring.service import Decision, ScoringService
+from scoring.decisions import Decision
+from scoring.service import ScoringService
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from features.canonical import canonical_code
 from features.errors import FieldViolation, InvalidInput, quote
 from features.records import GoodsLine, Party, Shipment
+from scoring.decisions import Decision, ModelInfo, Outcome, OutcomeReceipt
 from scoring.reasons import Reason
-from scoring.service import Decision, ModelInfo, Outcome, OutcomeReceipt
 from server.errors import Undecodable, public_message, public_violations, status_code_for
 from server.pb import risk_scoring_pb2 as pb
 
@@ -32,6 +32,25 @@ _EXAMS = {
     "documentary": pb.EXAM_DOCUMENTARY,
 }
 _EXAMS_BACK: dict[int, str] = {v: k for k, v in _EXAMS.items()}
+# Fields named alike on both sides whose value passes as it is, in both directions.
+_SHIPMENT_SCALARS = (
+    "shipment_id",
+    "port_of_entry",
+    "origin_country",
+    "export_country",
+    "carrier",
+    "conveyance_id",
+    "container_id",
+    "broker_id",
+)
+_GOODS_SCALARS = (
+    "hs_code",
+    "description",
+    "quantity",
+    "unit",
+    "gross_weight_kg",
+    "declared_value_usd",
+)
 
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 MIN_TIMESTAMP_SECONDS = -62_135_596_800
@@ -53,25 +72,15 @@ def party_to_proto(party: Party) -> pb.Party:
 
 def goods_from_proto(msg: pb.GoodsLine) -> GoodsLine:
     return GoodsLine(
-        hs_code=msg.hs_code,
-        description=msg.description,
+        **{name: getattr(msg, name) for name in _GOODS_SCALARS},
         cas_numbers=tuple(msg.cas_numbers),
-        quantity=msg.quantity,
-        unit=msg.unit,
-        gross_weight_kg=msg.gross_weight_kg,
-        declared_value_usd=msg.declared_value_usd,
     )
 
 
 def goods_to_proto(line: GoodsLine) -> pb.GoodsLine:
     return pb.GoodsLine(
-        hs_code=line.hs_code,
-        description=line.description,
+        **{name: getattr(line, name) for name in _GOODS_SCALARS},
         cas_numbers=list(line.cas_numbers),
-        quantity=line.quantity,
-        unit=line.unit,
-        gross_weight_kg=line.gross_weight_kg,
-        declared_value_usd=line.declared_value_usd,
     )
 
 
@@ -108,37 +117,23 @@ def shipment_from_proto(msg: pb.Shipment) -> Shipment:
     """The shipment as declared; raises :class:`InvalidInput` (only) for a ``declared_at``
     no datetime can hold."""
     return Shipment(
-        shipment_id=msg.shipment_id,
+        **{name: getattr(msg, name) for name in _SHIPMENT_SCALARS},
         declared_at=_declared_at(msg),
-        port_of_entry=msg.port_of_entry,
         mode=_MODES.get(msg.mode, ""),
-        origin_country=msg.origin_country,
-        export_country=msg.export_country,
         transshipment_ports=tuple(msg.transshipment_ports),
-        carrier=msg.carrier,
-        conveyance_id=msg.conveyance_id,
-        container_id=msg.container_id,
         shipper=party_from_proto(msg.shipper),
         consignee=party_from_proto(msg.consignee),
-        broker_id=msg.broker_id,
         goods=tuple(goods_from_proto(g) for g in msg.goods),
     )
 
 
 def shipment_to_proto(shipment: Shipment) -> pb.Shipment:
     msg = pb.Shipment(
-        shipment_id=shipment.shipment_id,
-        port_of_entry=shipment.port_of_entry,
+        **{name: getattr(shipment, name) for name in _SHIPMENT_SCALARS},
         mode=_MODES_BACK.get(shipment.mode, pb.MODE_UNSPECIFIED),
-        origin_country=shipment.origin_country,
-        export_country=shipment.export_country,
         transshipment_ports=list(shipment.transshipment_ports),
-        carrier=shipment.carrier,
-        conveyance_id=shipment.conveyance_id,
-        container_id=shipment.container_id,
         shipper=party_to_proto(shipment.shipper),
         consignee=party_to_proto(shipment.consignee),
-        broker_id=shipment.broker_id,
         goods=[goods_to_proto(g) for g in shipment.goods],
     )
     if shipment.declared_at is not None:
@@ -172,14 +167,15 @@ def reason_to_proto(reason: Reason) -> pb.Reason:
 
 
 def decision_to_proto(decision: Decision) -> pb.Decision:
+    scored = decision.scored
     msg = pb.Decision(
         decision_id=decision.decision_id,
-        shipment_id=decision.shipment_id,
-        risk_score=decision.risk_score,
-        lane=_LANES[decision.lane],
-        random_selection=decision.random_selection,
-        propensity=decision.propensity,
-        reasons=[reason_to_proto(r) for r in decision.reasons],
+        shipment_id=scored.shipment_id,
+        risk_score=scored.risk_score,
+        lane=_LANES[scored.lane],
+        random_selection=scored.random_selection,
+        propensity=scored.propensity,
+        reasons=[reason_to_proto(r) for r in scored.reasons],
         watchlist_hits=[
             pb.WatchlistHit(
                 entry_id=h.entry_id,
@@ -189,15 +185,15 @@ def decision_to_proto(decision: Decision) -> pb.Decision:
                 goods_index=h.goods_index,
                 similarity=h.similarity,
             )
-            for h in decision.watchlist_hits
+            for h in scored.watchlist_hits
         ],
         model_version=decision.model_version,
         watchlist_version=decision.watchlist_version,
         rules_version=decision.rules_version,
-        exam=exam_to_proto(decision.exam),
+        exam=exam_to_proto(scored.exam),
     )
-    if decision.exam_reason is not None:
-        msg.exam_reason.CopyFrom(reason_to_proto(decision.exam_reason))
+    if scored.exam_reason is not None:
+        msg.exam_reason.CopyFrom(reason_to_proto(scored.exam_reason))
     return msg
 
 

@@ -52,14 +52,41 @@ from server.limits import port_taken
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+def _counter(name: str, doc: str, *labels: str) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=list(labels))
 
 
 @dataclass
 class Metrics:
+    """Every metric the server exports, on one registry: what the server counts as it serves,
+    and collectors that read the lane policy, the monitor and the ledger at scrape time."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self._calls()
+        self._decisions()
+        self._serving()
+        r = self.registry
+        self.lanes = LaneCollector()
+        r.register(self.lanes)
+        self.monitor = MonitorCollector()
+        r.register(self.monitor)
+        self.ledger = LedgerCollector()
+        r.register(self.ledger)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    def _calls(self) -> None:
+        """Calls: how many, how they ended, how long they took, what the limits refused."""
         r = self.registry
         self.requests = Counter(
             "centinela_grpc_requests",
@@ -100,16 +127,20 @@ class Metrics:
         self.stream_batch_size = Histogram(
             "centinela_stream_batch_size",
             "Shipments scored together in one micro-batch of a ScoreShipments stream.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
             "centinela_batch_size",
             "Shipments scored together in one batch across calls: concurrent ScoreShipment "
             "calls and ScoreShipments micro-batches gathered by the server's batcher.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
+
+    def _decisions(self) -> None:
+        """What was decided: lanes, exams, scores, watchlist hits, rejects and outcomes."""
+        r = self.registry
         self.decisions = Counter(
             "centinela_decisions",
             "Decisions returned, by port of entry and lane.",
@@ -130,9 +161,7 @@ class Metrics:
             registry=r,
         )
         self.invalid_shipments = Counter(
-            "centinela_invalid_shipments",
-            "Shipments rejected by validation.",
-            registry=r,
+            "centinela_invalid_shipments", "Shipments rejected by validation.", registry=r
         )
         self.watchlist_hits = Counter(
             "centinela_watchlist_hits",
@@ -146,6 +175,10 @@ class Metrics:
             ["result"],
             registry=r,
         )
+
+    def _serving(self) -> None:
+        """What serves: the loaded versions and how reloads went."""
+        r = self.registry
         self.model_loaded = Gauge(
             "centinela_model_loaded",
             "1 while a model and watchlist are loaded and serving, else 0.",
@@ -164,15 +197,6 @@ class Metrics:
             registry=r,
         )
 
-        self.lanes = LaneCollector()
-        r.register(self.lanes)
-        self.monitor = MonitorCollector()
-        r.register(self.monitor)
-        self.ledger = LedgerCollector()
-        r.register(self.ledger)
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-
     def set_versions(self, model_version: str, watchlist_version: str, rules_version: str) -> None:
         self.serving_versions.clear()
         self.serving_versions.labels(model_version, watchlist_version, rules_version).set(1)
@@ -188,40 +212,43 @@ class LaneCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         shares = self.source()
-        realised = GaugeMetricFamily(
+        realised = _gauge(
             "centinela_lane_share",
             "Share of a port's decisions in its rolling window sent to each lane.",
-            labels=["port", "lane"],
+            "port",
+            "lane",
         )
-        budget = GaugeMetricFamily(
+        budget = _gauge(
             "centinela_lane_budget",
             "A port's configured capacity for each lane, as a share of its shipments.",
-            labels=["port", "lane"],
+            "port",
+            "lane",
         )
-        rules = GaugeMetricFamily(
+        rules = _gauge(
             "centinela_lane_rule_red_share",
             "Share of a port's window forced RED by hard rules (part of its RED capacity).",
-            labels=["port"],
+            "port",
         )
-        explored = GaugeMetricFamily(
+        explored = _gauge(
             "centinela_lane_explored_share",
             "Share of a port's window sent RED by random exploration (part of its RED capacity).",
-            labels=["port"],
+            "port",
         )
-        over = GaugeMetricFamily(
+        over = _gauge(
             "centinela_lane_over_capacity_share",
             "How far hard rules alone exceed a port's RED capacity (0 when within it).",
-            labels=["port"],
+            "port",
         )
-        threshold = GaugeMetricFamily(
+        threshold = _gauge(
             "centinela_lane_threshold",
             "The model score a shipment must exceed at a port for each lane, as last used.",
-            labels=["port", "lane"],
+            "port",
+            "lane",
         )
-        events = CounterMetricFamily(
+        events = _counter(
             "centinela_lane_over_capacity_events",
             "Rule-forced RED decisions made while a port's rules exceeded its RED capacity.",
-            labels=["port"],
+            "port",
         )
         for p in shares:
             realised.add_metric([p.port, "red"], p.red)
@@ -245,28 +272,29 @@ class MonitorCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         snapshot = self.source() or Snapshot()
-        psi = GaugeMetricFamily(
+        psi = _gauge(
             "centinela_drift_psi",
             "Population stability index of a port's last drift_window decisions against the "
             "model's training window, for the calibrated score (feature=risk_score) and the "
             "model's 5 most important features; fixed decile bins, epsilon 1e-4 for empty bins. "
             "Over 0.25: a major shift.",
-            labels=["port", "feature"],
+            "port",
+            "feature",
         )
-        no_history = GaugeMetricFamily(
+        no_history = _gauge(
             "centinela_drift_no_history_share",
             "Share of a port's drift window whose shipper has no history.",
-            labels=["port"],
+            "port",
         )
-        hits = GaugeMetricFamily(
+        hits = _gauge(
             "centinela_drift_watchlist_hit_rate",
             "Share of a port's drift window with at least one watchlist hit.",
-            labels=["port"],
+            "port",
         )
-        size = GaugeMetricFamily(
+        size = _gauge(
             "centinela_drift_window_decisions",
             "Decisions in a port's drift window (PSI is exported from drift_min_decisions on).",
-            labels=["port"],
+            "port",
         )
         for d in snapshot.drift:
             for feature, value in d.psi.items():
@@ -274,28 +302,29 @@ class MonitorCollector(Collector):
             no_history.add_metric([d.port], d.no_history_share)
             hits.add_metric([d.port], d.watchlist_hit_rate)
             size.add_metric([d.port], d.decisions)
-        awaiting = GaugeMetricFamily(
+        awaiting = _gauge(
             "centinela_decisions_awaiting_outcome",
             "RED and YELLOW decisions still awaiting their first outcome, by age (to the hour); "
             "those older than label_max_age_days leave the count.",
-            labels=["port", "age"],
+            "port",
+            "age",
         )
-        rate = GaugeMetricFamily(
+        rate = _gauge(
             "centinela_outcome_rate",
             "Share of a port's decisions of the last label_window_days with an outcome.",
-            labels=["port"],
+            "port",
         )
-        positive = GaugeMetricFamily(
+        positive = _gauge(
             "centinela_positive_share_inspected",
             "Positives among first outcomes saying inspected, reported in the last "
             "label_window_days.",
-            labels=["port"],
+            "port",
         )
-        expired = CounterMetricFamily(
+        expired = _counter(
             "centinela_decisions_outcome_expired",
             "RED and YELLOW decisions dropped from the awaiting count after label_max_age_days "
             "without an outcome (since the server started).",
-            labels=["port"],
+            "port",
         )
         for p in snapshot.labels:
             for age, n in p.awaiting.items():

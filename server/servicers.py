@@ -24,7 +24,8 @@ from grpc import aio
 from features.errors import DeadlineExceeded, InvalidInput
 from features.records import Shipment
 from features.vocab import port_label
-from scoring.service import Decision, ScoringService
+from scoring.decisions import Decision
+from scoring.service import ScoringService
 from server import converters
 from server.auth import current_caller
 from server.batcher import Batcher, report_undelivered
@@ -89,12 +90,13 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
             raise
 
     def _observe(self, decision: Decision) -> None:
-        port = port_label(decision.port_of_entry)
-        self.metrics.decisions.labels(port, decision.lane).inc()
-        if decision.exam:
-            self.metrics.exams.labels(port, decision.exam).inc()
-        self.metrics.risk_score.labels(port).observe(decision.risk_score)
-        for hit in decision.watchlist_hits:
+        scored = decision.scored
+        port = port_label(scored.port_of_entry)
+        self.metrics.decisions.labels(port, scored.lane).inc()
+        if scored.exam:
+            self.metrics.exams.labels(port, scored.exam).inc()
+        self.metrics.risk_score.labels(port).observe(scored.risk_score)
+        for hit in scored.watchlist_hits:
             self.metrics.watchlist_hits.labels(hit.match_type).inc()
 
     async def ScoreShipment(
@@ -211,7 +213,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
                     log_unexpected(error, "ScoreShipments")
                     # Decided and ledgered: the caller gets its id with the error.
                     response = converters.error_decision(
-                        result.shipment_id, error, decision_id=result.decision_id
+                        result.scored.shipment_id, error, decision_id=result.decision_id
                     )
                     self.metrics.stream_messages.labels("error").inc()
                 else:

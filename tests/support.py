@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import grpc
 
 from features.records import GoodsLine, Party, Shipment
+from scoring.decisions import Decision
+from scoring.scorer import Scored
 from scoring.settings import Settings
 from server import converters
 from server.app import CentinelaServer
@@ -93,3 +95,34 @@ def make_shipment(shipment_id: str = "SHP-1", **changes: Any) -> Shipment:
 
 def request_for(shipment: Shipment) -> pb.ScoreShipmentRequest:
     return pb.ScoreShipmentRequest(shipment=converters.shipment_to_proto(shipment))
+
+
+def make_decision(
+    decision_id: str,
+    shipment_id: str,
+    *,
+    port_of_entry: str = "MXZLO",
+    risk_score: float = 0.1,
+    lane: str = "green",
+    model_version: str = "v",
+    watchlist_version: str = "w",
+    rules_version: str = "",
+    **scored: Any,
+) -> Decision:
+    """A decision as the service returns it, for tests of what reads one; ``scored`` sets
+    other fields of its :class:`~scoring.scorer.Scored` (reasons, hits, exam...)."""
+    fields: dict[str, Any] = {
+        "random_selection": False,
+        "propensity": 1.0,
+        "reasons": (),
+        "watchlist_hits": (),
+        "features": {},
+        **scored,
+    }
+    return Decision(
+        decision_id,
+        Scored(shipment_id, port_of_entry, risk_score, lane, **fields),
+        model_version,
+        watchlist_version,
+        rules_version,
+    )

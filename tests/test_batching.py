@@ -32,14 +32,14 @@ from grpc_status import rpc_status
 from features.errors import DeadlineExceeded, InvalidInput
 from features.records import Shipment
 from scoring.caller import Caller
+from scoring.decisions import Decision
 from scoring.ledger import payload_text
-from scoring.service import Decision
 from server.batcher import Batcher
 from server.metrics import Metrics
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
-from tests.support import ServerThread, make_shipment, request_for
+from tests.support import ServerThread, make_decision, make_shipment, request_for
 
 PRECURSOR = make_shipment()  # a Table I precursor line: RED by a hard rule
 BENIGN_LINE = PRECURSOR.goods[1]
@@ -467,18 +467,11 @@ class FakeService:
 
 
 def decided(shipment: Shipment) -> Decision:
-    return Decision(
-        decision_id=f"D-{shipment.shipment_id}",
-        shipment_id=shipment.shipment_id,
+    return make_decision(
+        f"D-{shipment.shipment_id}",
+        shipment.shipment_id,
         port_of_entry=shipment.port_of_entry,
-        risk_score=0.1,
         lane="green",
-        random_selection=False,
-        propensity=1.0,
-        reasons=(),
-        watchlist_hits=(),
-        model_version="v",
-        watchlist_version="w",
     )
 
 
@@ -509,7 +502,7 @@ async def test_a_held_batch_lets_arrivals_form_the_next_one_with_a_caller_each()
     assert (await first).decision_id == "D-A"
     b, c, s = await asyncio.gather(*later, return_exceptions=True)
     assert isinstance(b, Decision)
-    assert b.shipment_id == "B"
+    assert b.scored.shipment_id == "B"
     assert isinstance(c, InvalidInput)  # this call's error alone
     assert isinstance(s, list)
     assert [r.decision_id for r in s if isinstance(r, Decision)] == ["D-S1", "D-S2"]
@@ -532,11 +525,11 @@ async def test_a_batch_waits_for_company_only_with_a_wait_set_and_closes_when_fu
     assert batcher.timers_armed == 1  # waiting for company
     assert batcher.batches == 0
     two = asyncio.create_task(batcher.submit(make_shipment("W2"), None, None))
-    assert [(await one).shipment_id, (await two).shipment_id] == ["W1", "W2"]
+    assert [(await one).scored.shipment_id, (await two).scored.shipment_id] == ["W1", "W2"]
     assert list(batcher.sizes) == [2]  # full: dispatched without waiting out the minute
 
     short = batcher_for(FakeService(), max_wait_us=1)
-    assert (await short.submit(make_shipment("W3"), None, None)).shipment_id == "W3"
+    assert (await short.submit(make_shipment("W3"), None, None)).scored.shipment_id == "W3"
     assert (short.timers_armed, list(short.sizes)) == (1, [1])  # the wait ran out alone
 
 

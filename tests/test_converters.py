@@ -23,7 +23,6 @@ from features.errors import (
 from features.records import Party
 from scoring.reasons import Reason
 from scoring.scorer import HitRef
-from scoring.service import Decision
 from server import converters
 from server.errors import (
     INTERNAL_MESSAGE,
@@ -38,7 +37,7 @@ from server.errors import (
     tolerant_deserializer,
 )
 from server.pb import risk_scoring_pb2 as pb
-from tests.support import make_shipment, request_for
+from tests.support import make_decision, make_shipment, request_for
 
 
 def test_shipment_round_trip() -> None:
@@ -61,14 +60,11 @@ def test_request_without_shipment_names_the_field() -> None:
 
 
 def test_decision_to_proto() -> None:
-    decision = Decision(
-        decision_id="d1",
-        shipment_id="s1",
-        port_of_entry="MXZLO",
+    decision = make_decision(
+        "d1",
+        "s1",
         risk_score=0.42,
         lane="red",
-        random_selection=False,
-        propensity=1.0,
         reasons=(Reason("WATCHLIST_CAS", "es", "en", 0.0),),
         watchlist_hits=(HitRef("npp", "NPP", "cas", "39742-60-4", 0, 1.0),),
         model_version="v0001",

@@ -25,12 +25,11 @@ from scoring.exams import (
 )
 from scoring.reasons import Reason
 from scoring.rules import load_rules
-from scoring.service import Decision
 from scoring.settings import load_settings
 from server import converters
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
-from tests.support import ServerThread, make_shipment, request_for
+from tests.support import ServerThread, make_decision, make_shipment, request_for
 
 NPP_CAS = ExamHit("substance", "cas")
 PRESS = ExamHit("equipment", "name_exact")
@@ -343,18 +342,12 @@ def test_exam_converts_to_the_proto_enum_and_back() -> None:
     assert converters.exam_to_proto("") == pb.EXAM_UNSPECIFIED
     assert converters.exam_from_proto(pb.EXAM_UNSPECIFIED) == ""
     reason = Reason("EXAM_CANINE", "Revisión con binomio canino: x.", "Canine inspection: x.")
-    decision = Decision(
-        decision_id="d" * 32,
-        shipment_id="S-1",
-        port_of_entry="MXZLO",
+    decision = make_decision(
+        "d" * 32,
+        "S-1",
         risk_score=0.9,
         lane="red",
-        random_selection=False,
-        propensity=1.0,
-        reasons=(),
-        watchlist_hits=(),
         model_version="v0001",
-        watchlist_version="w",
         exam="canine",
         exam_reason=reason,
     )
@@ -362,7 +355,10 @@ def test_exam_converts_to_the_proto_enum_and_back() -> None:
     assert msg.exam == pb.EXAM_CANINE
     assert (msg.exam_reason.code, msg.exam_reason.message_es) == (reason.code, reason.message_es)
     green = converters.decision_to_proto(
-        dataclasses.replace(decision, lane="green", exam="", exam_reason=None)
+        dataclasses.replace(
+            decision,
+            scored=dataclasses.replace(decision.scored, lane="green", exam="", exam_reason=None),
+        )
     )
     assert green.exam == pb.EXAM_UNSPECIFIED
     assert not green.HasField("exam_reason")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from scoring.decisions import Decision
 from scoring.ledger import encode_payload, payload_text
-from scoring.service import Decision, ScoringService
+from scoring.service import ScoringService
 from tests.conftest import server_settings
 from tests.support import make_shipment
 from tests.test_cli import centinela
@@ -36,9 +37,9 @@ def test_a_decision_is_explained_by_its_model_and_its_score_reproduced(
     doc = json.loads(result.stdout)
     assert doc["decision_id"] == decision.decision_id
     assert doc["shipment_id"] == "EXPLAIN-1"
-    assert doc["lane"] == decision.lane
+    assert doc["lane"] == decision.scored.lane
     assert doc["reproduced"] is True
-    assert doc["score"] == pytest.approx(decision.risk_score, abs=1e-12)
+    assert doc["score"] == pytest.approx(decision.scored.risk_score, abs=1e-12)
     assert doc["reasons"] or doc["pushed_down"]  # a tree model's row has contributions
     assert all(r["code"].startswith("MODEL_") and r["contribution"] > 0 for r in doc["reasons"])
     assert all(d["contribution"] < 0 for d in doc["pushed_down"])

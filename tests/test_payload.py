@@ -8,9 +8,9 @@ import dataclasses
 
 from features.canonical import canonical_shipment
 from features.schema import FEATURE_NAMES
+from scoring.decisions import Decision, Declared, decision_payload
 from scoring.reasons import Reason
 from scoring.scorer import HitRef, Scored
-from scoring.service import Decision, Declared, decision_payload
 from tests.support import make_shipment
 
 REASON = Reason("RULE_X", "es", "en", 0.25)
@@ -20,23 +20,6 @@ HIT = HitRef("npp", "NPP", "cas", "40064-34-4", 0, 1.0)
 def payload(declared_id: str) -> dict[str, object]:
     shipment = make_shipment(declared_id)
     canonical = canonical_shipment(shipment)
-    decision = Decision(
-        "d1",
-        canonical.shipment_id,
-        canonical.port_of_entry,
-        0.5,
-        "red",
-        False,
-        1.0,
-        (REASON,),
-        (HIT,),
-        "v1",
-        "w1",
-        "r1",
-        ("rule-x",),
-        "sample",
-        REASON,
-    )
     features = dict.fromkeys(FEATURE_NAMES, 1.0)
     scored = Scored(
         canonical.shipment_id,
@@ -48,9 +31,13 @@ def payload(declared_id: str) -> dict[str, object]:
         (REASON,),
         (HIT,),
         features,
+        rules_fired=("rule-x",),
+        exam="sample",
+        exam_reason=REASON,
         thresholds=(0.4, 0.2),
     )
-    return decision_payload(decision, Declared(canonical, shipment), scored)
+    decision = Decision("d1", scored, "v1", "w1", "r1")
+    return decision_payload(decision, Declared(canonical, shipment))
 
 
 def test_reasons_and_hits_carry_every_field_of_their_records() -> None:

@@ -21,7 +21,7 @@ from grpc_status import rpc_status
 
 from features.records import Party, Shipment
 from features.schema import FEATURE_NAMES
-from scoring.service import Decision
+from scoring.decisions import Decision
 from server.errors import INTERNAL_MESSAGE, Undecodable
 from server.metrics import Metrics
 from server.pb import admin_pb2, admin_pb2_grpc
@@ -29,7 +29,7 @@ from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from server.servicers import RiskScoringServicer
 from tests.conftest import server_settings
-from tests.support import ServerThread, make_shipment, request_for
+from tests.support import ServerThread, make_decision, make_shipment, request_for
 
 GOOD = make_shipment()
 
@@ -481,18 +481,11 @@ class FakeService:
 
 
 def decided(shipment: Shipment, lane: str = "green") -> Decision:
-    return Decision(
-        decision_id=f"D-{shipment.shipment_id}",
-        shipment_id=shipment.shipment_id,
+    return make_decision(
+        f"D-{shipment.shipment_id}",
+        shipment.shipment_id,
         port_of_entry=shipment.port_of_entry,
-        risk_score=0.1,
         lane=lane,
-        random_selection=False,
-        propensity=1.0,
-        reasons=(),
-        watchlist_hits=(),
-        model_version="v",
-        watchlist_version="w",
     )
 
 
