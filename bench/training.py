@@ -10,12 +10,10 @@ bundle. If training scales linearly, the throughput ratio is near 1.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from pathlib import Path
 
-from bench.simulate import peak_rss_mb
+from bench.measure import Sized, scaling_benchmark
 from training.simulate import simulate_world
 from training.train import TrainResult, train
 
@@ -23,6 +21,7 @@ TARGET_SECONDS_PER_MILLION = 120.0
 
 
 def timed(root: Path, shipments: int) -> tuple[float, TrainResult]:
+    """Seconds to train on a fresh world of ``shipments`` (simulating it is not timed)."""
     data = root / "world"
     simulate_world(data, shipments=shipments, seed=3, progress=False)
     started = time.perf_counter()
@@ -30,34 +29,21 @@ def timed(root: Path, shipments: int) -> tuple[float, TrainResult]:
     return time.perf_counter() - started, result
 
 
+def used_of_target(base: Sized[TrainResult], full: Sized[TrainResult]) -> str:
+    budget = TARGET_SECONDS_PER_MILLION * full.shipments / 1_000_000
+    return f"full run used {full.seconds / budget:.0%} of its {budget:.0f} s target"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shipments", type=int, default=1_000_000)
-    args = parser.parse_args()
-    full = args.shipments
-    baseline = max(20_000, full // 10)
-    with tempfile.TemporaryDirectory() as tmp:
-        base_s, base_result = timed(Path(tmp) / "baseline", baseline)
-        base_rss = peak_rss_mb()
-        full_s, full_result = timed(Path(tmp) / "full", full)
-        full_rss = peak_rss_mb()
-    base_rate, full_rate = baseline / base_s, full / full_s
-    print(
-        f"{'run':<10}{'shipments':>12}{'seconds':>10}{'shipments/s':>14}{'rounds':>8}"
-        f"{'test PR-AUC':>13}{'peak RSS MB':>13}"
-    )
-    for name, n, secs, rate, result, rss in (
-        ("baseline", baseline, base_s, base_rate, base_result, base_rss),
-        ("full", full, full_s, full_rate, full_result, full_rss),
-    ):
-        print(
-            f"{name:<10}{n:>12,}{secs:>10.2f}{rate:>14,.0f}{result.rounds:>8}"
-            f"{result.metrics['test_pr_auc']:>13.3f}{rss:>13.0f}"
-        )
-    budget = TARGET_SECONDS_PER_MILLION * full / 1_000_000
-    print(
-        f"throughput ratio full/baseline: {full_rate / base_rate:.2f} (1.0 = linear scaling); "
-        f"full run used {full_s / budget:.0%} of its {budget:.0f} s target"
+    scaling_benchmark(
+        __doc__,
+        timed,
+        smallest=20_000,
+        columns=[
+            ("rounds", 8, lambda run: f"{run.result.rounds}"),
+            ("test PR-AUC", 13, lambda run: f"{run.result.metrics['test_pr_auc']:.3f}"),
+        ],
+        note=used_of_target,
     )
 
 
