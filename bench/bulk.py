@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.world import trained_world
 from training.simulate import simulate_world
-from training.train import train
 
 WHOLE = """
 import sys
@@ -59,8 +59,7 @@ def main() -> None:
     centinela = str(Path(sys.executable).parent / "centinela")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        simulate_world(root / "train", shipments=20_000, seed=5, progress=False)
-        train(root / "train", root / "registry", seed=5)
+        _, registry = trained_world(root / "training", 20_000, seed=5)
         simulate_world(root / "world", shipments=args.shipments, seed=7, progress=False)
         n = args.shipments
         rows = []
@@ -71,7 +70,7 @@ def main() -> None:
                     "-c",
                     WHOLE,
                     str(root / "world"),
-                    str(root / "registry"),
+                    str(registry),
                     str(root / "whole.parquet"),
                 ]
             )
@@ -85,7 +84,7 @@ def main() -> None:
                 "--out",
                 str(root / "out.parquet"),
                 "--registry",
-                str(root / "registry"),
+                str(registry),
             ]
         )
         rows.append(("centinela score (chunks)", seconds, rss))

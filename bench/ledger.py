@@ -25,9 +25,8 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-import numpy as np
-
-from bench.scoring import shipments_from_world
+from bench.measure import percentiles
+from bench.world import shipments_from_world, trained_world
 from scoring.ledger import (
     Entry,
     Ledger,
@@ -43,8 +42,6 @@ from scoring.ledger import (
 from scoring.ledger_keys import add_key, generate_signing_key, load_key_ring
 from scoring.service import ScoringService
 from tests.conftest import server_settings
-from training.simulate import simulate_world
-from training.train import train
 
 TARGET_BYTES = 1500
 OWN = "the service's own ledger"
@@ -87,11 +84,6 @@ def write(
     return latencies
 
 
-def ms(samples: list[float]) -> str:
-    arr = np.array(samples) * 1000
-    return " ".join(f"p{q}={np.percentile(arr, q):.2f}ms" for q in (50, 95, 99))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
     parser.add_argument("--decisions", type=int, default=5000)
@@ -101,11 +93,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        simulate_world(root / "world", shipments=args.world, seed=5, progress=False)
-        train(root / "world", root / "registry", seed=5)
-        shipments = shipments_from_world(root / "world", args.decisions)
+        world, registry = trained_world(root, args.world, seed=5)
+        shipments = shipments_from_world(world, args.decisions)
 
-        service = ScoringService(server_settings(root / "registry", root / "service"))
+        service = ScoringService(server_settings(registry, root / "service"))
         service.load()
         for i in range(0, len(shipments), 50):
             service.score(shipments[i : i + 50])
@@ -143,7 +134,7 @@ def main() -> None:
     print("on disk per decision (db + wal after a WAL checkpoint), the same payloads:")
     for name, (per, latencies, read_s) in figures.items():
         print(
-            f"  {name:<26}{per:>8,.0f} B   commit alone: {ms(latencies)}   "
+            f"  {name:<26}{per:>8,.0f} B   commit alone: {percentiles(latencies)}   "
             f"read back all: {read_s:.2f}s"
         )
     print(f"  {OWN:<26}{served_bytes / n:>8,.0f} B   (compact, batches of 50)")

@@ -11,10 +11,10 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import peers
+from bench.load import STREAM, ignore, stream_load
+from bench.servers import start_centinela
+from bench.world import live_inputs
 from server.pb import risk_scoring_pb2 as pb
-
-STREAM = "/centinela.v1.RiskScoring/ScoreShipments"
 
 
 def rss_mb(pid: int) -> float:
@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        inputs = peers.prepare(work, args.world, 5000)
-        served = peers.start_centinela(inputs.registry, inputs.world, Path(tmp) / "served")
+        inputs = live_inputs(work, args.world, 5000)
+        served = start_centinela(inputs.registry, inputs.world, Path(tmp) / "served")
         try:
             boot = rss_mb(served.proc.pid)
             print(f"after bootstrap ({args.world:,} shipments of history): {boot:,.0f} MB")
@@ -44,7 +44,7 @@ def main() -> None:
                     request = pb.ScoreShipmentRequest.FromString(raw)
                     request.shipment.shipment_id += f"-R{round_}"  # a new shipment each time
                     requests.append(request.SerializeToString())
-                run = asyncio.run(peers.stream_load(served.target, STREAM, requests, peers.ignore))
+                run = asyncio.run(stream_load(served.target, STREAM, requests, ignore))
                 done += run.items
                 round_ += 1
             after = rss_mb(served.proc.pid)

@@ -11,9 +11,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from bench.world import trained_world
 from tests.parity import check_live_matches_bulk
-from training.simulate import simulate_world
-from training.train import train
 
 
 def main() -> None:
@@ -22,9 +21,7 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=100_000, help="newest shipments scored live")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        world, registry = Path(tmp) / "world", Path(tmp) / "registry"
-        simulate_world(world, shipments=args.world, seed=11, progress=False)
-        train(world, registry, seed=11)
+        world, registry = trained_world(Path(tmp), args.world, seed=11)
         parity = check_live_matches_bulk(world, registry, live_count=args.live)
     print(
         f"parity: {parity.live:,} shipments scored live one at a time match the bulk path bit "

@@ -14,30 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
-from features.live import shipments_from_frames
-from features.records import Shipment
-from features.tables import scan_table
+from bench.measure import percentiles
+from bench.world import shipments_from_world, trained_world
 from scoring.service import ScoringService
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
 from tests.support import ServerThread, request_for
-from training.simulate import simulate_world
-from training.train import train
-
-
-def shipments_from_world(data_dir: Path, n: int) -> list[Shipment]:
-    ships = scan_table(data_dir, "shipments").tail(n).collect()
-    goods = scan_table(data_dir, "goods").filter(
-        pl.col("shipment_id").is_in(ships["shipment_id"].implode())
-    )
-    return shipments_from_frames(ships, goods.collect())
-
-
-def percentiles(samples: list[float]) -> str:
-    ms = np.array(samples) * 1000
-    return " ".join(f"p{q}={np.percentile(ms, q):.2f}ms" for q in (50, 95, 99))
 
 
 def main() -> None:
@@ -46,9 +29,7 @@ def main() -> None:
     parser.add_argument("--world", type=int, default=20_000, help="shipments to simulate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data, registry = Path(tmp) / "world", Path(tmp) / "registry"
-        simulate_world(data, shipments=args.world, seed=5, progress=False)
-        train(data, registry, seed=5)
+        data, registry = trained_world(Path(tmp), args.world, seed=5)
         shipments = shipments_from_world(data, args.requests)
         requests = [request_for(s) for s in shipments]
 
