@@ -140,11 +140,8 @@ class Planner:
         ]
         if recent and self.rng.random() < 0.35:
             return recent[int(self.rng.integers(0, len(recent)))]
-        start = self.rules.month_starts[month]
         if country == "MX":
-            name = mx_company_name(self.rng, None)
-            founded = founded_before(self.rng, start.year, start.month, SHELL_FOUNDED_MONTHS)
-            tax = ids.rfc(self.rng, name, founded)
+            name, tax = self.new_mx_company(month)
         else:
             name = foreign_company_name(self.rng, country)
             tax = ids.foreign_tax_id(self.rng, country)
@@ -152,6 +149,13 @@ class Planner:
         self.roster.consignee_entry_month.append(month)
         self.shells.append((index, month))
         return index
+
+    def new_mx_company(self, month: int) -> tuple[str, str]:
+        """Name and RFC of a Mexican company founded shortly before ``month``."""
+        name = mx_company_name(self.rng, None)
+        start = self.rules.month_starts[month]
+        founded = founded_before(self.rng, start.year, start.month, SHELL_FOUNDED_MONTHS)
+        return name, ids.rfc(self.rng, name, founded)
 
     def existing(self, group: str) -> int:
         members = self.roster.consignee_groups[group].members
@@ -314,10 +318,7 @@ class Planner:
         if self.rng.random() < 0.5:
             event.consignee = self.shell(month, "US")
         if self.rng.random() < 0.4:
-            name = mx_company_name(self.rng, None)
-            start = self.rules.month_starts[month]
-            founded = founded_before(self.rng, start.year, start.month, SHELL_FOUNDED_MONTHS)
-            tax = ids.rfc(self.rng, name, founded)
+            name, tax = self.new_mx_company(month)
             event.shipper = self.roster.shippers.add(name, "MX", tax)
         if self.rng.random() < 0.5:
             n = len(self.roster.truck_carriers)

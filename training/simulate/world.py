@@ -77,6 +77,7 @@ class Counts:
     positives: int = 0
 
     def add(self, chunk: Chunk) -> None:
+        """Count one more chunk."""
         for table in TABLES:
             self.rows[table] += getattr(chunk, table).height
         self.illicit += int(chunk.truth["illicit"].sum())
@@ -85,6 +86,7 @@ class Counts:
 
 
 def validate_parameters(shipments: int, months: int) -> None:
+    """Raise :class:`InvalidInput` naming each parameter below 1."""
     violations = []
     if shipments < 1:
         violations.append(FieldViolation("shipments", f"must be at least 1, got {shipments}"))
