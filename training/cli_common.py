@@ -1,7 +1,9 @@
-"""Shared pieces of the ``centinela`` command line: console objects and error reporting.
+"""Shared pieces of the ``centinela`` command line: console objects, error reporting, JSON
+output, the progress bar and the options several commands take.
 
 Every command runs its body through :func:`run`, the one place that turns a
-:class:`~features.errors.CentinelaError` into a readable message and an exit status.
+:class:`~features.errors.CentinelaError` into a readable message and an exit status. Default
+values live in :mod:`training.defaults`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.errors import (
     CentinelaError,
@@ -24,12 +27,15 @@ from features.errors import (
     ModelError,
     NotFound,
 )
+from training.defaults import REGISTRY_DIR
 
 # soft_wrap: never break a message or a path across lines; scripts grep what we print.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
+
+REGISTRY_OPTION = typer.Option(REGISTRY_DIR, "--registry", help="Model registry directory.")
 
 # Exit status by error kind: 2 is reserved for usage errors (typer/click), 1 for anything else.
 _EXIT_CODES: dict[type[CentinelaError], int] = {
@@ -75,3 +81,30 @@ def _finite(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write(text + "\n")
+
+
+def say(message: str, *, err: bool = False) -> None:
+    """Print a message on stdout (``err``: stderr) as written: markup such as ``[bold]`` applies,
+    but numbers, paths and the like are not highlighted automatically."""
+    (err_console if err else console).print(message, highlight=False)
+
+
+def progress_bar(label: str, unit: str, *, disable: bool = False) -> Progress:
+    """A transient progress bar on :data:`console`: ``label``, the bar, done/total, ``unit``
+    (plain text or a ``{task.fields[...]}`` template) and the time elapsed."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    )
+
+
+def packaged_file_argument(kind: str) -> Any:
+    """The optional FILE argument of a ``validate`` command for ``kind`` files (``"rules"``,
+    ``"watchlist"``): without it the file packaged with Centinela is checked."""
+    return typer.Argument(help=f"{kind.capitalize()} YAML to check; default: the packaged {kind}.")

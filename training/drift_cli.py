@@ -20,9 +20,10 @@ from rich.table import Table
 
 from features.errors import ConfigError
 from scoring.ledger import latest_decisions, read_contents
-from scoring.monitor import ALERT_PSI, DriftReference, PortDrift, payload_drift
+from scoring.drift import ALERT_PSI, DriftReference, PortDrift, payload_drift
 from scoring.registry import Registry
-from training.cli_common import console, err_console, print_json, run
+from training.cli_common import console, print_json, run, say
+from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH, REGISTRY_DIR
 
 MODERATE_PSI = 0.1
 
@@ -88,12 +89,57 @@ def _plot(path: Path, rows: list[dict[str, Any]], series: list[str], title: str)
     plt.close(fig)
 
 
+def _decisions_between(
+    ledger: Path, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """The ledger's latest decision of each shipment id decided in ``[start, end)`` (either
+    bound may be open; a decision without a time is always in)."""
+    decisions = []
+    for d in latest_decisions(read_contents(ledger)).values():
+        decided = _when(str(d.get("decided_at")), "decided_at")
+        if (start is None or decided is None or decided >= start) and (
+            end is None or decided is None or decided < end
+        ):
+            decisions.append(d)
+    return decisions
+
+
+def _print_drift(result: dict[str, Any]) -> None:
+    """The drift figures of :func:`drift` as tables: each port's summary, then PSI by series."""
+    window = f"{result['since'] or 'the first decision'} to {result['until'] or 'the last'}"
+    model, models = result["model"], result["decided_by"]
+    say(
+        f"{result['decisions']:,} decisions from {window} against [bold]{model}[/]'s "
+        f"training reference (PSI over {ALERT_PSI} is a major shift)"
+    )
+    if len(models) > 1 or (models and model not in models):
+        decided_by = ", ".join(f"{v or '?'} ({n:,})" for v, n in models.items())
+        say(f"decided by {decided_by}", err=True)
+    rows = [*result["ports"], result["all"]]
+    summary = Table("port", "decisions", "no history", "watchlist hits", "highest PSI")
+    for row in rows:
+        dim = "" if row["enough_decisions"] else "[dim]"
+        summary.add_row(
+            str(row["port"]),
+            f"{row['decisions']:,}",
+            f"{row['no_history_share']:.1%}",
+            f"{row['watchlist_hit_rate']:.1%}",
+            dim + _cell(row["max_psi"]) + (" (few decisions)" if dim else ""),
+        )
+    console.print(summary)
+    if result["series"]:
+        by_series = Table("PSI", *(str(r["port"]) for r in rows))
+        for name in result["series"]:
+            by_series.add_row(name, *(_cell(r["psi"].get(name)) for r in rows))
+        console.print(by_series)
+
+
 def drift(
-    ledger: Path = typer.Option(Path("var/ledger.sqlite"), "--ledger", help="Ledger SQLite file."),
+    ledger: Path = typer.Option(LEDGER_PATH, "--ledger", help="Ledger SQLite file."),
     model: str | None = typer.Option(
         None, "--model", help="Bundle whose reference to compare with (default: the promoted one)."
     ),
-    registry: Path = typer.Option(Path("var/registry"), "--registry", help="Model registry."),
+    registry: Path = typer.Option(REGISTRY_DIR, "--registry", help="Model registry."),
     since: str | None = typer.Option(
         None, "--since", help="First decision time, ISO 8601 (UTC unless an offset is given)."
     ),
@@ -101,7 +147,7 @@ def drift(
         None, "--until", help="Decisions before this time, ISO 8601 (UTC unless an offset)."
     ),
     min_decisions: int = typer.Option(
-        200,
+        DRIFT_MIN_DECISIONS,
         "--min-decisions",
         min=1,
         help="Decisions a port needs for its PSI to count (as the server's drift_min_decisions); "
@@ -118,69 +164,37 @@ def drift(
         bundle = Registry(registry).load(model)
         reference = DriftReference.from_json(bundle.meta.drift)
         if reference is None:
-            err_console.print(
+            say(
                 f"bundle {bundle.version} holds no drift reference (trained before drift "
                 "figures existed): PSI is not computed; train a new bundle to get it",
-                highlight=False,
+                err=True,
             )
-        decisions = []
-        for d in latest_decisions(read_contents(ledger)).values():
-            decided = _when(str(d.get("decided_at")), "decided_at")
-            if (start is None or decided is None or decided >= start) and (
-                end is None or decided is None or decided < end
-            ):
-                decisions.append(d)
+        decisions = _decisions_between(ledger, start, end)
         ports, overall = payload_drift(decisions, reference)
-        series = list(reference.series) if reference is not None else []
-        rows = [_row(d, min_decisions) for d in ports]
-        models = Counter(str(d.get("model_version", "")) for d in decisions)
-        overall_row = _row(overall, min_decisions)
         result: dict[str, Any] = {
             "ledger": str(ledger),
             "model": bundle.version,
             "since": start.isoformat() if start else None,
             "until": end.isoformat() if end else None,
             "decisions": len(decisions),
-            "decided_by": dict(sorted(models.items())),
+            "decided_by": dict(
+                sorted(Counter(str(d.get("model_version", "")) for d in decisions).items())
+            ),
             "statistic": "psi",
             "alert_threshold": ALERT_PSI,
             "min_decisions": min_decisions,
-            "series": series,
-            "ports": rows,
-            "all": overall_row,
+            "series": list(reference.series) if reference is not None else [],
+            "ports": [_row(d, min_decisions) for d in ports],
+            "all": _row(overall, min_decisions),
         }
         if plot is not None:
             title = f"drift against {bundle.version}: {len(decisions):,} decisions"
-            _plot(plot, [*rows, overall_row], series, title)
+            _plot(plot, [*result["ports"], result["all"]], result["series"], title)
         if json_out:
             print_json(result)
             return
-        window = f"{result['since'] or 'the first decision'} to {result['until'] or 'the last'}"
-        console.print(
-            f"{len(decisions):,} decisions from {window} against [bold]{bundle.version}[/]'s "
-            f"training reference (PSI over {ALERT_PSI} is a major shift)",
-            highlight=False,
-        )
-        if len(models) > 1 or (models and bundle.version not in models):
-            decided_by = ", ".join(f"{v or '?'} ({n:,})" for v, n in sorted(models.items()))
-            err_console.print(f"decided by {decided_by}", highlight=False)
-        summary = Table("port", "decisions", "no history", "watchlist hits", "highest PSI")
-        for row in [*rows, overall_row]:
-            dim = "" if row["enough_decisions"] else "[dim]"
-            summary.add_row(
-                str(row["port"]),
-                f"{row['decisions']:,}",
-                f"{row['no_history_share']:.1%}",
-                f"{row['watchlist_hit_rate']:.1%}",
-                dim + _cell(row["max_psi"]) + (" (few decisions)" if dim else ""),
-            )
-        console.print(summary)
-        if series:
-            by_series = Table("PSI", *(str(r["port"]) for r in [*rows, overall_row]))
-            for name in series:
-                by_series.add_row(name, *(_cell(r["psi"].get(name)) for r in [*rows, overall_row]))
-            console.print(by_series)
+        _print_drift(result)
         if plot is not None:
-            err_console.print(f"plot written to {plot}", highlight=False)
+            say(f"plot written to {plot}", err=True)
 
     run(body)

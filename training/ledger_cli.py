@@ -39,13 +39,14 @@ from scoring.ledger_keys import (
     public_key_text,
 )
 from scoring.registry import Registry
-from training.cli_common import console, err_console, print_json, run
+from training.cli_common import console, print_json, run, say
+from training.defaults import LEDGER_PATH, REGISTRY_DIR
 
 app = typer.Typer(
     help="Verify, witness, seal and export the decision ledger.", no_args_is_help=True
 )
 
-DB_OPTION = typer.Option(Path("var/ledger.sqlite"), "--db", help="Ledger SQLite file.")
+DB_OPTION = typer.Option(LEDGER_PATH, "--db", help="Ledger SQLite file.")
 KEY_FILE_OPTION = typer.Option(
     None, "--key-file", help="MAC key ring (default: beside the ledger, or the environment)."
 )
@@ -112,15 +113,13 @@ def verify_command(
                 }
             )
         elif result.ok:
-            console.print(f"ledger {db}: {_summary(result)}", highlight=False)
+            say(f"ledger {db}: {_summary(result)}")
             for note in result.notes:
-                console.print(f"  {note}", highlight=False)
+                say(f"  {note}")
             for key in trusted:
-                console.print(
-                    f"  signing key {fingerprint(key)}: {public_key_text(key)}", highlight=False
-                )
+                say(f"  signing key {fingerprint(key)}: {public_key_text(key)}")
         else:
-            err_console.print(f"ledger {db}: [bold red]{result.problem}[/]", highlight=False)
+            say(f"ledger {db}: [bold red]{result.problem}[/]", err=True)
         if not result.ok:
             raise typer.Exit(6)
 
@@ -158,10 +157,9 @@ def checkpoint_command(
         write_checkpoint(checkpoint, public, out)
         if public_key_out is not None:
             public_key_out.write_text(public_key_pem(public))
-        console.print(
+        say(
             f"checkpoint of row {checkpoint.seq} (signed {checkpoint.recorded_at} by "
-            f"{checkpoint.signer}) written to {out}; the ledger has {result.last} rows",
-            highlight=False,
+            f"{checkpoint.signer}) written to {out}; the ledger has {result.last} rows"
         )
 
     run(body)
@@ -178,10 +176,9 @@ def seal_command(
 
     def body() -> None:
         checkpoint = seal(db, default_key_ring(db, key_file), default_signing_key(db, signing_key))
-        console.print(
+        say(
             f"sealed rows 1..{checkpoint.seq} of {db} (unkeyed, written before keys were "
-            f"configured) with a checkpoint signed by {checkpoint.signer}",
-            highlight=False,
+            f"configured) with a checkpoint signed by {checkpoint.signer}"
         )
 
     run(body)
@@ -239,10 +236,7 @@ def export_command(
             f"{result.inspections} inspection outcomes to {out}"
         )
         if result.folded:
-            console.print(
-                f"folded {result.folded} repeated decisions of the same shipment ids (latest kept)",
-                highlight=False,
-            )
+            say(f"folded {result.folded} repeated decisions of the same shipment ids (latest kept)")
 
     run(body)
 
@@ -252,7 +246,7 @@ def explain_command(
     decision_id: str = typer.Argument(..., help="The decision to explain."),
     db: Path = DB_OPTION,
     registry: Path = typer.Option(
-        Path("var/registry"), "--registry", help="Model registry holding the deciding model."
+        REGISTRY_DIR, "--registry", help="Model registry holding the deciding model."
     ),
     limit: int = typer.Option(5, "--limit", min=1, max=20, help="Reasons to show each way."),
     json_out: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
@@ -270,22 +264,20 @@ def explain_command(
         if json_out:
             print_json(found.to_json())
         else:
-            console.print(
+            say(
                 f"decision {found.decision_id} (shipment {found.shipment_id}): "
                 f"{found.lane.upper()}, score {found.recorded_score:.4f} by model "
-                f"{found.model_version}",
-                highlight=False,
+                f"{found.model_version}"
             )
             for reason in found.reasons:
-                console.print(
+                say(
                     f"  + {reason.contribution:+.3f} {reason.code}: {reason.message_en} / "
-                    f"{reason.message_es}",
-                    highlight=False,
+                    f"{reason.message_es}"
                 )
             if not found.reasons:
-                console.print("  no feature raised the score", highlight=False)
+                say("  no feature raised the score")
             for name, contribution in found.pushed_down:
-                console.print(f"  - {contribution:+.3f} {name}", highlight=False)
+                say(f"  - {contribution:+.3f} {name}")
         if not found.reproduced:
             raise ModelError(
                 f"model {found.model_version} now scores the stored features "
@@ -293,7 +285,7 @@ def explain_command(
                 "or the ledger row is not what made this decision"
             )
         if not json_out:
-            console.print(f"score reproduced: {found.score:.6f}", highlight=False)
+            say(f"score reproduced: {found.score:.6f}")
 
     run(body)
 

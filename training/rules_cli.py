@@ -13,7 +13,7 @@ import typer
 
 from features.watchlist import load_watchlist
 from scoring.rules import PACKAGED_FILE, load_rules
-from training.cli_common import console, print_json, run
+from training.cli_common import packaged_file_argument, print_json, run, say
 
 app = typer.Typer(help="Check the hard-rules file that forces inspection lanes.")
 
@@ -29,10 +29,7 @@ def rules() -> None:
 
 @app.command()
 def validate(
-    file: Annotated[
-        Path | None,
-        typer.Argument(help="Rules YAML to check; default: the packaged rules."),
-    ] = None,
+    file: Annotated[Path | None, packaged_file_argument("rules")] = None,
     watchlist_file: Annotated[
         Path | None,
         typer.Option(
@@ -56,11 +53,10 @@ def validate(
                 }
             )
             return
-        console.print(
+        say(
             f"[bold green]OK[/] {file or PACKAGED_FILE}: version {rules.version}, "
             f"{len(rules.rules)} rules ({lanes['red']} red, {lanes['yellow']} yellow), "
-            f"checked against watchlist {watchlist.version}",
-            highlight=False,
+            f"checked against watchlist {watchlist.version}"
         )
 
     run(body)

@@ -17,7 +17,6 @@ from typing import IO
 import polars as pl
 import pyarrow.parquet as pq
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.errors import DataError
 from features.tables import stream_tables
@@ -26,7 +25,7 @@ from scoring.registry import Registry
 from scoring.rules import load_rules
 from scoring.scorer import Scored, Scorer
 from scoring.settings import load_settings
-from training.cli_common import console, run
+from training.cli_common import REGISTRY_OPTION, console, progress_bar, run
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "shipment_id": pl.String(),
@@ -143,9 +142,7 @@ def score(
     ),
     out: Path = typer.Option(..., "--out", help="Output file: .parquet, .csv or .jsonl."),
     model: str | None = typer.Option(None, "--model", help="Bundle version (default: promoted)."),
-    registry: Path = typer.Option(
-        Path("var/registry"), "--registry", help="Model registry directory."
-    ),
+    registry: Path = REGISTRY_OPTION,
     config: Path | None = typer.Option(
         None, "--config", help="Settings file for lane budgets, rules and watchlist files."
     ),
@@ -173,15 +170,7 @@ def score(
                 console.print(stream.folded.summary(), style="yellow")
             output = _Output(out)
             try:
-                with Progress(
-                    TextColumn("scoring"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(),
-                    console=console,
-                    transient=True,
-                ) as progress:
+                with progress_bar("scoring", "{task.fields[rate]}") as progress:
                     task = progress.add_task("score", total=stream.total, rate="")
                     for scored in scorer.score_stream(stream):
                         output.write(_rows(scored, scorer))

@@ -16,17 +16,14 @@ from rich.table import Table
 from features.canonical import read_cas
 from features.watchlist import LineMatch, Watchlist, invalid_cas_reason, load_watchlist
 from features.watchlist.store import PACKAGED_FILE
-from training.cli_common import console, print_json, run
+from training.cli_common import console, packaged_file_argument, print_json, run, say
 
 app = typer.Typer(help="Check the precursor watchlist file and match goods lines against it.")
 
 
 @app.command()
 def validate(
-    file: Annotated[
-        Path | None,
-        typer.Argument(help="Watchlist YAML to check; default: the packaged watchlist."),
-    ] = None,
+    file: Annotated[Path | None, packaged_file_argument("watchlist")] = None,
 ) -> None:
     """Validate a watchlist file: prints OK with counts, or every bad field (exit status 3)."""
 
@@ -38,11 +35,10 @@ def validate(
         cas = sum(len(e.cas) for e in spec.entries)
         hs = sum(len(e.hs) for e in spec.entries)
         names = sum(len(e.synonyms) + len(e.abbreviations) + 1 for e in spec.entries)
-        console.print(
+        say(
             f"[bold green]OK[/] {file or PACKAGED_FILE}: version {spec.version}, "
             f"{len(spec.entries)} entries ({substances} substances, {equipment} equipment), "
-            f"{names} names, {cas} CAS numbers, {hs} HS codes",
-            highlight=False,
+            f"{names} names, {cas} CAS numbers, {hs} HS codes"
         )
 
     run(body)
@@ -104,7 +100,7 @@ def match(
             print_json(_as_json(found, watchlist))
             return
         if not found.hits:
-            console.print(f"no watchlist hits (watchlist {watchlist.version})", highlight=False)
+            say(f"no watchlist hits (watchlist {watchlist.version})")
         else:
             table = Table(title=f"Watchlist hits (watchlist {watchlist.version})")
             for column in ("entry", "name", "match type", "matched text", "similarity", "strength"):
@@ -120,10 +116,7 @@ def match(
                 )
             console.print(table)
         for m in found.mismatches:
-            console.print(
-                f"[bold yellow]mismatch[/] {m.entry_id} {m.kind}: {escape(m.detail)}",
-                highlight=False,
-            )
+            say(f"[bold yellow]mismatch[/] {m.entry_id} {m.kind}: {escape(m.detail)}")
         for bad in _invalid_cas(found):
             shown = bad["cas"] if bad["status"] == "check_digit" else repr(bad["cas"])
             console.print(
