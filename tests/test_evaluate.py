@@ -40,7 +40,7 @@ from training.evaluate import (
     tiebreak_keys,
     watchlist_evidence,
 )
-from training.evaluation_report import PLOTS, REPORT_FILE
+from training.evaluation_report import PLOTS, REPORT_FILE, write_report
 
 CENTINELA = str(Path(sys.executable).parent / "centinela")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -392,7 +392,9 @@ def evaluated(
     world: Path, bundle: ModelBundle, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Evaluation, Path]:
     report = tmp_path_factory.mktemp("report")
-    return evaluate(world, bundle, report_dir=report), report
+    evaluation = evaluate(world, bundle)
+    write_report(evaluation, report)
+    return evaluation, report
 
 
 def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path]) -> None:

@@ -11,16 +11,27 @@ body through :func:`training.cli_common.run` so errors read the same everywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.tables import Folded
 from scoring.registry import Registry
 from training import drift_cli, ledger_cli, rules_cli, score_cli, watchlist_cli
-from training.cli_common import console, err_console, print_json, run
+from training.cli_common import (
+    REGISTRY_OPTION,
+    console,
+    err_console,
+    print_json,
+    progress_bar,
+    run,
+    say,
+)
 from training.simulate.cli import simulate
+
+if TYPE_CHECKING:
+    from training.evaluation_record import Evaluation
 
 app = typer.Typer(
     name="centinela",
@@ -48,7 +59,18 @@ MAPPING_OPTION = typer.Option(
     help="Mapping file (YAML) that turns your own declaration table in DATA into the "
     "canonical tables; see docs/mapping.md.",
 )
-REGISTRY_OPTION = typer.Option(Path("var/registry"), "--registry", help="Model registry directory.")
+
+
+def _canonical_data(data: Path, mapping: Path | None) -> Path:
+    """DATA itself, or with ``--mapping`` the canonical tables mapped from it (the mapping's
+    summary goes to stderr)."""
+    if mapping is None:
+        return data
+    from training.mapping import mapped_data
+
+    mapped = mapped_data(data, mapping)
+    err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
+    return mapped.out_dir
 
 
 @app.command("train")
@@ -74,23 +96,8 @@ def train_command(
     from training.train import train
 
     def body() -> None:
-        data_dir = data
-        if mapping is not None:
-            from training.mapping import mapped_data
-
-            mapped = mapped_data(data, mapping)
-            err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
-            data_dir = mapped.out_dir
-        with Progress(
-            TextColumn("[bold]training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("rounds"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=json_out,
-        ) as progress:
+        data_dir = _canonical_data(data, mapping)
+        with progress_bar("[bold]training", "rounds", disable=json_out) as progress:
             task = progress.add_task("train", total=None)
 
             def on_round(done: int, total: int) -> None:
@@ -118,7 +125,7 @@ def train_command(
             )
             return
         if result.folded.total:
-            console.print(result.folded.summary(), highlight=False)
+            say(result.folded.summary())
         console.print(
             f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}"
         )
@@ -156,72 +163,76 @@ def evaluate_command(
 
     Only shipments declared after the model's validation window are evaluated.
     """
-    from features.watchlist import load_watchlist
-    from scoring.settings import load_settings
-    from training.evaluate import BUDGET_KEYS, SELECTORS, evaluate
 
     def body() -> None:
-        data_dir = data
-        if mapping is not None:
-            from training.mapping import mapped_data
-
-            mapped = mapped_data(data, mapping)
-            err_console.print(mapped.summary(), markup=False, highlight=False, soft_wrap=True)
-            data_dir = mapped.out_dir
-        settings = load_settings(config)
-        watchlist = load_watchlist(settings.watchlist_file)
-        bundle = Registry(registry).load(model)
-        with err_console.status(f"evaluating {bundle.version}") as status:
-
-            def on_stage(message: str) -> None:
-                status.update(f"evaluating {bundle.version}: {message}")
-
-            result = evaluate(
-                data_dir,
-                bundle,
-                report_dir=report,
-                watchlist=watchlist,
-                settings=settings,
-                on_stage=on_stage,
-            )
+        result = _evaluate(_canonical_data(data, mapping), model, registry, config, report)
         if json_out:
             print_json(result.to_json())
             return
-        window = result.window
-        folded = Folded(**window["folded"])
-        if folded.total:
-            console.print(folded.summary(), highlight=False)
-        console.print(
-            f"model [bold]{bundle.version}[/] on {window['shipments']:,} shipments declared "
-            f"after {window['after'][:19]} ({window['start'][:10]} to {window['end'][:10]})"
-        )
-
-        def pct(value: float | None) -> str:
-            return "—" if value is None else f"{value * 100:.1f}%"
-
-        for source in result.label_sources:
-            table = Table(
-                "budget",
-                *(f"{s}\nprecision / recall" for s in SELECTORS),
-                title=f"{source} labels ({window['positives'][source]:,} positives)",
-            )
-            for key in BUDGET_KEYS:
-                cells = [f"{float(key) * 100:g}%"]
-                for selector in SELECTORS:
-                    m = result.budgets[key][selector][source]
-                    cells.append(f"{pct(m.precision)} / {pct(m.recall)}")
-                table.add_row(*cells)
-            console.print(table)
-            auc = ", ".join(f"{s} {pct(result.pr_auc[s][source])}" for s in SELECTORS)
-            console.print(f"  PR-AUC: {auc}")
-        brier = result.calibration.brier
-        console.print(
-            f"Brier score on inspected shipments: {'—' if brier is None else f'{brier:.4f}'}"
-        )
+        _print_evaluation(result)
         if report is not None:
             err_console.print(f"report written to {report}")
 
     run(body)
+
+
+def _evaluate(
+    data_dir: Path, model: str | None, registry: Path, config: Path | None, report: Path | None
+) -> Evaluation:
+    """Evaluate bundle ``model`` as ``config`` sets the policy, and write the report if asked,
+    telling what is being done on a status line."""
+    from features.watchlist import load_watchlist
+    from scoring.settings import load_settings
+    from training.evaluate import evaluate
+    from training.evaluation_report import write_report
+
+    settings = load_settings(config)
+    watchlist = load_watchlist(settings.watchlist_file)
+    bundle = Registry(registry).load(model)
+    with err_console.status(f"evaluating {bundle.version}") as status:
+
+        def on_stage(message: str) -> None:
+            status.update(f"evaluating {bundle.version}: {message}")
+
+        result = evaluate(
+            data_dir, bundle, watchlist=watchlist, settings=settings, on_stage=on_stage
+        )
+        if report is not None:
+            on_stage("writing report")
+            write_report(result, report)
+    return result
+
+
+def _print_evaluation(result: Evaluation) -> None:
+    """The evaluation in the terminal: what was evaluated, then each label source's budgets."""
+    from training.evaluation_format import budget_label, percent
+    from training.evaluation_record import BUDGET_KEYS, SELECTORS
+
+    window = result.window
+    folded = Folded(**window["folded"])
+    if folded.total:
+        say(folded.summary())
+    console.print(
+        f"model [bold]{result.model['version']}[/] on {window['shipments']:,} shipments declared "
+        f"after {window['after'][:19]} ({window['start'][:10]} to {window['end'][:10]})"
+    )
+    for source in result.label_sources:
+        table = Table(
+            "budget",
+            *(f"{s}\nprecision / recall" for s in SELECTORS),
+            title=f"{source} labels ({window['positives'][source]:,} positives)",
+        )
+        for key in BUDGET_KEYS:
+            cells = [budget_label(key)]
+            for selector in SELECTORS:
+                m = result.budgets[key][selector][source]
+                cells.append(f"{percent(m.precision)} / {percent(m.recall)}")
+            table.add_row(*cells)
+        console.print(table)
+        auc = ", ".join(f"{s} {percent(result.pr_auc[s][source])}" for s in SELECTORS)
+        console.print(f"  PR-AUC: {auc}")
+    brier = result.calibration.brier
+    console.print(f"Brier score on inspected shipments: {'—' if brier is None else f'{brier:.4f}'}")
 
 
 @models_app.command("list")
