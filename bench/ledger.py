@@ -129,7 +129,7 @@ def main() -> None:
 
     json_bytes = statistics.mean(len(t.encode()) for t in texts)
     record_bytes = statistics.mean(len(r) for r in records)
-    base, compact = figures["baseline: JSON text rows"][0], figures["compact records"][0]
+    base, small = figures["baseline: JSON text rows"][0], figures["compact records"][0]
     print(f"decisions: {n:,} scored through ScoringService (JSON payload mean {json_bytes:,.0f} B)")
     print("on disk per decision (db + wal after a WAL checkpoint), the same payloads:")
     for name, (per, latencies, read_s) in figures.items():
@@ -139,8 +139,8 @@ def main() -> None:
         )
     print(f"  {OWN:<26}{served_bytes / n:>8,.0f} B   (compact, batches of 50)")
     print(
-        f"compact/baseline: {compact / base:.2f} ({base / compact:.1f}x smaller); "
-        f"target {TARGET_BYTES:,} B: {'met' if compact <= TARGET_BYTES else 'NOT MET'}"
+        f"compact/baseline: {small / base:.2f} ({base / small:.1f}x smaller); "
+        f"target {TARGET_BYTES:,} B: {'met' if small <= TARGET_BYTES else 'NOT MET'}"
     )
     print(
         f"record: mean {record_bytes:,.0f} B of {json_bytes:,.0f} B JSON; encode "
