@@ -94,7 +94,7 @@ class BundleMeta:
     # Platt scaling of the booster's raw probability, fitted on the validation window:
     # calibrated = sigmoid(a * logit(raw) + b). Identity when a=1, b=0.
     calibration: tuple[float, float] = (1.0, 0.0)
-    # Drift reference (scoring.monitor.DriftReference as JSON): bins and shares of the score and
+    # Drift reference (scoring.drift.DriftReference as JSON): bins and shares of the score and
     # the most important features in the training window, per port. Empty in bundles trained
     # before it existed, which load as before and get no drift figures.
     drift: dict[str, Any] = field(default_factory=dict)

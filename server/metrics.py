@@ -5,9 +5,10 @@ code, known ports, lanes, match types, drift series, age buckets), never shipmen
 The registry is explicit, not the process-global default, so tests can run several servers in
 one process; it also carries the standard ``process_*`` and ``python_info`` collectors.
 
-Drift and label lag (:mod:`scoring.monitor`, where the statistics are defined) are read at
-scrape time by :class:`MonitorCollector`: ``centinela_drift_psi{port,feature}`` (the score is
-``feature="risk_score"``), ``centinela_drift_no_history_share{port}``,
+Drift and label lag (:mod:`scoring.drift` defines the statistics, :mod:`scoring.monitor` keeps
+them) are read at scrape time by :class:`MonitorCollector`:
+``centinela_drift_psi{port,feature}`` (the score is ``feature="risk_score"``),
+``centinela_drift_no_history_share{port}``,
 ``centinela_drift_watchlist_hit_rate{port}``, ``centinela_drift_window_decisions{port}``,
 ``centinela_decisions_awaiting_outcome{port,age}``, ``centinela_outcome_rate{port}``,
 ``centinela_positive_share_inspected{port}``, ``centinela_seconds_since_last_outcome`` and

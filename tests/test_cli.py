@@ -18,7 +18,8 @@ import polars as pl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from features.tables import Folded
-from scoring.service import Outcome, ScoringService
+from scoring.decisions import Outcome
+from scoring.service import ScoringService
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
 from tests.support import make_shipment, request_for

@@ -26,7 +26,7 @@ import pytest
 from features.live import shipments_from_frames
 from features.records import Party, Shipment
 from features.tables import scan_table
-from scoring.monitor import ALERT_PSI, SCORE
+from scoring.drift import ALERT_PSI, SCORE
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings

@@ -30,7 +30,8 @@ from features.history import (
 )
 from features.records import Party
 from features.state import EntityState
-from scoring.service import Outcome, ScoringService
+from scoring.decisions import Outcome
+from scoring.service import ScoringService
 from tests.conftest import server_settings
 from tests.support import make_shipment
 
@@ -96,7 +97,7 @@ def test_rescoring_one_shipment_id_six_times_credits_its_parties_once(
     for day in range(6):  # the same shipment id, declared one day later each time
         shipment = dataclasses.replace(FORGED, declared_at=FORGED.declared_at + timedelta(days=day))
         (decision,) = service.score([shipment])
-        assert decision.shipment_id == FORGED.shipment_id
+        assert decision.scored.shipment_id == FORGED.shipment_id
         decisions.append(decision)
         seen.append(recorded_features(service, decision.decision_id))
     assert len({d.decision_id for d in decisions}) == 6  # a new decision every time

@@ -28,6 +28,7 @@ from features.records import Shipment
 from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
+from scoring.decisions import Outcome
 from scoring.ledger import (
     COMPACT_ROW_DOMAIN,
     DEFLATE_1,
@@ -44,7 +45,7 @@ from scoring.ledger import (
     row_mac,
     verify,
 )
-from scoring.service import Outcome, ScoringService
+from scoring.service import ScoringService
 from tests.conftest import server_settings
 from tests.support import make_shipment
 from tests.test_ledger import beside, decision, open_ledger_at, outcome

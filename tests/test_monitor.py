@@ -14,17 +14,18 @@ import numpy as np
 import pytest
 
 from scoring.bundle import META_FILE, MODEL_FILE, REFERENCE_FILE, load_bundle, seal
-from scoring.monitor import (
+from scoring.decisions import Outcome
+from scoring.drift import (
     EPSILON,
     SCORE,
     Binning,
     DriftReference,
-    Monitor,
     build_reference,
     psi,
     top_features,
 )
-from scoring.service import Outcome, ScoringService
+from scoring.monitor import Monitor
+from scoring.service import ScoringService
 from tests.conftest import server_settings
 from tests.support import make_shipment
 
@@ -200,7 +201,7 @@ def test_label_lag_survives_a_restart(registry: Path, world: Path, tmp_path: Pat
     service = ScoringService(settings)
     service.load()
     decisions = service.score([make_shipment(f"LAG-{i}") for i in range(6)])
-    exams = [d for d in decisions if d.lane in ("red", "yellow")]
+    exams = [d for d in decisions if d.scored.lane in ("red", "yellow")]
     assert exams, "make_shipment declares NPP: rules send it RED"
     service.record_outcome(Outcome(exams[0].decision_id, True, "positive"))
     repeat = service.record_outcome(Outcome(exams[0].decision_id, True, "positive"))
