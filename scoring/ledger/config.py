@@ -1,0 +1,158 @@
+"""The ledger as configured: where its keys are found when no setting names them (beside the
+ledger, generated there on first use by default: see the package's docstring for what that does
+not protect), and :func:`open_ledger`, the ledger the server writes with the keys its settings
+name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from features.errors import ConfigError
+from scoring.ledger.checkpoint import read_checkpoint
+from scoring.ledger.store import open_store
+from scoring.ledger.writer import Ledger
+from scoring.ledger_keys import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    SIGNING_KEY_FILE_ENV,
+    KeyRing,
+    add_key,
+    fingerprint,
+    generate_signing_key,
+    load_key_ring,
+    load_public_key,
+    load_signing_key,
+)
+
+if TYPE_CHECKING:
+    from scoring.settings import Settings
+
+log = logging.getLogger("scoring.ledger")  # the package's one logger, as before it was split
+
+
+def default_key_file(db: Path) -> Path:
+    """Where the key ring lives when ``ledger_key_file`` is unset: beside the ledger."""
+    db = Path(db)
+    return db.with_name(db.stem + ".key")
+
+
+def default_signing_key_file(db: Path) -> Path:
+    """Where the signing key lives when ``ledger_signing_key_file`` is unset: beside the
+    ledger."""
+    db = Path(db)
+    return db.with_name(db.stem + ".signing.pem")
+
+
+def default_key_ring(db: Path, key_file: Path | None = None) -> KeyRing:
+    """The ring a command line finds: ``key_file``, else ``$CENTINELA_LEDGER_KEY_FILE``, else
+    the file beside the ledger if there is one; plus ``$CENTINELA_LEDGER_KEY``."""
+    if key_file is None:
+        env_file = os.environ.get(KEY_FILE_ENV)
+        beside = default_key_file(db)
+        key_file = Path(env_file) if env_file else beside if beside.exists() else None
+    ring = load_key_ring(key_file, os.environ.get(KEY_ENV))
+    if not ring.keys:
+        return KeyRing(source=f"no key file at {default_key_file(db)}, no {KEY_ENV}")
+    return ring
+
+
+def default_signing_key(db: Path, signing_key_file: Path | None = None) -> Ed25519PrivateKey:
+    """The signing key a command line uses: the file given, else
+    ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``, else the file beside the ledger."""
+    if signing_key_file is None:
+        env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
+        signing_key_file = Path(env_file) if env_file else default_signing_key_file(db)
+    return load_signing_key(signing_key_file)
+
+
+def default_public_keys(db: Path) -> list[Ed25519PublicKey]:
+    """The public half of the signing key a command line finds (none if there is none)."""
+    env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
+    path = Path(env_file) if env_file else default_signing_key_file(db)
+    return [load_signing_key(path).public_key()] if path.exists() else []
+
+
+def _peek(path: Path) -> tuple[set[str], int]:
+    """The key ids of a ledger's rows and its number of checkpoints (before opening it)."""
+    store = open_store(path)
+    if not store.exists() or store.size() == 0:
+        return set(), 0
+    try:
+        with contextlib.closing(store.reader()) as view:
+            return view.key_ids(), len(view.checkpoints())
+    except store.error:
+        return set(), 0  # the writer names the problem when it opens the ledger
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger the server writes, with the keys its settings name.
+
+    With ``ledger_key_file`` unset and no ``CENTINELA_LEDGER_KEY``, the key ring beside the
+    ledger is used, and generated (0600, logged once) if it does not exist and no row needs an
+    older key; likewise the signing key with ``ledger_signing_key_file`` unset. A key file that
+    is configured is never generated: a missing one is an error.
+    """
+    path = Path(settings.ledger_path)
+    key_ids, checkpoints = _peek(path)
+    return Ledger(
+        path,
+        _mac_keys(settings, path, key_ids),
+        _signing_key(settings, path, checkpoints),
+        checkpoint_rows=settings.ledger_checkpoint_rows,
+        checkpoint_seconds=settings.ledger_checkpoint_seconds,
+        check_rows=settings.ledger_start_check_rows,
+        verify_interval=settings.ledger_verify_interval_s,
+        trusted=[load_public_key(p) for p in settings.ledger_public_key_files],
+        witness=read_checkpoint(settings.ledger_witness_file)
+        if settings.ledger_witness_file
+        else None,
+    )
+
+
+def _mac_keys(settings: Settings, path: Path, key_ids: set[str]) -> KeyRing:
+    """The key ring the settings name, or the one beside the ledger (generated while no row of
+    the ledger, keyed with ``key_ids``, needs it)."""
+    env_key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    key_file = settings.ledger_key_file
+    if key_file is None and (default_key_file(path).exists() or env_key is None):
+        key_file = default_key_file(path)
+        if not key_file.exists():
+            if key_ids:
+                raise ConfigError(
+                    f"ledger {path} has rows keyed with {', '.join(sorted(key_ids))} but its key "
+                    f"file {key_file} is missing: restore it or set ledger_key_file"
+                )
+            add_key(key_file)
+            log.warning("generated a ledger MAC key", extra={"path": str(key_file)})
+    keys = load_key_ring(key_file, env_key)
+    if key_file is not None and stat.S_IMODE(Path(key_file).stat().st_mode) & 0o077:
+        log.warning("ledger key file is readable by others", extra={"path": str(key_file)})
+    return keys
+
+
+def _signing_key(settings: Settings, path: Path, checkpoints: int) -> Ed25519PrivateKey:
+    """The signing key the settings name, or the one beside the ledger (generated while the
+    ledger has no ``checkpoints`` it signed)."""
+    signing_file = settings.ledger_signing_key_file
+    if signing_file is not None or default_signing_key_file(path).exists():
+        return load_signing_key(signing_file or default_signing_key_file(path))
+    signing_file = default_signing_key_file(path)
+    if checkpoints:
+        raise ConfigError(
+            f"ledger {path} has {checkpoints} signed checkpoints but its signing key "
+            f"{signing_file} is missing: restore it or set ledger_signing_key_file"
+        )
+    signing_key = generate_signing_key(signing_file)
+    log.warning(
+        "generated a ledger signing key",
+        extra={"path": str(signing_file), "signer": fingerprint(signing_key.public_key())},
+    )
+    return signing_key

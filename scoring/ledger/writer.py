@@ -1,0 +1,272 @@
+"""The ledger's writer: appends entries durably, group-committed, MAC-chained and checkpointed.
+
+Concurrent requests share commits: a single writer thread drains everything queued while the
+previous commit was being flushed and writes it in one transaction (group commit), so
+durability costs one fsync per batch, not per request. Callers wait on a future that resolves
+only after their row is committed. Checkpoints are signed every ``checkpoint_rows`` rows or
+``checkpoint_seconds`` seconds and when the writer closes. Where the rows live is the store's
+business (:mod:`scoring.ledger.store`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from features.errors import ConfigError
+from scoring.ledger.chain import GENESIS, check, head_mac, row_mac
+from scoring.ledger.checkpoint import Checkpoint, sign_checkpoint, trusted_keys
+from scoring.ledger.health import (
+    COMMIT_SECONDS_BUCKETS,
+    GROUP_SIZE_BUCKETS,
+    LedgerHealth,
+    TailVerifier,
+    Tally,
+    Verified,
+)
+from scoring.ledger.record import Commit, Entry, Head, Row, canonical_json, encode_payload
+from scoring.ledger.store import LedgerView, open_store
+from scoring.ledger_keys import KeyRing
+
+log = logging.getLogger("scoring.ledger")  # the package's one logger, as before it was split
+
+# Each item is the entries of one append or append_many call, committed together; None: stop.
+_Batch = list[tuple[Entry, Future[int]]]
+
+
+class Ledger:
+    """Append-only, group-committed, MAC-chained, checkpointed store of decisions and outcomes.
+
+    ``path`` is where it is stored (:func:`scoring.ledger.store.open_store`: a SQLite file's
+    path, or a ``sqlite:///`` URL). Opening checks the tail of the chain
+    (:func:`scoring.ledger.chain.check` with ``tail=check_rows``; 0: all of it) and raises
+    :class:`ConfigError` naming the first bad row rather than append to a broken chain. New rows
+    are written with ``keys.current``; checkpoints are signed with ``signing_key`` (none are
+    written without one). ``trusted`` are further public keys whose checkpoints are accepted
+    (earlier signing keys); ``witness`` is a checkpoint held outside that must still be in the
+    chain. ``compact`` False writes payloads as JSON text, as ledgers before compact records did
+    (the baseline of ``python -m bench.ledger``, and tests of ledgers that hold both kinds).
+    ``verify_interval`` > 0: the same tail check again every that many seconds, in a thread of
+    its own (:meth:`verify_tail`; 0: only at open).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        keys: KeyRing,
+        signing_key: Ed25519PrivateKey | None = None,
+        *,
+        checkpoint_rows: int = 1000,
+        checkpoint_seconds: float = 300.0,
+        check_rows: int = 10_000,
+        trusted: Sequence[Ed25519PublicKey] = (),
+        witness: Checkpoint | None = None,
+        max_batch: int = 512,
+        compact: bool = True,
+        verify_interval: float = 0.0,
+    ) -> None:
+        self._store = open_store(path)
+        self.path = Path(self._store.location)
+        self.compact = compact
+        if keys.current is None:
+            raise ConfigError(f"ledger {self.path}: no MAC key to write with ({keys.source})")
+        self.keys, self.key_id = keys, keys.current
+        self.max_batch = max_batch
+        self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
+        self._signing_key = signing_key
+        signers = [signing_key.public_key()] if signing_key is not None else []
+        trust = trusted_keys([*trusted, *signers], witness)
+        self.check_rows, self.verify_interval = check_rows, verify_interval
+        self._storage = self._store.writer()  # closed by close(), or by a failure in _opened
+        head, self._checkpoint_seq = self._opened(trust, witness)
+        self._seq, self._hash = (head.seq, head.hash) if head else (0, GENESIS)
+        self._checkpoint_time = time.monotonic()
+        self._queue: queue.Queue[_Batch | None] = queue.Queue()
+        self._readers = threading.local()  # each thread's view for entries_for
+        self.commits = 0
+        self.checkpoints = 0  # written by this writer
+        # Health: written by the writer, read by health(); one short lock.
+        self._health_lock = threading.Lock()
+        self._commit_seconds = Tally(COMMIT_SECONDS_BUCKETS)
+        self._group_size = Tally(GROUP_SIZE_BUCKETS)
+        self._verifier = TailVerifier(
+            self._store, keys, trust, witness, check_rows=check_rows, interval=verify_interval
+        )
+        self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._writer.start()
+        self._verifier.start()
+
+    def _opened(
+        self, trust: dict[str, Ed25519PublicKey], witness: Checkpoint | None
+    ) -> tuple[Head | None, int]:
+        """Check the tail of the chain just opened; its head and the seq of the latest
+        checkpoint. On a broken chain (ConfigError) or any failure the storage is closed."""
+        try:
+            result = check(self._storage, self.keys, trust, witness, tail=self.check_rows)
+            head, checkpoints = self._storage.head(), self._storage.checkpoints()
+        except BaseException:
+            self._storage.close()
+            raise
+        if not result.ok:
+            self._storage.close()
+            raise ConfigError(
+                f"ledger {self.path}: {result.problem}; refusing to append to a broken chain "
+                f"(`centinela ledger verify --db {self.path}` checks all of it)"
+            )
+        return head, max(checkpoints, default=0)
+
+    def append(self, entry: Entry) -> Future[int]:
+        """Queue ``entry``; the future resolves to its seq once it is committed to disk."""
+        future: Future[int] = Future()
+        self._queue.put([(entry, future)])
+        return future
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Future[int]]:
+        """Queue ``entries`` in one hand-over to the writer (a batch's decisions): one wake-up
+        instead of one per entry. Each future resolves as :meth:`append`'s does."""
+        pending = [(entry, Future[int]()) for entry in entries]
+        if pending:
+            self._queue.put(pending)
+        return [future for _, future in pending]
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _checkpoint_wait(self) -> float | None:
+        """Seconds until a time-based checkpoint is due (None: none is pending)."""
+        if self._signing_key is None or self._seq <= self._checkpoint_seq:
+            return None
+        elapsed = time.monotonic() - self._checkpoint_time
+        return max(0.0, self.checkpoint_seconds - elapsed)
+
+    def _checkpoint_due(self, seq: int) -> bool:
+        if self._signing_key is None or seq <= self._checkpoint_seq:
+            return False
+        elapsed = time.monotonic() - self._checkpoint_time
+        return (
+            seq - self._checkpoint_seq >= self.checkpoint_rows or elapsed >= self.checkpoint_seconds
+        )
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._checkpoint_wait())
+            except queue.Empty:
+                self._checkpoint_alone()
+                continue
+            if item is None:
+                self._checkpoint_alone()
+                return
+            batch = list(item)
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._commit(batch)
+                    self._checkpoint_alone()
+                    return
+                batch.extend(nxt)
+            self._commit(batch)
+
+    def _sign(self, seq: int, head: str) -> Checkpoint:
+        """A checkpoint of ``seq`` with hash ``head``, signed now."""
+        assert self._signing_key is not None
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        return sign_checkpoint(self._signing_key, seq, head, self.key_id, now)
+
+    def _checkpoint_alone(self) -> None:
+        """A checkpoint of the head in its own transaction (time due while idle, or closing)."""
+        if self._signing_key is None or self._seq <= self._checkpoint_seq:
+            return
+        try:
+            self._storage.write(Commit(checkpoint=self._sign(self._seq, self._hash)))
+        except self._store.error as error:
+            log.error("ledger checkpoint failed", exc_info=error)
+            self._checkpoint_time = time.monotonic()  # retried after another interval
+            return
+        self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
+        self.checkpoints += 1
+
+    def _chained(self, entries: Sequence[Entry]) -> list[Row]:
+        """The rows of ``entries``: numbered and MACed on from the head, recorded now."""
+        seq, prev, key_id = self._seq, self._hash, self.key_id
+        rows = []
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        for entry in entries:
+            seq += 1
+            text = canonical_json(entry.payload)
+            payload = encode_payload(text) if self.compact else text
+            mac = row_mac(self.keys, key_id, prev, seq, entry.kind, entry.decision_id, now, payload)
+            rows.append(Row(seq, entry.kind, entry.decision_id, now, payload, prev, mac, key_id))
+            prev = mac
+        return rows
+
+    def _commit(self, batch: _Batch) -> None:
+        """One group commit: the rows, the head and a checkpoint if one is due, then every
+        future of the batch resolved (to its seq, or to the storage's error)."""
+        started = time.perf_counter()
+        rows = self._chained([entry for entry, _ in batch])
+        seq, last = rows[-1].seq, rows[-1].hash
+        due = self._checkpoint_due(seq)
+        head = Head(seq, last, self.key_id, head_mac(self.keys, self.key_id, seq, last))
+        try:
+            self._storage.write(Commit(rows, head, self._sign(seq, last) if due else None))
+        except self._store.error as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        self._seq, self._hash = seq, last
+        with self._health_lock:
+            self._commit_seconds.observe(time.perf_counter() - started)
+            self._group_size.observe(len(rows))
+        if due:
+            self._checkpoint_seq, self._checkpoint_time = seq, time.monotonic()
+            self.checkpoints += 1
+        self.commits += 1
+        for (_, future), row in zip(batch, rows, strict=True):
+            future.set_result(row.seq)
+
+    # ------------------------------------------------------------------------------ reads
+
+    def _reader(self) -> LedgerView:
+        view: LedgerView | None = getattr(self._readers, "view", None)
+        if view is None:
+            view = self._readers.view = self._store.reader()
+        return view
+
+    def entries_for(self, decision_id: str) -> list[Row]:
+        """The rows of ``decision_id`` (its decisions and outcomes) in seq order."""
+        return self._reader().rows_for(decision_id)
+
+    def health(self) -> LedgerHealth:
+        """Rows, bytes, commit and group-size counts, and the last verification, as of now
+        (two ``stat`` calls and a copy of the counts: cheap enough for every scrape)."""
+        size = self._store.size()
+        with self._health_lock:
+            return LedgerHealth(
+                rows=self._seq,
+                bytes=size,
+                commit_seconds=self._commit_seconds.snapshot(),
+                group_size=self._group_size.snapshot(),
+                verified=self._verifier.last,
+            )
+
+    def verify_tail(self) -> Verified:
+        """Check the chain's tail again (:meth:`TailVerifier.verify`), on a read-only
+        connection while the writer goes on; record and return the result."""
+        return self._verifier.verify()
+
+    def close(self) -> None:
+        self._verifier.stop()
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        self._storage.close()
