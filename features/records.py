@@ -2,8 +2,9 @@
 
 A missing party arrives as ``Party(id="")`` so validation reports ``shipper.id: required``.
 
-The server converts requests into these; :meth:`features.build.Declarations.from_shipments`
-lays a batch of them out for the feature kernels the bulk path runs on tables.
+The server converts requests into these;
+:meth:`features.declarations.Declarations.from_shipments` lays a batch of them out for the
+feature kernels the bulk path runs on tables.
 """
 
 from __future__ import annotations
