@@ -1,65 +1,42 @@
 """The ledger keeps every entry durably, shares commits, names the first tampered row, and
 exports and replays one shipment per shipment id. (Attacks on the keyed chain, checkpoints,
-witnesses and keys: tests/test_ledger_keyed.py.)"""
+witnesses and keys: tests/test_ledger_keyed.py.)
+
+Each test that exercises storage runs once per backend (the ``store`` fixture,
+tests/ledger_backends.py); what is SQLite's own (the file, its mode) runs once per form of a
+SQLite location (``sqlite_store``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from features.errors import ConfigError
 from features.live import goods_rows, shipment_row
 from features.records import Party, Shipment
 from features.state import EntityState
 from features.watchlist import load_watchlist
-from scoring.ledger import (
-    Entry,
-    Ledger,
-    Row,
-    default_key_file,
-    default_signing_key_file,
-    export,
-    iter_rows,
-    replay_into,
-    verify,
-)
-from scoring.ledger_keys import (
-    KeyRing,
-    add_key,
-    generate_signing_key,
-    load_key_ring,
-    load_signing_key,
+from scoring.ledger import Entry, Row, export, reading, replay_into
+from tests.ledger_backends import (
+    Backend,
+    SqliteBackend,
+    open_ledger_in,
+    sqlite_store_fixture,  # noqa: F401 (the sqlite_store fixture)
+    store_fixture,  # noqa: F401 (the store fixture)
+    verified,
 )
 from tests.support import make_shipment
 
 
-def beside(path: Path) -> tuple[KeyRing, Ed25519PrivateKey]:
-    """The MAC key ring and signing key in their default places beside the ledger at ``path``
-    (made on first use), where ``verify(path)`` and ``centinela ledger verify`` find them."""
-    key_file, signing_file = default_key_file(path), default_signing_key_file(path)
-    if not key_file.exists():
-        add_key(key_file)
-    if not signing_file.exists():
-        generate_signing_key(signing_file)
-    return load_key_ring(key_file), load_signing_key(signing_file)
-
-
-def open_ledger_at(path: Path, **options: Any) -> Ledger:
-    return Ledger(path, *beside(path), **options)
-
-
-def fill(path: Path, n: int = 10) -> None:
-    ledger = open_ledger_at(path)
+def fill(store: Backend, n: int = 10) -> None:
+    ledger = open_ledger_in(store)
     futures = [
         ledger.append(Entry("decision", f"d{i}", {"i": i, "lane": "green"})) for i in range(n)
     ]
@@ -67,19 +44,18 @@ def fill(path: Path, n: int = 10) -> None:
     ledger.close()
 
 
-def test_entries_survive_reopening_and_chain_continues(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    fill(path, 5)
-    ledger = open_ledger_at(path)
+def test_entries_survive_reopening_and_chain_continues(store: Backend) -> None:
+    fill(store, 5)
+    ledger = open_ledger_in(store)
     assert ledger.append(Entry("outcome", "d1", {"result": "negative"})).result(timeout=10) == 6
     assert [r.kind for r in ledger.entries_for("d1")] == ["decision", "outcome"]
     ledger.close()
-    assert verify(path).ok
-    assert verify(path).rows == 6
+    assert verified(store).ok
+    assert verified(store).rows == 6
 
 
-def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
-    ledger = open_ledger_at(tmp_path / "ledger.sqlite")
+def test_concurrent_appends_share_commits(store: Backend) -> None:
+    ledger = open_ledger_in(store)
     with ThreadPoolExecutor(8) as pool:
         futures = [
             pool.submit(lambda i: ledger.append(Entry("decision", f"d{i}", {"i": i})).result(), i)
@@ -89,11 +65,11 @@ def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
     assert seqs == list(range(1, 401))
     assert ledger.commits < 400
     ledger.close()
-    assert verify(tmp_path / "ledger.sqlite").ok
+    assert verified(store).ok
 
 
-def test_a_batch_appended_at_once_is_one_commit_in_order(tmp_path: Path) -> None:
-    ledger = open_ledger_at(tmp_path / "ledger.sqlite")
+def test_a_batch_appended_at_once_is_one_commit_in_order(store: Backend) -> None:
+    ledger = open_ledger_in(store)
     first = ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
     commits = ledger.commits
     futures = ledger.append_many([Entry("decision", f"d{i}", {"i": i}) for i in range(1, 9)])
@@ -101,25 +77,13 @@ def test_a_batch_appended_at_once_is_one_commit_in_order(tmp_path: Path) -> None
     assert ledger.commits == commits + 1  # one hand-over, one transaction, one fsync
     assert ledger.append_many([]) == []
     ledger.close()
-    assert verify(tmp_path / "ledger.sqlite").ok
-    assert [r.decision_id for r in iter_rows_of(tmp_path / "ledger.sqlite")] == [
-        f"d{i}" for i in range(9)
-    ]
+    assert verified(store).ok
+    assert [r.decision_id for r in rows_of(store)] == [f"d{i}" for i in range(9)]
 
 
-def iter_rows_of(path: Path) -> list[Row]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(iter_rows(conn))
-    finally:
-        conn.close()
-
-
-def tamper(path: Path, sql: str) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute(sql)
-    conn.commit()
-    conn.close()
+def rows_of(store: Backend) -> list[Row]:
+    with reading(store.location) as view:
+        return list(view.rows())
 
 
 @pytest.mark.parametrize(
@@ -137,37 +101,31 @@ def tamper(path: Path, sql: str) -> None:
     ],
 )
 def test_verify_names_the_first_tampered_row(
-    tmp_path: Path, sql: str, seq: int, words: str
+    store: Backend, sql: str, seq: int, words: str
 ) -> None:
-    path = tmp_path / "ledger.sqlite"
-    fill(path, 10)
-    tamper(path, sql)
-    result = verify(path)
+    fill(store, 10)
+    store.execute(sql)
+    result = verified(store)
     assert not result.ok
     assert result.seq == seq
     assert words in result.problem
 
 
-def test_swapping_two_payloads_is_an_edit(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    fill(path, 4)
-    conn = sqlite3.connect(path)
-    p2, p3 = (
-        r[0] for r in conn.execute("SELECT payload FROM ledger WHERE seq IN (2, 3) ORDER BY seq")
+def test_swapping_two_payloads_is_an_edit(store: Backend) -> None:
+    fill(store, 4)
+    (p2,), (p3,) = store.query("SELECT payload FROM ledger WHERE seq IN (2, 3) ORDER BY seq")
+    store.execute(
+        ("UPDATE ledger SET payload = ? WHERE seq = 2", (p3,)),
+        ("UPDATE ledger SET payload = ? WHERE seq = 3", (p2,)),
     )
-    conn.execute("UPDATE ledger SET payload = ? WHERE seq = 2", (p3,))
-    conn.execute("UPDATE ledger SET payload = ? WHERE seq = 3", (p2,))
-    conn.commit()
-    conn.close()
-    result = verify(path)
+    result = verified(store)
     assert (result.ok, result.seq) == (False, 2)
 
 
-def test_not_a_database(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    path.write_text("this is not sqlite" * 100)
+def test_not_a_database(sqlite_store: SqliteBackend) -> None:
+    sqlite_store.file.write_text("this is not sqlite" * 100)
     with pytest.raises(ConfigError, match="not a usable SQLite database"):
-        open_ledger_at(path)
+        open_ledger_in(sqlite_store)
 
 
 def decision(shipment: Shipment, propensity: float = 0.5) -> dict[str, object]:
@@ -188,12 +146,13 @@ def outcome(inspected: bool, result: str = "", version: int = 1) -> dict[str, ob
     return {"inspected": inspected, "result": result, "substances": [], "version": version}
 
 
-def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
+def test_export_and_replay_keep_one_shipment_per_shipment_id(
+    store: Backend, tmp_path: Path
+) -> None:
     x = make_shipment("X-1")
     later = dataclasses.replace(x, declared_at=x.declared_at + timedelta(days=3), goods=x.goods[:1])
     y = make_shipment("Y-1", consignee=Party("CNE-2", "Otra", "MX"))
-    ledger = open_ledger_at(path)
+    ledger = open_ledger_in(store)
     entries = [
         Entry("decision", "dx1", decision(x, propensity=0.25)),
         Entry("outcome", "dx1", outcome(True, "positive")),
@@ -208,7 +167,7 @@ def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> 
         ledger.append(entry).result(timeout=10)
     ledger.close()
 
-    result = export(path, tmp_path / "out")
+    result = export(store.location, tmp_path / "out")
     assert (result.shipments, result.goods, result.inspections, result.folded) == (2, 3, 2, 2)
     shipments = pl.read_parquet(tmp_path / "out" / "shipments.parquet")
     assert shipments["shipment_id"].to_list() == ["X-1", "Y-1"]
@@ -222,40 +181,37 @@ def test_export_and_replay_keep_one_shipment_per_shipment_id(tmp_path: Path) -> 
 
     # A restart credits each shipment once: one record and one outcome per shipment id.
     state = EntityState.empty()
-    replay_into(state, path, load_watchlist())
+    replay_into(state, store.location, load_watchlist())
     assert (state.shipments, state.outcomes) == (2, 2)
     assert not state.add_outcome("X-1", datetime.now(UTC), True)
 
 
-def test_checkpoints_every_n_rows_and_at_close(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    ledger = open_ledger_at(path, checkpoint_rows=4)
+def test_checkpoints_every_n_rows_and_at_close(store: Backend) -> None:
+    ledger = open_ledger_in(store, checkpoint_rows=4)
     for i in range(10):  # one commit each: checkpoints at rows 4 and 8
         ledger.append(Entry("decision", f"d{i}", {"i": i})).result(timeout=10)
     ledger.close()  # and one of the head at close
-    conn = sqlite3.connect(path)
-    seqs = [r[0] for r in conn.execute("SELECT seq FROM checkpoints ORDER BY seq")]
-    conn.close()
+    seqs = [r[0] for r in store.query("SELECT seq FROM checkpoints ORDER BY seq")]
     assert seqs == [4, 8, 10]
-    result = verify(path)
+    result = verified(store)
     assert (result.ok, result.rows, result.checkpoints) == (True, 10, 3), result.problem
 
 
-def test_checkpoints_every_t_seconds_while_idle(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    ledger = open_ledger_at(path, checkpoint_rows=1000, checkpoint_seconds=0.2)
+def test_checkpoints_every_t_seconds_while_idle(store: Backend) -> None:
+    ledger = open_ledger_in(store, checkpoint_rows=1000, checkpoint_seconds=0.2)
     ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
     deadline = time.monotonic() + 10
     while ledger.checkpoints == 0 and time.monotonic() < deadline:
         time.sleep(0.05)  # idle: the writer signs the head on its own
     assert ledger.checkpoints == 1
     ledger.close()
-    assert verify(path).checkpoints == 1
+    assert verified(store).checkpoints == 1
 
 
-def test_the_ledger_and_its_companions_are_private(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    ledger = open_ledger_at(path)
+def test_the_ledger_and_its_companions_are_private(
+    sqlite_store: SqliteBackend, tmp_path: Path
+) -> None:
+    ledger = open_ledger_in(sqlite_store)
     ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
     names = ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "ledger.key"]
     for name in [*names, "ledger.signing.pem"]:

@@ -1,7 +1,10 @@
 """Compact records: every payload is stored as a BLOB of a format byte and raw deflate with a
 preset dictionary, decodes back to exactly the JSON the service produced, takes at most 1.5 KB
 per decision on disk, is chained over the bytes stored, and ledgers written as JSON text (before
-compact records) still verify, replay and export, alone or with compact rows after them."""
+compact records) still verify, replay and export, alone or with compact rows after them.
+
+Integrity tests run once per storage backend (``store``, tests/ledger_backends.py); those that
+use SQLite's own SQL (storage classes) once per form of a SQLite location (``sqlite_store``)."""
 
 from __future__ import annotations
 
@@ -28,13 +31,13 @@ from features.records import Shipment
 from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
-from scoring.decisions import Outcome
 from scoring.ledger import (
     COMPACT_ROW_DOMAIN,
     DEFLATE_1,
     DICTIONARIES,
     ROW_DOMAIN,
     Entry,
+    Ledger,
     PayloadError,
     canonical_json,
     encode_payload,
@@ -45,10 +48,19 @@ from scoring.ledger import (
     row_mac,
     verify,
 )
-from scoring.service import ScoringService
+from scoring.service import Outcome, ScoringService
 from tests.conftest import server_settings
+from tests.ledger_backends import (
+    Backend,
+    SqliteBackend,
+    beside,
+    open_ledger_in,
+    sqlite_store_fixture,  # noqa: F401 (the sqlite_store fixture)
+    store_fixture,  # noqa: F401 (the store fixture)
+    verified,
+)
 from tests.support import make_shipment
-from tests.test_ledger import beside, decision, open_ledger_at, outcome
+from tests.test_ledger import decision, outcome
 
 # Dictionary 1 is frozen: every compact record written with format byte 1 needs these bytes.
 DICTIONARY_1_SHA256 = "e1957040c1f7f26bcfa3699af725566f7834477b96ce293048c8936b14473625"
@@ -79,11 +91,8 @@ def storage(db: Path) -> list[tuple[int, str]]:
     return rows
 
 
-def set_payload(db: Path, seq: int, value: object) -> None:
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE ledger SET payload = ? WHERE seq = ?", (value, seq))
-    conn.commit()
-    conn.close()
+def set_payload(store: Backend, seq: int, value: object) -> None:
+    store.execute(("UPDATE ledger SET payload = ? WHERE seq = ?", (value, seq)))
 
 
 def test_the_dictionary_is_frozen() -> None:
@@ -133,7 +142,7 @@ def test_decisions_through_the_service_round_trip_and_are_compact(
         for o in versions
     ] == outcomes
     assert any(p["declared"] is not None for p in by_id.values())  # both forms are kept
-    reopened = open_ledger_at(db)
+    reopened = Ledger(db, *beside(db))
     for entry in written[:50]:
         (row,) = [r for r in reopened.entries_for(entry.decision_id) if r.kind == entry.kind]
         assert isinstance(row.stored, bytes)
@@ -207,18 +216,16 @@ def test_a_text_row_is_read_as_it_is() -> None:
 # ----------------------------------------------------------------------------- integrity
 
 
-def fill_compact(db: Path, n: int = 6) -> None:
-    ledger = open_ledger_at(db)
+def fill_compact(store: Backend, n: int = 6) -> None:
+    ledger = open_ledger_in(store)
     for i in range(n):
         payload = decision(make_shipment(f"SHP-{i}"))
         ledger.append(Entry("decision", f"d{i}", payload)).result(timeout=10)
     ledger.close()
 
 
-def stored_at(db: Path, seq: int) -> Any:
-    conn = sqlite3.connect(db)
-    (value,) = conn.execute("SELECT payload FROM ledger WHERE seq = ?", (seq,)).fetchone()
-    conn.close()
+def stored_at(store: Backend, seq: int) -> Any:
+    ((value,),) = store.query("SELECT payload FROM ledger WHERE seq = ?", seq)
     return value
 
 
@@ -239,65 +246,60 @@ def flip_a_byte(record: bytes) -> bytes:
         ),
     ],
 )
-def test_verify_names_a_tampered_compact_row(tmp_path: Path, tamper: Any, words: str) -> None:
-    db = tmp_path / "ledger.sqlite"
-    fill_compact(db)
-    set_payload(db, 3, tamper(stored_at(db, 3)))
-    result = verify(db)
+def test_verify_names_a_tampered_compact_row(store: Backend, tamper: Any, words: str) -> None:
+    fill_compact(store)
+    set_payload(store, 3, tamper(stored_at(store, 3)))
+    result = verified(store)
     assert (result.ok, result.seq) == (False, 3), result.problem
     assert words in result.problem
 
 
-def test_a_record_turned_into_text_that_is_not_utf8_is_named_not_a_crash(tmp_path: Path) -> None:
+def test_a_record_turned_into_text_that_is_not_utf8_is_named_not_a_crash(
+    sqlite_store: SqliteBackend,
+) -> None:
     """SQL's text functions turn a BLOB into TEXT that is not UTF-8 (``replace(payload, ...)``
     does): verify names the row instead of failing to read it."""
-    db = tmp_path / "ledger.sqlite"
-    fill_compact(db)
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE ledger SET payload = CAST(payload AS TEXT) WHERE seq = 2")
-    conn.commit()
-    conn.close()
-    assert storage(db)[1] == (2, "text")
-    result = verify(db)
+    fill_compact(sqlite_store)
+    sqlite_store.execute("UPDATE ledger SET payload = CAST(payload AS TEXT) WHERE seq = 2")
+    assert storage(sqlite_store.file)[1] == (2, "text")
+    result = verified(sqlite_store)
     assert (result.ok, result.seq) == (False, 2), result.problem
     assert "row 2 was edited" in result.problem
 
 
-def test_an_authentic_record_that_does_not_decode_is_named(tmp_path: Path) -> None:
+def test_an_authentic_record_that_does_not_decode_is_named(store: Backend) -> None:
     """A row whose MAC holds but whose record this version cannot read (the key holder wrote
     it, or a newer version with a new format byte): verify names it, reading it says which."""
-    db = tmp_path / "ledger.sqlite"
-    fill_compact(db, 3)
-    keys, _ = beside(db)  # made by fill_compact
-    conn = sqlite3.connect(db)
-    seq, kind, did, at, prev = conn.execute(
+    fill_compact(store, 3)
+    keys, _ = beside(store.beside)  # made by fill_compact
+    ((seq, kind, did, at, prev),) = store.query(
         "SELECT seq, kind, decision_id, recorded_at, prev_hash FROM ledger WHERE seq = 2"
-    ).fetchone()
-    record = b"\x07" + encode_payload("{}")[1:]
-    conn.execute(
-        "UPDATE ledger SET payload = ?, hash = ? WHERE seq = 2",
-        (record, row_mac(keys, "k1", prev, seq, kind, did, at, record)),
     )
-    conn.commit()
-    conn.close()
-    result = verify(db)
+    record = b"\x07" + encode_payload("{}")[1:]
+    store.execute(
+        (
+            "UPDATE ledger SET payload = ?, hash = ? WHERE seq = 2",
+            (record, row_mac(keys, "k1", prev, seq, kind, did, at, record)),
+        )
+    )
+    result = verified(store)
     assert (result.ok, result.seq) == (False, 2)
     assert "row 2: format byte 7 is not a compact record format" in result.problem
     with pytest.raises(ConfigError, match="row 2: format byte 7"):
-        read_contents(db)
+        read_contents(store.location)
 
 
 # ------------------------------------------------------------- ledgers written as JSON text
 
 
 def test_a_ledger_written_as_json_text_still_verifies_replays_and_exports(
-    tmp_path: Path,
+    sqlite_store: SqliteBackend, tmp_path: Path
 ) -> None:
     """Rows written as JSON text (as every ledger before compact records), then compact rows
     after them by today's writer: one chain, read the same way."""
-    db = tmp_path / "ledger.sqlite"
+    db = sqlite_store
     x, y = make_shipment("X-1"), make_shipment("Y-1")
-    old = open_ledger_at(db, compact=False)
+    old = open_ledger_in(db, compact=False)
     for entry in (
         Entry("decision", "dx1", decision(x, propensity=0.25)),
         Entry("outcome", "dx1", outcome(True, "positive")),
@@ -305,18 +307,16 @@ def test_a_ledger_written_as_json_text_still_verifies_replays_and_exports(
     ):
         old.append(entry).result(timeout=10)
     old.close()
-    assert [kind for _, kind in storage(db)] == ["text"] * 3
-    assert verify(db).ok
+    assert [kind for _, kind in storage(db.file)] == ["text"] * 3
+    assert verified(db).ok
 
     # The text rows are the format written before compact records: the JSON itself, chained
     # under "centinela-ledger-row/2" over its UTF-8.
-    keys, _ = beside(db)
-    conn = sqlite3.connect(db)
-    seq, kind, did, at, payload, prev, digest = conn.execute(
+    keys, _ = beside(db.beside)
+    ((seq, kind, did, at, payload, prev, digest),) = db.query(
         "SELECT seq, kind, decision_id, recorded_at, payload, prev_hash, hash FROM ledger "
         "WHERE seq = 2"
-    ).fetchone()
-    conn.close()
+    )
     assert payload == canonical_json(outcome(True, "positive"))
     message = b"".join(
         len(p.encode()).to_bytes(8, "big") + p.encode()
@@ -325,29 +325,29 @@ def test_a_ledger_written_as_json_text_still_verifies_replays_and_exports(
     assert hmac.new(keys.keys["k1"], message, hashlib.sha256).hexdigest() == digest
     assert COMPACT_ROW_DOMAIN != ROW_DOMAIN
 
-    new = open_ledger_at(db)  # today's writer chains on from the text rows
+    new = open_ledger_in(db)  # today's writer chains on from the text rows
     new.append(Entry("outcome", "dy1", outcome(True, "negative"))).result(timeout=10)
     new.append(Entry("decision", "dx2", decision(x, propensity=0.5))).result(timeout=10)
     assert [r.kind for r in new.entries_for("dy1")] == ["decision", "outcome"]
     assert [type(r.stored) for r in new.entries_for("dy1")] == [str, bytes]
     assert json.loads(new.entries_for("dx1")[1].payload)["result"] == "positive"
     new.close()
-    assert [kind for _, kind in storage(db)] == ["text"] * 3 + ["blob"] * 2
-    result = verify(db)
+    assert [kind for _, kind in storage(db.file)] == ["text"] * 3 + ["blob"] * 2
+    result = verified(db)
     assert (result.ok, result.rows, result.keys) == (True, 5, {"k1": (1, 5)}), result.problem
 
-    contents = read_contents(db)
+    contents = read_contents(db.location)
     assert contents.decisions["dx1"] == decision(x, propensity=0.25)
     assert contents.outcomes["dy1"][0]["result"] == "negative"
-    exported = export(db, tmp_path / "out")
+    exported = export(db.location, tmp_path / "out")
     assert (exported.shipments, exported.inspections, exported.folded) == (2, 2, 1)
     state = EntityState.empty()
-    replay_into(state, db, load_watchlist())
+    replay_into(state, db.location, load_watchlist())
     assert (state.shipments, state.outcomes) == (2, 2)
 
     # An edit of a text row is still named, before the compact rows after it.
     set_payload(db, 2, canonical_json(outcome(True, "negative")))
-    result = verify(db)
+    result = verified(db)
     assert (result.ok, result.seq) == (False, 2)
     assert "row 2 was edited" in result.problem
 

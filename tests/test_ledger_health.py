@@ -1,42 +1,35 @@
 """Ledger health: the writer counts rows, commits and group sizes, the server's verifications
 are recorded, and a real server exports them as ``centinela_ledger_*``; a row tampered with
-while the server runs turns ``centinela_ledger_last_verify_ok`` to 0."""
+while the server runs turns ``centinela_ledger_last_verify_ok`` to 0.
+
+The tests of the ledger alone run once per storage backend (``store``,
+tests/ledger_backends.py)."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scoring.ledger import Entry, Ledger, encode_payload, payload_text
-from scoring.ledger_keys import add_key, generate_signing_key, load_key_ring, load_signing_key
 from server.metrics import Metrics
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
+from tests.ledger_backends import (
+    Backend,
+    SqliteBackend,
+    open_ledger_in,
+    store_fixture,  # noqa: F401 (the store fixture)
+)
 from tests.support import ServerThread, make_shipment, request_for
-
-
-def open_ledger_at(root: Path, **options: Any) -> Ledger:
-    key_file, signing_file = root / "ledger.key", root / "ledger.signing.pem"
-    if not key_file.exists():
-        add_key(key_file)
-        generate_signing_key(signing_file)
-    return Ledger(
-        root / "ledger.sqlite",
-        load_key_ring(key_file),
-        load_signing_key(signing_file),
-        **options,
-    )
 
 
 def write(ledger: Ledger, n: int, start: int = 0, *, together: bool = False) -> None:
@@ -52,34 +45,30 @@ def write(ledger: Ledger, n: int, start: int = 0, *, together: bool = False) -> 
         future.result(timeout=10)
 
 
-def count_rows(db: Path) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
-    finally:
-        conn.close()
+def count_rows(store: Backend) -> int:
+    ((count,),) = store.query("SELECT COUNT(*) FROM ledger")
+    return int(count)
 
 
-def edit(db: Path, seq: int, old: str, new: str) -> None:
-    """Change row ``seq``'s payload in place, as anyone who can write the file can."""
-    conn = sqlite3.connect(db)
-    (stored,) = conn.execute("SELECT payload FROM ledger WHERE seq = ?", (seq,)).fetchone()
+def edit(store: Backend, seq: int, old: str, new: str) -> None:
+    """Change row ``seq``'s payload in place, as anyone who can write the storage can."""
+    ((stored,),) = store.query("SELECT payload FROM ledger WHERE seq = ?", seq)
     text = payload_text(stored)
     assert old in text
-    conn.execute(
-        "UPDATE ledger SET payload = ? WHERE seq = ?",
-        (encode_payload(text.replace(old, new)), seq),
+    store.execute(
+        (
+            "UPDATE ledger SET payload = ? WHERE seq = ?",
+            (encode_payload(text.replace(old, new)), seq),
+        )
     )
-    conn.commit()
-    conn.close()
 
 
 # --------------------------------------------------------------------------- the ledger alone
 
 
-def test_the_writer_counts_rows_commits_and_group_sizes(tmp_path: Path) -> None:
+def test_the_writer_counts_rows_commits_and_group_sizes(store: Backend) -> None:
     before = time.time()
-    ledger = open_ledger_at(tmp_path)
+    ledger = open_ledger_in(store)
     try:
         opened = ledger.health()
         assert (opened.rows, opened.commit_seconds.count, opened.group_size.count) == (0, 0, 0)
@@ -89,19 +78,20 @@ def test_the_writer_counts_rows_commits_and_group_sizes(tmp_path: Path) -> None:
         write(ledger, 10)
         write(ledger, 200, start=10, together=True)
         health = ledger.health()
-        db = tmp_path / "ledger.sqlite"
-        assert health.rows == count_rows(db) == 210
+        assert health.rows == count_rows(store) == 210
         assert health.group_size.total == 210
         assert health.commit_seconds.count == health.group_size.count == ledger.commits
         assert ledger.commits < 210, "the 200 queued at once share commits"
         assert health.commit_seconds.total > 0
         assert len(health.commit_seconds.counts) == len(health.commit_seconds.bounds) + 1
-        wal = db.with_name(db.name + "-wal")
-        assert health.bytes == db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        if isinstance(store, SqliteBackend):  # the bytes of the file and its -wal
+            db, wal = store.file, store.file.with_name(store.file.name + "-wal")
+            assert health.bytes == db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        assert health.bytes > 0
     finally:
         ledger.close()
 
-    reopened = open_ledger_at(tmp_path)
+    reopened = open_ledger_in(store)
     try:
         health = reopened.health()
         assert health.rows == 210  # the head's seq, not this writer's rows
@@ -112,15 +102,14 @@ def test_the_writer_counts_rows_commits_and_group_sizes(tmp_path: Path) -> None:
 
 
 def test_a_later_check_catches_a_tampered_row_and_keeps_reporting_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = tmp_path / "ledger.sqlite"
     # A 5-row tail and no checkpoint to reach back to: row 8 leaves the tail after 5 more rows.
-    ledger = open_ledger_at(tmp_path, check_rows=5, checkpoint_rows=10_000)
+    ledger = open_ledger_in(store, check_rows=5, checkpoint_rows=10_000)
     try:
         write(ledger, 10)
         assert ledger.verify_tail().ok
-        edit(db, 8, '"i":7', '"i":70')
+        edit(store, 8, '"i":7', '"i":70')
         with caplog.at_level(logging.ERROR, logger="scoring.ledger"):
             failed = ledger.verify_tail()
         assert not failed.ok
@@ -135,15 +124,15 @@ def test_a_later_check_catches_a_tampered_row_and_keeps_reporting_it(
         assert "row 8 was edited" in still.problem
         assert still.at >= failed.at
 
-        edit(db, 8, '"i":70', '"i":7')  # put back as it was
+        edit(store, 8, '"i":70', '"i":7')  # put back as it was
         assert ledger.verify_tail().ok
         assert ledger.health().verified.ok
     finally:
         ledger.close()
 
 
-def test_the_periodic_check_runs_in_its_own_thread(tmp_path: Path) -> None:
-    ledger = open_ledger_at(tmp_path, verify_interval=0.05)
+def test_the_periodic_check_runs_in_its_own_thread(store: Backend) -> None:
+    ledger = open_ledger_in(store, verify_interval=0.05)
     try:
         write(ledger, 5)
         first = ledger.health().verified.at
@@ -152,7 +141,7 @@ def test_the_periodic_check_runs_in_its_own_thread(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert ledger.health().verified.ok
         assert ledger.health().verified.at > first
-        edit(tmp_path / "ledger.sqlite", 3, '"i":2', '"i":20')
+        edit(store, 3, '"i":2', '"i":20')
         while ledger.health().verified.ok and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not ledger.health().verified.ok
@@ -217,14 +206,14 @@ def test_a_server_exports_its_ledger_health(live: ServerThread, tmp_path: Path) 
     )
 
     m = scrape(live)
-    db = tmp_path / "ledger.sqlite"
+    db = SqliteBackend(tmp_path, as_url=False)  # the server's ledger_path
     assert m["centinela_decisions_total"] == 8
     assert m["centinela_ledger_rows"] == count_rows(db) == 8 + 1  # and the outcome
     assert m["centinela_ledger_commit_seconds_count"] > 0
     assert m["centinela_ledger_commit_seconds_sum"] > 0
     assert m["centinela_ledger_group_size_sum"] == m["centinela_ledger_rows"]
     assert m["centinela_ledger_group_size_count"] == m["centinela_ledger_commit_seconds_count"]
-    assert m["centinela_ledger_bytes"] >= db.stat().st_size > 0
+    assert m["centinela_ledger_bytes"] >= db.file.stat().st_size > 0
     assert m["centinela_ledger_last_verify_ok"] == 1
     assert started - 60 < m["centinela_ledger_last_verify_timestamp_seconds"] <= time.time()
 

@@ -1,0 +1,113 @@
+"""The ledger's storage backends under test, as pytest fixtures: ``store`` runs a test once per
+backend (the ledger's contract: what every backend must do alike), ``sqlite_store`` once per
+form of a SQLite location (what is SQLite's own: files, their modes, SQLite's SQL).
+
+A backend under test gives the location the code under test is handed (:attr:`location`), the
+place its key files are kept (:attr:`beside`), and raw access to its tables (:meth:`execute`,
+:meth:`query`) as anyone who can write the storage has it: the attacker of the tamper tests.
+A PostgreSQL backend adds one entry to :data:`BACKENDS`.
+
+A test module uses them by importing them: ``from tests.ledger_backends import store_fixture``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from scoring.ledger import (
+    Ledger,
+    VerifyResult,
+    default_key_file,
+    default_signing_key_file,
+    verify,
+)
+from scoring.ledger_keys import (
+    KeyRing,
+    add_key,
+    generate_signing_key,
+    load_key_ring,
+    load_signing_key,
+)
+
+
+def beside(path: Path) -> tuple[KeyRing, Ed25519PrivateKey]:
+    """The MAC key ring and signing key in their default places beside the ledger at ``path``
+    (made on first use), where ``verify(path)`` and ``centinela ledger verify`` find them."""
+    key_file, signing_file = default_key_file(path), default_signing_key_file(path)
+    if not key_file.exists():
+        add_key(key_file)
+    if not signing_file.exists():
+        generate_signing_key(signing_file)
+    return load_key_ring(key_file), load_signing_key(signing_file)
+
+
+class Backend(Protocol):
+    """One ledger storage under test."""
+
+    location: str | Path  # what Ledger, verify, export, ... are given
+    beside: Path  # the key files are default_key_file(beside) and default_signing_key_file(beside)
+
+    def execute(self, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+        """Run ``statements`` (SQL, or SQL with its parameters) in one transaction."""
+        ...
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+
+
+class SqliteBackend:
+    """A ledger in a SQLite file under ``root``, given by its path or as a ``sqlite:///`` URL."""
+
+    def __init__(self, root: Path, *, as_url: bool) -> None:
+        self.file = self.beside = root / "ledger.sqlite"
+        self.location: str | Path = f"sqlite:///{self.file}" if as_url else self.file
+
+    def execute(self, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+        conn = sqlite3.connect(self.file)
+        try:
+            for statement in statements:
+                sql, params = (statement, ()) if isinstance(statement, str) else statement
+                conn.execute(sql, params)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.file)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+
+SQLITE_FORMS: dict[str, Callable[[Path], SqliteBackend]] = {
+    "sqlite-path": lambda root: SqliteBackend(root, as_url=False),
+    "sqlite-url": lambda root: SqliteBackend(root, as_url=True),
+}
+BACKENDS: dict[str, Callable[[Path], Backend]] = {**SQLITE_FORMS}
+
+
+@pytest.fixture(name="store", params=list(BACKENDS))
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture(name="sqlite_store", params=list(SQLITE_FORMS))
+def sqlite_store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteBackend:
+    return SQLITE_FORMS[request.param](tmp_path)
+
+
+def open_ledger_in(store: Backend, **options: Any) -> Ledger:
+    """A writer on ``store`` with the keys kept beside it."""
+    return Ledger(store.location, *beside(store.beside), **options)
+
+
+def verified(store: Backend) -> VerifyResult:
+    """:func:`verify` of the whole of ``store``, with the keys kept beside it."""
+    keys, signing = beside(store.beside)
+    return verify(store.location, keys, [signing.public_key()])
