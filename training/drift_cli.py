@@ -1,6 +1,6 @@
 """``centinela drift``: the server's drift figures for a past window of the decision ledger.
 
-The statistics are the live ones (:mod:`scoring.monitor`: PSI with the bundle's fixed bins, the
+The statistics are the live ones (:mod:`scoring.drift`: PSI with the bundle's fixed bins, the
 no-history share, the watchlist-hit rate), computed over the decisions the ledger holds between
 ``--since`` and ``--until`` (by ``decided_at``; one decision per shipment id, its latest, as
 ``ledger export`` keeps them) instead of each port's rolling window, against the drift
@@ -19,8 +19,8 @@ import typer
 from rich.table import Table
 
 from features.errors import ConfigError
-from scoring.ledger import latest_decisions, read_contents
 from scoring.drift import ALERT_PSI, DriftReference, PortDrift, payload_drift
+from scoring.ledger import latest_decisions, read_contents
 from scoring.registry import Registry
 from training.cli_common import console, print_json, run, say
 from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH, REGISTRY_DIR

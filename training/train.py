@@ -32,11 +32,11 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import REFERENCE_ROWS, new_meta, platt, save_bundle
+from scoring.bundle import REFERENCE_ROWS, BundleMeta, new_meta, platt, save_bundle
+from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
-from scoring.monitor import build_reference, top_features
 from scoring.registry import Registry
-from training.evaluate import average_precision
+from training.evaluation_metrics import average_precision, brier_score
 
 TRAIN_SHARE, VALID_SHARE = 0.70, 0.15
 
@@ -132,6 +132,18 @@ def reference_rows(matrix: np.ndarray, scores: np.ndarray, n: int = REFERENCE_RO
     return matrix[order[np.unique(spread)]]
 
 
+MAX_ROUNDS = 500
+EARLY_STOPPING_ROUNDS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """The time split: every shipment of each window (``parts``) and its labelled ones."""
+
+    parts: dict[str, pl.DataFrame]
+    labelled: dict[str, pl.DataFrame]
+
+
 def train(
     data_dir: Path,
     registry_dir: Path,
@@ -156,6 +168,53 @@ def train(
     watchlist = watchlist or load_watchlist(None)
     tables = load_tables(data_dir)
     basics, outcomes, labels = labelled_features(tables, watchlist)
+    reference, windows = _split(data_dir, basics, outcomes, labels)
+    params = _params(windows.labelled["train"], seed=seed, balance=balance)
+    booster = _fit(windows.labelled, params, propensity_weights, on_round)
+    calibration = fit_platt(
+        _raw_scores(booster, windows.labelled["valid"]),
+        windows.labelled["valid"]["label"].cast(pl.Int32).to_numpy(),
+    )
+    metrics = _test_metrics(booster, calibration, windows.labelled["test"])
+    registry = Registry(registry_dir)
+    version = registry.next_version()
+    meta, rows = _bundle_meta(
+        version,
+        booster,
+        windows,
+        reference=reference,
+        calibration=calibration,
+        watchlist=watchlist,
+        params={
+            **params,
+            "max_rounds": MAX_ROUNDS,
+            "train_rows": windows.labelled["train"].height,
+            "propensity_weights": propensity_weights,
+            "balance": balance,
+        },
+        metrics=metrics,
+        data_fingerprint=data_fingerprint(data_dir),
+    )
+    path = save_bundle(registry.root / version, booster, meta, rows)
+    should_promote = promote if promote is not None else registry.promoted() is None
+    if should_promote:
+        registry.promote(version)
+    return TrainResult(
+        version, path, should_promote, metrics, booster.best_iteration, folded=tables.folded
+    )
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _split(
+    data_dir: Path, basics: pl.DataFrame, outcomes: pl.DataFrame, labels: pl.DataFrame
+) -> tuple[FeatureReference, _Windows]:
+    """The feature reference of the training window and the features of every window.
+
+    History features are computed over all shipments at once, each seeing only its own past;
+    the reference (prior positive rate, heading norms) comes from the training window alone.
+    """
     n = basics.height
     if n < 100:
         raise DataError(f"{data_dir}: {n} shipments are too few to train on (need 100+)")
@@ -186,27 +245,14 @@ def train(
             f"{data_dir}: no positive inspection outcomes in the training window "
             f"(the oldest {TRAIN_SHARE:.0%} of shipments); more data or a longer period is needed"
         )
+    return reference, _Windows(parts, labelled)
 
-    def dataset(part: pl.DataFrame, reference_set: lgb.Dataset | None = None) -> lgb.Dataset:
-        weight = (
-            (1.0 / part["selection_probability"].clip(lower_bound=1e-3)).to_numpy()
-            if propensity_weights
-            else None
-        )
-        return lgb.Dataset(
-            feature_matrix(part),
-            label=part["label"].cast(pl.Int32).to_numpy(),
-            weight=weight,
-            feature_name=list(FEATURE_NAMES),
-            categorical_feature=list(CATEGORICAL_FEATURES),
-            reference=reference_set,
-            free_raw_data=False,
-            params={"verbose": -1},
-        )
 
-    y_train = labelled["train"]["label"].cast(pl.Int32)
+def _params(train: pl.DataFrame, *, seed: int, balance: bool) -> dict[str, Any]:
+    """LightGBM's parameters for the labelled training window."""
+    y_train = train["label"].cast(pl.Int32)
     positives, negatives = int(y_train.sum()), int(y_train.len() - y_train.sum())
-    params: dict[str, Any] = {
+    return {
         "objective": "binary",
         # With ``balance`` positives (a few per thousand inspections) weigh the square root of
         # the imbalance; the Platt calibration on the validation window restores honest
@@ -229,39 +275,73 @@ def train(
         "num_threads": 2,
         "verbose": -1,
     }
-    max_rounds = 500
-    train_set = dataset(labelled["train"])
-    valid_set = dataset(labelled["valid"], reference_set=train_set)
-    callbacks: list[Callable[..., None]] = [lgb.early_stopping(50, verbose=False)]
+
+
+def _fit(
+    labelled: dict[str, pl.DataFrame],
+    params: dict[str, Any],
+    propensity_weights: bool,
+    on_round: Callable[[int, int], None] | None,
+) -> lgb.Booster:
+    """Boost on the training window, stopping early on the validation window."""
+    train_set = _dataset(labelled["train"], propensity_weights)
+    valid_set = _dataset(labelled["valid"], propensity_weights, reference_set=train_set)
+    callbacks: list[Callable[..., None]] = [
+        lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)
+    ]
     if on_round is not None:
 
         def report(env: lgb.callback.CallbackEnv) -> None:
-            on_round(env.iteration + 1, max_rounds)
+            on_round(env.iteration + 1, MAX_ROUNDS)
 
         callbacks.append(report)
-    booster = lgb.train(
+    return lgb.train(
         params,
         train_set,
-        num_boost_round=max_rounds,
+        num_boost_round=MAX_ROUNDS,
         valid_sets=[valid_set],
         callbacks=callbacks,
     )
-    valid = labelled["valid"]
-    raw_valid = np.asarray(booster.predict(feature_matrix(valid)), dtype=np.float64)
-    calibration = fit_platt(raw_valid, valid["label"].cast(pl.Int32).to_numpy())
-    meta_kwargs: dict[str, Any] = {"reference": reference, "calibration": calibration}
 
-    def calibrate(raw: np.ndarray) -> np.ndarray:
-        return platt(raw, calibration)
 
-    test = labelled["test"]
+def _dataset(
+    part: pl.DataFrame, propensity_weights: bool, reference_set: lgb.Dataset | None = None
+) -> lgb.Dataset:
+    """A LightGBM dataset of labelled shipments, weighted by 1/propensity if asked."""
+    weight = (
+        (1.0 / part["selection_probability"].clip(lower_bound=1e-3)).to_numpy()
+        if propensity_weights
+        else None
+    )
+    return lgb.Dataset(
+        feature_matrix(part),
+        label=part["label"].cast(pl.Int32).to_numpy(),
+        weight=weight,
+        feature_name=list(FEATURE_NAMES),
+        categorical_feature=list(CATEGORICAL_FEATURES),
+        reference=reference_set,
+        free_raw_data=False,
+        params={"verbose": -1},
+    )
+
+
+def _raw_scores(booster: lgb.Booster, part: pl.DataFrame) -> np.ndarray:
+    """The booster's uncalibrated scores of ``part``'s shipments."""
+    return np.asarray(booster.predict(feature_matrix(part)), dtype=np.float64)
+
+
+def _test_metrics(
+    booster: lgb.Booster, calibration: tuple[float, float], test: pl.DataFrame
+) -> dict[str, float]:
+    """The calibrated model on the labelled test window: PR-AUC, Brier score, log loss."""
     y_test = test["label"].cast(pl.Int32).to_numpy()
-    p_test = calibrate(np.asarray(booster.predict(feature_matrix(test)), dtype=np.float64))
+    p_test = platt(_raw_scores(booster, test), calibration)
     eps = 1e-12
     test_ap = average_precision(y_test[np.argsort(-p_test, kind="stable")])
-    metrics = {
+    test_brier = brier_score(p_test, y_test)
+    return {
         "test_pr_auc": float("nan") if test_ap is None else test_ap,
-        "test_brier": float(np.mean((p_test - y_test) ** 2)) if len(y_test) else float("nan"),
+        "test_brier": float("nan") if test_brier is None else test_brier,
         "test_log_loss": float(
             -np.mean(y_test * np.log(p_test + eps) + (1 - y_test) * np.log(1 - p_test + eps))
         ),
@@ -269,51 +349,55 @@ def train(
         "test_labelled": float(len(y_test)),
         "best_iteration": float(booster.best_iteration),
     }
-    valid_all = parts["valid"]
+
+
+def _bundle_meta(
+    version: str,
+    booster: lgb.Booster,
+    windows: _Windows,
+    *,
+    reference: FeatureReference,
+    calibration: tuple[float, float],
+    watchlist: Watchlist,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    data_fingerprint: str,
+) -> tuple[BundleMeta, np.ndarray]:
+    """The bundle's metadata and reference rows, from the whole validation window.
+
+    Lane thresholds start from each port's score distribution there
+    (:func:`reference_quantiles`), and live drift is measured against the same window, the
+    newest the model was fitted on.
+    """
+    valid_all = windows.parts["valid"]
     valid_matrix = feature_matrix(valid_all)
-    ref_scores = calibrate(np.asarray(booster.predict(valid_matrix), dtype=np.float64))
+    ref_scores = platt(np.asarray(booster.predict(valid_matrix), dtype=np.float64), calibration)
     valid_ports = valid_all["port_of_entry"].to_numpy()
-    quantiles = reference_quantiles(valid_ports, ref_scores)
-    # What live drift is measured against: the same window, the newest the model was fitted on.
-    meta_kwargs["drift"] = build_reference(
+    drift = build_reference(
         valid_matrix,
         ref_scores,
         valid_ports,
         top_features(booster.feature_importance(importance_type="gain").tolist()),
-    ).to_json()
-    registry = Registry(registry_dir)
-    version = registry.next_version()
+    )
     meta = new_meta(
         version=version,
         trained_at=datetime.now(UTC),
         code_version=code_version(),
         watchlist_version=watchlist.version,
-        score_quantiles=quantiles,
-        params={
-            **params,
-            "max_rounds": max_rounds,
-            "train_rows": labelled["train"].height,
-            "propensity_weights": propensity_weights,
-            "balance": balance,
-        },
+        score_quantiles=reference_quantiles(valid_ports, ref_scores),
+        params=params,
         metrics=metrics,
-        data_fingerprint=data_fingerprint(data_dir),
+        data_fingerprint=data_fingerprint,
         windows={
             name: (
                 str(part["declared_at"].min().isoformat()),  # type: ignore[union-attr]
                 str(part["declared_at"].max().isoformat()),  # type: ignore[union-attr]
             )
-            for name, part in parts.items()
+            for name, part in windows.parts.items()
             if part.height
         },
-        **meta_kwargs,
+        reference=reference,
+        calibration=calibration,
+        drift=drift.to_json(),
     )
-    path = save_bundle(
-        registry.root / version, booster, meta, reference_rows(valid_matrix, ref_scores)
-    )
-    should_promote = promote if promote is not None else registry.promoted() is None
-    if should_promote:
-        registry.promote(version)
-    return TrainResult(
-        version, path, should_promote, metrics, booster.best_iteration, folded=tables.folded
-    )
+    return meta, reference_rows(valid_matrix, ref_scores)
