@@ -1,13 +1,9 @@
-"""The ledger's storage backends under test, as pytest fixtures: ``store`` runs a test once per
-backend (the ledger's contract: what every backend must do alike), ``sqlite_store`` once per
-form of a SQLite location (what is SQLite's own: files, their modes, SQLite's SQL).
+"""The ledger's storage backends under test (their fixtures: tests/ledger_fixtures.py).
 
 A backend under test gives the location the code under test is handed (:attr:`location`), the
 place its key files are kept (:attr:`beside`), and raw access to its tables (:meth:`execute`,
 :meth:`query`) as anyone who can write the storage has it: the attacker of the tamper tests.
 A PostgreSQL backend adds one entry to :data:`BACKENDS`.
-
-A test module uses them by importing them: ``from tests.ledger_backends import store_fixture``.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scoring.ledger import (
@@ -90,16 +85,6 @@ SQLITE_FORMS: dict[str, Callable[[Path], SqliteBackend]] = {
     "sqlite-url": lambda root: SqliteBackend(root, as_url=True),
 }
 BACKENDS: dict[str, Callable[[Path], Backend]] = {**SQLITE_FORMS}
-
-
-@pytest.fixture(name="store", params=list(BACKENDS))
-def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
-
-
-@pytest.fixture(name="sqlite_store", params=list(SQLITE_FORMS))
-def sqlite_store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteBackend:
-    return SQLITE_FORMS[request.param](tmp_path)
 
 
 def open_ledger_in(store: Backend, **options: Any) -> Ledger:

@@ -24,15 +24,10 @@ from features.records import Party, Shipment
 from features.state import EntityState
 from features.watchlist import load_watchlist
 from scoring.ledger import Entry, Row, export, reading, replay_into
-from tests.ledger_backends import (
-    Backend,
-    SqliteBackend,
-    open_ledger_in,
-    sqlite_store_fixture,  # noqa: F401 (the sqlite_store fixture)
-    store_fixture,  # noqa: F401 (the store fixture)
-    verified,
-)
+from tests.ledger_backends import Backend, SqliteBackend, open_ledger_in, verified
 from tests.support import make_shipment
+
+pytest_plugins = ("tests.ledger_fixtures",)  # the store and sqlite_store fixtures
 
 
 def fill(store: Backend, n: int = 10) -> None:

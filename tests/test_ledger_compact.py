@@ -50,17 +50,11 @@ from scoring.ledger import (
 )
 from scoring.service import Outcome, ScoringService
 from tests.conftest import server_settings
-from tests.ledger_backends import (
-    Backend,
-    SqliteBackend,
-    beside,
-    open_ledger_in,
-    sqlite_store_fixture,  # noqa: F401 (the sqlite_store fixture)
-    store_fixture,  # noqa: F401 (the store fixture)
-    verified,
-)
+from tests.ledger_backends import Backend, SqliteBackend, beside, open_ledger_in, verified
 from tests.support import make_shipment
 from tests.test_ledger import decision, outcome
+
+pytest_plugins = ("tests.ledger_fixtures",)  # the store and sqlite_store fixtures
 
 # Dictionary 1 is frozen: every compact record written with format byte 1 needs these bytes.
 DICTIONARY_1_SHA256 = "e1957040c1f7f26bcfa3699af725566f7834477b96ce293048c8936b14473625"

@@ -23,13 +23,10 @@ from server.metrics import Metrics
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
-from tests.ledger_backends import (
-    Backend,
-    SqliteBackend,
-    open_ledger_in,
-    store_fixture,  # noqa: F401 (the store fixture)
-)
+from tests.ledger_backends import Backend, SqliteBackend, open_ledger_in
 from tests.support import ServerThread, make_shipment, request_for
+
+pytest_plugins = ("tests.ledger_fixtures",)  # the store and sqlite_store fixtures
 
 
 def write(ledger: Ledger, n: int, start: int = 0, *, together: bool = False) -> None:

@@ -49,7 +49,7 @@ from scoring.ledger_keys import (
     public_key_pem,
 )
 from scoring.service import ScoringService
-from scoring.settings import Settings
+from server.settings import Settings
 from tests.conftest import server_settings
 from tests.test_cli import CENTINELA, centinela
 
@@ -113,6 +113,12 @@ class Site:
         return centinela(
             "ledger", "verify", "--db", str(self.db), "--key-file", str(self.key_file),
             "--public-key", str(self.public_file), *extra,
+        )  # fmt: skip
+
+    def cli_seal(self) -> subprocess.CompletedProcess[str]:
+        return centinela(
+            "ledger", "seal", "--db", str(self.db), "--key-file", str(self.key_file),
+            "--signing-key", str(self.signing_file),
         )  # fmt: skip
 
     def witness(self) -> Path:
@@ -644,16 +650,10 @@ def test_a_ledger_from_before_keys_is_refused_until_sealed(tmp_path: Path) -> No
         ScoringService(site.settings())
     assert stat.S_IMODE(site.db.stat().st_mode) == 0o600  # narrowed when opened
 
-    sealed = centinela(
-        "ledger", "seal", "--db", str(site.db), "--key-file", str(site.key_file),
-        "--signing-key", str(site.signing_file),
-    )  # fmt: skip
+    sealed = site.cli_seal()
     assert sealed.returncode == 0, sealed.stderr
     assert "sealed rows 1..5" in sealed.stdout
-    again = centinela(
-        "ledger", "seal", "--db", str(site.db), "--key-file", str(site.key_file),
-        "--signing-key", str(site.signing_file),
-    )  # fmt: skip
+    again = site.cli_seal()
     assert again.returncode == 3
     assert "sealed already" in again.stderr
 
@@ -679,10 +679,7 @@ def test_sealing_refuses_a_broken_old_ledger(tmp_path: Path) -> None:
     generate_signing_key(site.signing_file)
     legacy_ledger(site.db, 5)
     sql(site.db, "UPDATE ledger SET payload = '{\"i\":42}' WHERE seq = 3")
-    sealed = centinela(
-        "ledger", "seal", "--db", str(site.db), "--key-file", str(site.key_file),
-        "--signing-key", str(site.signing_file),
-    )  # fmt: skip
+    sealed = site.cli_seal()
     assert sealed.returncode == 3
     assert "cannot seal" in sealed.stderr
     assert "row 3 was edited" in sealed.stderr

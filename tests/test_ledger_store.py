@@ -17,7 +17,9 @@ from scoring.ledger import (
     SqliteStore,
     open_store,
 )
-from tests.ledger_backends import Backend, store_fixture  # noqa: F401 (the store fixture)
+from tests.ledger_backends import Backend
+
+pytest_plugins = ("tests.ledger_fixtures",)  # the store and sqlite_store fixtures
 
 
 def rows(first: int, n: int, prev: str = "0" * 64) -> list[Row]:
