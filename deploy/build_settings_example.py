@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy._generated import generate
 from scoring.lanes import Budget
-from scoring.settings import Settings
+from server.settings import Settings
 
 OUT = Path(__file__).resolve().parent / "centinela.example.yaml"
 WIDTH = 96

@@ -41,7 +41,7 @@ from scoring.reasons import (
     watchlist_reason,
 )
 from scoring.rules import RuleContext, RuleHit, RuleSet, evidence_from_lines, strongest_lane
-from scoring.settings import Settings
+from scoring.settings import CoreSettings
 
 # The lanes whose decisions carry model reasons: the ones an inspector acts on.
 EXPLAINED_LANES = frozenset({"red", "yellow"})
@@ -104,7 +104,7 @@ class Scorer:
         bundle: ModelBundle,
         watchlist: Watchlist,
         rules: RuleSet,
-        settings: Settings,
+        settings: CoreSettings,
         policy: LanePolicy | None = None,
         *,
         exams: ExamPlanner | None = None,

@@ -48,7 +48,7 @@ from scoring.monitor import Monitor
 from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
 from scoring.scorer import Scorer
-from scoring.settings import Settings
+from scoring.settings import CoreSettings
 from scoring.validation import Window, validate_shipment
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ T = TypeVar("T")
 class ScoringService:
     """Serving state and the operations on it. Safe to call from several threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
         self.registry = Registry(settings.registry_dir)
         self._lock = threading.Lock()  # serialises reloads; scoring reads self._scorer lock-free

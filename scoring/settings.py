@@ -1,9 +1,11 @@
-"""The one typed settings object.
+"""The core's settings, and how every settings object is loaded.
 
-Values come, in rising precedence, from the field defaults, an optional YAML file (``centinela
-serve --config FILE``) and environment variables prefixed ``CENTINELA_`` (``CENTINELA_GRPC_PORT``).
-Unknown keys in the file are rejected, naming the key, so a typo never silently falls back to a
-default. Dicts and lists from the environment are JSON; a value that is not JSON at all is a
+:class:`CoreSettings` holds what scoring reads; :class:`server.settings.Settings` adds what the
+server alone needs, and is the one object an operator configures. Values come, in rising
+precedence, from the field defaults, an optional YAML file (``centinela serve --config FILE``)
+and environment variables prefixed ``CENTINELA_`` (``CENTINELA_GRPC_PORT``). Unknown keys in the
+file are rejected, naming the key, so a typo never silently falls back to a default. Dicts and
+lists from the environment are JSON; a value that is not JSON at all is a
 :class:`~features.errors.ConfigError` naming the variable and the JSON the setting takes.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, TypeVar, get_origin
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -28,20 +30,14 @@ from scoring.exams import ExamCapacity
 from scoring.lanes import Budget
 
 
-class Settings(BaseSettings):
-    """Everything an operator can set. Each field's description is its documentation."""
+class CoreSettings(BaseSettings):
+    """What the scoring core reads: model, watchlist, rules, history, ledger, lanes, exams and
+    drift. The server's transport, security and logging settings extend it
+    (:class:`server.settings.Settings`): one object, one ``CENTINELA_`` namespace, one file.
+    Each field's description is its documentation."""
 
     model_config = SettingsConfigDict(env_prefix="CENTINELA_", extra="forbid", frozen=True)
 
-    grpc_host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
-    grpc_port: int = Field(
-        50051, ge=0, le=65535, description="gRPC port; 0 picks a free port (tests)."
-    )
-    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus endpoint.")
-    metrics_port: int = Field(
-        9464, ge=0, le=65535, description="Prometheus port; 0 picks a free port."
-    )
-    metrics_enabled: bool = Field(True, description="Serve the Prometheus endpoint at all.")
     registry_dir: Path = Field(
         Path("var/registry"), description="Model registry directory; the promoted bundle serves."
     )
@@ -118,72 +114,8 @@ class Settings(BaseSettings):
         description="A checkpoint exported earlier (centinela ledger checkpoint) and kept "
         "outside: the server refuses to start unless the ledger still holds it.",
     )
-    grace_period_s: float = Field(
-        10.0, ge=0, description="Seconds in-flight RPCs get to finish on SIGTERM/SIGINT."
-    )
-    max_message_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest request or response message accepted."
-    )
-    stream_batch_max: int = Field(
-        64, ge=1, le=4096, description="Most shipments of a stream scored together in a batch."
-    )
-    batch_max_size: int = Field(
-        64,
-        ge=1,
-        le=4096,
-        description="Most shipments scored together in one batch across calls: concurrent "
-        "ScoreShipment calls and stream micro-batches queue for one batcher, which scores "
-        "whatever is queued, up to this many, as one batch (a stream's micro-batch is never "
-        "split, so one larger than this is a batch of its own).",
-    )
-    batch_max_wait_us: int = Field(
-        0,
-        ge=0,
-        le=1_000_000,
-        description="Microseconds a batch with room left waits for more calls before it is "
-        "scored. 0 (the default) never delays a call: a lone call is scored at once, and "
-        "calls that arrive while a batch is being scored form the next one.",
-    )
     max_goods_lines: int = Field(
         1_000, ge=1, description="Most goods lines one shipment may declare."
-    )
-    max_in_flight: int = Field(
-        16,
-        ge=1,
-        description="Most scoring calls (RiskScoring methods; a stream counts as one for its "
-        "life) served at once; more wait in a queue of max_queued. Calls in flight are scored "
-        "together in batches (one thread, one batch at a time), so more in flight means larger "
-        "batches: on 2 CPUs with 8 clients, 4 gave 680 calls/s (p99 15 ms), 8 gave 879/s "
-        "(p99 11 ms), 16 gave 901/s (p99 12 ms).",
-    )
-    max_queued: int = Field(
-        32,
-        ge=0,
-        description="Most scoring calls waiting for a slot; a call beyond max_in_flight and "
-        "this is refused RESOURCE_EXHAUSTED at once, so admitted calls finish in bounded time.",
-    )
-    rate_limit_per_s: float = Field(
-        0.0,
-        ge=0,
-        description="Scoring calls, and stream messages, each caller may make per second "
-        "(token bucket; 0 turns it off). A unary call over it is refused RESOURCE_EXHAUSTED; "
-        "a stream over it is slowed.",
-    )
-    rate_limit_burst: int = Field(
-        50, ge=1, description="Calls a caller may make at once above rate_limit_per_s."
-    )
-    max_stream_messages: int = Field(
-        100_000,
-        ge=1,
-        description="Most messages one ScoreShipments stream may send; the stream ends "
-        "RESOURCE_EXHAUSTED after answering that many.",
-    )
-    shutdown_notice_s: float = Field(
-        2.0,
-        ge=0,
-        description="On SIGTERM/SIGINT, seconds health reports NOT_SERVING while calls are "
-        "still served, so load balancers stop sending; then the grace period starts. A "
-        "second signal skips what is left of it.",
     )
     declared_at_max_age_days: float = Field(
         21.0,
@@ -234,50 +166,6 @@ class Settings(BaseSettings):
         description="A RED or YELLOW decision still awaiting an outcome after this many days "
         "leaves centinela_decisions_awaiting_outcome (counted once as expired).",
     )
-    tls_cert_file: Path | None = Field(
-        None,
-        description="Server certificate chain (PEM) for gRPC; with tls_key_file, gRPC serves "
-        "TLS only. Both files are re-read when they change, for each new connection.",
-    )
-    tls_key_file: Path | None = Field(None, description="Private key (PEM) of tls_cert_file.")
-    tls_client_ca_file: Path | None = Field(
-        None,
-        description="CA certificates (PEM) that sign client certificates: set, every gRPC "
-        "client must present one (mutual TLS) and authentication is required; the caller's "
-        "name and roles come from its certificate.",
-    )
-    credentials_file: Path | None = Field(
-        None,
-        description="YAML file of callers with bearer tokens (callers: [{name, token_sha256, "
-        "roles}]); set, authentication is required. Re-read when it changes.",
-    )
-    admin_port: int | None = Field(
-        None,
-        ge=0,
-        le=65535,
-        description="Serve the Admin service on this port of grpc_host only (0 picks one); "
-        "unset, Admin shares grpc_port.",
-    )
-    allow_insecure_remote: bool = Field(
-        False,
-        description="Serve plaintext gRPC or metrics on a non-loopback address; without it "
-        "the server refuses to start there with no TLS.",
-    )
-    metrics_tls_cert_file: Path | None = Field(
-        None, description="Certificate chain (PEM) of the Prometheus endpoint: HTTPS only."
-    )
-    metrics_tls_key_file: Path | None = Field(
-        None, description="Private key (PEM) of metrics_tls_cert_file."
-    )
-    metrics_tls_client_ca_file: Path | None = Field(
-        None,
-        description="CA certificates (PEM) the Prometheus endpoint requires a client "
-        "certificate from (the scraper's).",
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level of the JSON logs on stderr."
-    )
-    log_json: bool = Field(True, description="JSON log lines (false: plain text for humans).")
 
 
 # A setting from the environment whose value pydantic-settings cannot parse as JSON.
@@ -290,7 +178,7 @@ _ENV_EXAMPLES = {
 }
 
 
-def _unparsable(error: SettingsError) -> str:
+def _unparsable(error: SettingsError, settings_class: type[BaseSettings]) -> str:
     """One line for a setting whose value could not be parsed at all (pydantic-settings parses
     dicts and lists from the environment as JSON before validating them)."""
     found = _UNPARSABLE.search(str(error))
@@ -298,7 +186,7 @@ def _unparsable(error: SettingsError) -> str:
         return f"invalid settings: {error}"
     name, source = found["name"], found["source"]
     why = " ".join(str(error.__cause__).split()) if error.__cause__ else "cannot be parsed"
-    field = Settings.model_fields.get(name)
+    field = settings_class.model_fields.get(name)
     origin = get_origin(field.annotation) if field else None
     shape = "a JSON object" if origin is dict else "a JSON array" if origin is list else "JSON"
     if source != "EnvSettingsSource":
@@ -311,8 +199,18 @@ def _unparsable(error: SettingsError) -> str:
     )
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, ``config_file`` (YAML mapping), the environment and ``overrides``."""
+S = TypeVar("S", bound=CoreSettings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> CoreSettings:
+    """Core settings from defaults, ``config_file`` (YAML mapping), the environment and
+    ``overrides``; a key of the file that is not a core setting is an error."""
+    return load(CoreSettings, config_file, **overrides)
+
+
+def load(settings_class: type[S], config_file: Path | None = None, **overrides: Any) -> S:
+    """``settings_class`` from its defaults, ``config_file`` (a YAML mapping), the environment
+    and ``overrides``, in rising precedence; unknown keys are rejected by name."""
     file_values: dict[str, Any] = {}
     if config_file is not None:
         loaded = read_yaml_file(config_file, "settings file")
@@ -322,7 +220,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"settings file {config_file} must be a mapping of setting: value")
         file_values = loaded
 
-    class FromFile(Settings):
+    class FromFile(settings_class):  # type: ignore[valid-type,misc]
         """Settings whose lowest-precedence source is this file's values."""
 
         @classmethod
@@ -340,7 +238,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return FromFile(**overrides)
     except SettingsError as exc:
-        raise ConfigError(_unparsable(exc)) from None
+        raise ConfigError(_unparsable(exc, settings_class)) from None
     except ValidationError as exc:
         where = f"settings file {config_file} or environment" if config_file else "settings"
         raise ConfigError(f"invalid {where}", pydantic_violations(exc)) from exc

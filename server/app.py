@@ -26,7 +26,6 @@ from grpc_reflection.v1alpha import reflection
 
 from features.errors import CentinelaError, DataError, FailedPrecondition, ModelError, NotFound
 from scoring.service import ScoringService
-from scoring.settings import Settings
 from server.auth import (
     Authenticator,
     AuthInterceptor,
@@ -41,6 +40,7 @@ from server.limits import CallerBuckets, Gate, caller_key, check_port_free
 from server.metrics import Metrics, MetricsEndpoint, start_endpoint
 from server.pb import admin_pb2, admin_pb2_grpc, risk_scoring_pb2, risk_scoring_pb2_grpc
 from server.servicers import AdminServicer, RiskScoringServicer
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class CentinelaServer:
             self.metrics,
             batch_max_size=s.batch_max_size,
             batch_max_wait_us=s.batch_max_wait_us,
+            stream_batch_max=s.stream_batch_max,
         )
         risk_scoring_pb2_grpc.add_RiskScoringServicer_to_server(self.scoring, server)
         admin_pb2_grpc.add_AdminServicer_to_server(

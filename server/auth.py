@@ -53,9 +53,9 @@ from features.canonical import canonical_code, canonical_text
 from features.errors import ConfigError, FieldViolation, pydantic_violations
 from features.yamlfiles import read_yaml_file
 from scoring.caller import ROLES, Caller
-from scoring.settings import Settings
 from server.certs import identity_of, key_matches_certificate
 from server.interceptors import WrappingInterceptor, _short, _wrap, received_code
+from server.settings import Settings
 
 if TYPE_CHECKING:
     pass

@@ -16,9 +16,9 @@ import typer
 
 from scoring.bundle import BUNDLE_FORMAT, META_FILE
 from scoring.registry import Registry
-from scoring.settings import Settings, load_settings
 from server.app import serve
 from server.logs import configure_logging
+from server.settings import Settings, load_settings
 from training.cli import app
 from training.cli_common import console, run
 

@@ -66,9 +66,11 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         *,
         batch_max_size: int = 64,
         batch_max_wait_us: int = 0,
+        stream_batch_max: int = 64,
     ) -> None:
         self.service = service
         self.metrics = metrics
+        self.stream_batch_max = stream_batch_max
         self.batcher = Batcher(service, batch_max_size, batch_max_wait_us, metrics)
 
     async def close(self) -> None:
@@ -119,7 +121,7 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         decision is delivered unless the caller goes away, which is logged with its ids.
         Past the call's deadline the stream ends DEADLINE_EXCEEDED, nothing more scored."""
         _deadline.set(deadline_of(context))
-        limit = self.service.settings.stream_batch_max
+        limit = self.stream_batch_max
         queue: asyncio.Queue[Request | _Ended] = asyncio.Queue(maxsize=2 * limit)
 
         async def read() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring.settings import Settings, load_settings
+from server.settings import Settings, load_settings
 from tests.support import ServerThread
 
 WORLD_SHIPMENTS = 6_000

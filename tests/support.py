@@ -15,10 +15,10 @@ import grpc
 from features.records import GoodsLine, Party, Shipment
 from scoring.decisions import Decision
 from scoring.scorer import Scored
-from scoring.settings import Settings
 from server import converters
 from server.app import CentinelaServer
 from server.pb import risk_scoring_pb2 as pb
+from server.settings import Settings
 
 T = TypeVar("T")
 

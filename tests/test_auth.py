@@ -28,7 +28,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from features.errors import ConfigError
 from scoring.caller import Caller
-from scoring.settings import load_settings
 from server.app import CentinelaServer
 from server.auth import (
     OPEN_SERVICES,
@@ -42,6 +41,7 @@ from server.certs import identity_of, parse_caller
 from server.pb import admin_pb2, admin_pb2_grpc, risk_scoring_pb2
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from server.settings import load_settings
 from tests.conftest import server_settings
 from tests.support import ServerThread, make_shipment, request_for
 

@@ -121,7 +121,7 @@ def test_a_world_scored_from_its_first_day_stays_within_capacity(
     from scoring.registry import Registry
     from scoring.rules import load_rules
     from scoring.scorer import Scorer
-    from scoring.settings import load_settings
+    from server.settings import load_settings
 
     watchlist = load_watchlist()
     rules = load_rules(None, watchlist)

@@ -231,8 +231,8 @@ def test_bootstrap_replaces_a_promoted_bundle_older_than_the_format_it_checks(
     a new one, not left refusing to load."""
     from scoring.bundle import META_FILE
     from scoring.registry import Registry
-    from scoring.settings import load_settings
     from server.cli import bootstrap
+    from server.settings import load_settings
 
     root = tmp_path / "registry"
     (root / "v0001").mkdir(parents=True)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from scoring.settings import Settings, load_settings
 from server.auth import check_transport
+from server.settings import Settings, load_settings
 from tests.conftest import server_settings
 from tests.support import ServerThread
 

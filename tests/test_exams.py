@@ -25,10 +25,10 @@ from scoring.exams import (
 )
 from scoring.reasons import Reason
 from scoring.rules import load_rules
-from scoring.settings import load_settings
 from server import converters
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
+from server.settings import load_settings
 from tests.support import ServerThread, make_decision, make_shipment, request_for
 
 NPP_CAS = ExamHit("substance", "cas")

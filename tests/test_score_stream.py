@@ -19,7 +19,7 @@ from features.watchlist import load_watchlist
 from scoring.registry import Registry
 from scoring.rules import load_rules
 from scoring.scorer import Scored, Scorer
-from scoring.settings import load_settings
+from server.settings import load_settings
 
 
 def decision(s: Scored) -> tuple[object, ...]:

@@ -9,7 +9,6 @@ import shutil
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -471,7 +470,6 @@ class FakeService:
     """Stands in for ScoringService: ``score_each`` answers from ``answer``."""
 
     def __init__(self, answer: Callable[[list[Shipment]], list[Any]]) -> None:
-        self.settings = SimpleNamespace(stream_batch_max=3)
         self.answer = answer
         self.batches: list[list[str]] = []
 
@@ -490,7 +488,7 @@ def decided(shipment: Shipment, lane: str = "green") -> Decision:
 
 
 async def run_stream(service: FakeService, requests: list[Any]) -> list[pb.Decision]:
-    servicer = RiskScoringServicer(service, Metrics())  # type: ignore[arg-type]
+    servicer = RiskScoringServicer(service, Metrics(), stream_batch_max=3)  # type: ignore[arg-type]
 
     async def incoming() -> AsyncIterator[Any]:
         for request in requests:
@@ -560,7 +558,7 @@ async def test_undecodable_and_unconvertible_items_get_error_decisions() -> None
 
 async def test_a_failing_request_stream_ends_after_answering_what_was_read() -> None:
     service = FakeService(lambda shipments: [decided(s) for s in shipments])
-    servicer = RiskScoringServicer(service, Metrics())  # type: ignore[arg-type]
+    servicer = RiskScoringServicer(service, Metrics(), stream_batch_max=3)  # type: ignore[arg-type]
     requests = [request_for(make_shipment("A")), request_for(make_shipment("B"))]
 
     async def incoming() -> AsyncIterator[Any]:

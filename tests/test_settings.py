@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from features.errors import ConfigError
-from scoring.settings import load_settings
+from server.settings import load_settings
 
 
 def test_defaults_are_the_documented_ports() -> None:

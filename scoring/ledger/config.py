@@ -33,7 +33,7 @@ from scoring.ledger_keys import (
 )
 
 if TYPE_CHECKING:
-    from scoring.settings import Settings
+    from scoring.settings import CoreSettings
 
 log = logging.getLogger("scoring.ledger")  # the package's one logger, as before it was split
 
@@ -92,7 +92,7 @@ def _peek(path: Path) -> tuple[set[str], int]:
         return set(), 0  # the writer names the problem when it opens the ledger
 
 
-def open_ledger(settings: Settings) -> Ledger:
+def open_ledger(settings: CoreSettings) -> Ledger:
     """The ledger the server writes, with the keys its settings name.
 
     With ``ledger_key_file`` unset and no ``CENTINELA_LEDGER_KEY``, the key ring beside the
@@ -117,7 +117,7 @@ def open_ledger(settings: Settings) -> Ledger:
     )
 
 
-def _mac_keys(settings: Settings, path: Path, key_ids: set[str]) -> KeyRing:
+def _mac_keys(settings: CoreSettings, path: Path, key_ids: set[str]) -> KeyRing:
     """The key ring the settings name, or the one beside the ledger (generated while no row of
     the ledger, keyed with ``key_ids``, needs it)."""
     env_key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
@@ -138,7 +138,7 @@ def _mac_keys(settings: Settings, path: Path, key_ids: set[str]) -> KeyRing:
     return keys
 
 
-def _signing_key(settings: Settings, path: Path, checkpoints: int) -> Ed25519PrivateKey:
+def _signing_key(settings: CoreSettings, path: Path, checkpoints: int) -> Ed25519PrivateKey:
     """The signing key the settings name, or the one beside the ledger (generated while the
     ledger has no ``checkpoints`` it signed)."""
     signing_file = settings.ledger_signing_key_file
