@@ -156,14 +156,14 @@ class ErrorInterceptor(WrappingInterceptor):
     def wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        streaming: Callable[[Any, str], Any] = self._streaming
-        unary: Callable[[Any, str], Any]
+        prepare: Callable[[Any, str], Any] = self._checked_one
         if handler.stream_stream or handler.stream_unary:
             tolerant = method in self.item_errors_in_stream
-            unary = self._unary_from_stream(tolerant)
-            streaming = self._streaming_from_stream(tolerant)
-        else:
-            unary = self._unary
+
+            def prepare(requests: Any, method: str) -> Any:
+                return self._checked(requests, method, tolerant)
+
+        unary, streaming = self._unary(prepare), self._streaming(prepare)
         return _wrap(
             handler,
             unary,
@@ -199,36 +199,19 @@ class ErrorInterceptor(WrappingInterceptor):
 
         return items()
 
-    def _unary(self, behaviour: Any, method: str) -> Any:
-        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                self._reject(request, method)
-                return await behaviour(request, context)
-            except aio.AbortError:
-                raise
-            except Exception as error:
-                await self._abort(error, context, method)
+    def _checked_one(self, request: Any, method: str) -> Any:
+        """``request``, unless it is undecodable: then the call ends with the caller's error."""
+        self._reject(request, method)
+        return request
 
-        return run
+    def _unary(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+        """A wrapper for behaviours that answer once: the request (or request stream) passes
+        through ``prepare``, and an unexpected error ends the call with its status."""
 
-    def _streaming(self, behaviour: Any, method: str) -> Any:
-        async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                self._reject(request, method)
-                async for response in behaviour(request, context):
-                    yield response
-            except aio.AbortError:
-                raise
-            except Exception as error:
-                await self._abort(error, context, method)
-
-        return run
-
-    def _unary_from_stream(self, tolerant: bool) -> Callable[[Any, str], Any]:
         def wrap(behaviour: Any, method: str) -> Any:
-            async def run(requests: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
                 try:
-                    return await behaviour(self._checked(requests, method, tolerant), context)
+                    return await behaviour(prepare(request, method), context)
                 except aio.AbortError:
                     raise
                 except Exception as error:
@@ -238,15 +221,15 @@ class ErrorInterceptor(WrappingInterceptor):
 
         return wrap
 
-    def _streaming_from_stream(self, tolerant: bool) -> Callable[[Any, str], Any]:
+    def _streaming(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+        """As :meth:`_unary`, for behaviours that answer with a stream."""
+
         def wrap(behaviour: Any, method: str) -> Any:
             async def run(
-                requests: Any, context: aio.ServicerContext[Any, Any]
+                request: Any, context: aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 try:
-                    async for response in behaviour(
-                        self._checked(requests, method, tolerant), context
-                    ):
+                    async for response in behaviour(prepare(request, method), context):
                         yield response
                 except aio.AbortError:
                     raise
