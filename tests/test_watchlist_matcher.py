@@ -12,9 +12,6 @@ from features.errors import ConfigError, DataError
 from features.tables import GOODS_SCHEMA
 from features.watchlist import (
     EVIDENCE_THRESHOLD,
-    HITS_SCHEMA,
-    INVALID_CAS_SCHEMA,
-    MISMATCHES_SCHEMA,
     GoodsMatches,
     Hit,
     LineMatch,
@@ -23,6 +20,7 @@ from features.watchlist import (
     load_watchlist,
     normalize_cas,
 )
+from features.watchlist.results import HITS_SCHEMA, INVALID_CAS_SCHEMA, MISMATCHES_SCHEMA
 from features.watchlist.text import normalize_text, tokenize
 
 PACKAGED = Path(__file__).parents[1] / "features" / "watchlist" / "watchlist.yaml"
@@ -416,9 +414,14 @@ def test_split_word_joining_stays_precise(watchlist: Watchlist, text: str) -> No
 
 def test_joining_keeps_two_watched_words(watchlist: Watchlist) -> None:
     # "phenethyl" is itself a word of a name: the two words are kept, and still name NPP
-    assert watchlist.normalize("phenethyl piperidone") == "phenethyl piperidone"
-    assert watchlist.normalize("piper idine") == "piperidine"
-    assert _ids(watchlist.match_line("", "phenethyl piperidone", ())) == {"npp"}
+    found = watchlist.match_line("", "phenethyl piperidone", ())
+    assert _ids(found) == {"npp"}
+    hit = _name_hit(found, "npp")
+    assert (hit.match_type, hit.similarity, hit.matched_text) == (
+        "name_exact",
+        1.0,
+        "phenethyl piperidone",
+    )
 
 
 def test_tokens_see_through_invisible_characters_and_look_alikes() -> None:

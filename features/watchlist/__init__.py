@@ -20,7 +20,9 @@ from features.watchlist.cas import (
     normalize_cas,
 )
 from features.watchlist.match_types import MATCH_TYPES, MatchType
-from features.watchlist.matcher import (
+from features.watchlist.matcher import Watchlist
+from features.watchlist.mismatches import Mismatch, MismatchKind
+from features.watchlist.results import (
     EVIDENCE_THRESHOLD,
     HITS_SCHEMA,
     INVALID_CAS_SCHEMA,
@@ -28,9 +30,6 @@ from features.watchlist.matcher import (
     GoodsMatches,
     Hit,
     LineMatch,
-    Mismatch,
-    MismatchKind,
-    Watchlist,
 )
 from features.watchlist.schema import (
     KNOWN_MISATTRIBUTIONS,

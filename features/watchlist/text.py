@@ -19,6 +19,7 @@ import re
 import unicodedata
 
 from features.canonical import canonical_name
+from features.watchlist.cache import BoundedCache
 
 # A word is letters with any combining marks inside it: a mark put on a letter to break the word
 # ("pip\u0336eridine") stays in the word, and normalize_token drops it with the accents.
@@ -43,8 +44,7 @@ CANONICAL_TOKENS: dict[str, str] = {
     "β": "beta",
 }
 
-_token_cache: dict[str, str] = {}
-_TOKEN_CACHE_LIMIT = 200_000
+_token_cache: BoundedCache[str, str] = BoundedCache(limit=200_000)
 
 
 def normalize_token(raw: str) -> str:
@@ -57,9 +57,7 @@ def normalize_token(raw: str) -> str:
         decomposed = unicodedata.normalize("NFKD", token)
         token = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     token = CANONICAL_TOKENS.get(token, token)
-    if len(_token_cache) >= _TOKEN_CACHE_LIMIT:
-        _token_cache.clear()
-    _token_cache[raw] = token
+    _token_cache.put(raw, token)
     return token
 
 
