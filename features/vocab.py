@@ -7,6 +7,7 @@ values get a null code, which LightGBM treats as missing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from features.records import MODES
@@ -27,6 +28,14 @@ PORTS: tuple[str, ...] = (
     "MXGDL",  # Guadalajara (air)
 )
 PORT_CODES: Mapping[str, int] = {port: i for i, port in enumerate(PORTS)}
+_LOCODE = re.compile(r"[A-Z]{2}[A-Z2-9]{3}")
+
+
+def is_locode(code: str) -> bool:
+    """Whether ``code`` has the shape of a UN/LOCODE: a country's two letters and three letters
+    or digits 2-9 (MXZLO), the whole string (no trailing newline slips through)."""
+    return _LOCODE.fullmatch(code) is not None
+
 
 # Transport modes, coded by their position in features.records.MODES.
 MODE_CODES: Mapping[str, int] = {mode: i for i, mode in enumerate(MODES)}

@@ -87,9 +87,7 @@ Public API::
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -98,7 +96,8 @@ from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator
 
-from features.vocab import PORTS
+from features.errors import suggest
+from features.vocab import PORTS, is_locode
 from scoring.reasons import Reason
 
 PHYSICAL_SAMPLING = "physical_sampling"
@@ -438,19 +437,16 @@ class ExamPlanner:
 
 # --------------------------------------------------------------------------- settings
 
-_LOCODE = re.compile(r"^[A-Z]{2}[A-Z2-9]{3}$")
-
 
 def check_capacity(value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Validate an ``exam_capacity`` setting, naming every problem at once."""
     problems: list[str] = []
     for port, shares in value.items():
-        if port != "default" and not _LOCODE.match(port):
+        if port != "default" and not is_locode(port):
             problems.append(f"{port!r} is not a UN/LOCODE such as MXZLO, nor 'default'")
         for exam, share in shares.items():
             if exam not in EXAMS:
-                close = difflib.get_close_matches(exam, EXAMS, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = suggest(exam, EXAMS)
                 problems.append(f"{port}: unknown exam {exam!r}{hint} (exams: {', '.join(EXAMS)})")
             elif not 0.0 <= share <= 1.0:
                 problems.append(f"{port}.{exam}: share must be between 0 and 1, got {share}")

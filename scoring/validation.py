@@ -23,8 +23,8 @@ import pycountry
 
 from features.errors import FieldViolation, InvalidInput, quote
 from features.records import MODES, GoodsLine, Party, Shipment
+from features.vocab import is_locode
 
-_LOCODE = re.compile(r"^[A-Z]{2}[A-Z2-9]{3}$")
 _HS = re.compile(r"^\d{6,10}$")
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 _COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
@@ -158,7 +158,7 @@ def shipment_violations(
     _declared_at(s.declared_at, window, out)
     if not s.port_of_entry:
         out.append(FieldViolation("port_of_entry", "required: UN/LOCODE such as MXZLO"))
-    elif not _LOCODE.fullmatch(s.port_of_entry):
+    elif not is_locode(s.port_of_entry):
         out.append(
             FieldViolation(
                 "port_of_entry", f"{quote(s.port_of_entry)} is not a UN/LOCODE (e.g. MXZLO)"
@@ -171,7 +171,7 @@ def shipment_violations(
     if len(s.transshipment_ports) > MAX_TRANSSHIPMENTS:
         out.append(FieldViolation("transshipment_ports", f"more than {MAX_TRANSSHIPMENTS}"))
     for i, port in enumerate(s.transshipment_ports[:MAX_TRANSSHIPMENTS]):
-        if not _LOCODE.fullmatch(port):
+        if not is_locode(port):
             out.append(
                 FieldViolation(f"transshipment_ports[{i}]", f"{quote(port)} is not a UN/LOCODE")
             )

@@ -316,6 +316,8 @@ def test_capacity_setting_from_a_file(tmp_path: Path) -> None:
         ({"MXZLO": {"canine": 1.5}}, "MXZLO.canine: share must be between 0 and 1, got 1.5"),
         ({"MXZLO": {"canine": -0.1}}, "share must be between 0 and 1"),
         ({"mxzlo": {"canine": 0.1}}, "'mxzlo' is not a UN/LOCODE"),
+        # The whole key must be a port: a trailing newline no longer slips past the check.
+        ({"MXZLO\n": {"canine": 0.1}}, "'MXZLO\\n' is not a UN/LOCODE"),
     ],
 )
 def test_bad_capacity_settings_are_named(value: object, expected: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from features.errors import ConfigError, FieldViolation
+from features.errors import ConfigError, FieldViolation, suggest
 from features.watchlist import Watchlist, load_watchlist
 from features.watchlist.schema import read_text_file
 from features.yamlfiles import AnalystLoader
@@ -31,7 +31,6 @@ from scoring.rules.schema import (
     RuleSpec,
     WatchlistCondition,
     When,
-    suggest,
 )
 
 PACKAGED_FILE = "rules.yaml"

@@ -9,10 +9,9 @@ Reading the file and placing each message at its line is :mod:`scoring.rules.loa
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Literal, TypeVar, get_args
 
 import pycountry
@@ -27,8 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from features.errors import suggest
 from features.records import Mode
 from features.schema import FEATURE_NAMES
+from features.vocab import is_locode
 from features.watchlist import EVIDENCE_THRESHOLD, MatchType, MismatchKind, Watchlist
 from features.watchlist.schema import Kind, ListName
 
@@ -39,18 +40,11 @@ RuleLane = Literal["red", "yellow"]
 _LIST_NAMES: frozenset[str] = frozenset(get_args(ListName))
 _FEATURES: frozenset[str] = frozenset(FEATURE_NAMES)
 _SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-_LOCODE = re.compile(r"^[A-Z]{2}[A-Z2-9]{3}$")
 _ALPHA2 = re.compile(r"^[A-Z]{2}$")
 _HS_PREFIX = re.compile(r"^\d{2,10}$")
 
 
 # --------------------------------------------------------------------------- value checks
-
-
-def suggest(value: str, known: Iterable[str]) -> str:
-    """``; did you mean 'x'?`` for the closest of ``known`` to ``value``, or nothing."""
-    close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _watchlist(info: ValidationInfo) -> Watchlist:
@@ -76,7 +70,7 @@ def _country(value: str) -> str:
 
 
 def _locode(value: str) -> str:
-    if not _LOCODE.match(value):
+    if not is_locode(value):
         raise ValueError(f"{value!r} is not a UN/LOCODE: two letters of country, three of place")
     if pycountry.countries.get(alpha_2=value[:2]) is None:
         raise ValueError(f"{value!r}: {value[:2]!r} is not an ISO 3166 alpha-2 country code")
