@@ -1,9 +1,9 @@
 """The defaults of the analysts' commands, in one place.
 
-Where the server's settings name the same thing, the default is that setting's own field default
-(:class:`scoring.settings.Settings`; never the environment, which only ``--config``-reading
-commands consult), so ``centinela train``, ``score``, ``drift`` and ``ledger`` use the registry
-and the ledger ``centinela serve`` uses unless told otherwise.
+Where the core settings name the same thing, the default is that setting's field default in
+:class:`scoring.settings.CoreSettings` (the declared default: ``CENTINELA_*`` variables do not
+move it), so ``centinela train``, ``evaluate``, ``score``, ``models``, ``drift`` and ``ledger``
+use the registry and the ledger a server started without settings uses, unless told otherwise.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from scoring.settings import Settings
+from scoring.settings import CoreSettings
 
 
 def _setting_default(name: str) -> Any:
     """The default of setting ``name``, as the field declares it."""
-    return Settings.model_fields[name].get_default(call_default_factory=True)
+    return CoreSettings.model_fields[name].get_default(call_default_factory=True)
 
 
 REGISTRY_DIR: Final[Path] = _setting_default("registry_dir")

@@ -43,7 +43,7 @@ from scoring.bulk import score_tables
 from scoring.bundle import ModelBundle
 from scoring.rules import RuleSet, load_rules
 from scoring.scorer import Scorer
-from scoring.settings import Settings, load_settings
+from scoring.settings import CoreSettings, load_settings
 from training.evaluation_baselines import (
     EVIDENCE_COLUMNS,
     RULE_CHAPTERS,
@@ -146,7 +146,7 @@ def evaluate(
     bundle: ModelBundle,
     *,
     watchlist: Watchlist | None = None,
-    settings: Settings | None = None,
+    settings: CoreSettings | None = None,
     rules: RuleSet | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> Evaluation:
