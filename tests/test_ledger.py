@@ -76,6 +76,26 @@ def test_a_batch_appended_at_once_is_one_commit_in_order(store: Backend) -> None
     assert [r.decision_id for r in rows_of(store)] == [f"d{i}" for i in range(9)]
 
 
+def test_an_entry_json_cannot_hold_fails_alone_and_the_writer_goes_on(store: Backend) -> None:
+    ledger = open_ledger_in(store)
+    futures = ledger.append_many(
+        [
+            Entry("decision", "d0", {"i": 0}),
+            Entry("decision", "bad", {"i": object()}),  # no JSON for it
+            Entry("decision", "d2", {"i": 2}),
+        ]
+    )
+    assert futures[0].result(timeout=10) == 1
+    with pytest.raises(TypeError):
+        futures[1].result(timeout=10)
+    assert futures[2].result(timeout=10) == 2
+    # The writer thread is alive: later entries are still written, on the same chain.
+    assert ledger.append(Entry("decision", "d3", {"i": 3})).result(timeout=10) == 3
+    ledger.close()
+    assert verified(store).ok
+    assert [r.decision_id for r in rows_of(store)] == ["d0", "d2", "d3"]
+
+
 def rows_of(store: Backend) -> list[Row]:
     with reading(store.location) as view:
         return list(view.rows())
@@ -104,6 +124,14 @@ def test_verify_names_the_first_tampered_row(
     assert not result.ok
     assert result.seq == seq
     assert words in result.problem
+
+
+def test_cutting_the_end_and_dropping_the_head_is_seen(store: Backend) -> None:
+    fill(store, 10)
+    store.execute("DELETE FROM ledger WHERE seq > 8", "DROP TABLE ledger_head")
+    result = verified(store)
+    assert not result.ok
+    assert "ledger head is missing" in result.problem
 
 
 def test_swapping_two_payloads_is_an_edit(store: Backend) -> None:

@@ -290,6 +290,11 @@ def _check_head(
 ) -> None:
     """The head: at the last row, with its hash, under an authentic MAC."""
     if not view.tracks_head():
+        # Only ledgers from before the head was kept lack its table; every version that MACs
+        # rows keeps one, so keyed rows without it mean it was dropped (rows cut at the end
+        # would otherwise go unseen).
+        if view.first_keyed_seq() is not None:
+            problems.add(last + 1, "the ledger head is missing (its table was dropped)")
         return
     head = view.head()
     if head is None:

@@ -171,11 +171,22 @@ class Ledger:
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._commit(batch)
+                    self._commit_or_fail(batch)
                     self._checkpoint_alone()
                     return
                 batch.extend(nxt)
+            self._commit_or_fail(batch)
+
+    def _commit_or_fail(self, batch: _Batch) -> None:
+        """:meth:`_commit`, and if it fails unexpectedly, each waiting caller gets the error:
+        the writer thread goes on, and no reply waits forever for a commit that never comes."""
+        try:
             self._commit(batch)
+        except Exception as error:
+            log.error("ledger commit failed unexpectedly", exc_info=error)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
 
     def _sign(self, seq: int, head: str) -> Checkpoint:
         """A checkpoint of ``seq`` with hash ``head``, signed now."""
@@ -196,25 +207,42 @@ class Ledger:
         self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
         self.checkpoints += 1
 
-    def _chained(self, entries: Sequence[Entry]) -> list[Row]:
-        """The rows of ``entries``: numbered and MACed on from the head, recorded now."""
+    def _chained(self, entries: Sequence[tuple[Entry, str]]) -> list[Row]:
+        """The rows of ``entries`` (each with its payload's JSON): numbered and MACed on from
+        the head, recorded now."""
         seq, prev, key_id = self._seq, self._hash, self.key_id
         rows = []
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        for entry in entries:
+        for entry, text in entries:
             seq += 1
-            text = canonical_json(entry.payload)
             payload = encode_payload(text) if self.compact else text
             mac = row_mac(self.keys, key_id, prev, seq, entry.kind, entry.decision_id, now, payload)
             rows.append(Row(seq, entry.kind, entry.decision_id, now, payload, prev, mac, key_id))
             prev = mac
         return rows
 
+    @staticmethod
+    def _encodable(batch: _Batch) -> list[tuple[Entry, str, Future[int]]]:
+        """The entries of ``batch`` with their payload's JSON; one JSON cannot hold (a value
+        orjson refuses) fails its own future and is left out, not the batch or the writer."""
+        out = []
+        for entry, future in batch:
+            try:
+                out.append((entry, canonical_json(entry.payload), future))
+            except (TypeError, ValueError) as error:
+                log.error("ledger entry %s not encodable", entry.decision_id, exc_info=error)
+                future.set_exception(error)
+        return out
+
     def _commit(self, batch: _Batch) -> None:
         """One group commit: the rows, the head and a checkpoint if one is due, then every
         future of the batch resolved (to its seq, or to the storage's error)."""
         started = time.perf_counter()
-        rows = self._chained([entry for entry, _ in batch])
+        encoded = self._encodable(batch)
+        if not encoded:
+            return
+        batch = [(entry, future) for entry, _, future in encoded]
+        rows = self._chained([(entry, text) for entry, text, _ in encoded])
         seq, last = rows[-1].seq, rows[-1].hash
         due = self._checkpoint_due(seq)
         head = Head(seq, last, self.key_id, head_mac(self.keys, self.key_id, seq, last))
