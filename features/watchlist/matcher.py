@@ -66,7 +66,7 @@ from features.watchlist.results import (
 )
 from features.watchlist.schema import Entry, WatchlistSpec
 
-# The records are defined in features.watchlist.results and still importable from here.
+# The records live in features.watchlist.results and .mismatches; still importable from here.
 __all__ = [
     "EVIDENCE_THRESHOLD",
     "HITS_SCHEMA",
@@ -103,7 +103,7 @@ class Watchlist:
             spec=spec,
             _items=tuple(compile_item(entry) for entry in spec.entries),
             _codes=CodeIndex(spec.entries),
-            _names=NameIndex.from_entries(spec.entries),
+            _names=NameIndex(spec.entries),
             _entries={entry.id: entry for entry in spec.entries},
         )
 

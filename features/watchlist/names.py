@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import ahocorasick
 
@@ -147,21 +146,7 @@ class NameIndex:
 
     __slots__ = ("_automaton", "_join_heads", "_join_targets", "_name_words", "_speller")
 
-    def __init__(
-        self,
-        automaton: Any,
-        speller: Speller,
-        name_words: frozenset[str],
-        join_targets: frozenset[str],
-    ) -> None:
-        self._automaton = automaton
-        self._speller = speller
-        self._name_words = name_words
-        self._join_targets = join_targets
-        self._join_heads = frozenset(w[:k] for w in join_targets for k in range(1, len(w)))
-
-    @classmethod
-    def from_entries(cls, entries: Sequence[Entry]) -> NameIndex:
+    def __init__(self, entries: Sequence[Entry]) -> None:
         """Compile the names of ``entries``; a hit's ``item`` is its entry's index there."""
         patterns: dict[str, list[tuple[int, int]]] = {}
         vocabulary: set[str] = set()
@@ -192,12 +177,11 @@ class NameIndex:
         for key, roles in patterns.items():
             automaton.add_word(key, (len(key), key.count(" ") - 1, tuple(roles)))
         automaton.make_automaton()
-        return cls(
-            automaton,
-            Speller(vocabulary, protected),
-            frozenset(name_words),
-            frozenset(join_targets),
-        )
+        self._automaton = automaton
+        self._speller = Speller(vocabulary, protected)
+        self._name_words = frozenset(name_words)
+        self._join_targets = frozenset(join_targets)
+        self._join_heads = frozenset(w[:k] for w in join_targets for k in range(1, len(w)))
 
     def find(self, canon: str) -> tuple[tuple[NameHit, ...], frozenset[str]]:
         """The name hits of a description in canonical form, the strongest per entry, and its
