@@ -88,6 +88,12 @@ def _says(es: str, en: str, shown: Callable[[float], object] = _count) -> Reason
     return text
 
 
+def _times(log_ratio: float) -> float:
+    """The ratio a log ratio stands for; ``inf`` past what a float holds (a declared weight of
+    1e-300 kg must give a reason, not an OverflowError)."""
+    return math.exp(log_ratio) if log_ratio < 709.0 else math.inf
+
+
 def _either(yes: tuple[str, str], no: tuple[str, str]) -> ReasonText:
     """A reason for a 0/1 feature: ``yes`` for 1, ``no`` for 0."""
     return lambda value: yes if value else no
@@ -387,7 +393,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         _says(
             "Valor por kg {:.1f} veces la mediana de su partida arancelaria",
             "Value per kg {:.1f} times the median of its HS heading",
-            math.exp,
+            _times,
         ),
     ),
     FeatureSpec(

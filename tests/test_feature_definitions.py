@@ -67,6 +67,20 @@ def test_each_feature_has_a_name_a_meaning_and_a_reason(spec: FeatureSpec) -> No
     assert definition_problems(spec) == []
 
 
+# Codes the kernels derive from validated strings (two letters, HS digits): never extreme.
+CODES = {"origin_code", "export_code", "principal_hs_chapter", "principal_hs_heading"}
+
+
+@pytest.mark.parametrize("spec", [f for f in FEATURES if f.name not in CODES], ids=lambda f: f.name)
+def test_a_reason_never_fails_on_an_extreme_value(spec: FeatureSpec) -> None:
+    """Values a declaration can push a feature to (a weight of 1e-300 kg, a huge value) still
+    give a reason an inspector can read: the text of a RED decision must never raise."""
+    for value in (-1e308, -1e6, -1.0, 1e6, 720.0, 1e308, float("inf"), -float("inf")):
+        es, en = spec.reason(value)
+        assert es.strip(), (spec.name, value)
+        assert en.strip(), (spec.name, value)
+
+
 def test_a_feature_lacking_any_part_is_caught() -> None:
     """The check itself can fail: planted bad definitions are each reported."""
     whole = FEATURES[0]
