@@ -20,7 +20,9 @@ from server.app import serve
 from server.logs import configure_logging
 from server.settings import Settings, load_settings
 from training.cli import app
-from training.cli_common import console, run
+from training.cli_common import console, run, use_settings_loader
+
+use_settings_loader(load_settings)  # the analysts' --config takes the server's file whole
 
 log = logging.getLogger("centinela.bootstrap")
 

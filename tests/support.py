@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +22,19 @@ from server import converters
 from server.app import CentinelaServer
 from server.pb import risk_scoring_pb2 as pb
 from server.settings import Settings
+
+CENTINELA = str(Path(sys.executable).parent / "centinela")
+"""The ``centinela`` command this environment installed."""
+
+
+def centinela(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``centinela ARGS`` as an analyst types it; its output and status, never raising."""
+    return subprocess.run(
+        [CENTINELA, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
+
 
 T = TypeVar("T")
 

@@ -12,8 +12,6 @@ import logging
 import shutil
 import ssl
 import stat
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -43,18 +41,11 @@ from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from server.settings import load_settings
 from tests.conftest import server_settings
-from tests.support import ServerThread, make_shipment, request_for
+from tests.support import ServerThread, centinela, make_shipment, request_for
 
-CENTINELA = str(Path(sys.executable).parent / "centinela")
 GOOD = make_shipment("AUTH-1")
 TOKENS = {"scorer": "tok-scorer-0123456789", "reporter": "tok-reporter-0123456789"}
 TOKENS |= {"admin": "tok-admin-0123456789", "ops": "tok-ops-0123456789"}
-
-
-def centinela(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CENTINELA, *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def make_pki(out: Path, *callers: str) -> Path:

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,15 +21,7 @@ from scoring.decisions import Outcome
 from scoring.service import ScoringService
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
-from tests.support import make_shipment, request_for
-
-CENTINELA = str(Path(sys.executable).parent / "centinela")
-
-
-def centinela(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CENTINELA, *args], capture_output=True, text=True, timeout=600, cwd=cwd, check=False
-    )
+from tests.support import CENTINELA, centinela, make_shipment, request_for
 
 
 def test_help_lists_every_command() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +29,9 @@ from scoring.drift import ALERT_PSI, SCORE
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 from tests.conftest import server_settings
-from tests.support import ServerThread, request_for
+from tests.support import CENTINELA, ServerThread, request_for
 from training.train import TRAIN_SHARE, VALID_SHARE
 
-CENTINELA = str(Path(sys.executable).parent / "centinela")
 CONTROL, SHIFTED = "MXNLD", "MXZLO"
 NEW_ORIGINS = ("IN", "VN", "TH", "MY")
 WINDOW, MIN_DECISIONS = 250, 100

@@ -23,8 +23,7 @@ from features.tables import scan_table
 from scoring.ledger import encode_payload, payload_text
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
-from tests.support import request_for
-from tests.test_cli import CENTINELA, centinela
+from tests.support import CENTINELA, centinela, request_for
 
 
 def world_requests(world: Path, n: int, offset: int = 0) -> list[pb.ScoreShipmentRequest]:

@@ -7,7 +7,6 @@ import itertools
 import json
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from features.errors import DataError
 from scoring.bundle import ModelBundle
 from scoring.lanes import Budget
 from scoring.registry import Registry
+from tests.support import CENTINELA, centinela
 from training.evaluate import (
     BUDGET_KEYS,
     RED_SOURCES,
@@ -42,7 +42,6 @@ from training.evaluate import (
 )
 from training.evaluation_report import PLOTS, REPORT_FILE, write_report
 
-CENTINELA = str(Path(sys.executable).parent / "centinela")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 EVIDENCE = ("cas", "hs_specific", "name_exact", "name_fuzzy", "hs_broad")
@@ -588,7 +587,8 @@ def test_cli_config_sets_the_policys_lane_budgets(
     world: Path, registry: Path, tmp_path: Path, evaluated: tuple[Evaluation, Path]
 ) -> None:
     config = tmp_path / "centinela.yaml"
-    config.write_text(
+    config.write_text(  # the server's own file: its transport settings are read, not refused
+        "grpc_port: 50999\nmax_in_flight: 8\n"
         "lane_budgets:\n  default: {red: 0.06, yellow: 0.04}\n  MXZLO: {red: 0.08, yellow: 0.04}\n",
         encoding="utf-8",
     )
@@ -620,6 +620,13 @@ def test_cli_config_sets_the_policys_lane_budgets(
     default = evaluated[0].policy.overall
     assert policy["overall"]["lanes"]["red"] > default.lanes["red"]
     assert policy["overall"]["capacity"] > default.capacity
+
+    config.write_text("lane_budget:\n  default: {red: 0.06}\n", encoding="utf-8")
+    misspelt = centinela(
+        "evaluate", "--data", str(world), "--registry", str(registry), "--config", str(config)
+    )
+    assert misspelt.returncode != 0
+    assert "lane_budget" in misspelt.stderr
 
 
 def test_cli_reports_a_missing_model_version(world: Path, registry: Path) -> None:

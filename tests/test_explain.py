@@ -13,8 +13,7 @@ from scoring.decisions import Decision
 from scoring.ledger import encode_payload, payload_text
 from scoring.service import ScoringService
 from tests.conftest import server_settings
-from tests.support import make_shipment
-from tests.test_cli import centinela
+from tests.support import centinela, make_shipment
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ from scoring.ledger_keys import (
 from scoring.service import ScoringService
 from server.settings import Settings
 from tests.conftest import server_settings
-from tests.test_cli import CENTINELA, centinela
+from tests.support import CENTINELA, centinela
 
 ROWS = 20  # written one commit each, a checkpoint every 5 rows
 

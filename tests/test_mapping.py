@@ -8,8 +8,6 @@ importers and for precursor HS codes from one origin, so a model has something t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 
 from features.errors import ConfigError, DataError
 from features.tables import scan_table, table_path
+from tests.support import centinela
 from training.mapping import (
     CACHE_DIR_NAME,
     EXTRAS_FILE,
@@ -28,7 +27,6 @@ from training.mapping import (
     parse_mapping,
 )
 
-CENTINELA = str(Path(sys.executable).parent / "centinela")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mappings"
 EXAMPLE_MAPPING = EXAMPLE / "customs-declarations.yaml"
 
@@ -127,12 +125,6 @@ def mapping_file(directory: Path, text: str) -> Path:
     path = directory / "mapping.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def centinela(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CENTINELA, *args], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 MINIMAL = """

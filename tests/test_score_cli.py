@@ -14,8 +14,7 @@ from scoring.bulk import score_tables
 from scoring.registry import Registry
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
-from tests.support import ServerThread, request_for
-from tests.test_cli import centinela
+from tests.support import ServerThread, centinela, request_for
 
 LANES = {pb.LANE_RED: "RED", pb.LANE_YELLOW: "YELLOW", pb.LANE_GREEN: "GREEN"}
 

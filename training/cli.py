@@ -25,6 +25,7 @@ from training.cli_common import (
     err_console,
     print_json,
     progress_bar,
+    read_settings,
     run,
     say,
 )
@@ -182,11 +183,10 @@ def _evaluate(
     """Evaluate bundle ``model`` as ``config`` sets the policy, and write the report if asked,
     telling what is being done on a status line."""
     from features.watchlist import load_watchlist
-    from scoring.settings import load_settings
     from training.evaluate import evaluate
     from training.evaluation_report import write_report
 
-    settings = load_settings(config)
+    settings = read_settings(config)
     watchlist = load_watchlist(settings.watchlist_file)
     bundle = Registry(registry).load(model)
     with err_console.status(f"evaluating {bundle.version}") as status:

@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -27,6 +28,7 @@ from features.errors import (
     ModelError,
     NotFound,
 )
+from scoring.settings import CoreSettings, load_settings
 from training.defaults import REGISTRY_DIR
 
 # soft_wrap: never break a message or a path across lines; scripts grep what we print.
@@ -36,6 +38,22 @@ err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 REGISTRY_OPTION = typer.Option(REGISTRY_DIR, "--registry", help="Model registry directory.")
+
+SettingsLoader = Callable[[Path | None], CoreSettings]
+_settings_loader: list[SettingsLoader] = [load_settings]
+
+
+def use_settings_loader(loader: SettingsLoader) -> None:
+    """How ``--config`` files are read. ``centinela`` (:mod:`server.cli`, the composition root)
+    installs the server's loader, so the file written for ``serve`` (core and server settings
+    together) is read whole, and a misspelt key is still an error; alone, the core's."""
+    _settings_loader[0] = loader
+
+
+def read_settings(config: Path | None) -> CoreSettings:
+    """The settings of a ``--config`` file (defaults and ``CENTINELA_*`` variables without)."""
+    return _settings_loader[0](config)
+
 
 # Exit status by error kind: 2 is reserved for usage errors (typer/click), 1 for anything else.
 _EXIT_CODES: dict[type[CentinelaError], int] = {

@@ -24,8 +24,7 @@ from features.watchlist import load_watchlist
 from scoring.registry import Registry
 from scoring.rules import load_rules
 from scoring.scorer import Scored, Scorer
-from scoring.settings import load_settings
-from training.cli_common import REGISTRY_OPTION, console, progress_bar, run
+from training.cli_common import REGISTRY_OPTION, console, progress_bar, read_settings, run
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "shipment_id": pl.String(),
@@ -155,7 +154,7 @@ def score(
     def body() -> None:
         if out.suffix not in (".parquet", ".csv", ".jsonl"):
             raise DataError(f"--out {out}: the file must end in .parquet, .csv or .jsonl")
-        settings = load_settings(config)
+        settings = read_settings(config)
         data = _input_dir(in_path)
         bundle = Registry(registry).load(model)
         watchlist = load_watchlist(settings.watchlist_file)
