@@ -14,7 +14,7 @@ from features.watchlist import Watchlist
 from scoring.bundle import ModelBundle
 
 
-def score_tables(
+def risk_scores(
     bundle: ModelBundle,
     shipments: pl.DataFrame | pl.LazyFrame,
     goods: pl.DataFrame | pl.LazyFrame,

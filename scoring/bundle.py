@@ -65,11 +65,18 @@ SCORE_RTOL, SCORE_ATOL = 1e-9, 1e-12
 CHILD_TIMEOUT_S = 60.0
 
 
+def logit(raw: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) of probabilities kept inside [1e-9, 1 - 1e-9]: what Platt scaling is
+    fitted (training) and applied (here) on."""
+    p = np.clip(raw, 1e-9, 1 - 1e-9)
+    out: np.ndarray = np.log(p / (1 - p))
+    return out
+
+
 def platt(raw: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
     """Platt scaling: sigmoid(a * logit(raw) + b)."""
     a, b = calibration
-    p = np.clip(raw, 1e-9, 1 - 1e-9)
-    calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+    calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * logit(raw) + b)))
     return calibrated
 
 

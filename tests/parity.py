@@ -22,7 +22,7 @@ from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.tables import scan_table
 from features.watchlist import load_watchlist
-from scoring.bulk import score_tables
+from scoring.bulk import risk_scores
 from scoring.lanes import LANE_ORDER, Budget, LanePolicy
 from scoring.registry import Registry
 from scoring.rules import load_rules
@@ -118,7 +118,7 @@ def check_live_matches_bulk(world: Path, registry: Path, live_count: int) -> Par
     live_matrix = np.vstack(rows)
     assert_same_bits(live_matrix, feature_matrix(bulk_features.slice(start)), ids)
     assert live_scores == [(b.risk_score, b.lane, b.propensity, b.rules_fired) for b in bulk]
-    assert [s[0] for s in live_scores] == score_tables(
+    assert [s[0] for s in live_scores] == risk_scores(
         bundle, shipments, goods, inspections, watchlist
     )["risk_score"].to_list()[start:]
     with_history = int((live_matrix[:, FEATURE_NAMES.index("consignee_count_365d")] > 0).sum())

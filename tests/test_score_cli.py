@@ -10,7 +10,7 @@ import pytest
 from features.live import shipments_from_frames
 from features.tables import scan_table
 from features.watchlist import load_watchlist
-from scoring.bulk import score_tables
+from scoring.bulk import risk_scores
 from scoring.registry import Registry
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
@@ -35,7 +35,7 @@ def test_score_writes_a_decision_per_shipment_like_the_server(
         == ["RED"] * decided["rules_fired"].str.contains("table-i-precursor").sum()
     )
 
-    bulk = score_tables(
+    bulk = risk_scores(
         Registry(registry).load(),
         scan_table(world, "shipments"),
         scan_table(world, "goods"),

@@ -39,7 +39,7 @@ import polars as pl
 from features.errors import DataError
 from features.tables import Folded, Tables, load_tables, scan_table, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bulk import score_tables
+from scoring.bulk import risk_scores
 from scoring.bundle import ModelBundle
 from scoring.rules import RuleSet, load_rules
 from scoring.scorer import Scorer
@@ -221,7 +221,7 @@ def _unseen_scores(
     """The model's scores of every shipment declared after ``after``, each scored with the whole
     past of the tables as history."""
     shipments = tables.shipments
-    scores = score_tables(bundle, shipments, tables.goods, tables.inspections, watchlist).filter(
+    scores = risk_scores(bundle, shipments, tables.goods, tables.inspections, watchlist).filter(
         pl.col("declared_at") > after
     )
     if scores.height == 0:

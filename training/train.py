@@ -32,7 +32,7 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import REFERENCE_ROWS, BundleMeta, new_meta, platt, save_bundle
+from scoring.bundle import REFERENCE_ROWS, BundleMeta, logit, new_meta, platt, save_bundle
 from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
@@ -96,8 +96,7 @@ def fit_platt(raw: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[flo
     """Platt scaling (a, b) on logit(raw) by Newton's method; identity if it cannot be fitted."""
     if len(y) == 0 or y.min() == y.max():
         return (1.0, 0.0)
-    p = np.clip(raw, 1e-9, 1 - 1e-9)
-    x = np.log(p / (1 - p))
+    x = logit(raw)
     a, b = 1.0, 0.0
     for _ in range(iterations):
         q = 1.0 / (1.0 + np.exp(-(a * x + b)))
