@@ -16,7 +16,7 @@ import pytest
 from features.errors import InvalidInput
 from features.tables import TABLES, check_schema, scan_table
 from training.simulate import PATTERN_NAMES, WATCHLIST_IDS, simulate_world
-from training.simulate.ids import iso6346_check_digit
+from training.simulate.ids import ISO6346_VALUES
 from training.simulate.reference import SCHEDULING_4_PIPERIDONE, SOURCED_MODES
 from training.simulate.report import calibration_report, illicit_table, port_share_table
 
@@ -39,6 +39,16 @@ def medium_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read(data_dir: Path, table: str) -> pl.DataFrame:
     return scan_table(data_dir, table).collect()
+
+
+def iso6346_check_digit(code: str) -> int:
+    """Check digit of a 10-character ISO 6346 prefix, one character at a time: the oracle for
+    the simulator's vectorised container ids."""
+    total = 0
+    for position, char in enumerate(code[:10]):
+        value = ISO6346_VALUES[char] if char.isalpha() else int(char)
+        total += value * (1 << position)
+    return total % 11 % 10
 
 
 def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:

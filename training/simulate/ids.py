@@ -32,15 +32,6 @@ def _iso6346_letter_values() -> dict[str, int]:
 ISO6346_VALUES = _iso6346_letter_values()
 
 
-def iso6346_check_digit(code: str) -> int:
-    """Check digit of a 10-character ISO 6346 prefix (owner, category, 6-digit serial)."""
-    total = 0
-    for position, char in enumerate(code[:10]):
-        value = ISO6346_VALUES[char] if char.isalpha() else int(char)
-        total += value * (1 << position)
-    return total % 11 % 10
-
-
 def container_ids(owner_codes: list[str], owner_index: IntArray, serials: IntArray) -> pl.Series:
     """ISO 6346 ids such as ``PMQU1234565`` for owner ``owner_codes[i]`` and 6-digit serials."""
     prefix_sum = np.array(
