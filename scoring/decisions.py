@@ -60,6 +60,10 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class OutcomeReceipt:
+    """What recording an outcome did: the outcome's ``version`` for its decision (1 for the
+    first report, then one more for each different report), and whether it was a
+    ``duplicate`` of the latest one (then nothing was stored)."""
+
     decision_id: str
     version: int
     duplicate: bool
@@ -67,6 +71,9 @@ class OutcomeReceipt:
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
+    """What serves, as ``GetModelInfo`` tells it: the bundle, its features and test metrics,
+    and the watchlist and rules beside it."""
+
     model_version: str
     trained_at: datetime
     feature_names: tuple[str, ...]

@@ -66,6 +66,10 @@ class HitRef:
 
 @dataclass(frozen=True, slots=True)
 class Scored:
+    """What the scorer made of one shipment: its calibrated score, the lane the port's policy
+    gave it (with the propensity of that choice), the reasons and hits an inspector reads,
+    the features it was scored on, the rules that fired and the exam recommended."""
+
     shipment_id: str
     port_of_entry: str
     risk_score: float

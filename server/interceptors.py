@@ -172,13 +172,6 @@ class ErrorInterceptor(WrappingInterceptor):
             deserializer=tolerant_deserializer(handler.request_deserializer),
         )
 
-    @staticmethod
-    async def _abort(error: Exception, context: aio.ServicerContext[Any, Any], method: str) -> None:
-        log_unexpected(error, method)
-        await context.abort_with_status(  # type: ignore[attr-defined]
-            rpc_status.to_status(to_rpc_status(error))
-        )
-
     def _reject(self, request: Any, method: str) -> None:
         """Raise the caller's error for an undecodable ``request``, logged in one line."""
         if isinstance(request, Undecodable):
@@ -210,12 +203,8 @@ class ErrorInterceptor(WrappingInterceptor):
 
         def wrap(behaviour: Any, method: str) -> Any:
             async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-                try:
+                async with _EndsTheCall(context, method):
                     return await behaviour(prepare(request, method), context)
-                except aio.AbortError:
-                    raise
-                except Exception as error:
-                    await self._abort(error, context, method)
 
             return run
 
@@ -228,17 +217,37 @@ class ErrorInterceptor(WrappingInterceptor):
             async def run(
                 request: Any, context: aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                try:
+                async with _EndsTheCall(context, method):
                     async for response in behaviour(prepare(request, method), context):
                         yield response
-                except aio.AbortError:
-                    raise
-                except Exception as error:
-                    await self._abort(error, context, method)
 
             return run
 
         return wrap
+
+
+class _EndsTheCall:
+    """Around a call's behaviour: an unexpected error is logged and ends the call with the
+    status :func:`~server.errors.to_rpc_status` gives it; an abort passes through. A class, not
+    ``contextlib.asynccontextmanager``: it runs on every call, and this costs less."""
+
+    __slots__ = ("context", "method")
+
+    def __init__(self, context: aio.ServicerContext[Any, Any], method: str) -> None:
+        self.context = context
+        self.method = method
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> bool:
+        if error is None or isinstance(error, aio.AbortError) or not isinstance(error, Exception):
+            return False
+        log_unexpected(error, self.method)
+        await self.context.abort_with_status(  # type: ignore[attr-defined]
+            rpc_status.to_status(to_rpc_status(error))
+        )
+        return False  # abort_with_status raises; never reached
 
 
 class MetricsInterceptor(WrappingInterceptor):
@@ -265,32 +274,38 @@ class MetricsInterceptor(WrappingInterceptor):
 
     def _unary(self, behaviour: Any, method: str) -> Any:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            start = time.perf_counter()
-            error: BaseException | None = None
-            try:
+            async with _Counted(self, method, context):
                 return await behaviour(request, context)
-            except BaseException as caught:
-                error = caught
-                raise
-            finally:
-                self._record(method, context, start, error)
 
         return run
 
     def _streaming(self, behaviour: Any, method: str) -> Any:
         async def run(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            start = time.perf_counter()
-            error: BaseException | None = None
-            try:
+            async with _Counted(self, method, context):
                 async for response in behaviour(request, context):
                     yield response
-            except BaseException as caught:
-                error = caught
-                raise
-            finally:
-                self._record(method, context, start, error)
 
         return run
+
+
+class _Counted:
+    """Around a call's behaviour: its time and the status the caller received, recorded
+    however it ends (an error passes through)."""
+
+    __slots__ = ("context", "interceptor", "method", "start")
+
+    def __init__(
+        self, interceptor: MetricsInterceptor, method: str, context: aio.ServicerContext[Any, Any]
+    ) -> None:
+        self.interceptor, self.method, self.context = interceptor, method, context
+        self.start = time.perf_counter()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> bool:
+        self.interceptor._record(self.method, self.context, self.start, error)
+        return False
 
 
 def expired(context: aio.ServicerContext[Any, Any] | None) -> bool:
