@@ -60,7 +60,16 @@ class CoreSettings(BaseSettings):
     )
     bootstrap_seed: int = Field(7, description="Seed of the bootstrap world and model.")
     ledger_path: Path = Field(
-        Path("var/ledger.sqlite"), description="SQLite file of the decision ledger (WAL mode)."
+        Path("var/ledger.sqlite"),
+        description="SQLite file of the decision ledger (WAL mode), unless ledger_url is set.",
+    )
+    ledger_url: str | None = Field(
+        None,
+        description="Where the decision ledger is, as a URL: sqlite:///path/to/file (three "
+        "slashes: a relative path) or postgresql://user@host:port/database (PostgreSQL, which "
+        "several servers may share; give its password as libpq reads it, PGPASSWORD or a "
+        ".pgpass file, not in the URL; its key files have no default place: set "
+        "ledger_key_file and ledger_signing_key_file). Unset: the SQLite file ledger_path.",
     )
     ledger_enabled: bool = Field(
         True, description="Store every decision and outcome durably before replying."
@@ -166,6 +175,12 @@ class CoreSettings(BaseSettings):
         description="A RED or YELLOW decision still awaiting an outcome after this many days "
         "leaves centinela_decisions_awaiting_outcome (counted once as expired).",
     )
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """Where the ledger is: ``ledger_url`` if set, else the SQLite file ``ledger_path``
+        (what :func:`scoring.ledger.store.open_store` takes)."""
+        return self.ledger_url if self.ledger_url is not None else self.ledger_path
 
 
 # A setting from the environment whose value pydantic-settings cannot parse as JSON.

@@ -9,8 +9,11 @@ The package, by concern (each module's docstring has the details):
 - :mod:`~scoring.ledger.chain`: the MAC chain of rows and head, and :func:`check`, which
   verifies it; :mod:`~scoring.ledger.checkpoint`: signed checkpoints and witness files.
 - :mod:`~scoring.ledger.store`: the storage seam (:class:`LedgerStore`, :func:`open_store`:
-  a SQLite file's path or a ``sqlite:///`` URL); :mod:`~scoring.ledger.sqlite`: the SQLite
-  backend (WAL, ``synchronous=FULL``, files 0600, one writer per file).
+  a SQLite file's path, a ``sqlite:///`` URL or a ``postgresql://`` URL);
+  :mod:`~scoring.ledger.sqlite`: the SQLite backend (WAL, ``synchronous=FULL``, files 0600, one
+  writer per file, the embedded default); :mod:`~scoring.ledger.postgres`: the PostgreSQL
+  backend (``synchronous_commit=on``, one database shared by several writers, their appends
+  serialised on the chain's head).
 - :mod:`~scoring.ledger.writer`: :class:`Ledger`, the group-committing writer;
   :mod:`~scoring.ledger.health`: its figures for the metrics endpoint and its later checks of
   the chain's tail; :mod:`~scoring.ledger.config`: keys beside the ledger and

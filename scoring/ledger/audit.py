@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from features.errors import ConfigError
 from scoring.ledger.chain import VerifyResult, check, head_mac
 from scoring.ledger.checkpoint import Checkpoint, sign_checkpoint, trusted_keys
-from scoring.ledger.config import default_key_ring, default_public_keys
+from scoring.ledger.config import default_key_ring, default_public_keys, key_home
 from scoring.ledger.record import Commit, Head
 from scoring.ledger.store import open_store, reading
 from scoring.ledger_keys import KeyRing
@@ -40,8 +40,8 @@ def verify(
     ``public_keys`` None: the public half of the signing key beside the ledger (or named by
     ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``). A witness's own public key is trusted too.
     """
-    beside = Path(open_store(path).location)  # where the key files are by default
-    with reading(path) as view:
+    beside = key_home(path)  # where the key files are by default (None: nowhere)
+    with reading(path) as view, view.snapshot():  # writers may go on meanwhile
         ring = keys if keys is not None else default_key_ring(beside)
         publics = list(public_keys) if public_keys is not None else default_public_keys(beside)
         return check(view, ring, trusted_keys(publics, witness), witness)

@@ -1,7 +1,8 @@
 """The ledger as configured: where its keys are found when no setting names them (beside the
 ledger, generated there on first use by default: see the package's docstring for what that does
 not protect), and :func:`open_ledger`, the ledger the server writes with the keys its settings
-name.
+name. A ledger in a database server (PostgreSQL) has no "beside": its keys must be named
+(``ledger_key_file`` or ``CENTINELA_LEDGER_KEY``, and ``ledger_signing_key_file``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from features.errors import ConfigError
 from scoring.ledger.checkpoint import read_checkpoint
+from scoring.ledger.sqlite import SqliteStore
 from scoring.ledger.store import open_store
 from scoring.ledger.writer import Ledger
 from scoring.ledger_keys import (
@@ -38,6 +40,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("scoring.ledger")  # the package's one logger, as before it was split
 
 
+def key_home(location: Path | str) -> Path | None:
+    """The SQLite file whose key files default beside it (None: the ledger at ``location`` is
+    in a database server, and its key files have no default place)."""
+    store = open_store(location)
+    return store.path if isinstance(store, SqliteStore) else None
+
+
 def default_key_file(db: Path) -> Path:
     """Where the key ring lives when ``ledger_key_file`` is unset: beside the ledger."""
     db = Path(db)
@@ -51,16 +60,18 @@ def default_signing_key_file(db: Path) -> Path:
     return db.with_name(db.stem + ".signing.pem")
 
 
-def default_key_ring(db: Path, key_file: Path | None = None) -> KeyRing:
+def default_key_ring(db: Path | None, key_file: Path | None = None) -> KeyRing:
     """The ring a command line finds: ``key_file``, else ``$CENTINELA_LEDGER_KEY_FILE``, else
-    the file beside the ledger if there is one; plus ``$CENTINELA_LEDGER_KEY``."""
+    the file beside the ledger if there is one (``db`` None: a database server's ledger, none
+    is); plus ``$CENTINELA_LEDGER_KEY``."""
     if key_file is None:
         env_file = os.environ.get(KEY_FILE_ENV)
-        beside = default_key_file(db)
-        key_file = Path(env_file) if env_file else beside if beside.exists() else None
+        beside = None if db is None else default_key_file(db)
+        key_file = Path(env_file) if env_file else beside if beside and beside.exists() else None
     ring = load_key_ring(key_file, os.environ.get(KEY_ENV))
     if not ring.keys:
-        return KeyRing(source=f"no key file at {default_key_file(db)}, no {KEY_ENV}")
+        where = f"no key file at {default_key_file(db)}" if db else f"no {KEY_FILE_ENV}"
+        return KeyRing(source=f"{where}, no {KEY_ENV}")
     return ring
 
 
@@ -73,16 +84,17 @@ def default_signing_key(db: Path, signing_key_file: Path | None = None) -> Ed255
     return load_signing_key(signing_key_file)
 
 
-def default_public_keys(db: Path) -> list[Ed25519PublicKey]:
-    """The public half of the signing key a command line finds (none if there is none)."""
+def default_public_keys(db: Path | None) -> list[Ed25519PublicKey]:
+    """The public half of the signing key a command line finds (none if there is none; ``db``
+    None: a database server's ledger, with no signing key beside it)."""
     env_file = os.environ.get(SIGNING_KEY_FILE_ENV)
-    path = Path(env_file) if env_file else default_signing_key_file(db)
-    return [load_signing_key(path).public_key()] if path.exists() else []
+    path = Path(env_file) if env_file else None if db is None else default_signing_key_file(db)
+    return [load_signing_key(path).public_key()] if path and path.exists() else []
 
 
-def _peek(path: Path) -> tuple[set[str], int]:
+def _peek(location: Path | str) -> tuple[set[str], int]:
     """The key ids of a ledger's rows and its number of checkpoints (before opening it)."""
-    store = open_store(path)
+    store = open_store(location)
     if not store.exists() or store.size() == 0:
         return set(), 0
     try:
@@ -98,14 +110,22 @@ def open_ledger(settings: CoreSettings) -> Ledger:
     With ``ledger_key_file`` unset and no ``CENTINELA_LEDGER_KEY``, the key ring beside the
     ledger is used, and generated (0600, logged once) if it does not exist and no row needs an
     older key; likewise the signing key with ``ledger_signing_key_file`` unset. A key file that
-    is configured is never generated: a missing one is an error.
+    is configured is never generated: a missing one is an error. The ledger is
+    ``ledger_url`` if set, else the SQLite file ``ledger_path``; a ledger in a database server
+    has no "beside", so there its keys must be configured (ConfigError naming the settings).
     """
-    path = Path(settings.ledger_path)
-    key_ids, checkpoints = _peek(path)
+    location = settings.ledger_location
+    home = key_home(location)
+    if home is None:
+        keys, signing = _server_keys(settings, open_store(location).location)
+    else:
+        key_ids, checkpoints = _peek(home)
+        keys = _mac_keys(settings, home, key_ids)
+        signing = _signing_key(settings, home, checkpoints)
     return Ledger(
-        path,
-        _mac_keys(settings, path, key_ids),
-        _signing_key(settings, path, checkpoints),
+        location,
+        keys,
+        signing,
         checkpoint_rows=settings.ledger_checkpoint_rows,
         checkpoint_seconds=settings.ledger_checkpoint_seconds,
         check_rows=settings.ledger_start_check_rows,
@@ -115,6 +135,28 @@ def open_ledger(settings: CoreSettings) -> Ledger:
         if settings.ledger_witness_file
         else None,
     )
+
+
+def _server_keys(settings: CoreSettings, where: str) -> tuple[KeyRing, Ed25519PrivateKey]:
+    """The keys the settings name for a ledger in a database server (``where``), which has no
+    default place for them: ConfigError naming the settings to set when they are not."""
+    env_key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    missing = []
+    if settings.ledger_key_file is None and env_key is None:
+        missing.append("ledger_key_file (or CENTINELA_LEDGER_KEY) for the MAC key ring")
+    if settings.ledger_signing_key_file is None:
+        missing.append("ledger_signing_key_file for the checkpoints' signing key")
+    if missing:
+        raise ConfigError(
+            f"ledger {where} is in a database server, where no key file is kept beside it: "
+            f"set {' and '.join(missing)}"
+        )
+    assert settings.ledger_signing_key_file is not None
+    keys = load_key_ring(settings.ledger_key_file, env_key)
+    key_file = settings.ledger_key_file
+    if key_file is not None and stat.S_IMODE(Path(key_file).stat().st_mode) & 0o077:
+        log.warning("ledger key file is readable by others", extra={"path": str(key_file)})
+    return keys, load_signing_key(settings.ledger_signing_key_file)
 
 
 def _mac_keys(settings: CoreSettings, path: Path, key_ids: set[str]) -> KeyRing:

@@ -26,7 +26,7 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +350,13 @@ class SqliteWriter(SqliteView):
             conn.execute("ROLLBACK") if conn.in_transaction else None
             raise
 
+    def append(self, chain: Callable[[int, str], Commit], seq: int, last: str) -> Commit:
+        """Store what ``chain`` makes of the head ``seq``, ``last``: the one writer's own last
+        commit is the head (its lock keeps every other writer out), so it is not read again."""
+        commit = chain(seq, last)
+        self.write(commit)
+        return commit
+
     def close(self) -> None:
         try:
             super().close()
@@ -362,6 +369,7 @@ class SqliteStore:
 
     kind = KIND
     error = sqlite3.Error
+    shared = False  # one writer per file (WriterLock)
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

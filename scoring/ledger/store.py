@@ -1,13 +1,16 @@
 """The storage seam of the ledger: what the writer, verification and the readers need from
 where the rows live, and :func:`open_store`, which picks the backend for a location.
 
-A backend is one module with a class that satisfies :class:`LedgerStore` (today
-:class:`scoring.ledger.sqlite.SqliteStore`) and one entry in :data:`_BACKENDS`. Everything above
-this seam (the chain and its verification, group commit, checkpoints, replay, export) is written
-against these protocols only. A backend keeps the ledger's guarantees: :meth:`LedgerWriter.write`
-is one transaction, durable when it returns; :meth:`LedgerStore.writer` admits one writer at a
-time; a view reads rows back exactly as written (``bytes`` for a compact record, ``str`` for the
-JSON text of rows from before compact records).
+A backend is one module with a class that satisfies :class:`LedgerStore`
+(:class:`scoring.ledger.sqlite.SqliteStore`, :class:`scoring.ledger.postgres.PostgresStore`)
+and one entry in :data:`_BACKENDS`. Everything above this seam (the chain and its verification,
+group commit, checkpoints, replay, export) is written against these protocols only. A backend
+keeps the ledger's guarantees: :meth:`LedgerWriter.write` and :meth:`LedgerWriter.append` are
+one transaction each, durable when they return; every writer extends one chain, either because
+:meth:`LedgerStore.writer` admits one writer at a time (SQLite: ``shared`` False) or because
+appends are serialised on the chain's head inside the transaction (PostgreSQL: ``shared`` True);
+a view reads rows back exactly as written (``bytes`` for a compact record, ``str`` for the JSON
+text of rows from before compact records).
 """
 
 from __future__ import annotations
@@ -84,11 +87,20 @@ class LedgerView(Protocol):
 
 
 class LedgerWriter(LedgerView, Protocol):
-    """The one writer's connection; :meth:`close` lets another writer in."""
+    """A writer's connection; :meth:`close` lets another writer in (where only one may be)."""
 
     def write(self, commit: Commit) -> None:
         """Store ``commit`` in one transaction, durable when this returns; on a failure (raised
         as :attr:`LedgerStore.error`) none of it is stored."""
+        ...
+
+    def append(self, chain: Callable[[int, str], Commit], seq: int, last: str) -> Commit:
+        """Store the commit ``chain(head_seq, head_hash)`` makes from the chain's head, as
+        :meth:`write` does, and return it. ``seq`` and ``last`` are the head as this writer
+        last left it: the head itself where the writer is the only one; where writers share
+        the ledger, the head is read again with its lock held for the transaction, so rows are
+        always chained on from the head they follow. ``chain`` may be called in the transaction
+        (with locks held): it only numbers and MACs."""
         ...
 
 
@@ -98,6 +110,11 @@ class LedgerStore(Protocol):
     @property
     def kind(self) -> str:
         """What such a ledger is, as messages name it ("SQLite database")."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether several writers may append at once (False: :meth:`writer` admits one)."""
         ...
 
     @property
@@ -134,14 +151,25 @@ def _sqlite(url: str, rest: str) -> LedgerStore:
     return SqliteStore(Path(path))
 
 
-_BACKENDS: dict[str, Callable[[str, str], LedgerStore]] = {"sqlite": _sqlite}
+def _postgres(url: str, rest: str) -> LedgerStore:
+    """``postgresql://user@host:port/database`` (libpq's URL, its parameters and environment)."""
+    from scoring.ledger.postgres import PostgresStore  # psycopg only when a ledger needs it
+
+    return PostgresStore(url)
+
+
+_BACKENDS: dict[str, Callable[[str, str], LedgerStore]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+}
 """Backend by URL scheme: given the whole URL and what follows ``scheme://``."""
 _URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.*)", re.DOTALL)
 
 
 def open_store(location: str | Path) -> LedgerStore:
-    """The store at ``location``: a URL (``sqlite:///path``) or a plain path of a SQLite file
-    (a :class:`~pathlib.Path`, or a string without a scheme)."""
+    """The store at ``location``: a URL (``sqlite:///path``, ``postgresql://host/database``) or
+    a plain path of a SQLite file (a :class:`~pathlib.Path`, or a string without a scheme)."""
     if not isinstance(location, str) or (url := _URL.fullmatch(location)) is None:
         return SqliteStore(Path(location))
     backend = _BACKENDS.get(url["scheme"])

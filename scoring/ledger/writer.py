@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from scoring.ledger.health import (
     Verified,
 )
 from scoring.ledger.record import Commit, Entry, Head, Row, canonical_json, encode_payload
+from scoring.ledger.sqlite import SqliteStore
 from scoring.ledger.store import LedgerView, open_store
 from scoring.ledger_keys import KeyRing
 
@@ -46,7 +47,12 @@ class Ledger:
     """Append-only, group-committed, MAC-chained, checkpointed store of decisions and outcomes.
 
     ``path`` is where it is stored (:func:`scoring.ledger.store.open_store`: a SQLite file's
-    path, or a ``sqlite:///`` URL). Opening checks the tail of the chain
+    path, a ``sqlite:///`` or a ``postgresql://`` URL), kept as :attr:`location` for readers
+    to open it again; :attr:`path` is the SQLite file (None for a database server). Where
+    several writers share the ledger (PostgreSQL), each commit chains on from the head as the
+    database has it then, so they all extend one chain (:meth:`LedgerWriter.append`).
+
+    Opening checks the tail of the chain
     (:func:`scoring.ledger.chain.check` with ``tail=check_rows``; 0: all of it) and raises
     :class:`ConfigError` naming the first bad row rather than append to a broken chain. New rows
     are written with ``keys.current``; checkpoints are signed with ``signing_key`` (none are
@@ -74,10 +80,13 @@ class Ledger:
         verify_interval: float = 0.0,
     ) -> None:
         self._store = open_store(path)
-        self.path = Path(self._store.location)
+        self.location: Path | str = path
+        self.path = self._store.path if isinstance(self._store, SqliteStore) else None
         self.compact = compact
         if keys.current is None:
-            raise ConfigError(f"ledger {self.path}: no MAC key to write with ({keys.source})")
+            raise ConfigError(
+                f"ledger {self._store.location}: no MAC key to write with ({keys.source})"
+            )
         self.keys, self.key_id = keys, keys.current
         self.max_batch = max_batch
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
@@ -91,6 +100,8 @@ class Ledger:
         self._checkpoint_time = time.monotonic()
         self._queue: queue.Queue[_Batch | None] = queue.Queue()
         self._readers = threading.local()  # each thread's view for entries_for
+        self._views: list[LedgerView] = []  # all of them, closed by close()
+        self._views_lock = threading.Lock()
         self.commits = 0
         self.checkpoints = 0  # written by this writer
         # Health: written by the writer, read by health(); one short lock.
@@ -110,16 +121,18 @@ class Ledger:
         """Check the tail of the chain just opened; its head and the seq of the latest
         checkpoint. On a broken chain (ConfigError) or any failure the storage is closed."""
         try:
-            result = check(self._storage, self.keys, trust, witness, tail=self.check_rows)
-            head, checkpoints = self._storage.head(), self._storage.checkpoints()
+            with self._storage.snapshot():  # other writers of a shared ledger may be appending
+                result = check(self._storage, self.keys, trust, witness, tail=self.check_rows)
+                head, checkpoints = self._storage.head(), self._storage.checkpoints()
         except BaseException:
             self._storage.close()
             raise
         if not result.ok:
             self._storage.close()
+            where = self._store.location
             raise ConfigError(
-                f"ledger {self.path}: {result.problem}; refusing to append to a broken chain "
-                f"(`centinela ledger verify --db {self.path}` checks all of it)"
+                f"ledger {where}: {result.problem}; refusing to append to a broken chain "
+                f"(`centinela ledger verify --db {where}` checks all of it)"
             )
         return head, max(checkpoints, default=0)
 
@@ -195,31 +208,53 @@ class Ledger:
         return sign_checkpoint(self._signing_key, seq, head, self.key_id, now)
 
     def _checkpoint_alone(self) -> None:
-        """A checkpoint of the head in its own transaction (time due while idle, or closing)."""
+        """A checkpoint of the head in its own transaction (time due while idle, or closing):
+        the head as the store has it (another writer of a shared ledger may have moved it)."""
         if self._signing_key is None or self._seq <= self._checkpoint_seq:
             return
+
+        def sign(seq: int, last: str) -> Commit:
+            if seq <= self._checkpoint_seq:
+                return Commit()
+            return Commit(head=None, checkpoint=self._sign(seq, last))
+
         try:
-            self._storage.write(Commit(checkpoint=self._sign(self._seq, self._hash)))
+            commit = self._storage.append(sign, self._seq, self._hash)
         except self._store.error as error:
             log.error("ledger checkpoint failed", exc_info=error)
             self._checkpoint_time = time.monotonic()  # retried after another interval
             return
-        self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
-        self.checkpoints += 1
+        self._checkpoint_time = time.monotonic()
+        if (cp := commit.checkpoint) is not None:
+            self._seq, self._hash, self._checkpoint_seq = cp.seq, cp.head, cp.seq
+            self.checkpoints += 1
 
-    def _chained(self, entries: Sequence[tuple[Entry, str]]) -> list[Row]:
-        """The rows of ``entries`` (each with its payload's JSON): numbered and MACed on from
-        the head, recorded now."""
-        seq, prev, key_id = self._seq, self._hash, self.key_id
+    def _chained(
+        self, entries: Sequence[tuple[Entry, str | bytes]], seq: int, prev: str
+    ) -> list[Row]:
+        """The rows of ``entries`` (each with its payload as stored): numbered and MACed on
+        from the head ``seq``, ``prev``, recorded now."""
+        key_id = self.key_id
         rows = []
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        for entry, text in entries:
+        for entry, payload in entries:
             seq += 1
-            payload = encode_payload(text) if self.compact else text
             mac = row_mac(self.keys, key_id, prev, seq, entry.kind, entry.decision_id, now, payload)
             rows.append(Row(seq, entry.kind, entry.decision_id, now, payload, prev, mac, key_id))
             prev = mac
         return rows
+
+    def _chain(self, entries: Sequence[tuple[Entry, str | bytes]]) -> Callable[[int, str], Commit]:
+        """What one group commit stores, given the head it follows: the rows of ``entries``,
+        the new head, and a checkpoint of it if one is due."""
+
+        def chain(seq: int, prev: str) -> Commit:
+            rows = self._chained(entries, seq, prev)
+            seq, last = rows[-1].seq, rows[-1].hash
+            head = Head(seq, last, self.key_id, head_mac(self.keys, self.key_id, seq, last))
+            return Commit(rows, head, self._sign(seq, last) if self._checkpoint_due(seq) else None)
+
+        return chain
 
     @staticmethod
     def _encodable(batch: _Batch) -> list[tuple[Entry, str, Future[int]]]:
@@ -242,22 +277,24 @@ class Ledger:
         if not encoded:
             return
         batch = [(entry, future) for entry, _, future in encoded]
-        rows = self._chained([(entry, text) for entry, text, _ in encoded])
-        seq, last = rows[-1].seq, rows[-1].hash
-        due = self._checkpoint_due(seq)
-        head = Head(seq, last, self.key_id, head_mac(self.keys, self.key_id, seq, last))
+        # Compressed before the store is asked for the head: with writers sharing the ledger,
+        # its lock is held only while the rows are numbered, MACed and written.
+        payloads = [
+            (entry, encode_payload(text) if self.compact else text) for entry, text, _ in encoded
+        ]
         try:
-            self._storage.write(Commit(rows, head, self._sign(seq, last) if due else None))
+            commit = self._storage.append(self._chain(payloads), self._seq, self._hash)
         except self._store.error as exc:
             for _, future in batch:
                 future.set_exception(exc)
             return
-        self._seq, self._hash = seq, last
+        rows = commit.rows
+        self._seq, self._hash = rows[-1].seq, rows[-1].hash
         with self._health_lock:
             self._commit_seconds.observe(time.perf_counter() - started)
             self._group_size.observe(len(rows))
-        if due:
-            self._checkpoint_seq, self._checkpoint_time = seq, time.monotonic()
+        if commit.checkpoint is not None:
+            self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
             self.checkpoints += 1
         self.commits += 1
         for (_, future), row in zip(batch, rows, strict=True):
@@ -269,6 +306,8 @@ class Ledger:
         view: LedgerView | None = getattr(self._readers, "view", None)
         if view is None:
             view = self._readers.view = self._store.reader()
+            with self._views_lock:
+                self._views.append(view)
         return view
 
     def entries_for(self, decision_id: str) -> list[Row]:
@@ -298,3 +337,8 @@ class Ledger:
         self._queue.put(None)
         self._writer.join(timeout=30)
         self._storage.close()
+        with self._views_lock:
+            views, self._views = self._views, []
+            self._readers = threading.local()  # a read after close opens a view again
+        for view in views:
+            view.close()
