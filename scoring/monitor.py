@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
@@ -265,32 +264,32 @@ class Monitor:
             at,
         )
 
-    def seed(self, path: Path) -> None:
-        """Read the label-lag counts back from the ledger at ``path``: its decisions of the last
+    def seed(self, location: Path | str) -> None:
+        """Read the label-lag counts back from the ledger at ``location`` (a SQLite file's path
+        or a ledger URL, read through the ledger's own reader): its decisions of the last
         ``label_max_age_days`` and their first outcomes. Call before any live decision or
         outcome is counted (the service does, holding its outcome lock). Two passes over the
         rows, decoding only the decisions in the age cap and the outcomes against them, with
         memory for the ids of decisions that have outcomes only."""
-        path = Path(path)
-        if not path.exists():
-            return
+        from scoring.ledger import open_store
+
         try:
-            self._seed(path)
+            if not open_store(location).exists():
+                return
+            self._seed(location)
         except Exception as error:  # figures are not worth refusing to serve
             log.error("label-lag counts could not be read from the ledger", exc_info=error)
 
-    def _seed(self, path: Path) -> None:
-        from scoring.ledger import iter_rows
+    def _seed(self, location: Path | str) -> None:
+        from scoring.ledger import reading
 
         now = self.clock()
         lag = LabelLag(self._lag.window_s, self._lag.max_age_s, self._lag.started)
         cutoff = now - lag.max_age_s - 86_400.0  # a row is recorded after its decision
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            conn.execute("BEGIN")  # one snapshot for both passes
-            answered = {r.decision_id for r in iter_rows(conn) if r.kind == "outcome"}
+        with reading(location) as view, view.snapshot():  # one snapshot for both passes
+            answered = {r.decision_id for r in view.rows() if r.kind == "outcome"}
             known: dict[str, tuple[str, str, float]] = {}
-            for row in iter_rows(conn):
+            for row in view.rows():
                 recorded = _timestamp(row.recorded_at, now)
                 if row.kind == "decision":
                     if recorded < cutoff:
@@ -314,8 +313,6 @@ class Monitor:
                     inspected = bool(outcome.get("inspected"))
                     positive = outcome.get("result") == "positive"
                     lag.outcome(port, lane, decided_at, True, inspected, positive, recorded)
-        finally:
-            conn.close()
         lag.prune(now)
         with self._lock:
             self._lag.merge(lag)

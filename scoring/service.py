@@ -97,9 +97,9 @@ class ScoringService:
             if self.state is None:
                 self.state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
-                    replay_into(self.state, self.ledger.path, watchlist)
+                    replay_into(self.state, self.ledger.location, watchlist)
                     with self._outcome_lock:  # no outcome counted twice or missed
-                        self.monitor.seed(self.ledger.path)
+                        self.monitor.seed(self.ledger.location)
                 log.info(
                     "entity history loaded",
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
