@@ -3,13 +3,18 @@
 A backend under test gives the location the code under test is handed (:attr:`location`), the
 place its key files are kept (:attr:`beside`), and raw access to its tables (:meth:`execute`,
 :meth:`query`) as anyone who can write the storage has it: the attacker of the tamper tests.
-A PostgreSQL backend adds one entry to :data:`BACKENDS`.
+The SQL is SQLite's and PostgreSQL's alike, parameters written ``?``.
+
+:data:`BACKENDS` names them: the SQLite forms (:data:`SQLITE_FORMS`, made from a directory) and
+``postgresql`` (:class:`PostgresBackend`, a fresh database of the session's server,
+tests/postgres.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,11 +85,39 @@ class SqliteBackend:
             conn.close()
 
 
+class PostgresBackend:
+    """A ledger in a fresh database of a PostgreSQL server, its key files under ``root``."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        self.location: str | Path = url
+        self.url = url
+        self.beside = root / "ledger"
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        import psycopg
+
+        with psycopg.connect(self.url) as conn, conn.cursor() as cur:  # commits on leaving
+            yield cur
+
+    def execute(self, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+        with self._cursor() as cur:
+            for statement in statements:
+                sql, params = (statement, ()) if isinstance(statement, str) else statement
+                cur.execute(sql.replace("?", "%s"), params)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            return [tuple(r) for r in cur.fetchall()]
+
+
 SQLITE_FORMS: dict[str, Callable[[Path], SqliteBackend]] = {
     "sqlite-path": lambda root: SqliteBackend(root, as_url=False),
     "sqlite-url": lambda root: SqliteBackend(root, as_url=True),
 }
-BACKENDS: dict[str, Callable[[Path], Backend]] = {**SQLITE_FORMS}
+POSTGRES = "postgresql"
+BACKENDS: tuple[str, ...] = (*SQLITE_FORMS, POSTGRES)
 
 
 def open_ledger_in(store: Backend, **options: Any) -> Ledger:

@@ -1,9 +1,11 @@
 """The storage seam of the ledger: :func:`open_store` picks the backend for a location, and
 every backend (``store``, tests/ledger_backends.py) keeps the contract the writer relies on: a
-commit is all or nothing, one writer at a time, rows read back exactly as written."""
+commit is all or nothing, one chain whoever writes (one writer at a time, or appends serialised
+on the head), rows read back exactly as written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,7 @@ def test_a_path_or_a_sqlite_url_is_a_sqlite_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("location", "words"),
     [
-        ("postgresql://ledger@db/centinela", "no ledger backend for postgresql://"),
+        ("mysql://ledger@db/centinela", "no ledger backend for mysql://"),
         ("sqlite://", "a SQLite ledger URL is sqlite:///path/to/file"),
         ("sqlite://host/file", "a SQLite ledger URL is sqlite:///path/to/file"),
     ],
@@ -89,12 +91,48 @@ def test_a_commit_is_stored_whole_and_read_back_as_written(store: Backend) -> No
         writer.close()
 
 
-def test_one_writer_at_a_time(store: Backend) -> None:
+def test_a_postgresql_url_is_a_postgresql_database_named_without_its_password() -> None:
+    from scoring.ledger.postgres import PostgresStore
+
+    for url in ("postgresql://ledger@db:5433/centinela", "postgres://db/centinela"):
+        opened = open_store(url)
+        assert isinstance(opened, PostgresStore)
+        assert (opened.url, opened.location, opened.shared) == (url, url, True)
+    secret = open_store("postgresql://ledger:s3cret@db/centinela?password=s3cret&sslmode=require")
+    assert "s3cret" not in secret.location
+    assert secret.location == "postgresql://ledger:***@db/centinela?password=***&sslmode=require"
+
+
+def on_head(n: int) -> Callable[[int, str], Commit]:
+    """What a writer appends: ``n`` rows chained on from the head it is given, and the head."""
+
+    def chain(seq: int, last: str) -> Commit:
+        made = rows(seq + 1, n, last)
+        return Commit(made, Head(made[-1].seq, made[-1].hash, "k1", "mac"))
+
+    return chain
+
+
+def test_one_writer_at_a_time_or_appends_serialised_on_the_head(store: Backend) -> None:
     opened = open_store(store.location)
     first = opened.writer()
     try:
-        with pytest.raises(FailedPrecondition, match="a ledger has one writer"):
-            open_store(store.location).writer()
+        if not opened.shared:
+            with pytest.raises(FailedPrecondition, match="a ledger has one writer"):
+                open_store(store.location).writer()
+        else:  # a second writer is let in; its appends follow the head the first one moved
+            second = open_store(store.location).writer()
+            try:
+                first.append(on_head(2), 0, "0" * 64)
+                second.append(on_head(1), 0, "0" * 64)  # its own view of the head is stale
+                assert [(r.seq, r.prev_hash) for r in second.rows()] == [
+                    (1, "0" * 64),
+                    (2, "h1"),
+                    (3, "h2"),
+                ]
+                assert first.head() == Head(3, "h3", "k1", "mac")
+            finally:
+                second.close()
     finally:
         first.close()
     open_store(store.location).writer().close()  # free once the first is closed
