@@ -37,8 +37,29 @@ from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
 from training.evaluation_metrics import average_precision, brier_score
+from training.train_settings import (
+    TRAIN_SHARE,
+    VALID_SHARE,
+    DateSplit,
+    TrainSettings,
+    cut_points,
+    split_json,
+)
 
-TRAIN_SHARE, VALID_SHARE = 0.70, 0.15
+__all__ = [
+    "TRAIN_SHARE",
+    "VALID_SHARE",
+    "DateSplit",
+    "TrainResult",
+    "TrainSettings",
+    "code_version",
+    "data_fingerprint",
+    "fit_platt",
+    "labelled_features",
+    "reference_quantiles",
+    "reference_rows",
+    "train",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +70,12 @@ class TrainResult:
     metrics: dict[str, float]
     rounds: int
     folded: Folded = field(default_factory=Folded)  # repeated shipment ids left out
+    # Boosting ran to ``max_rounds`` without early stopping: more rounds (or a higher learning
+    # rate) might have fitted better. Also in the bundle's metrics as ``hit_round_limit``.
+    hit_round_limit: bool = False
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    split: DateSplit | None = None
+    test_shipments: int = 0  # shipments in the test window (0: every one was fitted on)
 
 
 def code_version() -> str:
@@ -131,10 +158,6 @@ def reference_rows(matrix: np.ndarray, scores: np.ndarray, n: int = REFERENCE_RO
     return matrix[order[np.unique(spread)]]
 
 
-MAX_ROUNDS = 500
-EARLY_STOPPING_ROUNDS = 50
-
-
 @dataclass(frozen=True, slots=True)
 class _Windows:
     """The time split: every shipment of each window (``parts``) and its labelled ones."""
@@ -153,6 +176,8 @@ def train(
     propensity_weights: bool = False,
     balance: bool = False,
     on_round: Callable[[int, int], None] | None = None,
+    settings: TrainSettings | None = None,
+    split: DateSplit | None = None,
 ) -> TrainResult:
     """Train, evaluate on the newest window, write a bundle; promote if asked or if first.
 
@@ -160,21 +185,30 @@ def train(
     :func:`features.tables.fold_tables`); the result says how many rows were folded.
 
     The split is by declared time: the oldest 70% trains, the next 15% stops boosting early and
-    fits the calibration, the newest 15% measures. With ``propensity_weights`` each labelled
-    shipment is weighted by 1/selection probability, so what the old policy rarely inspected
-    counts for what it stands for.
+    fits the calibration, the newest 15% measures; ``split`` fixes the windows by date instead
+    (the test window may then be empty). ``settings`` are the boosting settings (default: the
+    defaults of :class:`~training.train_settings.TrainSettings`). With ``propensity_weights``
+    each labelled shipment is weighted by 1/selection probability, so what the old policy
+    rarely inspected counts for what it stands for.
     """
+    settings = settings or TrainSettings()
     watchlist = watchlist or load_watchlist(None)
     tables = load_tables(data_dir)
     basics, outcomes, labels = labelled_features(tables, watchlist)
-    reference, windows = _split(data_dir, basics, outcomes, labels)
-    params = _params(windows.labelled["train"], seed=seed, balance=balance)
-    booster = _fit(windows.labelled, params, propensity_weights, on_round)
+    reference, windows = _split(data_dir, basics, outcomes, labels, split)
+    params = _params(windows.labelled["train"], seed=seed, balance=balance, settings=settings)
+    booster = _fit(windows.labelled, params, propensity_weights, on_round, settings)
+    # Early stopping ends boosting ``early_stopping_rounds`` after the best round; if that lies
+    # past the limit, the limit ended it while the validation loss was still improving.
+    hit_round_limit = booster.best_iteration + settings.early_stopping_rounds > settings.max_rounds
     calibration = fit_platt(
         _raw_scores(booster, windows.labelled["valid"]),
         windows.labelled["valid"]["label"].cast(pl.Int32).to_numpy(),
     )
-    metrics = _test_metrics(booster, calibration, windows.labelled["test"])
+    metrics = {
+        **_test_metrics(booster, calibration, windows.labelled["test"]),
+        "hit_round_limit": float(hit_round_limit),
+    }
     registry = Registry(registry_dir)
     version = registry.next_version()
     meta, rows = _bundle_meta(
@@ -186,7 +220,9 @@ def train(
         watchlist=watchlist,
         params={
             **params,
-            "max_rounds": MAX_ROUNDS,
+            "max_rounds": settings.max_rounds,
+            "early_stopping_rounds": settings.early_stopping_rounds,
+            "split": split_json(split),
             "train_rows": windows.labelled["train"].height,
             "propensity_weights": propensity_weights,
             "balance": balance,
@@ -199,7 +235,16 @@ def train(
     if should_promote:
         registry.promote(version)
     return TrainResult(
-        version, path, should_promote, metrics, booster.best_iteration, folded=tables.folded
+        version,
+        path,
+        should_promote,
+        metrics,
+        booster.best_iteration,
+        folded=tables.folded,
+        hit_round_limit=hit_round_limit,
+        settings=settings,
+        split=split,
+        test_shipments=windows.parts["test"].height,
     )
 
 
@@ -207,7 +252,11 @@ def train(
 
 
 def _split(
-    data_dir: Path, basics: pl.DataFrame, outcomes: pl.DataFrame, labels: pl.DataFrame
+    data_dir: Path,
+    basics: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    labels: pl.DataFrame,
+    split: DateSplit | None,
 ) -> tuple[FeatureReference, _Windows]:
     """The feature reference of the training window and the features of every window.
 
@@ -217,7 +266,7 @@ def _split(
     n = basics.height
     if n < 100:
         raise DataError(f"{data_dir}: {n} shipments are too few to train on (need 100+)")
-    cut_train, cut_valid = int(n * TRAIN_SHARE), int(n * (TRAIN_SHARE + VALID_SHARE))
+    cut_train, cut_valid = cut_points(basics["declared_at"], split, str(data_dir))
     train_rows = basics.slice(0, cut_train)
     train_end = train_rows["declared_at"].max()
     train_outcomes = outcomes.filter(pl.col("reported_at") < train_end)
@@ -239,16 +288,42 @@ def _split(
         "test": frame.slice(cut_valid),
     }
     labelled = {k: v.filter(pl.col("label").is_not_null()) for k, v in parts.items()}
-    if int(labelled["train"]["label"].sum()) == 0:
-        raise DataError(
-            f"{data_dir}: no positive inspection outcomes in the training window "
-            f"(the oldest {TRAIN_SHARE:.0%} of shipments); more data or a longer period is needed"
-        )
+    _check_windows(data_dir, labelled, split)
     return reference, _Windows(parts, labelled)
 
 
-def _params(train: pl.DataFrame, *, seed: int, balance: bool) -> dict[str, Any]:
-    """LightGBM's parameters for the labelled training window."""
+def _check_windows(
+    data_dir: Path, labelled: dict[str, pl.DataFrame], split: DateSplit | None
+) -> None:
+    """Refuse windows boosting cannot use: no positive outcome to learn from, or no inspected
+    shipment to stop early on."""
+    train_window = (
+        f"the oldest {TRAIN_SHARE:.0%} of shipments"
+        if split is None
+        else f"declared on or before --train-until {split.train_until}"
+    )
+    if int(labelled["train"]["label"].sum()) == 0:
+        raise DataError(
+            f"{data_dir}: no positive inspection outcomes in the training window "
+            f"({train_window}); more data or a longer period is needed"
+        )
+    if labelled["valid"].height == 0:
+        valid_window = (
+            f"the next {VALID_SHARE:.0%} of shipments"
+            if split is None
+            else f"declared after --train-until {split.train_until} and on or before "
+            f"--valid-until {split.valid_until}"
+        )
+        raise DataError(
+            f"{data_dir}: no inspected shipments in the validation window ({valid_window}), "
+            "so boosting cannot stop early nor be calibrated"
+        )
+
+
+def _params(
+    train: pl.DataFrame, *, seed: int, balance: bool, settings: TrainSettings
+) -> dict[str, Any]:
+    """LightGBM's parameters for the labelled training window, with ``settings``' values."""
     y_train = train["label"].cast(pl.Int32)
     positives, negatives = int(y_train.sum()), int(y_train.len() - y_train.sum())
     return {
@@ -259,13 +334,8 @@ def _params(train: pl.DataFrame, *, seed: int, balance: bool) -> dict[str, Any]:
         "scale_pos_weight": (
             float(np.sqrt(max(negatives, 1) / max(positives, 1))) if balance else 1.0
         ),
-        "learning_rate": 0.05,
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
+        **settings.lightgbm_params(),
         "bagging_freq": 1,
-        "lambda_l2": 1.0,
         "cat_smooth": 10.0,
         "min_data_per_group": 20,
         "seed": seed,
@@ -281,23 +351,25 @@ def _fit(
     params: dict[str, Any],
     propensity_weights: bool,
     on_round: Callable[[int, int], None] | None,
+    settings: TrainSettings,
 ) -> lgb.Booster:
-    """Boost on the training window, stopping early on the validation window."""
+    """Boost on the training window, stopping early on the validation window, for at most
+    ``settings.max_rounds`` rounds."""
     train_set = _dataset(labelled["train"], propensity_weights)
     valid_set = _dataset(labelled["valid"], propensity_weights, reference_set=train_set)
     callbacks: list[Callable[..., None]] = [
-        lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)
+        lgb.early_stopping(settings.early_stopping_rounds, verbose=False)
     ]
     if on_round is not None:
 
         def report(env: lgb.callback.CallbackEnv) -> None:
-            on_round(env.iteration + 1, MAX_ROUNDS)
+            on_round(env.iteration + 1, settings.max_rounds)
 
         callbacks.append(report)
     return lgb.train(
         params,
         train_set,
-        num_boost_round=MAX_ROUNDS,
+        num_boost_round=settings.max_rounds,
         valid_sets=[valid_set],
         callbacks=callbacks,
     )
@@ -332,8 +404,19 @@ def _raw_scores(booster: lgb.Booster, part: pl.DataFrame) -> np.ndarray:
 def _test_metrics(
     booster: lgb.Booster, calibration: tuple[float, float], test: pl.DataFrame
 ) -> dict[str, float]:
-    """The calibrated model on the labelled test window: PR-AUC, Brier score, log loss."""
+    """The calibrated model on the labelled test window: PR-AUC, Brier score, log loss (not a
+    number when windows fixed by date leave no test window)."""
     y_test = test["label"].cast(pl.Int32).to_numpy()
+    if len(y_test) == 0:
+        nan = float("nan")
+        return {
+            "test_pr_auc": nan,
+            "test_brier": nan,
+            "test_log_loss": nan,
+            "test_positives": 0.0,
+            "test_labelled": 0.0,
+            "best_iteration": float(booster.best_iteration),
+        }
     p_test = platt(_raw_scores(booster, test), calibration)
     eps = 1e-12
     test_ap = average_precision(y_test[np.argsort(-p_test, kind="stable")])
