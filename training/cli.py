@@ -10,6 +10,7 @@ body through :func:`training.cli_common.run` so errors read the same everywhere.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ from training.simulate.cli import simulate
 
 if TYPE_CHECKING:
     from training.evaluation_record import Evaluation
+    from training.periods import Period
+    from training.train import TrainResult
 
 app = typer.Typer(
     name="centinela",
@@ -74,6 +77,11 @@ def _canonical_data(data: Path, mapping: Path | None) -> Path:
     return mapped.out_dir
 
 
+def _date_option(name: str, help_text: str) -> datetime | None:
+    """An optional calendar date (``YYYY-MM-DD``, a whole day in UTC) named ``name``."""
+    return typer.Option(None, name, formats=["%Y-%m-%d"], metavar="DATE", help=help_text)  # type: ignore[no-any-return]
+
+
 @app.command("train")
 def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
@@ -91,12 +99,32 @@ def train_command(
     balance: bool = typer.Option(
         False, "--balance", help="Up-weight positives by the square root of the class imbalance."
     ),
+    train_until: datetime | None = _date_option(
+        "--train-until",
+        "Train on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
+        "Needs --valid-until.",
+    ),
+    valid_until: datetime | None = _date_option(
+        "--valid-until",
+        "Stop early and calibrate on shipments declared after --train-until and on or before "
+        "DATE; what is newer is the test window (it may be empty).",
+    ),
+    params: Path | None = typer.Option(
+        None,
+        "--params",
+        help="Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
+        "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on DATA with a time-based split and add it to the registry."""
+    from training.periods import as_date
     from training.train import train
+    from training.train_settings import DateSplit, load_train_settings
 
     def body() -> None:
+        split = DateSplit.from_options(as_date(train_until), as_date(valid_until))
+        settings = load_train_settings(params)
         data_dir = _canonical_data(data, mapping)
         with progress_bar("[bold]training", "rounds", disable=json_out) as progress:
             task = progress.add_task("train", total=None)
@@ -112,32 +140,55 @@ def train_command(
                 propensity_weights=propensity_weights,
                 balance=balance,
                 on_round=on_round,
+                settings=settings,
+                split=split,
             )
-        if json_out:
-            print_json(
-                {
-                    "version": result.version,
-                    "path": str(result.path),
-                    "promoted": result.promoted,
-                    "rounds": result.rounds,
-                    "metrics": result.metrics,
-                    "folded": result.folded.to_json(),
-                }
-            )
-            return
-        if result.folded.total:
-            say(result.folded.summary())
-        console.print(
-            f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}"
-        )
-        for name, value in result.metrics.items():
-            console.print(f"  {name:>16}: {value:.4f}")
-        if result.promoted:
-            console.print(f"promoted {result.version}")
-        else:
-            console.print(f"not promoted; run: centinela models promote {result.version}")
+        _print_training(result, json_out)
 
     run(body)
+
+
+def _print_training(result: TrainResult, json_out: bool) -> None:
+    """What ``train`` did: the bundle, its rounds (and whether they ran out), its test figures."""
+    from training.train_settings import split_json
+
+    limit = result.settings.max_rounds
+    if json_out:
+        print_json(
+            {
+                "version": result.version,
+                "path": str(result.path),
+                "promoted": result.promoted,
+                "rounds": result.rounds,
+                "hit_round_limit": result.hit_round_limit,
+                "params": result.settings.model_dump(),
+                "split": split_json(result.split),
+                "metrics": result.metrics,
+                "folded": result.folded.to_json(),
+            }
+        )
+        return
+    if result.folded.total:
+        say(result.folded.summary())
+    console.print(f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}")
+    if result.hit_round_limit:
+        say(
+            f"[bold yellow]warning:[/] boosting reached the round limit ({limit} rounds) before "
+            "early stopping: the model may be under-fitted; raise max_rounds (or learning_rate) "
+            "in a --params file"
+        )
+    for name, value in result.metrics.items():
+        if name != "hit_round_limit":
+            console.print(f"  {name:>16}: {value:.4f}")
+    if result.test_shipments == 0:
+        say(
+            "no test window: nothing was declared after --valid-until; measure the model with "
+            "centinela evaluate on newer data"
+        )
+    if result.promoted:
+        console.print(f"promoted {result.version}")
+    else:
+        console.print(f"not promoted; run: centinela models promote {result.version}")
 
 
 @app.command("evaluate")
@@ -157,16 +208,31 @@ def evaluate_command(
         help="Settings file for the policy at capacity: lane budgets, exploration seed, rules "
         "and watchlist files (as for score and serve).",
     ),
+    since: datetime | None = _date_option(
+        "--from", "Evaluate only shipments declared on or after DATE (UTC)."
+    ),
+    until: datetime | None = _date_option(
+        "--until", "Evaluate only shipments declared on or before DATE (UTC)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
 ) -> None:
     """Evaluate a model at inspection budgets against random, rule and watchlist selection,
     and the whole decision policy at each port's capacity.
 
-    Only shipments declared after the model's validation window are evaluated.
+    Only shipments declared after the model's validation window are evaluated; --from and
+    --until narrow that to a period (a --from inside the windows the model was fitted on is
+    refused).
     """
+    from training.periods import Period, as_date
 
     def body() -> None:
-        result = _evaluate(_canonical_data(data, mapping), model, registry, config, report)
+        period = (
+            Period(as_date(since), as_date(until))
+            if since is not None or until is not None
+            else None
+        )
+        data_dir = _canonical_data(data, mapping)
+        result = _evaluate(data_dir, model, registry, config, report, period)
         if json_out:
             print_json(result.to_json())
             return
@@ -178,7 +244,12 @@ def evaluate_command(
 
 
 def _evaluate(
-    data_dir: Path, model: str | None, registry: Path, config: Path | None, report: Path | None
+    data_dir: Path,
+    model: str | None,
+    registry: Path,
+    config: Path | None,
+    report: Path | None,
+    period: Period | None = None,
 ) -> Evaluation:
     """Evaluate bundle ``model`` as ``config`` sets the policy, and write the report if asked,
     telling what is being done on a status line."""
@@ -195,7 +266,12 @@ def _evaluate(
             status.update(f"evaluating {bundle.version}: {message}")
 
         result = evaluate(
-            data_dir, bundle, watchlist=watchlist, settings=settings, on_stage=on_stage
+            data_dir,
+            bundle,
+            watchlist=watchlist,
+            settings=settings,
+            on_stage=on_stage,
+            period=period,
         )
         if report is not None:
             on_stage("writing report")

@@ -91,6 +91,7 @@ from training.evaluation_record import (
     iso,
 )
 from training.evaluation_window import SHIFT_KEY, segment, shift_date, validation_end
+from training.periods import Period, unseen_in_period
 
 __all__ = [
     "BASELINES",
@@ -149,6 +150,7 @@ def evaluate(
     settings: CoreSettings | None = None,
     rules: RuleSet | None = None,
     on_stage: Callable[[str], None] | None = None,
+    period: Period | None = None,
 ) -> Evaluation:
     """Evaluate ``bundle`` on the shipments of ``data_dir`` it never saw.
 
@@ -159,6 +161,8 @@ def evaluate(
     :func:`~scoring.settings.load_settings` without a file); ``rules`` are its hard rules
     (default: ``settings.rules_file``, checked against ``watchlist``).
     ``on_stage(message)`` is told what is being done, for a status line.
+    ``period`` (``--from``/``--until``) narrows the unseen window to those days
+    (:func:`training.periods.unseen_in_period`).
     """
     stage = on_stage or (lambda _message: None)
     data_dir = Path(data_dir)
@@ -169,7 +173,9 @@ def evaluate(
     # One shipment per shipment id, as train reads them: a repeated id is neither scored,
     # labelled nor counted in its parties' history twice.
     tables = load_tables(data_dir)
-    scores = _unseen_scores(data_dir, bundle, tables, wl, after)
+    scores = unseen_in_period(
+        _unseen_scores(data_dir, bundle, tables, wl, after), period, after, bundle.version
+    )
 
     stage("deciding lanes with the full policy")
     settings = settings if settings is not None else load_settings(None)
