@@ -7,11 +7,12 @@ its WAL (and to synchronous standbys, if the server has them); one group commit
 
 **One chain across every writer.** Unlike a SQLite file, a database is shared: several servers
 (processes) may append to one ledger at once. Appends are serialised on the chain's head: a
-commit locks the head row (``SELECT ... FOR UPDATE``; the first commit of an empty ledger locks
-the head's table instead, since there is no row to lock yet), chains its rows on from the head
-as it is *then* (another writer may have moved it since this one last wrote) and writes the
-rows and the new head in the same transaction. Every writer therefore extends the one chain;
-``seq`` being the primary key, two rows can never claim one place even if the lock were lost.
+commit locks the head row (``SELECT ... FOR UPDATE``; the first commits of an empty ledger, with
+no row to lock yet, take turns on an advisory lock and read the head again), chains its rows on
+from the head as it is *then* (another writer may have moved it since this one last wrote) and
+writes the rows and the new head in the same transaction. Every writer therefore extends the
+one chain; ``seq`` being the primary key, two rows can never claim one place even if the lock
+were lost.
 
 **Schema.** ``ledger`` (the rows), ``ledger_head`` (one row: the head and its MAC) and
 ``checkpoints``, as in SQLite, in the connection's schema (a database, or a schema, of its own:
@@ -89,6 +90,9 @@ _INSERT_ROW = (
     "hash, key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _LOCK_HEAD = "SELECT seq, hash, key_id, mac FROM ledger_head WHERE id = 1 FOR UPDATE"
+# Taken only while there is no head row to lock: not a table lock, which would deadlock with
+# the row-level locks SELECT ... FOR UPDATE takes on the table.
+_FIRST_LOCK = "SELECT pg_advisory_xact_lock(hashtext('centinela-ledger-first-head'))"
 _UPSERT_HEAD = (
     "INSERT INTO ledger_head (id, seq, hash, key_id, mac) VALUES (1, %s, %s, %s, %s) "
     "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
@@ -274,12 +278,12 @@ class PostgresWriter(PostgresView):
             self._store(commit)
 
     def _locked_head(self) -> Head | None:
-        """The head, locked until the transaction ends. With no head yet, the head's table is
-        locked instead (against every other writer) and the head read again: a writer that got
-        there first has written one."""
+        """The head, locked until the transaction ends. With no head yet (no row to lock), the
+        writers of an empty ledger take turns on an advisory lock instead and read the head
+        again: a writer that got there first has written one, which is then locked."""
         found = self._conn.execute(_LOCK_HEAD).fetchone()
         if found is None:
-            self._conn.execute("LOCK TABLE ledger_head IN EXCLUSIVE MODE")
+            self._conn.execute(_FIRST_LOCK)
             found = self._conn.execute(_LOCK_HEAD).fetchone()
         return None if found is None else Head(int(found[0]), str(found[1]), found[2], found[3])
 
