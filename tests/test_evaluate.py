@@ -22,6 +22,7 @@ from scoring.registry import Registry
 from tests.support import CENTINELA, centinela
 from training.evaluate import (
     BUDGET_KEYS,
+    MIN_POSITIVES,
     RED_SOURCES,
     SELECTORS,
     Evaluation,
@@ -31,6 +32,7 @@ from training.evaluate import (
     calibration,
     evaluate,
     expected_random_average_precision,
+    pattern_recall,
     policy_metrics,
     pr_auc,
     precision_recall_curve,
@@ -39,8 +41,10 @@ from training.evaluate import (
     shift_date,
     tiebreak_keys,
     watchlist_evidence,
+    window_shift,
 )
-from training.evaluation_report import PLOTS, REPORT_FILE, write_report
+from training.evaluation_record import PolicyEvaluation
+from training.evaluation_report import PLOTS, REPORT_FILE, markdown, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -188,16 +192,36 @@ def test_per_port_budgets_are_shares_of_the_ports_own_shipments() -> None:
     assert port_b["0.1"]["random"]["truth"].precision == pytest.approx(1 / 20)
 
 
-def test_no_positives_gives_null_recall_and_auc_not_a_crash() -> None:
+def test_no_positives_gives_null_figures_with_a_reason_not_a_zero() -> None:
     frame = tiny_frame()
     table = budget_metrics(frame, ("observed", "truth"))
-    model = table["0.02"]["model"]["observed"]
-    assert (model.precision, model.recall, model.precision_inspected) == (0.0, None, None)
+    for selector in SELECTORS:
+        m = table["0.02"][selector]["observed"]
+        assert (m.precision, m.recall, m.precision_inspected) == (None, None, None), selector
+        assert (m.precision_interval, m.recall_interval) == (None, None), selector
+        assert m.reason == "no positives"
     assert pr_auc(frame, ("observed",))["model"]["observed"] is None
     assert calibration(frame).brier is None
-    doc = model.to_json()
-    assert doc["recall"] is None
-    assert doc["precisionInspected"] is None
+    doc = table["0.02"]["model"]["observed"].to_json()
+    assert (doc["precision"], doc["recall"], doc["precisionInspected"]) == (None, None, None)
+    assert doc["reason"] == "no positives"
+
+
+def test_no_positives_is_told_apart_from_zero_precision_per_port() -> None:
+    # Port A (even rows) has a positive the model ranks last; port B (odd rows) has none.
+    n = 40
+    frame = tiny_frame(truth=flags(n, {38}))
+    port_a = budget_metrics(frame.filter(pl.col("port_of_entry") == "A"), ("truth",))
+    port_b = budget_metrics(frame.filter(pl.col("port_of_entry") == "B"), ("truth",))
+    zero, empty = port_a["0.02"]["model"]["truth"], port_b["0.02"]["model"]["truth"]
+    assert (zero.precision, zero.recall, zero.reason) == (0.0, 0.0, None)
+    assert zero.precision_interval is not None
+    assert zero.precision_interval[0] == 0.0
+    assert (empty.precision, empty.recall, empty.reason) == (None, None, "no positives")
+    assert zero.to_json()["precision"] == 0.0
+    assert "reason" not in zero.to_json()
+    assert empty.to_json()["precision"] is None
+    assert empty.to_json()["reason"] == "no positives"
 
 
 def test_calibration_bins_and_brier() -> None:
@@ -210,10 +234,40 @@ def test_calibration_bins_and_brier() -> None:
     )
     result = calibration(frame)
     assert result.brier == pytest.approx((0.05**2 + 0.85**2 + 0.05**2) / 3)
-    assert (result.inspected, result.positives) == (3, 2)
-    assert [b.count for b in result.bins] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert result.bins[9].observed_rate == 1.0
-    assert result.bins[2].mean_predicted is None
+    assert result.brier_base == pytest.approx(2 / 3 * 1 / 3)
+    assert result.brier is not None
+    assert result.brier_skill == pytest.approx(1 - result.brier / (2 / 9))
+    assert (result.inspected, result.positives, result.binning) == (3, 2, "quantile")
+    # three inspected shipments: three bins of one, in score order
+    assert [(b.lower, b.count, b.positives) for b in result.bins] == [
+        (0.05, 1, 0),
+        (0.15, 1, 1),
+        (0.95, 1, 1),
+    ]
+
+
+def test_quantile_bins_hold_equal_counts_however_the_scores_crowd() -> None:
+    # 95 tiny scores and 8 large ones: equal-width bins would put 95 in the first bin
+    n = 103
+    scores = [1e-20 * (i + 1) for i in range(95)] + [0.3 + 0.05 * i for i in range(8)]
+    frame = tiny_frame(
+        n, risk_score=scores, inspected=[True] * n, observed=flags(n, {3, 97, 99, 101, 102})
+    )
+    result = calibration(frame)
+    sizes = [b.count for b in result.bins]
+    assert len(sizes) == 10
+    assert sum(sizes) == n
+    assert max(sizes) - min(sizes) <= 1
+    assert all(b.lower <= b.upper for b in result.bins)
+    assert [b.upper for b in result.bins] == sorted(b.upper for b in result.bins)
+    assert result.bins[0].upper < 1e-18  # the crowd of tiny scores spans several bins
+    assert sum(b.positives for b in result.bins) == 5
+    for b in result.bins:
+        assert b.observed_interval is not None
+        assert b.observed_interval[0] <= b.observed_rate <= b.observed_interval[1]  # type: ignore[operator]
+    # a model that knows nothing scores at or below the base rate's Brier
+    flat = calibration(frame.with_columns(risk_score=pl.lit(5 / n)))
+    assert flat.brier_skill == pytest.approx(0.0, abs=1e-12)
 
 
 def test_rule_score_counts_chemistry_origin_and_transshipment() -> None:
@@ -263,9 +317,7 @@ def test_tiebreak_is_a_stable_hash_of_the_id_alone() -> None:
     assert len(set(first)) == 3
 
 
-def test_shift_date_prefers_the_manifest_then_the_scheduling_date_then_the_midpoint(
-    tmp_path: Path,
-) -> None:
+def test_shift_date_is_a_known_shift_inside_the_window_or_none(tmp_path: Path) -> None:
     start, end = datetime(2024, 9, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(
@@ -276,15 +328,16 @@ def test_shift_date_prefers_the_manifest_then_the_scheduling_date_then_the_midpo
         datetime(2025, 1, 15, tzinfo=UTC),
         "manifest: new origin",
     )
-    manifest.write_text(json.dumps({"parameters": {"months": 24}}), encoding="utf-8")
-    at, source = shift_date(tmp_path, start, end)
-    assert at == datetime(2024, 12, 3, tzinfo=UTC)
-    assert "4-piperidone" in source
+    # the manifest names its world's shifts: none inside is none, never a made-up midpoint
     later = datetime(2025, 6, 1, tzinfo=UTC)
-    assert shift_date(tmp_path, end, later) == (
-        end + (later - end) / 2,
-        "midpoint of the evaluated window",
-    )
+    assert shift_date(tmp_path, datetime(2025, 2, 1, tzinfo=UTC), later) is None
+    # data without a list of shifts: the real 4-piperidone scheduling, when inside
+    manifest.write_text(json.dumps({"parameters": {"months": 24}}), encoding="utf-8")
+    found = shift_date(tmp_path, start, end)
+    assert found is not None
+    assert found[0] == datetime(2024, 12, 3, tzinfo=UTC)
+    assert "4-piperidone" in found[1]
+    assert shift_date(tmp_path, end, later) is None
 
 
 def policy_frame(
@@ -341,7 +394,8 @@ def test_policy_metrics_match_hand_computation() -> None:
     # policy RED: rows 0, 30, 36; truth positives in A: 0, 2, 4, 30
     red = port_a.red["truth"]
     assert (red.selected, red.positives_found, red.positives) == (3, 2, 4)
-    assert (red.precision, red.recall) == (pytest.approx(2 / 3), 0.5)
+    assert red.precision == pytest.approx(2 / 3)
+    assert red.recall == 0.5
     # model alone, same count: rows 0, 2, 4 (all positive); at capacity: rows 0, 2
     assert (port_a.model_red["truth"].precision, port_a.model_red["truth"].recall) == (1.0, 0.75)
     assert port_a.model_capacity["truth"].selected == 2
@@ -408,6 +462,8 @@ def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path
         "prAuc",
         "calibration",
         "shift",
+        "patterns",
+        "warnings",
     ]
     assert doc["model"]["version"] == "v0001"
     assert list(doc["budgets"]) == list(BUDGET_KEYS)
@@ -416,7 +472,9 @@ def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path
         for by_source in by_selector.values():
             assert list(by_source) == ["observed", "truth"]
             assert {"precision", "recall", "selected", "positivesFound"} <= set(by_source["truth"])
+            assert {"precisionInterval", "recallInterval"} <= set(by_source["truth"])
             assert {"precisionInspected", "inspectedSelected"} <= set(by_source["observed"])
+            assert "precisionInspectedInterval" in by_source["observed"]
     assert doc["perPort"]
     for port, table in doc["perPort"].items():
         assert port.startswith("MX")
@@ -424,9 +482,26 @@ def test_json_has_exactly_the_documented_shape(evaluated: tuple[Evaluation, Path
         assert list(table["0.01"]) == list(SELECTORS)
     assert list(doc["prAuc"]) == list(SELECTORS)
     assert len(doc["calibration"]["bins"]) == 10
-    assert {"brier", "bins"} <= set(doc["calibration"])
-    assert {"at", "source", "before", "after"} <= set(doc["shift"])
-    assert list(doc["shift"]["after"]["budgets"]) == list(BUDGET_KEYS)
+    assert {"brier", "brierBase", "brierSkill", "bins"} <= set(doc["calibration"])
+    assert doc["calibration"]["binning"] == "quantile"
+    assert {"inWindow", "at", "source", "shifts", "before", "after", "recallLoss"} <= set(
+        doc["shift"]
+    )
+    if doc["shift"]["inWindow"]:
+        assert list(doc["shift"]["after"]["budgets"]) == list(BUDGET_KEYS)
+        assert list(doc["shift"]["recallLoss"]) == list(BUDGET_KEYS)
+    else:
+        assert doc["shift"]["before"] is None
+    window = doc["window"]
+    assert window["minPositives"] == MIN_POSITIVES
+    assert window["fewPositives"] == {
+        src: n < MIN_POSITIVES for src, n in window["positives"].items()
+    }
+    # the simulated world names its illicit patterns: recall of each against ground truth
+    assert doc["patterns"]
+    for by_budget in doc["patterns"].values():
+        assert list(by_budget) == list(BUDGET_KEYS)
+        assert {"positives", "found", "recall", "interval"} <= set(by_budget["0.02"]["model"])
 
 
 def _check_selection(m: dict[str, Any], selected: int, positives: int) -> None:
@@ -434,12 +509,18 @@ def _check_selection(m: dict[str, Any], selected: int, positives: int) -> None:
     assert m["selected"] == selected
     assert m["positives"] == positives
     assert 0 <= m["positivesFound"] <= min(selected, positives)
-    for key, denominator in (("precision", selected), ("recall", positives)):
+    for key, denominator in (("precision", selected and positives), ("recall", positives)):
         if denominator:
             assert 0 <= m[key] <= 1
-            assert m[key] == pytest.approx(m["positivesFound"] / denominator, abs=1e-6)
+            assert m[key] == pytest.approx(
+                m["positivesFound"] / (selected if key == "precision" else positives), abs=1e-6
+            )
+            lower, upper = m[f"{key}Interval"]
+            assert lower - 1e-6 <= m[key] <= upper + 1e-6
         else:
             assert m[key] is None
+    if positives == 0:
+        assert m["reason"] == "no positives"
 
 
 def test_policy_at_capacity_figures_are_consistent(evaluated: tuple[Evaluation, Path]) -> None:
@@ -509,7 +590,8 @@ def test_only_the_window_the_model_never_saw_is_evaluated(
     assert evaluation.window["shipments"] == unseen.height == evaluation.frame.height
     assert sum(evaluation.window["ports"].values()) == unseen.height
     shift = evaluation.shift
-    assert shift.before.shipments + shift.after.shipments == unseen.height
+    if shift.before is not None and shift.after is not None:
+        assert shift.before.shipments + shift.after.shipments == unseen.height
 
 
 def test_report_files_are_written(evaluated: tuple[Evaluation, Path]) -> None:
@@ -533,6 +615,16 @@ def test_report_files_are_written(evaluated: tuple[Evaluation, Path]) -> None:
     for name in PLOTS.values():
         assert (report / name).read_bytes().startswith(PNG_SIGNATURE), name
         assert f"]({name})" in text
+    budgets = text[text.index("## Precision and recall at each budget") : text.index("## PR-AUC")]
+    model = evaluation.budgets["0.01"]["model"]["truth"]
+    assert model.precision_interval is not None
+    assert f"[{model.precision_interval[0] * 100:.1f}, " in budgets
+    assert "## Recall by illicit pattern (truth labels)" in text
+    shift = text[text.index("## Before and after a tactic shift") :]
+    if evaluation.shift.in_window:
+        assert "Recall lost across the shift" in shift
+    else:
+        assert "No tactic shift falls inside the evaluated window" in shift
     assert json.loads((report / "evaluation.json").read_text(encoding="utf-8")) == json.loads(
         json.dumps(evaluation.to_json())
     )
@@ -658,3 +750,205 @@ def test_pr_curve_corners_give_the_average_precision() -> None:
     assert recall.tolist() == [0.25, 0.5, 0.75, 1.0]
     area = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
     assert area == pytest.approx(average_precision(hits))
+
+
+# --------------------------------------------------------------------------- honest reports
+
+
+def test_intervals_hold_their_figure_and_narrow_with_more_data() -> None:
+    def model_at(scale: int) -> Any:
+        # each row of a 40-row frame repeated ``scale`` times, in the model's order
+        n = 40 * scale
+        positives = {i for i in range(n) if i // scale in {0, 2, 3, 20, 33}}
+        return budget_metrics(tiny_frame(n, truth=flags(n, positives)), ("truth",))
+
+    small, large = model_at(1), model_at(10)
+    for table in (small, large):
+        for key in BUDGET_KEYS:
+            for selector in SELECTORS:
+                m = table[key][selector]["truth"]
+                for value, interval in (
+                    (m.precision, m.precision_interval),
+                    (m.recall, m.recall_interval),
+                ):
+                    assert value is not None, (key, selector)
+                    assert interval is not None, (key, selector)
+                    assert 0 <= interval[0] <= value <= interval[1] <= 1, (key, selector)
+    for key in ("0.05", "0.1"):
+        a, b = small[key]["model"]["truth"], large[key]["model"]["truth"]
+        assert a.precision == pytest.approx(b.precision)  # same rates, ten times the shipments
+        assert _width(b.precision_interval) < 0.6 * _width(a.precision_interval), key
+        assert _width(b.recall_interval) < 0.6 * _width(a.recall_interval), key
+    # a figure at 100% of few shipments is not certain: its interval reaches well below
+    first = small["0.005"]["model"]["truth"]
+    assert first.precision == 1.0
+    assert first.precision_interval is not None
+    assert first.precision_interval[0] < 0.5
+    doc = first.to_json()
+    assert doc["precisionInterval"][1] == 1.0
+    assert len(doc["recallInterval"]) == 2
+
+
+def _width(interval: tuple[float, float] | None) -> float:
+    assert interval is not None
+    return interval[1] - interval[0]
+
+
+def tiny_evaluation(frame: pl.DataFrame, data_dir: Path) -> Evaluation:
+    """An :class:`Evaluation` of a hand-made frame, assembled as :func:`evaluate` does."""
+    sources: tuple[Any, ...] = ("observed", "truth")
+    frame = policy_frame(frame.height, lanes={0: "red:model"}).with_columns(
+        frame.select(pl.exclude("lane", "random_selection", "red_by"))
+    )
+    budgets = {"default": Budget(red=0.05, yellow=0.05)}
+    ports = sorted(frame["port_of_entry"].unique().to_list())
+    by_port = {p: frame.filter(pl.col("port_of_entry") == p) for p in ports}
+    positives = {src: int(frame[src].sum()) for src in sources}
+    return Evaluation(
+        model={"version": "v0001", "watchlistVersion": "w", "evaluatedWithWatchlist": "w"},
+        window={
+            "after": T0.isoformat(),
+            "start": T0.isoformat(),
+            "end": T0.isoformat(),
+            "shipments": frame.height,
+            "inspected": int(frame["inspected"].sum()),
+            "positives": positives,
+            "ports": {p: part.height for p, part in by_port.items()},
+        },
+        label_sources=sources,
+        budgets=budget_metrics(frame, sources),
+        per_port={p: budget_metrics(part, sources) for p, part in by_port.items()},
+        policy=PolicyEvaluation(
+            rules_version="r",
+            watchlist_version="w",
+            exploration_seed=1,
+            overall=policy_metrics(frame, sources, budgets),
+            per_port={p: policy_metrics(part, sources, budgets) for p, part in by_port.items()},
+        ),
+        pr_auc=pr_auc(frame, sources),
+        calibration=calibration(frame),
+        shift=window_shift(data_dir, frame, sources),
+        patterns=pattern_recall(frame),
+        frame=frame,
+    )
+
+
+def test_few_positives_warn_and_give_no_ratio_headline(tmp_path: Path) -> None:
+    n = 400
+    few = tiny_frame(n, truth=flags(n, {0, 1, 5, 60}), observed=flags(n, {0, 2}))
+    evaluation = tiny_evaluation(few, tmp_path)
+    assert MIN_POSITIVES > 4
+    assert evaluation.few_positives("truth")
+    assert evaluation.few_positives("observed")
+    text = markdown(evaluation)
+    summary = text[text.index("## Summary") : text.index("## How shipments")]
+    assert "**Warning:** only 4 truth positives in the evaluated window" in summary
+    assert "**Warning:** only 2 observed positives" in summary
+    assert "×" not in summary
+    assert "found 2 of 4 positives in 2 selected" in summary  # the 0.5% budget: rows 0 and 1
+    auc = text[text.index("## PR-AUC") : text.index("## Per port")]
+    assert "(unreliable)" in auc
+    doc = evaluation.to_json()
+    assert any("only 4 truth positives" in w for w in doc["warnings"])
+
+    # the same frame with enough positives: a ratio headline and no warning about them
+    enough = tiny_frame(n, truth=flags(n, set(range(0, 200, 5))), observed=flags(n, {0, 2}))
+    plenty = tiny_evaluation(enough, tmp_path)
+    assert not plenty.few_positives("truth")
+    text = markdown(plenty)
+    summary = text[text.index("With **truth** labels") : text.index("## How shipments")]
+    assert "×" in summary
+    assert "only 40 truth positives" not in text
+
+
+def test_pattern_recall_matches_a_hand_count() -> None:
+    n = 40
+    truth = {0, 2, 3, 20, 30, 39}
+    pattern: list[str | None] = [None] * n
+    for row, name in {0: "press", 2: "press", 30: "press", 3: "split", 20: "split"}.items():
+        pattern[row] = name
+    pattern[39] = "designer"
+    frame = tiny_frame(n, truth=flags(n, truth)).with_columns(
+        pattern=pl.Series(pattern, dtype=pl.String)
+    )
+    table = pattern_recall(frame)
+    assert table is not None
+    assert sorted(table) == ["designer", "press", "split"]
+    # the model opens rows 0..k-1: k = 1, 1, 1, 2, 4 at the five budgets
+    press = [table["press"][k]["model"] for k in BUDGET_KEYS]
+    assert [(m.found, m.positives) for m in press] == [(1, 3), (1, 3), (1, 3), (1, 3), (2, 3)]
+    assert press[-1].recall == pytest.approx(2 / 3)
+    split = table["split"]["0.1"]["model"]
+    assert (split.found, split.recall) == (1, 0.5)
+    designer = table["designer"]["0.1"]["model"]
+    assert (designer.found, designer.recall) == (0, 0.0)
+    assert designer.interval is not None
+    assert designer.interval[0] == 0.0
+    assert table["press"]["0.1"]["random"].recall == pytest.approx(0.1)
+    assert pattern_recall(frame.drop("pattern")) is None
+
+
+def test_the_pattern_section_names_what_the_model_misses(tmp_path: Path) -> None:
+    n = 400
+    frame = tiny_frame(n, truth=flags(n, {0, 1, 399})).with_columns(
+        pattern=pl.Series(["press", "press", *([None] * (n - 3)), "designer"], dtype=pl.String)
+    )
+    text = markdown(tiny_evaluation(frame, tmp_path))
+    section = text[text.index("## Recall by illicit pattern") : text.index("## Before and")]
+    assert "| press | 2 | 100.0% [" in section
+    assert "| designer | 1 | 0.0% [0.0, " in section
+    assert "Patterns the model finds none of at 10%: **designer**." in section
+    without = markdown(tiny_evaluation(frame.drop("pattern"), tmp_path))
+    assert "the data names no illicit patterns" in without
+
+
+def _manifest(directory: Path, *dates: str) -> None:
+    shifts = [{"name": f"shift {i}", "date": d} for i, d in enumerate(dates)]
+    (directory / "manifest.json").write_text(
+        json.dumps({"tactic_shifts": shifts}), encoding="utf-8"
+    )
+
+
+def test_the_shift_section_says_none_when_no_shift_is_in_the_window(tmp_path: Path) -> None:
+    n = 400  # hourly from 2025-01-01: the window ends on 2025-01-17
+    frame = tiny_frame(n, truth=flags(n, set(range(0, n, 9))))
+    _manifest(tmp_path, "2024-03-01", "2024-12-03")
+    evaluation = tiny_evaluation(frame, tmp_path)
+    shift = evaluation.shift
+    assert not shift.in_window
+    assert (shift.at, shift.before, shift.after, shift.recall_loss) == (None, None, None, None)
+    assert [s["inWindow"] for s in shift.shifts] == [False, False]
+    assert "2024-12-03" in shift.source
+    doc = evaluation.to_json()["shift"]
+    assert (doc["inWindow"], doc["at"], doc["before"]) == (False, None, None)
+    text = markdown(evaluation)
+    section = text[text.index("## Before and after") :]
+    assert "**No tactic shift falls inside the evaluated window**" in section
+    assert "| before |" not in section
+    assert "loss" not in section
+    assert any("no tactic shift" in w for w in evaluation.warnings)
+
+
+def test_the_loss_across_a_shift_inside_the_window_has_an_interval(tmp_path: Path) -> None:
+    n = 400
+    # the model's top rows hold every positive before the shift (hour 200), none after
+    positives = set(range(0, 200, 10)) | set(range(390, 400))
+    frame = tiny_frame(n, truth=flags(n, positives))
+    _manifest(tmp_path, "2024-06-01", (T0 + timedelta(hours=200)).isoformat())
+    evaluation = tiny_evaluation(frame, tmp_path)
+    shift = evaluation.shift
+    assert shift.in_window
+    assert shift.at == T0 + timedelta(hours=200)
+    assert shift.before is not None
+    assert shift.after is not None
+    assert (shift.before.shipments, shift.after.shipments) == (200, 200)
+    assert shift.recall_loss is not None
+    loss = shift.recall_loss["0.1"]["model"]["truth"]
+    # before: top 20 of rows 0..199 hold 2 of 20 positives; after: top 20 of 200..399 none of 10
+    assert (loss.before, loss.after) == (0.1, 0.0)
+    assert loss.loss == pytest.approx(0.1)
+    assert loss.interval is not None
+    assert loss.interval[0] <= 0.1 <= loss.interval[1]
+    text = markdown(evaluation)
+    assert "Recall lost across the shift" in text
+    assert "| 10% | 10.0% → 0.0% | +10.0 pts [" in text

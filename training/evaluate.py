@@ -60,6 +60,7 @@ from training.evaluation_metrics import (
     budget_size,
     calibration,
     expected_random_average_precision,
+    pattern_recall,
     positive_counts,
     pr_auc,
     precision_recall_curve,
@@ -73,6 +74,7 @@ from training.evaluation_record import (
     FRAME_COLUMNS,
     LABEL_SOURCES,
     LANES,
+    MIN_POSITIVES,
     POLICY_OVERALL,
     RED_SOURCES,
     SELECTORS,
@@ -90,7 +92,7 @@ from training.evaluation_record import (
     Shift,
     iso,
 )
-from training.evaluation_window import SHIFT_KEY, segment, shift_date, validation_end
+from training.evaluation_window import SHIFT_KEY, shift_date, validation_end, window_shift
 from training.periods import Period, unseen_in_period
 
 __all__ = [
@@ -101,6 +103,7 @@ __all__ = [
     "FRAME_COLUMNS",
     "LABEL_SOURCES",
     "LANES",
+    "MIN_POSITIVES",
     "POLICY_OVERALL",
     "RED_SOURCES",
     "RULE_CHAPTERS",
@@ -126,6 +129,7 @@ __all__ = [
     "calibration",
     "evaluate",
     "expected_random_average_precision",
+    "pattern_recall",
     "policy_decisions",
     "policy_metrics",
     "port_budget",
@@ -137,6 +141,7 @@ __all__ = [
     "shift_date",
     "tiebreak_keys",
     "watchlist_evidence",
+    "window_shift",
 ]
 
 T = TypeVar("T")
@@ -192,7 +197,7 @@ def evaluate(
     )
 
     stage("computing metrics")
-    shift = _shift(data_dir, frame, label_sources)
+    shift = window_shift(data_dir, frame, label_sources)
     ports = sorted(frame["port_of_entry"].unique().to_list())
     return Evaluation(
         model=_model_record(bundle, wl),
@@ -214,6 +219,7 @@ def evaluate(
         pr_auc=pr_auc(frame, label_sources),
         calibration=calibration(frame),
         shift=shift,
+        patterns=pattern_recall(frame),
         frame=frame,
     )
 
@@ -269,12 +275,10 @@ def _evaluation_frame(
     undecided = frame["lane"].null_count()
     if undecided:
         raise DataError(f"{data_dir}: the policy decided no lane for {undecided} shipments")
-    truth = table_path(data_dir, "truth").exists()
-    if truth:
+    if table_path(data_dir, "truth").exists():
         frame = _join_truth(frame, data_dir)
-    return frame.sort("declared_at", "shipment_id").select(
-        *FRAME_COLUMNS, *(["truth"] if truth else [])
-    )
+    extra = [c for c in ("truth", "pattern") if c in frame.columns]
+    return frame.sort("declared_at", "shipment_id").select(*FRAME_COLUMNS, *extra)
 
 
 def _observed_labels(inspections: pl.DataFrame) -> pl.DataFrame:
@@ -287,11 +291,16 @@ def _observed_labels(inspections: pl.DataFrame) -> pl.DataFrame:
 
 
 def _join_truth(frame: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
-    """``frame`` with the ground truth of ``truth.parquet``, which must cover every shipment."""
+    """``frame`` with the ground truth of ``truth.parquet``, which must cover every shipment, and
+    each true positive's illicit ``pattern`` when the table names patterns."""
+    scan = scan_table(data_dir, "truth")
+    named = "pattern" in scan.collect_schema().names()
     truth = (
-        scan_table(data_dir, "truth")
-        .group_by("shipment_id")
-        .agg(pl.col("illicit").fill_null(False).any().alias("truth"))
+        scan.group_by("shipment_id")
+        .agg(
+            pl.col("illicit").fill_null(False).any().alias("truth"),
+            *([pl.col("pattern").drop_nulls().sort().first()] if named else []),
+        )
         .collect()
     )
     joined = frame.join(truth, on="shipment_id", how="left")
@@ -301,21 +310,11 @@ def _join_truth(frame: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
             f"{table_path(data_dir, 'truth')}: no ground truth for {missing} of the "
             f"{frame.height} evaluated shipments"
         )
+    if named:
+        joined = joined.with_columns(
+            pattern=pl.when(pl.col("truth")).then(pl.col("pattern")).otherwise(None)
+        )
     return joined
-
-
-def _shift(data_dir: Path, frame: pl.DataFrame, label_sources: tuple[LabelSource, ...]) -> Shift:
-    """The evaluated window split at the tactic shift, each part measured on its own."""
-    start, end = frame["declared_at"].min(), frame["declared_at"].max()
-    if not isinstance(start, datetime) or not isinstance(end, datetime):
-        raise DataError(f"{data_dir}: the evaluated shipments have no declared_at values")
-    at, source = shift_date(data_dir, start, end)
-    return Shift(
-        at=at,
-        source=source,
-        before=segment(frame.filter(pl.col("declared_at") < at), label_sources),
-        after=segment(frame.filter(pl.col("declared_at") >= at), label_sources),
-    )
 
 
 def _by_port(
@@ -351,6 +350,10 @@ def _window_record(
         "shipments": frame.height,
         "inspected": int(frame["inspected"].sum()),
         "positives": positive_counts(frame, label_sources),
+        "minPositives": MIN_POSITIVES,
+        "fewPositives": {
+            src: n < MIN_POSITIVES for src, n in positive_counts(frame, label_sources).items()
+        },
         "labelSources": list(label_sources),
         "ports": {p: int((frame["port_of_entry"] == p).sum()) for p in ports},
         "folded": folded.to_json(),

@@ -9,6 +9,10 @@ part of it: the scores, the ``tiebreak``, ``inspected`` and one column per label
 (precision is the base rate, recall is the share selected, average precision is the
 expectation over all orderings).
 
+Every precision and recall carries its bootstrap interval (:mod:`training.evaluation_intervals`);
+``random``'s precision carries the interval of the base rate and its recall, fixed by design,
+a point. Precision is None where there are no positives to find.
+
 :func:`average_precision` and :func:`brier_score` are also the test figures of
 :func:`training.train.train`.
 """
@@ -23,6 +27,11 @@ import numpy as np
 import polars as pl
 
 from training.evaluation_baselines import EVIDENCE_COLUMNS
+from training.evaluation_intervals import (
+    Interval,
+    selection_intervals,
+    share_interval,
+)
 from training.evaluation_record import (
     BUDGET_KEYS,
     BUDGETS,
@@ -32,12 +41,15 @@ from training.evaluation_record import (
     Calibration,
     CalibrationBin,
     LabelSource,
+    PatternRecall,
+    PatternTable,
     PrAucTable,
     Selector,
     ratio,
 )
 
 CALIBRATION_BINS: Final[int] = 10
+"""Quantile bins of the reliability table: each holds a tenth of the inspected shipments."""
 
 # --------------------------------------------------------------------------- rankings and budgets
 
@@ -98,23 +110,32 @@ def budget_metrics(frame: pl.DataFrame, label_sources: Sequence[LabelSource]) ->
 def chosen_metrics(
     y: np.ndarray, inspected: np.ndarray, chosen: np.ndarray, source: LabelSource
 ) -> BudgetMetrics:
-    """Metrics of opening the rows ``chosen`` (indices, or a boolean mask)."""
+    """Metrics of opening the rows ``chosen`` (indices, or a boolean mask), with intervals."""
     if chosen.dtype == np.bool_:
         chosen = np.flatnonzero(chosen)
     k = len(chosen)
     positives = int(y.sum())
     found = int(y[chosen].sum())
-    extra: dict[str, float | None] = {}
+    precision_interval, recall_interval = selection_intervals(found, k, positives)
+    extra: dict[str, float | Interval | None] = {}
     if source == "observed":
         opened = int(inspected[chosen].sum())
-        extra = {"inspected_selected": float(opened), "precision_inspected": ratio(found, opened)}
+        extra = {
+            "inspected_selected": float(opened),
+            "precision_inspected": ratio(found, opened) if positives else None,
+            "precision_inspected_interval": (
+                share_interval(found, opened - found) if positives else None
+            ),
+        }
     return BudgetMetrics(
         selected=k,
         positives=positives,
         positives_found=float(found),
-        precision=ratio(found, k),
+        precision=ratio(found, k) if positives else None,
         recall=ratio(found, positives),
-        **extra,
+        precision_interval=precision_interval if positives else None,
+        recall_interval=recall_interval,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -124,21 +145,68 @@ def _random_metrics(
     """The expected metrics of opening ``k`` rows drawn at random."""
     n, positives = len(y), int(y.sum())
     found = k * positives / n if n else 0.0
-    extra: dict[str, float | None] = {}
+    recall = ratio(k, n) if positives else None
+    extra: dict[str, float | Interval | None] = {}
     if source == "observed":
-        opened = k * int(inspected.sum()) / n if n else 0.0
+        opened = int(inspected.sum())
+        inspected_positives = int(y[inspected.astype(np.bool_)].sum())
         extra = {
-            "inspected_selected": opened,
-            "precision_inspected": ratio(positives, int(inspected.sum())),
+            "inspected_selected": k * opened / n if n else 0.0,
+            "precision_inspected": ratio(inspected_positives, opened) if positives else None,
+            "precision_inspected_interval": (
+                share_interval(inspected_positives, opened - inspected_positives)
+                if positives
+                else None
+            ),
         }
     return BudgetMetrics(
         selected=k,
         positives=positives,
         positives_found=found,
-        precision=ratio(positives, n) if k else None,
-        recall=ratio(k, n) if positives else None,
-        **extra,
+        precision=ratio(positives, n) if k and positives else None,
+        recall=recall,
+        precision_interval=share_interval(positives, n - positives) if k and positives else None,
+        recall_interval=(recall, recall) if recall is not None else None,
+        **extra,  # type: ignore[arg-type]
     )
+
+
+def pattern_recall(frame: pl.DataFrame) -> PatternTable | None:
+    """Every selector's recall of each illicit pattern at every budget, against ground truth.
+
+    A pattern's positives are the true positives whose ``pattern`` it is; the budgets and
+    selections are those of :func:`budget_metrics` over the whole frame. None when the frame
+    has no ``pattern`` column (the data names no patterns).
+    """
+    if "pattern" not in frame.columns or "truth" not in frame.columns:
+        return None
+    n = frame.height
+    truth = labels(frame, "truth").astype(np.bool_)
+    pattern = frame["pattern"].fill_null("").to_numpy()
+    names = sorted({str(p) for p in pattern[truth]} - {""})
+    members = {name: truth & (pattern == name) for name in names}
+    orders = {s: ranking(frame, s) for s in SELECTORS if s != "random"}
+    table: PatternTable = {name: {key: {} for key in BUDGET_KEYS} for name in names}
+    for share, key in zip(BUDGETS, BUDGET_KEYS, strict=True):
+        k = budget_size(share, n)
+        for name, rows in members.items():
+            positives = int(rows.sum())
+            for selector in SELECTORS:
+                if selector == "random":
+                    recall = ratio(k, n)
+                    spread = (recall, recall) if recall is not None else None
+                    table[name][key][selector] = PatternRecall(
+                        positives, k * positives / n, recall, spread
+                    )
+                    continue
+                found = int(rows[orders[selector][:k]].sum())
+                table[name][key][selector] = PatternRecall(
+                    positives,
+                    float(found),
+                    ratio(found, positives),
+                    selection_intervals(found, k, positives)[1],
+                )
+    return table
 
 
 # --------------------------------------------------------------------------- whole rankings
@@ -213,28 +281,39 @@ def brier_score(predicted: np.ndarray, outcomes: np.ndarray) -> float | None:
 
 
 def calibration(frame: pl.DataFrame, bins: int = CALIBRATION_BINS) -> Calibration:
-    """Brier score and an equal-width reliability table of the model on inspected shipments."""
+    """Brier score, its skill over the base rate, and a quantile reliability table of the model
+    on inspected shipments.
+
+    Shipments are sorted by score (ties by the frame's order) and cut into ``bins`` runs of
+    equal size (sizes differ by one at most); a bin's bounds are its lowest and highest score.
+    """
     inspected = frame.filter(pl.col("inspected"))
     p = inspected["risk_score"].to_numpy().astype(np.float64)
     y = inspected["observed"].to_numpy().astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    order = np.argsort(p, kind="stable")
     table = []
-    for b in range(bins):
-        mask = index == b
-        count = int(mask.sum())
+    for rows in np.array_split(order, min(bins, len(p))) if len(p) else []:
+        count, positives = len(rows), int(y[rows].sum())
         table.append(
             CalibrationBin(
-                lower=float(edges[b]),
-                upper=float(edges[b + 1]),
+                lower=float(p[rows].min()),
+                upper=float(p[rows].max()),
                 count=count,
-                mean_predicted=float(p[mask].mean()) if count else None,
-                observed_rate=float(y[mask].mean()) if count else None,
+                positives=positives,
+                mean_predicted=float(p[rows].mean()),
+                observed_rate=positives / count,
+                observed_interval=share_interval(positives, count - positives),
             )
         )
+    brier = brier_score(p, y)
+    base_rate = float(y.mean()) if len(y) else None
+    brier_base = None if base_rate is None else base_rate * (1 - base_rate)
     return Calibration(
-        brier=brier_score(p, y),
+        brier=brier,
+        brier_base=brier_base,
+        brier_skill=1 - brier / brier_base if brier is not None and brier_base else None,
         inspected=len(p),
         positives=int(y.sum()),
+        binning="quantile",
         bins=tuple(table),
     )

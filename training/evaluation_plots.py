@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,6 +22,7 @@ from training.evaluation_metrics import labels, precision_recall_curve, ranking
 from training.evaluation_record import (
     BUDGET_KEYS,
     BUDGETS,
+    NO_POSITIVES,
     SELECTORS,
     BudgetMetrics,
     BudgetTable,
@@ -32,6 +34,9 @@ from training.evaluation_record import (
 
 PORT_BUDGET = "0.02"
 """The budget of the per-port chart: the share of shipments lanes send RED by default."""
+
+PORT_PLOT_MAX = 40
+"""Ports drawn in the per-port charts, busiest first; every port is in the report's tables."""
 
 _COLOURS: dict[Selector, str] = {
     "model": "#1f4e79",
@@ -45,7 +50,6 @@ _POLICY_COLOURS: dict[str, str] = {
     "model, at capacity": "#9dc3e6",
 }
 _DPI = 110
-_NO_POSITIVES = "no positives in the window"
 
 
 def draw_plots(evaluation: Evaluation, directory: Path) -> dict[str, Path]:
@@ -61,20 +65,31 @@ def draw_plots(evaluation: Evaluation, directory: Path) -> dict[str, Path]:
 
 
 def _budget_plot(evaluation: Evaluation, path: Path, metric: str) -> None:
-    """``metric`` of every selector at each budget, one panel per label source."""
+    """``metric`` of every selector at each budget with its interval, one panel per label
+    source."""
     sources = evaluation.label_sources
     fig = _figure(1, len(sources), 5.0, 3.8)
     axes = fig.subplots(1, len(sources), squeeze=False)[0]
     x = np.arange(len(BUDGETS))
     for ax, src in zip(axes, sources, strict=True):
-        for sel in SELECTORS:
-            values = [_value(evaluation.budgets[k][sel][src], metric) for k in BUDGET_KEYS]
-            ax.plot(x, values, marker="o", label=sel, color=_COLOURS[sel])
+        for i, sel in enumerate(SELECTORS):
+            ms = [evaluation.budgets[k][sel][src] for k in BUDGET_KEYS]
+            values = np.array([_value(m, metric) for m in ms])
+            low, high = _spread(ms, metric, values)
+            ax.errorbar(
+                x + (i - 1.5) * 0.06,
+                values,
+                yerr=[low, high],
+                marker="o",
+                capsize=3,
+                label=sel,
+                color=_COLOURS[sel],
+            )
         ax.set_xticks(x, [budget_label(k) for k in BUDGET_KEYS])
         ax.set_xlabel("inspection budget (share of shipments)")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric} (95% interval)")
         ax.set_ylim(0, 1.02 if metric == "recall" else _top(evaluation.budgets, src))
-        ax.set_title(f"{metric} at budget, {src} labels")
+        ax.set_title(f"{metric} at budget, {src} labels{_few(evaluation, src)}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     _save(fig, path)
@@ -88,14 +103,14 @@ def _pr_plot(evaluation: Evaluation, path: Path) -> None:
     axes = fig.subplots(1, len(sources), squeeze=False)[0]
     for ax, src in zip(axes, sources, strict=True):
         y = labels(frame, src)
-        ax.set_title(f"precision-recall, {src} labels")
+        ax.set_title(f"precision-recall, {src} labels{_few(evaluation, src)}")
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
         if y.sum() == 0:
-            ax.text(0.5, 0.5, _NO_POSITIVES, ha="center", va="center")
+            ax.text(0.5, 0.5, "no positives in the window", ha="center", va="center")
             continue
         for sel in SELECTORS:
             auc = evaluation.pr_auc[sel][src]
@@ -116,66 +131,134 @@ def _pr_plot(evaluation: Evaluation, path: Path) -> None:
 
 
 def _reliability_plot(evaluation: Evaluation, path: Path) -> None:
-    """The model's reliability diagram on inspected shipments, with the bins' counts below."""
-    bins = evaluation.calibration.bins
-    fig = _figure(1, 1, 5.0, 5.0)
-    ax, counts = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="#9e9e9e", label="perfectly calibrated")
-    filled = [b for b in bins if b.count]
+    """The model's reliability diagram on inspected shipments over quantile bins, on log axes
+    so tiny scores stay readable; bins without a positive sit on the floor as open triangles.
+    Below: each bin's positives."""
+    cal = evaluation.calibration
+    bins = cal.bins
+    fig = _figure(1, 1, 5.6, 6.2)
+    ax, counts = fig.subplots(2, 1, height_ratios=[3, 1])
+    predicted = np.array([b.mean_predicted or 0.0 for b in bins])
+    observed = np.array([b.observed_rate or 0.0 for b in bins])
+    floor = _log_floor(predicted, observed)
+    top = 1.0
     ax.plot(
-        [b.mean_predicted for b in filled],
-        [b.observed_rate for b in filled],
-        marker="o",
-        color=_COLOURS["model"],
-        label="model",
+        [floor, top], [floor, top], linestyle=":", color="#9e9e9e", label="perfectly calibrated"
     )
+    hit = observed > 0
+    if hit.any():
+        lower = np.array(
+            [max(b.observed_interval[0], floor) if b.observed_interval else floor for b in bins]
+        )
+        upper = np.array([b.observed_interval[1] if b.observed_interval else 0 for b in bins])
+        ax.errorbar(
+            predicted[hit],
+            observed[hit],
+            yerr=[observed[hit] - lower[hit], upper[hit] - observed[hit]],
+            marker="o",
+            linestyle="none",
+            capsize=3,
+            color=_COLOURS["model"],
+            label="quantile bin (95% interval)",
+        )
+    if (~hit).any():
+        ax.scatter(
+            np.maximum(predicted[~hit], floor),
+            np.full(int((~hit).sum()), floor),
+            marker="v",
+            facecolors="none",
+            edgecolors=_COLOURS["model"],
+            label="bin with no positives",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, top)
+    ax.set_ylim(floor, top)
+    ax.set_xlabel("mean risk score in bin")
     ax.set_ylabel("observed positive rate")
-    ax.set_ylim(0, 1.02)
     ax.set_title(
-        f"reliability, inspected shipments (Brier {fixed(evaluation.calibration.brier, 4)})"
+        f"reliability, {cal.inspected:,} inspected, {cal.positives:,} positive\n"
+        f"Brier {fixed(cal.brier, 4)}, skill vs base rate {fixed(cal.brier_skill, 3)}"
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    centres = [(b.lower + b.upper) / 2 for b in bins]
-    counts.bar(centres, [b.count for b in bins], width=0.09, color=_COLOURS["model"])
-    counts.set_xlim(0, 1)
-    counts.set_xlabel("risk score")
-    counts.set_ylabel("shipments")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="upper left")
+    index = np.arange(1, len(bins) + 1)
+    counts.bar(index, [b.positives for b in bins], color=_COLOURS["model"])
+    counts.set_xticks(index)
+    counts.set_xlabel(
+        f"quantile bin, lowest scores first ({bins[0].count if bins else 0:,} shipments each)"
+    )
+    counts.set_ylabel("positives")
     _save(fig, path)
 
 
 def _port_plot(evaluation: Evaluation, path: Path) -> None:
-    """Every selector's precision at :data:`PORT_BUDGET` of each port, per label source."""
+    """Every selector's precision at :data:`PORT_BUDGET` of each port, a row per port from the
+    busiest down (at most :data:`PORT_PLOT_MAX`), the model with its interval; a port with no
+    positives says so instead of showing a zero."""
     sources = evaluation.label_sources
-    ports = list(evaluation.per_port)
-    fig = _figure(len(sources), 1, max(6.0, 0.8 * len(ports) + 2), 3.4)
-    axes = fig.subplots(len(sources), 1, squeeze=False)[:, 0]
-    x = np.arange(len(ports))
-    width = 0.8 / len(SELECTORS)
+    volume = evaluation.window["ports"]
+    ports = sorted(evaluation.per_port, key=lambda p: (-volume[p], p))
+    shown = ports[:PORT_PLOT_MAX]
+    fig = _figure(1, len(sources), 5.2, 0.32 * len(shown) + 1.6)
+    axes = fig.subplots(1, len(sources), squeeze=False, sharey=True)[0]
+    y = np.arange(len(shown))[::-1]
+    markers = {"model": "o", "random": "|", "rules": "s", "watchlist": "^"}
     for ax, src in zip(axes, sources, strict=True):
-        for i, sel in enumerate(SELECTORS):
-            values = [
-                _value(evaluation.per_port[p][PORT_BUDGET][sel][src], "precision") for p in ports
-            ]
-            ax.bar(x + (i - 1.5) * width, values, width, label=sel, color=_COLOURS[sel])
-        ax.set_xticks(x, ports, rotation=45, ha="right")
-        ax.set_ylabel("precision")
-        ax.set_ylim(0, max(_top(t, src) for t in evaluation.per_port.values()))
-        ax.set_title(f"precision at {budget_label(PORT_BUDGET)} of each port, {src} labels")
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize="small", ncols=len(SELECTORS))
+        top = max(_top(evaluation.per_port[p], src) for p in shown)
+        for sel in SELECTORS:
+            ms = [evaluation.per_port[p][PORT_BUDGET][sel][src] for p in shown]
+            values = np.array([_value(m, "precision") for m in ms])
+            low, high = _spread(ms, "precision", values)
+            ax.errorbar(
+                values,
+                y,
+                xerr=[low, high] if sel == "model" else None,
+                marker=markers[sel],
+                markersize=8 if sel == "random" else 5,
+                linestyle="none",
+                capsize=2,
+                label=sel,
+                color=_COLOURS[sel],
+            )
+        for row, port in zip(y, shown, strict=True):
+            if evaluation.per_port[port][PORT_BUDGET]["model"][src].positives == 0:
+                ax.text(
+                    0.02 * top,
+                    row,
+                    NO_POSITIVES,
+                    va="center",
+                    color="#757575",
+                    fontsize="small",
+                    style="italic",
+                )
+        ax.set_yticks(y, [f"{p} ({volume[p]:,})" for p in shown])
+        ax.set_xlim(0, top)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.set_xlabel(f"precision at {budget_label(PORT_BUDGET)} of the port's shipments")
+        title = f"{src} labels{_few(evaluation, src)}"
+        if len(shown) < len(ports):
+            title += f"\n{len(shown)} busiest of {len(ports)} ports; all are in report.md"
+        ax.set_title(title)
+        ax.grid(alpha=0.3, axis="x")
+    _legend_below(fig, axes[0])
     _save(fig, path)
 
 
 def _policy_plot(evaluation: Evaluation, path: Path) -> None:
-    """Recall of the policy's RED lane beside the model alone, per port and overall."""
+    """Recall of the policy's RED lane beside the model alone, a row per port (busiest first,
+    at most :data:`PORT_PLOT_MAX`) and all ports at the bottom."""
     sources = evaluation.label_sources
     policy = evaluation.policy
-    rows: list[tuple[str, PolicyMetrics]] = [*policy.per_port.items(), ("all", policy.overall)]
-    fig = _figure(len(sources), 1, max(6.0, 0.9 * len(rows) + 2), 3.4)
-    axes = fig.subplots(len(sources), 1, squeeze=False)[:, 0]
-    x = np.arange(len(rows))
-    width = 0.8 / len(_POLICY_COLOURS)
+    ports = sorted(policy.per_port, key=lambda p: (-policy.per_port[p].shipments, p))
+    rows: list[tuple[str, PolicyMetrics]] = [
+        *((p, policy.per_port[p]) for p in ports[:PORT_PLOT_MAX]),
+        ("all ports", policy.overall),
+    ]
+    fig = _figure(1, len(sources), 5.2, 0.42 * len(rows) + 1.6)
+    axes = fig.subplots(1, len(sources), squeeze=False, sharey=True)[0]
+    y = np.arange(len(rows))[::-1]
+    height = 0.8 / len(_POLICY_COLOURS)
     for ax, src in zip(axes, sources, strict=True):
         series = {
             "policy": [m.red[src] for _, m in rows],
@@ -183,21 +266,30 @@ def _policy_plot(evaluation: Evaluation, path: Path) -> None:
             "model, at capacity": [m.model_capacity[src] for _, m in rows],
         }
         for i, (name, values) in enumerate(series.items()):
-            ax.bar(
-                x + (i - 1) * width,
+            ax.barh(
+                y + (1 - i) * height,
                 [_value(v, "recall") for v in values],
-                width,
+                height,
                 label=name,
                 color=_POLICY_COLOURS[name],
             )
-        ax.set_xticks(x, [port for port, _ in rows], rotation=45, ha="right")
-        ax.set_ylabel("recall")
-        ax.set_ylim(0, 1.02)
-        ax.set_title(f"recall of the RED lane at each port's capacity, {src} labels")
-        ax.grid(alpha=0.3, axis="y")
-        if policy.overall.red[src].positives == 0:
-            ax.text(0.5, 0.5, _NO_POSITIVES, ha="center", va="center", transform=ax.transAxes)
-        ax.legend(fontsize="small", ncols=len(series))
+        for row, (_, m) in zip(y, rows, strict=True):
+            if m.red[src].positives == 0:
+                ax.text(
+                    0.01,
+                    row,
+                    NO_POSITIVES,
+                    va="center",
+                    color="#757575",
+                    fontsize="small",
+                    style="italic",
+                )
+        ax.set_yticks(y, [port for port, _ in rows])
+        ax.set_xlabel("recall of the RED lane")
+        ax.set_xlim(0, 1.02)
+        ax.set_title(f"RED lane at each port's capacity\n{src} labels{_few(evaluation, src)}")
+        ax.grid(alpha=0.3, axis="x")
+    _legend_below(fig, axes[0])
     _save(fig, path)
 
 
@@ -219,9 +311,46 @@ def _value(m: BudgetMetrics, metric: str) -> float:
     return float("nan") if value is None else value
 
 
+def _spread(
+    ms: list[BudgetMetrics], metric: str, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Error-bar lengths below and above ``values`` from each figure's interval (0 without)."""
+    bounds = [m.precision_interval if metric == "precision" else m.recall_interval for m in ms]
+    lower = np.array([b[0] if b else np.nan for b in bounds])
+    upper = np.array([b[1] if b else np.nan for b in bounds])
+    below = np.nan_to_num(np.clip(values - lower, 0, None))
+    above = np.nan_to_num(np.clip(upper - values, 0, None))
+    return below, above
+
+
+def _legend_below(fig: Figure, ax: Axes) -> None:
+    """One legend for every panel, below them, where it covers no row."""
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize="small")
+
+
+def _few(evaluation: Evaluation, src: LabelSource) -> str:
+    """A title suffix when ``src`` has too few positives for the figures to mean much."""
+    if not evaluation.few_positives(src):
+        return ""
+    return f" (only {evaluation.positives(src)} positives: unreliable)"
+
+
+def _log_floor(*arrays: np.ndarray) -> float:
+    """The bottom of a log axis: a decade below the smallest positive value, in whole decades."""
+    values = np.concatenate(arrays)
+    values = values[values > 0]
+    smallest = float(values.min()) if values.size else 1e-3
+    return float(10 ** (np.floor(np.log10(min(smallest, 1e-2))) - 1))
+
+
 def _top(table: BudgetTable, src: LabelSource) -> float:
-    """A y-axis top for precision: a little above the highest value, never a collapsed axis."""
-    values = [m[src].precision or 0.0 for by_sel in table.values() for m in by_sel.values()]
+    """A precision axis top: a little above the highest value or interval, never collapsed."""
+    values = [
+        max(m[src].precision or 0.0, (m[src].precision_interval or (0.0, 0.0))[1])
+        for by_sel in table.values()
+        for m in by_sel.values()
+    ]
     return min(1.02, max(0.05, 1.1 * max(values, default=0.0)))
 
 

@@ -17,6 +17,7 @@ import polars as pl
 
 from scoring.lanes import LANES as POLICY_LANES
 from training.evaluation_baselines import EVIDENCE_COLUMNS
+from training.evaluation_intervals import Interval
 
 Selector = Literal["model", "random", "rules", "watchlist"]
 LabelSource = Literal["observed", "truth"]
@@ -33,6 +34,14 @@ RED_SOURCES: Final[tuple[str, ...]] = ("rules", "exploration", "model")
 else it was a random exploration pick, else the model's score sent it."""
 POLICY_OVERALL: Final[str] = "overall"
 
+MIN_POSITIVES: Final[int] = 20
+"""Fewer positives than this in the evaluated window (per label source) and the figures against
+that source rest on a handful of shipments: the report warns, gives no "N× random" ratio, and
+marks PR-AUC unreliable; ``evaluation.json`` flags it (``window.fewPositives``)."""
+
+NO_POSITIVES: Final[str] = "no positives"
+NOTHING_SELECTED: Final[str] = "nothing selected"
+
 FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "shipment_id",
     "declared_at",
@@ -47,7 +56,8 @@ FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "random_selection",
     "red_by",
 )
-"""Columns of :attr:`Evaluation.frame`; ``truth`` follows when the data has a truth table.
+"""Columns of :attr:`Evaluation.frame`; ``truth`` follows when the data has a truth table, and
+``pattern`` (the illicit pattern of a true positive, else null) when that table names them.
 
 ``lane``, ``random_selection`` and ``red_by`` (one of :data:`RED_SOURCES` for a RED, else null)
 are the decision policy's, from :func:`training.evaluation_policy.policy_decisions`."""
@@ -61,7 +71,10 @@ class BudgetMetrics:
 
     ``positives_found`` and, for ``random``, the other counts are expectations, hence floats.
     ``inspected_selected`` and ``precision_inspected`` exist for ``observed`` labels only:
-    precision among the selected shipments that were actually inspected.
+    precision among the selected shipments that were actually inspected. Precision is None
+    when there are no positives to find (it would read as a selector's failure) or nothing was
+    selected; :attr:`reason` says which. Each ``*_interval`` is the figure's bootstrap interval
+    (:mod:`training.evaluation_intervals`).
     """
 
     selected: int
@@ -71,6 +84,16 @@ class BudgetMetrics:
     recall: float | None
     inspected_selected: float | None = None
     precision_inspected: float | None = None
+    precision_interval: Interval | None = None
+    recall_interval: Interval | None = None
+    precision_inspected_interval: Interval | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why precision is missing: :data:`NO_POSITIVES` or :data:`NOTHING_SELECTED`."""
+        if self.positives == 0:
+            return NO_POSITIVES
+        return NOTHING_SELECTED if self.selected == 0 else None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -83,6 +106,12 @@ class BudgetMetrics:
         if self.inspected_selected is not None:
             doc["inspectedSelected"] = _num(self.inspected_selected)
             doc["precisionInspected"] = _num(self.precision_inspected)
+        doc["precisionInterval"] = json_value(self.precision_interval)
+        doc["recallInterval"] = json_value(self.recall_interval)
+        if self.inspected_selected is not None:
+            doc["precisionInspectedInterval"] = json_value(self.precision_inspected_interval)
+        if self.reason is not None:
+            doc["reason"] = self.reason
         return doc
 
 
@@ -97,11 +126,16 @@ PrAucTable = dict[Selector, dict[LabelSource, float | None]]
 
 @dataclass(frozen=True, slots=True)
 class CalibrationBin:
+    """One quantile bin of the reliability table: ``count`` inspected shipments whose scores run
+    from ``lower`` to ``upper``, ``positives`` of them positive."""
+
     lower: float
     upper: float
     count: int
+    positives: int
     mean_predicted: float | None
     observed_rate: float | None
+    observed_interval: Interval | None
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
@@ -111,11 +145,21 @@ class CalibrationBin:
 class Calibration:
     """The model's risk scores against observed outcomes, among inspected shipments only:
     the model learned from inspected shipments, so that is where its probabilities mean
-    something."""
+    something.
+
+    ``bins`` are quantile bins (``binning``): equal numbers of shipments, so the reliability
+    table has as much evidence in each row and the crowd of tiny scores spreads over several
+    rows. ``brier_base`` is the Brier score of the base-rate predictor (every shipment scored
+    at the observed positive rate) and ``brier_skill`` is ``1 - brier / brier_base``: above
+    zero the scores beat the base rate, at or below zero they add nothing.
+    """
 
     brier: float | None
+    brier_base: float | None
+    brier_skill: float | None
     inspected: int
     positives: int
+    binning: str
     bins: tuple[CalibrationBin, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -137,16 +181,62 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
-class Shift:
-    """The evaluated window split at the world's tactic shift: before is ``declared_at < at``."""
+class RecallLoss:
+    """Recall before a shift minus recall after it, with the bootstrap interval of the
+    difference (the two sides are disjoint shipments, resampled independently)."""
 
-    at: datetime
-    source: str
-    before: Segment
-    after: Segment
+    before: float | None
+    after: float | None
+    loss: float | None
+    interval: Interval | None
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
+
+
+LossTable = dict[str, dict[Selector, dict[LabelSource, RecallLoss]]]
+"""budget key -> selector (not ``random``) -> label source -> recall loss across the shift."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """The evaluated window split at a tactic shift inside it: before is ``declared_at < at``.
+
+    ``shifts`` lists every dated shift the data names (``{"name", "date", "inWindow"}``). When
+    none falls inside the window, ``at``, ``before``, ``after`` and ``recall_loss`` are empty and
+    ``source`` says why: there is nothing to compare.
+    """
+
+    at: datetime | None
+    source: str
+    shifts: tuple[dict[str, Any], ...]
+    before: Segment | None
+    after: Segment | None
+    recall_loss: LossTable | None
+
+    @property
+    def in_window(self) -> bool:
+        return self.at is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inWindow": self.in_window, **record_json(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class PatternRecall:
+    """One selector's recall of one illicit pattern at one budget, against ground truth."""
+
+    positives: int
+    found: float
+    recall: float | None
+    interval: Interval | None
+
+    def to_json(self) -> dict[str, Any]:
+        return record_json(self)
+
+
+PatternTable = dict[str, dict[str, dict[Selector, PatternRecall]]]
+"""pattern -> budget key -> selector -> recall of that pattern's true positives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +321,10 @@ class PolicyEvaluation:
 class Evaluation:
     """Every figure of one evaluation. :meth:`to_json` is the ``evaluate --json`` contract.
 
-    ``frame`` holds one row per evaluated shipment with each selector's score and the labels
-    (:data:`FRAME_COLUMNS`), for plots and for analysts who want to dig further.
+    ``patterns`` is recall by illicit pattern against ground truth, when the data names the
+    patterns (a simulated world does); else None. ``frame`` holds one row per evaluated
+    shipment with each selector's score and the labels (:data:`FRAME_COLUMNS`), for plots and
+    for analysts who want to dig further.
     """
 
     model: dict[str, Any]
@@ -244,7 +336,31 @@ class Evaluation:
     pr_auc: PrAucTable
     calibration: Calibration
     shift: Shift
+    patterns: PatternTable | None
     frame: pl.DataFrame = field(repr=False, compare=False)
+
+    def positives(self, source: LabelSource) -> int:
+        """Positives of ``source`` in the evaluated window."""
+        return int(self.window["positives"][source])
+
+    def few_positives(self, source: LabelSource) -> bool:
+        """Fewer than :data:`MIN_POSITIVES` positives of ``source``: figures against it rest on
+        too few shipments for ratios or a PR-AUC to mean anything."""
+        return self.positives(source) < MIN_POSITIVES
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a reader must know before trusting the figures, one sentence each."""
+        found = [
+            f"only {self.positives(src):,} {src} positives in the evaluated window (fewer than "
+            f"{MIN_POSITIVES}): precision, recall and PR-AUC against {src} labels rest on too "
+            "few shipments; no ratio to random or the baselines is given"
+            for src in self.label_sources
+            if self.few_positives(src)
+        ]
+        if not self.shift.in_window:
+            found.append(f"no tactic shift inside the evaluated window ({self.shift.source})")
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -256,6 +372,8 @@ class Evaluation:
             "prAuc": json_value(self.pr_auc),
             "calibration": self.calibration.to_json(),
             "shift": self.shift.to_json(),
+            "patterns": json_value(self.patterns),
+            "warnings": self.warnings,
         }
 
 

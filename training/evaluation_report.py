@@ -10,25 +10,35 @@ same directory. ``report.md`` is built section by section (:data:`_SECTIONS`); t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from training.evaluation_baselines import RULE_CHAPTERS, RULE_ORIGINS, WATCHLIST_EVIDENCE
-from training.evaluation_format import budget_label, fixed, percent
+from training.evaluation_format import (
+    budget_label,
+    fixed,
+    percent,
+    pr_cells,
+    row,
+    selector_table,
+    source_heading,
+    with_interval,
+)
 from training.evaluation_plots import PLOTS, PORT_BUDGET, draw_plots
 from training.evaluation_record import (
     BASELINES,
     BUDGET_KEYS,
+    MIN_POSITIVES,
     RED_SOURCES,
     SELECTORS,
     BudgetMetrics,
     BudgetTable,
-    BySelector,
     Evaluation,
     LabelSource,
     PolicyMetrics,
     json_value,
 )
+from training.evaluation_sections import calibration_section, pattern_section, shift_section
 
 __all__ = ["JSON_FILE", "PLOTS", "PORT_BUDGET", "REPORT_FILE", "markdown", "write_report"]
 
@@ -83,22 +93,41 @@ def _header(evaluation: Evaluation) -> list[str]:
 
 
 def _summary(evaluation: Evaluation) -> list[str]:
-    """Per label source and budget: does the model beat every baseline, and by how much."""
-    lines = []
+    """Warnings first; then per label source and budget: does the model beat every baseline,
+    and by how much (no ratio when the positives are too few to carry one)."""
+    lines = [f"**Warning:** {warning}." for warning in evaluation.warnings]
+    lines += [""] if lines else []
     for src in evaluation.label_sources:
-        lines += [f"With **{src}** labels:", ""]
-        lines += [line for key in BUDGET_KEYS for line in _budget_summary(evaluation, key, src)]
+        lines += [f"With **{src}** labels ({evaluation.positives(src):,} positives):", ""]
+        few = evaluation.few_positives(src)
+        for key in BUDGET_KEYS:
+            lines += (
+                _few_summary(evaluation, key, src) if few else _budget_summary(evaluation, key, src)
+            )
         lines.append("")
     return lines
 
 
+def _few_summary(evaluation: Evaluation, key: str, src: LabelSource) -> list[str]:
+    """One budget's counts and intervals, with no comparison: too few positives for one."""
+    m = evaluation.budgets[key]["model"][src]
+    if m.positives == 0:
+        return [f"- budget {budget_label(key)}: no positives in the window to find."]
+    precision, recall = pr_cells(m)
+    return [
+        f"- budget {budget_label(key)}: the model found {m.positives_found:,.0f} of "
+        f"{m.positives:,} positives in {m.selected:,} selected (precision {precision}, "
+        f"recall {recall}); too few positives for a ratio."
+    ]
+
+
 def _budget_summary(evaluation: Evaluation, key: str, src: LabelSource) -> list[str]:
     by_sel = evaluation.budgets[key]
-    model = by_sel["model"][src].precision
+    m = by_sel["model"][src]
+    model = m.precision
     if model is None:
         return [f"- budget {budget_label(key)}: no shipments selected."]
-    if by_sel["model"][src].positives == 0:
-        return [f"- budget {budget_label(key)}: no positives in the window to find."]
+    shown = with_interval(model, m.precision_interval)
     points = {b: _diff(model, by_sel[b][src].precision) for b in BASELINES}
     ratios = {b: _lift(model, by_sel[b][src].precision) for b in BASELINES}
     if all(p > 0 for p in points.values()):
@@ -106,11 +135,11 @@ def _budget_summary(evaluation: Evaluation, key: str, src: LabelSource) -> list[
         verdict = (
             f"- budget {budget_label(key)}: the model beats every baseline by at least "
             f"{points[worst] * 100:.1f} points / {ratios[worst]} (closest: {worst}); "
-            f"model precision {percent(model)}."
+            f"model precision {shown}{_overlap(m, by_sel[worst][src], worst)}."
         )
     else:
         verdict = (
-            f"- budget {budget_label(key)}: the model (precision {percent(model)}) does not "
+            f"- budget {budget_label(key)}: the model (precision {shown}) does not "
             "beat every baseline: "
             + ", ".join(
                 f"{b} {'matches' if points[b] == 0 else 'beats'} it "
@@ -122,6 +151,16 @@ def _budget_summary(evaluation: Evaluation, key: str, src: LabelSource) -> list[
         )
     lift = "; ".join(f"{b}: {points[b] * 100:+.1f} points, {ratios[b]}" for b in BASELINES)
     return [verdict, f"  Lift over {lift}."]
+
+
+def _overlap(model: BudgetMetrics, baseline: BudgetMetrics, name: str) -> str:
+    """A warning when the model's precision interval reaches down into the baseline's."""
+    mine, theirs = model.precision_interval, baseline.precision_interval
+    if mine is None or theirs is None or mine[0] > theirs[1]:
+        return ""
+    return (
+        f", but its interval overlaps that of {name} ({with_interval(baseline.precision, theirs)})"
+    )
 
 
 def _method(evaluation: Evaluation) -> list[str]:
@@ -150,6 +189,14 @@ def _method(evaluation: Evaluation) -> list[str]:
         "Ties in any ranking are broken by a fixed hash of the shipment id, so every figure is "
         "reproducible.",
         "",
+        "Figures in brackets are 95% bootstrap intervals over shipments (percentile, 500 "
+        "Bayesian-bootstrap resamples with a Jeffreys half-shipment, fixed seed; "
+        "`training/evaluation_intervals.py`): how far the figure could move on another sample "
+        "of the same traffic. The selection is held fixed. With fewer than "
+        f"{MIN_POSITIVES} positives against a label source the report gives no ratio to random "
+        "or the baselines and marks PR-AUC unreliable. A precision reads *no positives* where "
+        "there was nothing to find, never as zero.",
+        "",
         "- **observed** labels are inspection outcomes. Shipments never inspected count as "
         "negative, which understates the precision of any selector that opens shipments the "
         "legacy policy did not; *precision among inspected* (selected shipments that were "
@@ -169,8 +216,8 @@ def _budgets(evaluation: Evaluation) -> list[str]:
     """Precision and recall of every selector at every budget, per label source."""
     lines = ["## Precision and recall at each budget", ""]
     for src in evaluation.label_sources:
-        lines += [_source_heading(src), ""]
-        lines += _selector_table(
+        lines += [source_heading(src), ""]
+        lines += selector_table(
             ["budget", "selected"],
             "lr",
             (
@@ -196,17 +243,29 @@ def _budgets(evaluation: Evaluation) -> list[str]:
 
 def _pr_auc(evaluation: Evaluation) -> list[str]:
     """Average precision of every selector's whole ranking, per label source, as
-    ``evaluation.json`` has it."""
+    ``evaluation.json`` has it; marked unreliable against a source with too few positives."""
     sources = evaluation.label_sources
     auc = json_value(evaluation.pr_auc)
-    rows = [_row([sel, *(percent(auc[sel].get(src)) for src in sources)]) for sel in SELECTORS]
+    mark = {s: " (unreliable)" if evaluation.few_positives(s) else "" for s in sources}
+    rows = [
+        row([sel, *(percent(auc[sel].get(src)) + mark[src] for src in sources)])
+        for sel in SELECTORS
+    ]
+    notes = [
+        f"PR-AUC against {src} labels rests on {evaluation.positives(src):,} positives "
+        f"(fewer than {MIN_POSITIVES}): one more or one fewer found near the top moves it "
+        "by a lot; it is shown, not to be compared."
+        for src in sources
+        if mark[src]
+    ]
     return [
         "## PR-AUC (average precision over the whole ranking)",
         "",
-        _row(["selector", *sources]),
+        row(["selector", *sources]),
         "|---|" + "---:|" * len(sources),
         *rows,
         "",
+        *(line for note in notes for line in (note, "")),
         f"![PR curves]({PLOTS['pr']})",
         "",
     ]
@@ -214,11 +273,17 @@ def _pr_auc(evaluation: Evaluation) -> list[str]:
 
 def _ports(evaluation: Evaluation) -> list[str]:
     """Every selector at :data:`PORT_BUDGET` of each port, per label source."""
-    lines = [f"## Per port (budget {budget_label(PORT_BUDGET)} of each port's shipments)", ""]
+    lines = [
+        f"## Per port (budget {budget_label(PORT_BUDGET)} of each port's shipments)",
+        "",
+        "*no positives*: the port had nothing to find in the window, so its precision says "
+        "nothing about any selector (it is `null` with `reason` in `evaluation.json`).",
+        "",
+    ]
     counts = evaluation.window["ports"]
     for src in evaluation.label_sources:
-        lines += [_source_heading(src), ""]
-        lines += _selector_table(
+        lines += [source_heading(src), ""]
+        lines += selector_table(
             ["port", "shipments", "positives", "selected"],
             "lrrr",
             (
@@ -268,9 +333,9 @@ def _policy(evaluation: Evaluation) -> list[str]:
     ]
     rows = [*policy.per_port.items(), ("**all ports**", policy.overall)]
     for src in evaluation.label_sources:
-        lines += [f"{_source_heading(src)}, RED lane", ""]
+        lines += [f"{source_heading(src)}, RED lane", ""]
         lines += _red_lane_table(rows, src)
-        lines += ["", f"{_source_heading(src)}, RED and YELLOW (selected)", ""]
+        lines += ["", f"{source_heading(src)}, RED and YELLOW (selected)", ""]
         lines += _selected_table(rows, src)
         lines.append("")
     return [*lines, f"![policy recall at capacity]({PLOTS['policy']})", ""]
@@ -294,11 +359,11 @@ def _red_lane_table(rows: list[tuple[str, PolicyMetrics]], src: LabelSource) -> 
             f"{m.lanes['red']:,}",
             percent(m.red_share),
             " / ".join(f"{m.red_by[s]:,}" for s in RED_SOURCES),
-            *_pr(m.red[src]),
-            *_pr(m.model_red[src]),
-            *_pr(m.model_capacity[src]),
+            *pr_cells(m.red[src]),
+            *pr_cells(m.model_red[src]),
+            *pr_cells(m.model_capacity[src]),
         ]
-        lines.append(_row(cells))
+        lines.append(row(cells))
     return lines
 
 
@@ -314,62 +379,10 @@ def _selected_table(rows: list[tuple[str, PolicyMetrics]], src: LabelSource) -> 
             percent(m.yellow_budget),
             f"{m.lanes['red'] + m.lanes['yellow']:,}",
             percent(m.selected_share),
-            *_pr(m.selected[src]),
-            *_pr(m.model_selected[src]),
+            *pr_cells(m.selected[src]),
+            *pr_cells(m.model_selected[src]),
         ]
-        lines.append(_row(cells))
-    return lines
-
-
-def _calibration(evaluation: Evaluation) -> list[str]:
-    """The model's Brier score and reliability table on inspected shipments, as
-    ``evaluation.json`` has them."""
-    cal = evaluation.calibration.to_json()
-    return [
-        "## Calibration (model, observed labels, inspected shipments only)",
-        "",
-        f"{cal['inspected']:,} inspected shipments, {cal['positives']:,} positive. "
-        f"Brier score: {fixed(cal['brier'], 4)}.",
-        "",
-        "| bin | shipments | mean risk score | observed positive rate |",
-        "|---|---:|---:|---:|",
-        *(
-            f"| {b['lower']:.1f}–{b['upper']:.1f} | {b['count']:,} | "
-            f"{fixed(b['meanPredicted'], 4)} | {fixed(b['observedRate'], 4)} |"
-            for b in cal["bins"]
-        ),
-        "",
-        f"![reliability diagram]({PLOTS['reliability']})",
-        "",
-    ]
-
-
-def _shift(evaluation: Evaluation) -> list[str]:
-    """Every selector at every budget before and after the tactic shift, per label source."""
-    shift = evaluation.shift
-    parts = (("before", shift.before), ("after", shift.after))
-    lines = [
-        "## Before and after the tactic shift",
-        "",
-        f"Split at {shift.at.isoformat()} ({shift.source}). Budgets are shares of each part's "
-        f"own shipments: {shift.before.shipments:,} before, {shift.after.shipments:,} after.",
-        "",
-    ]
-    for src in evaluation.label_sources:
-        lines += [_source_heading(src), ""]
-        lines += _selector_table(
-            ["budget", "part", "positives"],
-            "llr",
-            (
-                (
-                    [budget_label(key), name, f"{part.positives.get(src, 0):,}"],
-                    part.budgets[key],
-                )
-                for key in BUDGET_KEYS
-                for name, part in parts
-            ),
-            src,
-        )
+        lines.append(row(cells))
     return lines
 
 
@@ -381,8 +394,9 @@ _SECTIONS: tuple[Callable[[Evaluation], list[str]], ...] = (
     _pr_auc,
     _ports,
     _policy,
-    _calibration,
-    _shift,
+    calibration_section,
+    pattern_section,
+    shift_section,
 )
 """The sections of ``report.md``, in order."""
 
@@ -390,48 +404,21 @@ _SECTIONS: tuple[Callable[[Evaluation], list[str]], ...] = (
 # --------------------------------------------------------------------------- tables
 
 
-def _selector_table(
-    head: list[str],
-    align: str,
-    rows: Iterable[tuple[list[str], BySelector]],
-    src: LabelSource,
-) -> list[str]:
-    """A table of leading columns, then every selector's precision and recall against ``src``.
-
-    ``head`` names the leading columns and ``align`` aligns each (``l`` left, ``r`` right);
-    ``rows`` give each row's leading cells and its metrics by selector.
-    """
-    rule = "".join("---|" if a == "l" else "---:|" for a in align + "rr" * len(SELECTORS))
-    lines = [_row([*head, *(f"{s} precision | {s} recall" for s in SELECTORS)]), "|" + rule]
-    for cells, by_selector in rows:
-        lines.append(_row([*cells, *(c for s in SELECTORS for c in _pr(by_selector[s][src]))]))
-    return [*lines, ""]
-
-
 def _inspected_table(table: BudgetTable) -> list[str]:
     lines = [
-        _row(["budget", *(f"{s} (inspected / precision)" for s in SELECTORS)]),
+        row(["budget", *(f"{s} (inspected / precision)" for s in SELECTORS)]),
         "|---|" + "---:|" * len(SELECTORS),
     ]
     for key in BUDGET_KEYS:
         cells = [budget_label(key)]
         for sel in SELECTORS:
             m = table[key][sel]["observed"]
-            cells.append(f"{fixed(m.inspected_selected, 1)} / {percent(m.precision_inspected)}")
-        lines.append(_row(cells))
+            shown = with_interval(m.precision_inspected, m.precision_inspected_interval)
+            cells.append(
+                f"{fixed(m.inspected_selected, 1)} / {shown if m.positives else 'no positives'}"
+            )
+        lines.append(row(cells))
     return [*lines, ""]
-
-
-def _row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _pr(m: BudgetMetrics) -> list[str]:
-    return [percent(m.precision), percent(m.recall)]
-
-
-def _source_heading(src: LabelSource) -> str:
-    return f"### {src.capitalize()} labels"
 
 
 # --------------------------------------------------------------------------- figures in words
