@@ -189,3 +189,23 @@ def test_a_server_on_postgresql_replays_and_reseeds_label_lag_after_a_restart(
     assert not (tmp_path / "ledger.sqlite").exists()
     assert [r.decision_id for r in rows_of(postgres_store)] == [d.decision_id for d in decisions]
     assert verified(postgres_store).ok
+
+
+def test_json_text_rows_and_compact_records_read_back_as_written(
+    postgres_store: PostgresBackend,
+) -> None:
+    """``json_text`` is to PostgreSQL what SQLite's storage class is: text rows read back as
+    ``str``, compact records as ``bytes``, and the MAC binds which (flipping it is an edit)."""
+    text = open_ledger_in(postgres_store, compact=False)
+    text.append(Entry("decision", "d1", {"i": "ñ"})).result(timeout=10)
+    text.close()
+    compact = open_ledger_in(postgres_store)
+    compact.append(Entry("decision", "d2", {"i": 2})).result(timeout=10)
+    compact.close()
+    first, second = rows_of(postgres_store)
+    assert (first.stored, type(second.stored)) == ('{"i":"ñ"}', bytes)
+    assert verified(postgres_store).ok
+    postgres_store.execute("UPDATE ledger SET json_text = NOT json_text WHERE seq = 1")
+    result = verified(postgres_store)
+    assert (result.ok, result.seq) == (False, 1)
+    assert "row 1 was edited" in result.problem
