@@ -10,15 +10,25 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from features.errors import InvalidInput
 from features.tables import TABLES, check_schema, scan_table
 from training.simulate import PATTERN_NAMES, WATCHLIST_IDS, simulate_world
+from training.simulate.catalogue import G_LAND_NORTH
 from training.simulate.ids import ISO6346_VALUES
+from training.simulate.illicit import TimeRules
+from training.simulate.inspection import (
+    CAPACITY_RATE,
+    RANDOM_SHARE,
+    RULE_NEW_TRADER,
+    selection_probability,
+)
 from training.simulate.reference import SCHEDULING_4_PIPERIDONE, SOURCED_MODES
 from training.simulate.report import calibration_report, illicit_table, port_share_table
+from training.simulate.skeleton import add_months
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -234,14 +244,39 @@ def test_report_writes_markdown_and_plots(small_world: Path, tmp_path: Path) -> 
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def shift_dates(data_dir: Path) -> dict[str, datetime]:
+    """The manifest's tactic shifts by the first word of their name."""
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    return {
+        shift["name"].split()[0]: datetime.fromisoformat(shift["date"]).replace(tzinfo=UTC)
+        for shift in manifest["tactic_shifts"]
+    }
+
+
+def test_a_tactic_shift_falls_inside_the_unseen_window(
+    small_world: Path, medium_world: Path
+) -> None:
+    # centinela train keeps the newest 15% of shipments unseen; the evaluation of that window
+    # must have a shift inside it to compare before and after, whatever the world's size.
+    for world in (small_world, medium_world):
+        declared = read(world, "shipments")["declared_at"].sort()
+        unseen_from = declared[int(len(declared) * 0.85)]
+        inside = [d for d in shift_dates(world).values() if unseen_from < d <= declared[-1]]
+        assert inside, (world, unseen_from)
+
+
 def test_displacement_and_rising_second_origin(medium_world: Path) -> None:
     shipments = read(medium_world, "shipments")
     truth = read(medium_world, "truth").filter("illicit").join(shipments, on="shipment_id")
     sea = truth.filter(pl.col("mode") == "sea")
+    # The displacement comes late in the window (inside the unseen 15%), months after the
+    # enforcement rise at the midpoint.
+    displaced = shift_dates(medium_world)["illicit"]
     midpoint = datetime(2025, 1, 1, tzinfo=UTC)
+    assert shift_dates(medium_world)["Manzanillo"] == midpoint < displaced
     early, late = (
-        sea.filter(pl.col("declared_at") < midpoint),
-        sea.filter(pl.col("declared_at") >= midpoint),
+        sea.filter(pl.col("declared_at") < displaced),
+        sea.filter(pl.col("declared_at") >= displaced),
     )
 
     def share(frame: pl.DataFrame, column: str, value: str) -> float:
@@ -270,3 +305,37 @@ def test_substance_ids_exist_in_the_watchlist() -> None:
         pytest.skip("watchlist data file not present")
     known = set(re.findall(r"^\s*-?\s*id:\s*(\S+)", watchlist.read_text(), re.MULTILINE))
     assert set(WATCHLIST_IDS) <= known, sorted(set(WATCHLIST_IDS) - known)
+
+
+def test_new_traders_northbound_are_targeted_by_the_legacy_policy() -> None:
+    north = np.array([G_LAND_NORTH, G_LAND_NORTH])
+    no = np.zeros(2, dtype=bool)
+    q, propensity = selection_probability(north, no, no, no, no, no, np.array([True, False]))
+    assert q.tolist() == [RULE_NEW_TRADER, CAPACITY_RATE[G_LAND_NORTH]]
+    assert propensity[0] == pytest.approx(1 - (1 - RANDOM_SHARE) * (1 - RULE_NEW_TRADER))
+
+
+def test_northbound_new_traders_include_licit_ones(medium_world: Path) -> None:
+    # The rule picks new US buyers, licit new entrants and shells alike: being picked by it,
+    # or being a new consignee, is not a label.
+    shipments = read(medium_world, "shipments").join(
+        read(medium_world, "inspections"), on="shipment_id"
+    )
+    truth = read(medium_world, "truth")
+    picked = shipments.filter(
+        (pl.col("mode") == "land")
+        & (pl.col("consignee_country") == "US")
+        & (pl.col("selection_probability") > CAPACITY_RATE[G_LAND_NORTH] + RANDOM_SHARE)
+    ).join(truth, on="shipment_id")
+    assert picked.height > 0
+    assert not picked["illicit"].all()
+
+
+@pytest.mark.parametrize("months", [12, 18, 24, 36, 48])
+def test_displacement_is_late_and_after_enforcement(months: int) -> None:
+    starts = [add_months(date(2024, 1, 1), i) for i in range(months + 1)]
+    rules = TimeRules.for_window(starts)
+    assert rules.enforcement_month == months // 2 < rules.displacement_month < months
+    assert rules.displacement_month / months >= 0.85
+    before, after = rules.lzc_share(rules.displacement_month - 1), rules.lzc_share(months - 1)
+    assert after > before

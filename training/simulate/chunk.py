@@ -16,13 +16,14 @@ import polars as pl
 
 from features.tables import GOODS_SCHEMA, conform
 from training.simulate import ids
-from training.simulate.catalogue import G_AIR, G_POSTAL, G_SEA
+from training.simulate.catalogue import G_AIR, G_LAND_NORTH, G_POSTAL, G_SEA
+from training.simulate.entities import BEFORE_WINDOW
 from training.simulate.illicit import Event, TimeRules
-from training.simulate.inspection import inspect
+from training.simulate.inspection import NEW_TRADER_MONTHS, inspect
 from training.simulate.licit import ChunkRows, licit_goods, licit_rows
 from training.simulate.skeleton import Skeleton
 from training.simulate.static import Static
-from training.simulate.types import IntArray
+from training.simulate.types import BoolArray, IntArray
 
 EVENT_OVERRIDES: tuple[str, ...] = ("origin", "export", "route", "consignee", "shipper", "broker")
 """Row values an :class:`Event` sets as indices into the same pools; ``None`` keeps the licit."""
@@ -66,7 +67,17 @@ def generate_chunk(
     by_row = {e.row: e for e in events}
     truth = _truth(goods, rows.rows, by_row)
     inspections = inspect(
-        rng, shipments, goods, truth, rows.group, rows.slot, rows.month, rules, by_row, lo
+        rng,
+        shipments,
+        goods,
+        truth,
+        rows.group,
+        rows.slot,
+        rows.month,
+        rules,
+        by_row,
+        lo,
+        new_trader(static, rows),
     )
     tables = {"shipments": shipments, "goods": goods, "inspections": inspections, "truth": truth}
     return Chunk(
@@ -75,6 +86,18 @@ def generate_chunk(
             for name, frame in tables.items()
         }
     )
+
+
+def new_trader(static: Static, rows: ChunkRows) -> BoolArray:
+    """Northbound rows whose consignee started trading inside the window less than
+    :data:`~training.simulate.inspection.NEW_TRADER_MONTHS` months ago (the legacy policy's
+    new-trader rule; licit new entrants and shells alike)."""
+    entry = static.entry_month[rows.consignee]
+    age = rows.month - entry
+    new: BoolArray = (
+        (rows.group == G_LAND_NORTH) & (entry != BEFORE_WINDOW) & (age < NEW_TRADER_MONTHS)
+    )
+    return new
 
 
 def apply_events(rows: ChunkRows, events: list[Event], static: Static) -> None:

@@ -26,7 +26,12 @@ from training.simulate.types import FloatArray, IntArray
 ZIPF_EXPONENT = 1.0
 """assumption: party popularity follows a Zipf law with this exponent."""
 NEW_ENTRANT_SHARE = 0.15
-"""assumption: share of licit consignees that start trading part-way through the window."""
+"""assumption: share of licit consignees (importers of each sector, and the US buyers of
+northbound freight) that start trading part-way through the window."""
+BEFORE_WINDOW = -1
+"""Entry month of a consignee trading since before the window."""
+STAGGERED_GROUPS = ("sector:", "us")
+"""Consignee groups with new entrants: a new importer or US buyer is common, not a tell."""
 
 
 @dataclass
@@ -109,12 +114,13 @@ class _Consignees:
         """A consignee trading from the first month, in sampling group ``group``."""
         index = self.table.add(name, country, tax_id)
         self.members.setdefault(group, []).append(index)
-        self.entry_month.append(0)
+        self.entry_month.append(BEFORE_WINDOW)
 
     def stagger_entries(self, rng: np.random.Generator, months: int) -> None:
-        """Let ``NEW_ENTRANT_SHARE`` of each sector's less popular importers start later."""
+        """Let ``NEW_ENTRANT_SHARE`` of the less popular importers of each sector, and of the
+        US buyers, start later."""
         for name, members in self.members.items():
-            if not name.startswith("sector:") or len(members) < 10:
+            if not name.startswith(STAGGERED_GROUPS) or len(members) < 10:
                 continue
             tail = members[len(members) // 5 :]
             chosen = rng.choice(len(tail), size=int(len(tail) * NEW_ENTRANT_SHARE), replace=False)
@@ -127,7 +133,7 @@ class _Consignees:
         for name in sorted(self.members):
             members = self.members[name]
             groups[name] = Group.of(members)
-            established = [m for m in members if self.entry_month[m] == 0]
+            established = [m for m in members if self.entry_month[m] == BEFORE_WINDOW]
             groups[name + ":est"] = Group.of(established or members)
         return groups
 

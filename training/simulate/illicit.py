@@ -107,8 +107,15 @@ INDIA_SHARE_START, INDIA_SHARE_END = 0.1, 0.4
 """assumption: India's share of illicit precursor origins rises linearly (ref §6: 'followed by
 India', 'an emerging one')."""
 LZC_SHARE_BEFORE, LZC_SHARE_AFTER = 0.4, 0.7
-"""assumption: share of illicit sea events entering at Lázaro Cárdenas before and after
-Manzanillo's enforcement rises (displacement)."""
+"""assumption: share of illicit sea events entering at Lázaro Cárdenas before and after the
+displacement that follows Manzanillo's enforcement rise."""
+ENFORCEMENT_AT = 0.5
+"""assumption: Manzanillo's inspections intensify halfway through the window."""
+DISPLACEMENT_AT = 0.92
+"""assumption: the traffickers' answer, re-routing sea cargo to Lázaro Cárdenas, comes late in
+the window (months after the enforcement rise). At 92% of the window it falls inside the newest
+15% of shipments, the window ``centinela train`` leaves unseen, for any window of 12 months or
+more, so evaluation always has a shift inside what it measures."""
 CONCEALMENT_PORTS: dict[str, float] = {
     "MXTIJ": 0.3,
     "MXNOG": 0.3,
@@ -142,6 +149,7 @@ class TimeRules:
 
     month_starts: list[date]
     enforcement_month: int
+    displacement_month: int
 
     @property
     def months(self) -> int:
@@ -162,12 +170,17 @@ class TimeRules:
         return INDIA_SHARE_START + (INDIA_SHARE_END - INDIA_SHARE_START) * t
 
     def lzc_share(self, month: int) -> float:
-        return LZC_SHARE_AFTER if month >= self.enforcement_month + 2 else LZC_SHARE_BEFORE
+        return LZC_SHARE_AFTER if month >= self.displacement_month else LZC_SHARE_BEFORE
 
-
-def enforcement_month(months: int) -> int:
-    """assumption: Manzanillo's inspections intensify halfway through the window."""
-    return months // 2
+    @staticmethod
+    def for_window(month_starts: list[date]) -> TimeRules:
+        """The calendar of a window whose months start on ``month_starts`` (one more than the
+        months): enforcement at :data:`ENFORCEMENT_AT`, displacement at :data:`DISPLACEMENT_AT`
+        of the window (in whole months, displacement after enforcement when the window allows)."""
+        months = len(month_starts) - 1
+        enforcement = int(months * ENFORCEMENT_AT)
+        displacement = min(max(round(months * DISPLACEMENT_AT), enforcement + 1), months - 1)
+        return TimeRules(month_starts, enforcement, max(displacement, enforcement))
 
 
 OPEN_SUBSTANCES_BEFORE: dict[str, float] = {

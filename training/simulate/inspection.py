@@ -31,6 +31,13 @@ RULE_PRESS = 0.35
 RULE_WATCHED_HEADING = 0.45
 """assumption: headings the legacy list knows (2933.36/.37, 2939.4x, 2914.31, 2916.34, 2926.40);
 2933.39 'other' is left out because it is too broad (ref §8)."""
+RULE_NEW_TRADER = 0.2
+"""assumption: northbound freight bought by a US consignee in its first NEW_TRADER_MONTHS of
+trading. Northbound loads carry ordinary goods, so no HS rule applies to them; a legacy
+export-side policy targets the parties instead (new traders are the classic risk indicator
+of customs risk management). As strong as the broadest import rule (RULE_CHEM_ASIA)."""
+NEW_TRADER_MONTHS = 3
+"""A consignee counts as a new trader in the month it starts trading and the two after."""
 LEGACY_WATCHED_HS6: tuple[str, ...] = (
     "293336",
     "293337",
@@ -65,9 +72,11 @@ def selection_probability(
     chem_asia: BoolArray,
     press: BoolArray,
     watched: BoolArray,
+    new_trader: BoolArray,
 ) -> tuple[FloatArray, FloatArray]:
     """Rule probability ``q`` and overall propensity ``1 - (1 - r)(1 - q)`` per shipment."""
     q = np.asarray(CAPACITY_RATE)[group]
+    q = np.where(new_trader, np.maximum(q, RULE_NEW_TRADER), q)
     q = np.where(chem_asia, np.maximum(q, RULE_CHEM_ASIA), q)
     q = np.where(press, np.maximum(q, RULE_PRESS), q)
     q = np.where(watched, np.maximum(q, RULE_WATCHED_HEADING), q)
@@ -115,13 +124,15 @@ def inspect(
     rules: TimeRules,
     by_row: dict[int, Event],
     lo: int,
+    new_trader: BoolArray,
 ) -> pl.DataFrame:
     """The inspections of chunk rows ``lo`` onwards: picked at random or by the rules, examined
-    after a delay, found positive with the event's detection probability, reported later."""
+    after a delay, found positive with the event's detection probability, reported later.
+    ``new_trader`` marks the northbound rows the new-trader rule applies to."""
     n = len(group)
     is_zlo, chem_asia, press_asia, watched = _rule_inputs(shipments, goods, slot, lo)
     q, propensity = selection_probability(
-        group, is_zlo, month >= rules.enforcement_month, chem_asia, press_asia, watched
+        group, is_zlo, month >= rules.enforcement_month, chem_asia, press_asia, watched, new_trader
     )
     random_pick = rng.random(n) < RANDOM_SHARE
     rule_pick = rng.random(n) < q

@@ -49,6 +49,8 @@ from training.simulate.types import IntArray
 
 SHELL_FOUNDED_MONTHS = 4
 """assumption: a shell company is founded zero to four months before its first shipment."""
+COMPLICIT_BROKER_SHARE = 0.5
+"""assumption: share of illicit events cleared by one of the complicit brokers."""
 
 
 def _pick_route(
@@ -136,7 +138,7 @@ class Planner:
         recent = [
             idx
             for idx, m in self.shells
-            if month - m <= 2 and self.roster.consignees.countries[idx] == country
+            if 0 <= month - m <= 2 and self.roster.consignees.countries[idx] == country
         ]
         if recent and self.rng.random() < 0.35:
             return recent[int(self.rng.integers(0, len(recent)))]
@@ -162,7 +164,7 @@ class Planner:
         return int(members[int(self.rng.integers(0, len(members)))])
 
     def broker(self, row: int) -> int:
-        if self.rng.random() < 0.5:
+        if self.rng.random() < COMPLICIT_BROKER_SHARE:
             pool = self.roster.complicit_brokers
         else:
             pool = self.roster.port_brokers[SLOTS[int(self.skeleton.slot[row])].port]
@@ -323,7 +325,16 @@ class Planner:
         if self.rng.random() < 0.5:
             n = len(self.roster.truck_carriers)
             event.truck_carrier = int(self.rng.integers(n // 2, n))
+        if self.rng.random() < COMPLICIT_BROKER_SHARE:
+            event.broker = self.border_broker(row)
         return [event]
+
+    def border_broker(self, row: int) -> int | None:
+        """A complicit broker licensed at the row's crossing; ``None`` (the row's own licit
+        broker) where no complicit broker works there."""
+        port = SLOTS[int(self.skeleton.slot[row])].port
+        pool = np.intersect1d(self.roster.complicit_brokers, self.roster.port_brokers[port])
+        return int(pool[int(self.rng.integers(0, len(pool)))]) if len(pool) else None
 
     def _row(self, pattern: Pattern, month: int) -> int | None:
         groups = list(pattern.groups)

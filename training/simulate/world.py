@@ -26,12 +26,12 @@ from features.tables import TABLES, table_path
 from training.simulate import reference
 from training.simulate.chunk import Chunk, generate_chunk
 from training.simulate.entities import build_roster
-from training.simulate.illicit import Event, TimeRules, enforcement_month
+from training.simulate.illicit import Event, TimeRules
 from training.simulate.planner import plan_events
 from training.simulate.skeleton import PORTS, Skeleton, build_skeleton
 from training.simulate.static import Static
 
-SIMULATOR_VERSION = "1.0.0"
+SIMULATOR_VERSION = "1.1.0"
 CHUNK_ROWS = 100_000
 WRITE_OPTIONS: Mapping[str, object] = {
     "compression": "zstd",
@@ -97,17 +97,22 @@ def validate_parameters(shipments: int, months: int) -> None:
 
 
 def tactic_shifts(rules: TimeRules) -> list[dict[str, str]]:
-    """The dated changes of tactics inside the window, for evaluation before and after them."""
+    """The dated changes of tactics inside the window, for evaluation before and after them.
+
+    Each is dated by the first day the world's behaviour changes: the scheduling by the first
+    month starting on or after it took force (the planner's unit), the others by their month."""
     first, end = rules.month_starts[0], rules.month_starts[-1]
+    scheduled = [m for m in range(rules.months) if rules.scheduled(m)]
     candidates = [
         (
-            "4-piperidone scheduled in Table I; designer substitutes rise",
-            reference.SCHEDULING_4_PIPERIDONE,
+            f"4-piperidone scheduled in Table I (in force {reference.SCHEDULING_4_PIPERIDONE}); "
+            "designer substitutes rise",
+            rules.month_starts[scheduled[0]] if scheduled else end,
         ),
         ("Manzanillo inspections intensify", rules.month_starts[rules.enforcement_month]),
         (
             "illicit sea traffic displaced to Lazaro Cardenas",
-            rules.month_starts[min(rules.enforcement_month + 2, rules.months)],
+            rules.month_starts[rules.displacement_month],
         ),
     ]
     return [
@@ -124,7 +129,7 @@ def plan_world(shipments: int, months: int, start: date, seed: int) -> WorldPlan
     skeleton = build_skeleton(np.random.default_rng(plan_seed), shipments, months, start)
     roster = build_roster(np.random.default_rng(roster_seed), shipments, months, PORTS, start.year)
     static = Static(np.random.default_rng(static_seed), roster)
-    rules = TimeRules(skeleton.month_starts, enforcement_month(months))
+    rules = TimeRules.for_window(skeleton.month_starts)
     events = plan_events(np.random.default_rng(plan_seed.spawn(1)[0]), skeleton, roster, rules)
     static.freeze()
     chunk_seeds = chunk_seed.spawn((shipments + CHUNK_ROWS - 1) // CHUNK_ROWS)
@@ -170,6 +175,7 @@ def simulate_world(
         "seed": seed,
         "chunk_rows": CHUNK_ROWS,
         "enforcement_month": plan.rules.enforcement_month,
+        "displacement_month": plan.rules.displacement_month,
     }
     manifest = write_manifest(out_dir, parameters, tactic_shifts(plan.rules), counts, paths)
     return SimulationSummary(
