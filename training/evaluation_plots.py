@@ -255,7 +255,7 @@ def _policy_plot(evaluation: Evaluation, path: Path) -> None:
         *((p, policy.per_port[p]) for p in ports[:PORT_PLOT_MAX]),
         ("all ports", policy.overall),
     ]
-    fig = _figure(1, len(sources), 5.2, 0.42 * len(rows) + 1.6)
+    fig = _figure(1, len(sources), 5.2, 0.36 * len(rows) + 1.6)
     axes = fig.subplots(1, len(sources), squeeze=False, sharey=True)[0]
     y = np.arange(len(rows))[::-1]
     height = 0.8 / len(_POLICY_COLOURS)
@@ -285,6 +285,7 @@ def _policy_plot(evaluation: Evaluation, path: Path) -> None:
                     style="italic",
                 )
         ax.set_yticks(y, [port for port, _ in rows])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_xlabel("recall of the RED lane")
         ax.set_xlim(0, 1.02)
         ax.set_title(f"RED lane at each port's capacity\n{src} labels{_few(evaluation, src)}")

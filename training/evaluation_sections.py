@@ -146,9 +146,11 @@ def shift_section(evaluation: Evaluation) -> list[str]:
     none."""
     shift = evaluation.shift
     lines = ["## Before and after a tactic shift", ""]
-    known = "; ".join(
-        f"{s['date'][:10]} {s['name']}{' (inside)' if s['inWindow'] else ''}" for s in shift.shifts
-    )
+    known = [
+        f"- {s['date'][:10]}: {s['name']}{' **(inside the window)**' if s['inWindow'] else ''}"
+        for s in shift.shifts
+    ]
+    known = ["Known shifts:", "", *known, ""] if known else []
     if shift.at is None or shift.before is None or shift.after is None:
         return [
             *lines,
@@ -156,14 +158,14 @@ def shift_section(evaluation: Evaluation) -> list[str]:
             "before/after comparison is made; halves of an unshifted window would compare "
             "nothing.",
             "",
-            *([f"Known shifts: {known}.", ""] if known else []),
+            *known,
         ]
     before, after = shift.before, shift.after
     lines += [
         f"Split at {shift.at.isoformat()} ({shift.source}). Budgets are shares of each part's "
-        f"own shipments: {before.shipments:,} before, {after.shipments:,} after. Known shifts: "
-        f"{known}.",
+        f"own shipments: {before.shipments:,} before, {after.shipments:,} after.",
         "",
+        *known,
     ]
     for src in evaluation.label_sources:
         lines += [source_heading(src), "", *_few_sides(before, after, src)]
