@@ -7,13 +7,14 @@ raises and leaves the versions already serving in place.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ from features.errors import (
     NotFound,
     Unavailable,
 )
+from features.history import Keyed
 from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
@@ -43,7 +45,7 @@ from scoring.decisions import (
 )
 from scoring.exams import ExamPlanner
 from scoring.lanes import LanePolicy, PortShares
-from scoring.ledger import Entry, open_ledger, replay_into
+from scoring.ledger import Entry, Follower, FollowHealth, open_ledger, replay_into
 from scoring.monitor import Monitor
 from scoring.registry import Registry
 from scoring.rules import RuleSet, load_rules
@@ -70,6 +72,8 @@ class ScoringService:
         self.lanes: LanePolicy | None = None  # one lane policy for the server's whole life
         self.state: EntityState | None = None
         self.ledger = open_ledger(settings) if settings.ledger_enabled else None
+        # Where other servers write the same ledger: their rows into self.state (load starts it).
+        self.follower: Follower | None = None
         self._outcome_lock = threading.Lock()  # one version number per outcome
         self.monitor = Monitor(  # drift and label lag (scoring.monitor), read by the metrics
             window=settings.drift_window,
@@ -97,9 +101,11 @@ class ScoringService:
             if self.state is None:
                 self.state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
-                    replay_into(self.state, self.ledger.location, watchlist)
+                    replayed = replay_into(self.state, self.ledger.location, watchlist)
                     with self._outcome_lock:  # no outcome counted twice or missed
                         self.monitor.seed(self.ledger.location)
+                    if self.ledger.shared:
+                        self._follow(self.state, replayed, watchlist)
                 log.info(
                     "entity history loaded",
                     extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
@@ -114,6 +120,31 @@ class ScoringService:
                 extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
             )
             return self._scorer
+
+    def _follow(self, state: EntityState, replayed: int, watchlist: Watchlist) -> None:
+        """Follow the other servers' rows of a shared ledger from the last one replayed: what
+        they committed while this one replayed is applied before it serves, the rest as it
+        comes (:mod:`scoring.ledger.follow`)."""
+        assert self.ledger is not None
+        follower = Follower(
+            self.ledger,
+            state,
+            lambda: self._watchlist or watchlist,  # the one serving once load has set it
+            replayed,
+            self.settings.ledger_follow_interval_s,
+        )
+        caught_up = follower.poll()
+        follower.start()
+        self.follower = follower
+        log.info(
+            "following the shared ledger",
+            extra={"replayed": replayed, "caught_up": caught_up, "after": follower.cursor},
+        )
+
+    def follow_health(self) -> FollowHealth | None:
+        """The follower's figures (None: the ledger is not shared, or not yet followed)."""
+        follower = self.follower
+        return follower.health() if follower is not None else None
 
     def reload_model(self) -> Scorer:
         """Load the promoted model again; a failure is logged and raised, and what serves stays."""
@@ -299,43 +330,74 @@ class ScoringService:
             results[i] = Decision(uuid.uuid4().hex, scored, *versions)
         # The last moment to give up: past it the decisions are durable and delivered.
         stored = _in_time(deadlines, live, "stored", results)
-        if self.ledger is not None:
-            ledger = self.ledger
-            decided = [i for i in stored if isinstance(results[i], Decision)]
-            entries = []
-            for i in decided:
-                d = results[i]
-                assert isinstance(d, Decision)
-                payload = decision_payload(d, admitted[i], callers[i])
-                entries.append(Entry("decision", d.decision_id, payload))
-            pending = dict(zip(decided, ledger.append_many(entries), strict=True))
-            for i, future in pending.items():
-                try:
-                    future.result()  # durable before anyone sees the decision
-                except Exception as error:
-                    log.error("ledger write failed", exc_info=error)
-                    results[i] = Unavailable(
-                        "the decision could not be written to the ledger; retry the shipment"
-                    )
-        self.monitor.decided(
-            scorer.bundle.meta,
-            [
-                (d.scored, d.scored.features)
-                for i in stored
-                if isinstance(d := results[i], Decision)
-            ],
-        )
-        keyed = batch.keyed
-        if len(stored) < len(live):  # only what is stored enters the history
-            position = {i: row for row, i in enumerate(live)}
-            keyed = keyed.take([position[i] for i in stored])
+        follower = self.follower
+        with follower.live() if follower is not None else contextlib.nullcontext() as remember:
+            seqs = self._store(admitted, callers, stored, results)
+            self.monitor.decided(
+                scorer.bundle.meta,
+                [
+                    (d.scored, d.scored.features)
+                    for i in stored
+                    if isinstance(d := results[i], Decision)
+                ],
+            )
+            keyed = batch.keyed
+            if len(stored) < len(live):  # only what is stored enters the history
+                position = {i: row for row, i in enumerate(live)}
+                keyed = keyed.take([position[i] for i in stored])
+            self._remember(state, keyed, [seqs.get(i) for i in stored], remember)
+        return [r for r in results if r is not None]
+
+    def _store(
+        self,
+        admitted: Sequence[Declared],
+        callers: Sequence[Caller | None],
+        stored: Sequence[int],
+        results: list[Decision | Exception | None],
+    ) -> dict[int, int]:
+        """Append the decisions of ``stored`` to the ledger and wait until they are durable;
+        their seqs by position. A decision that could not be written becomes Unavailable in
+        ``results``. Without a ledger, nothing (and no seqs)."""
+        ledger = self.ledger
+        if ledger is None:
+            return {}
+        decided = [i for i in stored if isinstance(results[i], Decision)]
+        entries = []
+        for i in decided:
+            d = results[i]
+            assert isinstance(d, Decision)
+            payload = decision_payload(d, admitted[i], callers[i])
+            entries.append(Entry("decision", d.decision_id, payload))
+        seqs: dict[int, int] = {}
+        for i, future in zip(decided, ledger.append_many(entries), strict=True):
+            try:
+                seqs[i] = future.result()  # durable before anyone sees the decision
+            except Exception as error:
+                log.error("ledger write failed", exc_info=error)
+                results[i] = Unavailable(
+                    "the decision could not be written to the ledger; retry the shipment"
+                )
+        return seqs
+
+    @staticmethod
+    def _remember(
+        state: EntityState,
+        keyed: Keyed,
+        seqs: Sequence[int | None],
+        remember: Callable[[Keyed, Sequence[int | None]], None] | None,
+    ) -> None:
+        """Add the stored shipments to the history: straight to ``state``, or where servers
+        share the ledger through the follower (``remember``), with their seqs, so a later
+        decision of the same id from another server is not overwritten by this one."""
         try:
-            state.add_shipments(keyed)
+            if remember is None:
+                state.add_shipments(keyed)
+            else:
+                remember(keyed, seqs)
         except Exception as error:
             # The decisions are in the ledger already: deliver them; the next replay credits
             # their history.
             log.error("entity history update failed", exc_info=error)
-        return [r for r in results if r is not None]
 
     def record_outcome(self, outcome: Outcome, caller: Caller | None = None) -> OutcomeReceipt:
         """Store an inspection outcome; a repeat is idempotent, a different one a new version.
@@ -373,6 +435,8 @@ class ScoringService:
         return OutcomeReceipt(outcome.decision_id, version, False)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.ledger is not None:
             self.ledger.close()
 

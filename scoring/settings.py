@@ -118,6 +118,16 @@ class CoreSettings(BaseSettings):
         "is found) without stopping the writer, for centinela_ledger_last_verify_ok; 0: only "
         "at start. A failure is logged and alerted on; the server keeps appending.",
     )
+    ledger_follow_interval_s: float = Field(
+        0.2,
+        gt=0,
+        le=60,
+        description="Where several servers share the ledger (ledger_url postgresql://), how "
+        "often each reads the rows the others committed (one indexed query when none are new) "
+        "and adds them to its entity history: a shipment scored on one server counts in every "
+        "server's history features at most about this long plus one poll later "
+        "(centinela_ledger_follow_lag_seconds). Unused with a SQLite ledger (one server).",
+    )
     ledger_witness_file: Path | None = Field(
         None,
         description="A checkpoint exported earlier (centinela ledger checkpoint) and kept "

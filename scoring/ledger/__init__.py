@@ -20,7 +20,9 @@ The package, by concern (each module's docstring has the details):
   :func:`open_ledger` from the settings.
 - :mod:`~scoring.ledger.audit`: :func:`verify`, :func:`latest_checkpoint`, :func:`seal`;
   :mod:`~scoring.ledger.contents`, :mod:`~scoring.ledger.replay`,
-  :mod:`~scoring.ledger.export`: the ledger read back into entity state and training tables.
+  :mod:`~scoring.ledger.export`: the ledger read back into entity state and training tables;
+  :mod:`~scoring.ledger.follow`: where servers share the ledger, the other servers' rows
+  applied to this one's entity state as they are committed.
 
 **The keys.** Each row is MACed under a key id of a key ring kept outside the database
 (:mod:`scoring.ledger_keys`); the database holds only key ids, so rotation is a new key id from
@@ -97,6 +99,7 @@ from scoring.ledger.contents import (
     read_decision,
 )
 from scoring.ledger.export import ExportResult, export
+from scoring.ledger.follow import FOLLOW_DELAY_BUCKETS, Follower, FollowHealth
 from scoring.ledger.health import (
     COMMIT_SECONDS_BUCKETS,
     GROUP_SIZE_BUCKETS,
@@ -128,6 +131,7 @@ __all__ = [
     "COMPACT_ROW_DOMAIN",
     "DEFLATE_1",
     "DICTIONARIES",
+    "FOLLOW_DELAY_BUCKETS",
     "GENESIS",
     "GROUP_SIZE_BUCKETS",
     "HEAD_DOMAIN",
@@ -137,6 +141,8 @@ __all__ = [
     "Commit",
     "Entry",
     "ExportResult",
+    "FollowHealth",
+    "Follower",
     "Head",
     "Ledger",
     "LedgerContents",

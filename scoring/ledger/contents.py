@@ -31,6 +31,7 @@ class LedgerContents:
 
     decisions: dict[str, dict[str, Any]]
     outcomes: dict[str, list[dict[str, Any]]]
+    last: int = 0  # the seq of the last row read (rows after it were committed later)
 
 
 def _parsed(path: Path | str, row: Row) -> Any:
@@ -59,8 +60,10 @@ def read_contents(path: Path | str) -> LedgerContents:
     writing."""
     decisions: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, list[dict[str, Any]]] = {}
+    last = 0
     with reading(path) as view:
         for row in view.rows():
+            last = row.seq
             payload = _parsed(path, row)
             if row.kind == "decision":
                 decisions[row.decision_id] = payload
@@ -68,7 +71,7 @@ def read_contents(path: Path | str) -> LedgerContents:
                 outcomes.setdefault(row.decision_id, []).append(
                     {**payload, "recorded_at": row.recorded_at}
                 )
-    return LedgerContents(decisions, outcomes)
+    return LedgerContents(decisions, outcomes, last)
 
 
 def latest_decisions(contents: LedgerContents) -> dict[str, dict[str, Any]]:

@@ -20,16 +20,17 @@ def _definite(version: dict[str, Any]) -> bool:
     return bool(version["inspected"]) and version["result"] != "inconclusive"
 
 
-def replay_into(state: EntityState, path: Path | str, watchlist: Watchlist) -> None:
+def replay_into(state: EntityState, path: Path | str, watchlist: Watchlist) -> int:
     """Bring a live entity state up to date with the ledger, as the live path credited it:
     each decided shipment id once, as its latest decision declared it, and one outcome per
     shipment id: the earliest first report against one of its decisions that is a definite
-    result (positive or negative)."""
+    result (positive or negative). Returns the seq of the last row read (0: none), where a
+    follower of a shared ledger goes on from (:mod:`scoring.ledger.follow`)."""
     if not open_store(path).exists():
-        return
+        return 0
     contents = read_contents(path)
     if not contents.decisions:
-        return
+        return contents.last
     shipments, goods = decision_frames(latest_decisions(contents).values())
     state.add_shipments(Keyed.from_frame(context_rows(shipments, goods, watchlist)))
     # In the order each decision got its first outcome; the state credits an id only once.
@@ -41,3 +42,4 @@ def replay_into(state: EntityState, path: Path | str, watchlist: Watchlist) -> N
                 datetime.fromisoformat(first["recorded_at"]),
                 first["result"] == "positive",
             )
+    return contents.last

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -104,6 +105,10 @@ class Ledger:
         self._views_lock = threading.Lock()
         self.commits = 0
         self.checkpoints = 0  # written by this writer
+        # The seq ranges of this writer's own commits, kept once a follower asks for them
+        # (track_own) and handed over by take_own: what the follower must not apply again.
+        self._own: deque[tuple[int, int]] | None = None
+        self._own_lock = threading.Lock()
         # Health: written by the writer, read by health(); one short lock.
         self._health_lock = threading.Lock()
         self._commit_seconds = Tally(COMMIT_SECONDS_BUCKETS)
@@ -290,6 +295,9 @@ class Ledger:
             return
         rows = commit.rows
         self._seq, self._hash = rows[-1].seq, rows[-1].hash
+        if self._own is not None:
+            with self._own_lock:
+                self._own.append((rows[0].seq, rows[-1].seq))
         with self._health_lock:
             self._commit_seconds.observe(time.perf_counter() - started)
             self._group_size.observe(len(rows))
@@ -301,6 +309,27 @@ class Ledger:
             future.set_result(row.seq)
 
     # ------------------------------------------------------------------------------ reads
+
+    @property
+    def shared(self) -> bool:
+        """Whether other writers (other servers) may append to this ledger too (PostgreSQL)."""
+        return self._store.shared
+
+    def track_own(self) -> None:
+        """From now on, remember the seqs of this writer's commits for :meth:`take_own`."""
+        with self._own_lock:
+            if self._own is None:
+                self._own = deque()
+
+    def take_own(self) -> list[tuple[int, int]]:
+        """The seq ranges (first, last) this writer committed since the last call, in seq
+        order (after :meth:`track_own`; none before it)."""
+        with self._own_lock:
+            if not self._own:
+                return []
+            taken = list(self._own)
+            self._own.clear()
+            return taken
 
     def _reader(self) -> LedgerView:
         view: LedgerView | None = getattr(self._readers, "view", None)
