@@ -63,6 +63,7 @@ class CentinelaServer:
         self.metrics.monitor.source = self.service.monitor.snapshot
         if self.service.ledger is not None:
             self.metrics.ledger.source = self.service.ledger.health
+            self.metrics.ledger.follow = self.service.follow_health
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server: aio.Server | None = None
         self.port = 0
@@ -182,7 +183,7 @@ class CentinelaServer:
         except Exception as error:
             s, why = self.settings, " ".join(str(error).split())
             raise DataError(
-                f"cannot start serving from data_dir {s.data_dir} and ledger {s.ledger_path}: "
+                f"cannot start serving from data_dir {s.data_dir} and ledger {s.ledger_location}: "
                 f"{type(error).__name__}: {why}"
             ) from error
         await self._on_change()

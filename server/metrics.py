@@ -18,7 +18,11 @@ Ledger health (:mod:`scoring.ledger`, which counts it in the writer thread) is r
 time by :class:`LedgerCollector`: ``centinela_ledger_rows``, ``centinela_ledger_bytes``, the
 histograms ``centinela_ledger_commit_seconds`` and ``centinela_ledger_group_size``, and
 ``centinela_ledger_last_verify_ok`` with ``centinela_ledger_last_verify_timestamp_seconds``
-(none of them when the ledger is disabled).
+(none of them when the ledger is disabled). Where servers share the ledger (PostgreSQL), how
+far this one's entity history follows the others' rows (:mod:`scoring.ledger.follow`):
+``centinela_ledger_follow_lag_seconds``, ``centinela_ledger_follow_lag_rows``,
+``centinela_ledger_followed_rows_total``, ``centinela_ledger_follow_failures_total`` and the
+histogram ``centinela_ledger_follow_delay_seconds`` (none of them with a SQLite ledger).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from prometheus_client.utils import floatToGoString
 
 from features.errors import FailedPrecondition
 from scoring.lanes import PortShares
-from scoring.ledger import Buckets, LedgerHealth
+from scoring.ledger import Buckets, FollowHealth, LedgerHealth
 from scoring.monitor import Snapshot
 from server.limits import port_taken
 
@@ -350,8 +354,15 @@ class LedgerCollector(Collector):
 
     def __init__(self) -> None:
         self.source: Callable[[], LedgerHealth | None] = lambda: None
+        self.follow: Callable[[], FollowHealth | None] = lambda: None
 
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
+        yield from self._health()
+        yield from _follow_families(self.follow())
+
+    def _health(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         health = self.source()
         rows = GaugeMetricFamily(
             "centinela_ledger_rows", "Rows in the decision ledger (decisions and outcomes)."
@@ -385,6 +396,45 @@ class LedgerCollector(Collector):
             verify_ok.add_metric([], 1 if health.verified.ok else 0)
             verify_time.add_metric([], health.verified.at)
         yield from (rows, size, commit, group, verify_ok, verify_time)
+
+
+def _follow_families(
+    follow: FollowHealth | None,
+) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
+    """How far this server's entity history follows a shared ledger (no samples when the
+    ledger is not shared)."""
+    lag = GaugeMetricFamily(
+        "centinela_ledger_follow_lag_seconds",
+        "Seconds since this server's history last caught up with the shared ledger (the start "
+        "of its last poll that read to the head): every row committed before then by another "
+        "server is in this server's history features. About ledger_follow_interval_s when "
+        "healthy; it grows while the database cannot be read.",
+    )
+    rows = GaugeMetricFamily(
+        "centinela_ledger_follow_lag_rows",
+        "Rows of the shared ledger the last poll found not yet applied (committed by any "
+        "server during the interval before it).",
+    )
+    followed = CounterMetricFamily(
+        "centinela_ledger_followed_rows",
+        "Rows other servers committed that this server applied to its history.",
+    )
+    failures = CounterMetricFamily(
+        "centinela_ledger_follow_failures",
+        "Polls of the shared ledger that failed (the database unreachable, a row unreadable).",
+    )
+    delay = HistogramMetricFamily(
+        "centinela_ledger_follow_delay_seconds",
+        "For each row another server committed: seconds from its recorded_at (the other "
+        "server's clock, before its commit) until it was in this server's history.",
+    )
+    if follow is not None:
+        lag.add_metric([], follow.lag_seconds)
+        rows.add_metric([], follow.lag_rows)
+        followed.add_metric([], follow.followed)
+        failures.add_metric([], follow.failures)
+        delay.add_metric([], *_histogram(follow.delay))
+    yield from (lag, rows, followed, failures, delay)
 
 
 def _histogram(counts: Buckets) -> tuple[list[tuple[str, float]], float]:
