@@ -26,22 +26,22 @@ def test_dates_fix_the_windows_and_the_settings_file_steers_boosting(
 ) -> None:
     registry = tmp_path / "registry"
     params = tmp_path / "params.yaml"
-    params.write_text("learning_rate: 0.1\nnum_leaves: 7\nmax_rounds: 5\n")
+    params.write_text("learning_rate: 0.1\nnum_leaves: 7\nmax_rounds: 20\n")
     dates = ("--train-until", TRAIN_UNTIL, "--valid-until", VALID_UNTIL)
     args = ("--data", str(world), "--registry", str(registry))
 
     trained = centinela("train", *args, *dates, "--params", str(params), "--json")
     assert trained.returncode == 0, trained.stderr
     result = json.loads(trained.stdout)
-    # Five rounds cannot reach early stopping's 50 rounds of patience: the limit ended it.
+    # 20 rounds cannot outlast early stopping's 50 rounds of patience: the limit ended it.
     assert result["hit_round_limit"] is True
     assert result["split"] == {"train_until": TRAIN_UNTIL, "valid_until": VALID_UNTIL}
-    assert result["params"]["max_rounds"] == 5
+    assert result["params"]["max_rounds"] == 20
 
     meta = Registry(registry).load(result["version"]).meta
     assert meta.metrics["hit_round_limit"] == 1.0
     assert (meta.params["learning_rate"], meta.params["num_leaves"]) == (0.1, 7)
-    assert (meta.params["max_rounds"], meta.params["early_stopping_rounds"]) == (5, 50)
+    assert (meta.params["max_rounds"], meta.params["early_stopping_rounds"]) == (20, 50)
     assert meta.params["split"] == result["split"]
     windows = {name: (_day(a), _day(b)) for name, (a, b) in meta.windows.items()}
     assert windows["train"][1] < datetime(2025, 4, 1, tzinfo=UTC) <= windows["valid"][0]
@@ -49,7 +49,7 @@ def test_dates_fix_the_windows_and_the_settings_file_steers_boosting(
 
     text = centinela("train", *args, *dates, "--params", str(params))
     assert text.returncode == 0, text.stderr
-    assert "reached the round limit (5 rounds) before early stopping" in text.stdout
+    assert "reached the round limit (20 rounds) before early stopping" in text.stdout
 
     evaluated = centinela(
         "evaluate", *args, "--model", result["version"], "--from", "2025-10-01",
@@ -86,7 +86,8 @@ def test_without_options_training_is_what_it_was(world: Path, tmp_path: Path) ->
     assert plain.returncode == 0, plain.stderr
     assert steered.returncode == 0, steered.stderr
     result = json.loads(plain.stdout)
-    assert result["hit_round_limit"] is False
+    # Stopped by the limit exactly when early stopping's patience would have run past it.
+    assert result["hit_round_limit"] is (result["rounds"] + 50 > 500)
     assert result["split"] == {"train_share": 0.7, "valid_share": 0.15}
     model = (tmp_path / "a" / "v0001" / "model.txt").read_text()
     assert (tmp_path / "b" / "v0001" / "model.txt").read_text() == model
