@@ -2,17 +2,22 @@
 checkpoint to a witness, seal a ledger from before keys, rotate the MAC key, export the ledger
 for retraining, and explain a decision from what it stored.
 
-Keys are found as the server finds them: ``--key-file``, else ``$CENTINELA_LEDGER_KEY_FILE``,
-else the ring beside the ledger (``var/ledger.key``), plus ``$CENTINELA_LEDGER_KEY``; the
-signing key is ``--signing-key``, else ``$CENTINELA_LEDGER_SIGNING_KEY_FILE``, else the PEM
-beside the ledger (``var/ledger.signing.pem``).
+``--db`` is a SQLite file's path or a URL (``sqlite:///path``, ``postgresql://host/database``:
+the ledger several servers share). Keys are found as the server finds them: ``--key-file``,
+else ``$CENTINELA_LEDGER_KEY_FILE``, else the ring beside the ledger (``var/ledger.key``), plus
+``$CENTINELA_LEDGER_KEY``; the signing key is ``--signing-key``, else
+``$CENTINELA_LEDGER_SIGNING_KEY_FILE``, else the PEM beside the ledger
+(``var/ledger.signing.pem``). A ledger in a database server has nothing beside it: its key files
+must be given (the option or the environment), or the command says which.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from features.errors import ConfigError, DataError, ModelError
 from scoring.explain import explain
@@ -24,13 +29,19 @@ from scoring.ledger import (
     default_signing_key,
     export,
     latest_checkpoint,
+    open_store,
     read_checkpoint,
     read_decision,
     seal,
     verify,
     write_checkpoint,
 )
+from scoring.ledger.config import key_home
 from scoring.ledger_keys import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    SIGNING_KEY_FILE_ENV,
+    KeyRing,
     add_key,
     fingerprint,
     load_public_key,
@@ -46,13 +57,59 @@ app = typer.Typer(
     help="Verify, witness, seal and export the decision ledger.", no_args_is_help=True
 )
 
-DB_OPTION = typer.Option(LEDGER_PATH, "--db", help="Ledger SQLite file.")
+DB_OPTION = typer.Option(
+    str(LEDGER_PATH),
+    "--db",
+    help="The ledger: a SQLite file, or a URL (sqlite:///path, postgresql://host/database).",
+)
 KEY_FILE_OPTION = typer.Option(
     None, "--key-file", help="MAC key ring (default: beside the ledger, or the environment)."
 )
 SIGNING_KEY_OPTION = typer.Option(
     None, "--signing-key", help="Ed25519 signing key PEM (default: beside the ledger)."
 )
+
+
+def _where(db: str) -> str:
+    """The ledger as messages name it (a URL without its password)."""
+    return open_store(db).location
+
+
+def _home(db: str, needed: str) -> Path:
+    """The SQLite file whose key files are beside it; for a ledger in a database server,
+    ConfigError saying what to give instead (``needed``)."""
+    home = key_home(db)
+    if home is None:
+        raise ConfigError(
+            f"ledger {_where(db)} is in a database server, which keeps no key file beside it: "
+            f"give {needed}"
+        )
+    return home
+
+
+def _key_ring_of(db: str, key_file: Path | None) -> KeyRing:
+    """The MAC key ring for ``db``: beside a SQLite file by default, named for a database."""
+    if key_file is None and not (os.environ.get(KEY_FILE_ENV) or os.environ.get(KEY_ENV)):
+        return default_key_ring(_home(db, f"--key-file (or set {KEY_FILE_ENV} or {KEY_ENV})"))
+    return default_key_ring(key_home(db), key_file)
+
+
+def _signing_key_of(db: str, signing_key: Path | None) -> Ed25519PrivateKey:
+    """The signing key for ``db``: beside a SQLite file by default, named for a database."""
+    if signing_key is None and not os.environ.get(SIGNING_KEY_FILE_ENV):
+        return default_signing_key(_home(db, f"--signing-key (or set {SIGNING_KEY_FILE_ENV})"))
+    home = key_home(db)
+    return default_signing_key(home if home is not None else Path(), signing_key)
+
+
+def _public_keys_of(db: str, given: list[Path]) -> list[Ed25519PublicKey] | None:
+    """The trusted public keys: those given, else the signing key's (beside a SQLite file, or
+    from the environment); for a database with neither, ConfigError."""
+    if given:
+        return [load_public_key(p) for p in given]
+    if key_home(db) is None and not os.environ.get(SIGNING_KEY_FILE_ENV):
+        _home(db, f"--public-key (or set {SIGNING_KEY_FILE_ENV})")
+    return None
 
 
 def _summary(result: VerifyResult) -> str:
@@ -69,7 +126,7 @@ def _summary(result: VerifyResult) -> str:
 
 @app.command("verify")
 def verify_command(
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
     public_key: list[Path] = typer.Option(
         [],
@@ -88,11 +145,11 @@ def verify_command(
     that was edited, deleted, reordered, forged or cut off."""
 
     def body() -> None:
-        keys = default_key_ring(db, key_file)
-        publics = [load_public_key(p) for p in public_key] if public_key else None
+        keys = _key_ring_of(db, key_file)
+        publics = _public_keys_of(db, public_key)
         witnessed = read_checkpoint(witness) if witness is not None else None
         result = verify(db, keys, publics, witnessed)
-        found = publics if publics is not None else default_public_keys(db)
+        found = publics if publics is not None else default_public_keys(key_home(db))
         if witnessed is not None:
             found = [*found, public_key_from_text(witnessed.public_key, str(witness))]
         trusted = list({fingerprint(k): k for k in found}.values())
@@ -113,13 +170,13 @@ def verify_command(
                 }
             )
         elif result.ok:
-            say(f"ledger {db}: {_summary(result)}")
+            say(f"ledger {_where(db)}: {_summary(result)}")
             for note in result.notes:
                 say(f"  {note}")
             for key in trusted:
                 say(f"  signing key {fingerprint(key)}: {public_key_text(key)}")
         else:
-            say(f"ledger {db}: [bold red]{result.problem}[/]", err=True)
+            say(f"ledger {_where(db)}: [bold red]{result.problem}[/]", err=True)
         if not result.ok:
             raise typer.Exit(6)
 
@@ -129,7 +186,7 @@ def verify_command(
 @app.command("checkpoint")
 def checkpoint_command(
     out: Path = typer.Option(..., "--out", help="File for the checkpoint (JSON, 0600)."),
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
     signing_key: Path | None = SIGNING_KEY_OPTION,
     public_key_out: Path | None = typer.Option(
@@ -144,14 +201,16 @@ def checkpoint_command(
     """
 
     def body() -> None:
-        public = default_signing_key(db, signing_key).public_key()
-        result = verify(db, default_key_ring(db, key_file), [public])
+        public = _signing_key_of(db, signing_key).public_key()
+        result = verify(db, _key_ring_of(db, key_file), [public])
         if not result.ok:
-            raise ConfigError(f"ledger {db} does not verify, refusing to export: {result.problem}")
+            raise ConfigError(
+                f"ledger {_where(db)} does not verify, refusing to export: {result.problem}"
+            )
         checkpoint = latest_checkpoint(db)
         if checkpoint is None:
             raise ConfigError(
-                f"ledger {db} has no checkpoint yet: the server writes one every "
+                f"ledger {_where(db)} has no checkpoint yet: the server writes one every "
                 "ledger_checkpoint_rows rows or ledger_checkpoint_seconds, and when it stops"
             )
         write_checkpoint(checkpoint, public, out)
@@ -167,7 +226,7 @@ def checkpoint_command(
 
 @app.command("seal")
 def seal_command(
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
     signing_key: Path | None = SIGNING_KEY_OPTION,
 ) -> None:
@@ -175,9 +234,9 @@ def seal_command(
     its last unkeyed row so a keyed server can append to it. Only for a file you trust."""
 
     def body() -> None:
-        checkpoint = seal(db, default_key_ring(db, key_file), default_signing_key(db, signing_key))
+        checkpoint = seal(db, _key_ring_of(db, key_file), _signing_key_of(db, signing_key))
         say(
-            f"sealed rows 1..{checkpoint.seq} of {db} (unkeyed, written before keys were "
+            f"sealed rows 1..{checkpoint.seq} of {_where(db)} (unkeyed, written before keys were "
             f"configured) with a checkpoint signed by {checkpoint.signer}"
         )
 
@@ -186,7 +245,7 @@ def seal_command(
 
 @app.command("new-key")
 def new_key_command(
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     key_file: Path | None = typer.Option(
         None, "--key-file", help="Key ring to add to (default: beside the ledger)."
     ),
@@ -199,7 +258,7 @@ def new_key_command(
     """
 
     def body() -> None:
-        path = key_file or default_key_file(db)
+        path = key_file or default_key_file(_home(db, "--key-file, the key ring to add to"))
         new_id = add_key(path, key_id)
         console.print(f"added key {new_id} to {path}; restart the server to write with it")
 
@@ -209,7 +268,7 @@ def new_key_command(
 @app.command("export")
 def export_command(
     out: Path = typer.Option(..., "--out", help="Directory for the canonical tables."),
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Write decisions and outcomes as tables `centinela train --data OUT` reads.
@@ -244,7 +303,7 @@ def export_command(
 @app.command("explain")
 def explain_command(
     decision_id: str = typer.Argument(..., help="The decision to explain."),
-    db: Path = DB_OPTION,
+    db: str = DB_OPTION,
     registry: Path = typer.Option(
         REGISTRY_DIR, "--registry", help="Model registry holding the deciding model."
     ),
