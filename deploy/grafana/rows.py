@@ -453,6 +453,31 @@ LEDGER = Row(
             quantiles("centinela_ledger_group_size", "le", INST),
             size=HALF,
         ),
+        timeseries(
+            "Replicas: follow lag",
+            "Where replicas share a PostgreSQL ledger: seconds since each replica's history "
+            "last caught up with the rows the others committed (about "
+            "ledger_follow_interval_s when healthy; it grows while the database cannot be "
+            "read). Empty with a SQLite ledger.",
+            targets((sel("centinela_ledger_follow_lag_seconds"), "{{instance}}")),
+            unit="s",
+            thresholds=((2.0, "red"),),
+            size=HALF,
+        ),
+        timeseries(
+            "Replicas: delay of followed rows (p50, p99)",
+            "Seconds from another replica's commit of a row (its recorded_at) to its being "
+            "in this replica's history features.",
+            quantiles("centinela_ledger_follow_delay_seconds", "le", INST),
+            unit="s",
+            size=HALF,
+        ),
+        stat(
+            "Replicas: rows waiting",
+            "Most rows of the shared ledger any replica's last poll found not yet applied.",
+            target(f"max({sel('centinela_ledger_follow_lag_rows')})", "rows"),
+            decimals=0,
+        ),
     ],
 )
 
