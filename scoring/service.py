@@ -98,17 +98,18 @@ class ScoringService:
             watchlist = self._watchlist or load_watchlist(self.settings.watchlist_file)
             rules = self._rules or load_rules(self.settings.rules_file, watchlist)
             bundle = self.registry.load(self.settings.model_version)
-            if self.state is None:
-                self.state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
+            if self.state is None:  # kept only once whole: a failed load builds it again
+                state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
-                    replayed = replay_into(self.state, self.ledger.location, watchlist)
+                    replayed = replay_into(state, self.ledger.location, watchlist)
                     with self._outcome_lock:  # no outcome counted twice or missed
                         self.monitor.seed(self.ledger.location)
                     if self.ledger.shared:
-                        self._follow(self.state, replayed, watchlist)
+                        self._follow(state, replayed, watchlist)
+                self.state = state
                 log.info(
                     "entity history loaded",
-                    extra={"shipments": self.state.shipments, "outcomes": self.state.outcomes},
+                    extra={"shipments": state.shipments, "outcomes": state.outcomes},
                 )
             self._watchlist, self._rules = watchlist, rules
             self._scorer = Scorer.create(
