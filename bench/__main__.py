@@ -15,6 +15,7 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.watchlist", [], ["--lines", "20000"]),
     ("bench.simulate", [], ["--shipments", "50000"]),
     ("bench.training", [], ["--shipments", "100000"]),
+    ("bench.customs", [], ["--seeds", "1"]),
     ("bench.scoring", [], ["--requests", "300"]),
     ("bench.history", [], ["--sizes", "10000,100000"]),
     ("bench.bulk", [], ["--shipments", "20000"]),
