@@ -316,6 +316,10 @@ def check_replicas(cluster: Cluster, n: int, record: Record) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "MAC chain intact" in done.stdout
+    exported = centinela("ledger", "export", "--db", cluster.url, "--out", str(cluster.root / "x"))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    # one per shipment id (failed over or not), and a shipment and a probe per lag measured
+    assert f"exported {n + 2 * len(loaded)} shipments" in exported.stdout
 
     a.start()  # replays the ledger, b's shipments of the meantime included, before SERVING
     a.wait_serving()
