@@ -33,6 +33,7 @@ from features.history import (
     FAMILIES_COLUMN,
     KEY_COLUMNS,
     OUTCOME_KEYS,
+    SMOOTHING_STRENGTH,
     Keyed,
     history_features,
     history_frame,
@@ -85,15 +86,20 @@ class FeatureReference:
     """Figures learned from the training window that features are measured against.
 
     Stored in every model bundle so live scoring measures against exactly the same values.
+    ``smoothing_strength`` is the pseudo-inspections at ``prior_rate`` in every entity's
+    positive rate, tuned on the validation window by ``train``; a bundle written before it was
+    tuned has none and keeps :data:`~features.history.SMOOTHING_STRENGTH`.
     """
 
     prior_rate: float = 0.01
     heading_log_value_per_kg: dict[str, float] = field(default_factory=dict)
+    smoothing_strength: float = SMOOTHING_STRENGTH
 
     def to_json(self) -> dict[str, object]:
         return {
             "prior_rate": self.prior_rate,
             "heading_log_value_per_kg": self.heading_log_value_per_kg,
+            "smoothing_strength": self.smoothing_strength,
         }
 
     @classmethod
@@ -103,6 +109,9 @@ class FeatureReference:
         return cls(
             prior_rate=float(doc.get("prior_rate", 0.01)),  # type: ignore[arg-type]
             heading_log_value_per_kg={str(k): float(v) for k, v in norms.items()},
+            smoothing_strength=float(
+                doc.get("smoothing_strength", SMOOTHING_STRENGTH)  # type: ignore[arg-type]
+            ),
         )
 
 
@@ -271,7 +280,11 @@ def bulk_history(
     basics: pl.DataFrame, outcomes: pl.DataFrame, reference: FeatureReference
 ) -> pl.DataFrame:
     """History features of every row of ``basics``, from the rows and outcomes given."""
-    return history_frame(history_features(Keyed.from_frame(basics), outcomes, reference.prior_rate))
+    return history_frame(
+        history_features(
+            Keyed.from_frame(basics), outcomes, reference.prior_rate, reference.smoothing_strength
+        )
+    )
 
 
 def build_features(
@@ -306,7 +319,9 @@ def table_features(
     declarations = Declarations.from_tables(shipments, goods, watchlist)
     basics = stage_one(declarations, watchlist)
     outcomes = keyed_outcomes(basics.keyed.keys_frame(), inspections)
-    history = history_features(basics.keyed, outcomes, reference.prior_rate)
+    history = history_features(
+        basics.keyed, outcomes, reference.prior_rate, reference.smoothing_strength
+    )
     return TableFeatures(declarations, basics, finish(basics, history, reference))
 
 

@@ -61,7 +61,11 @@ COMPLEMENTARY_FAMILIES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
         frozenset({"pill-press"}),
     ),
 )
-SMOOTHING_STRENGTH = 20.0  # pseudo-inspections at the prior rate
+# Pseudo-inspections at the prior rate in an entity's smoothed positive rate: the value of
+# bundles that do not record their own. ``train`` tunes it on the validation window
+# (:data:`SMOOTHING_CANDIDATES`) and stores it in the bundle's feature reference.
+SMOOTHING_STRENGTH = 20.0
+SMOOTHING_CANDIDATES: tuple[float, ...] = (1.0, 3.0, 10.0, 20.0, 50.0)
 
 # Entity key columns, as frames hold them: stage one's (features.build.basics_frame), the keyed
 # outcomes' and Keyed.keys_frame.
@@ -244,14 +248,28 @@ def entity_volume(times: Array, queries: Array) -> list[Array]:
     return [age, *counts]
 
 
+def smoothed_rate(
+    positives: Array, inspections: Array, prior_rate: float, strength: float = SMOOTHING_STRENGTH
+) -> Array:
+    """The positive rate of counts (int arrays) smoothed toward ``prior_rate`` by ``strength``
+    pseudo-inspections, as float64 (the live path applies the same operations)."""
+    return (positives.astype(np.float64) + strength * prior_rate) / (
+        inspections.astype(np.float64) + strength
+    )
+
+
 def entity_outcomes(
-    reported: Array, positive: Array, queries: Array, prior_rate: float
+    reported: Array,
+    positive: Array,
+    queries: Array,
+    prior_rate: float,
+    strength: float = SMOOTHING_STRENGTH,
 ) -> list[Array]:
     """Outcome history of one entity for each query time.
 
     ``reported``: report times (int64 µs) sorted; ``positive``: bool, same order. Only outcomes
-    reported strictly before a query count. Returns [inspections, positives, smoothed positive
-    rate, days since the last positive (NaN if none)].
+    reported strictly before a query count. Returns [inspections, positives, positive rate
+    smoothed by ``strength`` pseudo-inspections, days since the last positive (NaN if none)].
     """
     cum_inspections = np.arange(1, len(reported) + 1, dtype=np.int64)
     cum_positives = np.cumsum(positive, dtype=np.int64)
@@ -262,9 +280,7 @@ def entity_outcomes(
     inspections = np.where(seen, cum_inspections[safe] if len(reported) else 0, 0)
     positives = np.where(seen, cum_positives[safe] if len(reported) else 0, 0)
     last = np.where(seen, last_positive[safe] if len(reported) else 0, np.iinfo(np.int64).min)
-    rate = (positives.astype(np.float64) + SMOOTHING_STRENGTH * prior_rate) / (
-        inspections.astype(np.float64) + SMOOTHING_STRENGTH
-    )
+    rate = smoothed_rate(positives, inspections, prior_rate, strength)
     has_positive = last != np.iinfo(np.int64).min
     since = np.where(
         has_positive,
@@ -294,11 +310,17 @@ def history_frame(columns: dict[str, Array]) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def history_features(keyed: Keyed, outcomes: pl.DataFrame, prior_rate: float) -> dict[str, Array]:
+def history_features(
+    keyed: Keyed,
+    outcomes: pl.DataFrame,
+    prior_rate: float,
+    strength: float = SMOOTHING_STRENGTH,
+) -> dict[str, Array]:
     """Every history feature for every row of ``keyed``, in its order (the bulk path).
 
     ``outcomes``: ``reported_at``, ``positive`` and every key column, one row per reported
-    inspection (the inspected shipment's keys copied onto it).
+    inspection (the inspected shipment's keys copied onto it). Positive rates are smoothed by
+    ``strength`` pseudo-inspections at ``prior_rate``.
     """
     n = len(keyed)
     declared = keyed.declared_at
@@ -316,13 +338,15 @@ def history_features(keyed: Keyed, outcomes: pl.DataFrame, prior_rate: float) ->
     for entity in OUTCOME_KEYS:
         column = KEY_COLUMNS[entity]
         # Rows of entities never inspected get exactly what the kernel says for no outcomes.
-        out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate)
+        out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate, strength)
         by_key = dict(_groups(outcomes[column], reported))
         for key, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
             found = by_key.get(key)
             if found is None:
                 continue
-            computed = entity_outcomes(reported[found], positive[found], declared[rows], prior_rate)
+            computed = entity_outcomes(
+                reported[found], positive[found], declared[rows], prior_rate, strength
+            )
             for target, value in zip(out, computed, strict=True):
                 target[rows] = value
         columns.update(zip(outcome_names(entity), out, strict=True))

@@ -145,7 +145,9 @@ class Scorer:
         declarations = Declarations.from_shipments(shipments, self.watchlist)
         basics = stage_one(declarations, self.watchlist)
         reference = self.bundle.meta.reference
-        history = state.history_for(basics.keyed, reference.prior_rate)
+        history = state.history_for(
+            basics.keyed, reference.prior_rate, reference.smoothing_strength
+        )
         return ScoredFeatures(declarations, finish(basics, history, reference), basics.keyed)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
@@ -187,7 +189,9 @@ class Scorer:
             ]
         )
         outcomes = keyed_outcomes(keyed.keys_frame(), stream.inspections)
-        history = history_features(keyed, outcomes, reference.prior_rate)
+        history = history_features(
+            keyed, outcomes, reference.prior_rate, reference.smoothing_strength
+        )
         del keyed, outcomes
         start = 0
         for chunk in stream.chunks():

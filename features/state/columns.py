@@ -75,18 +75,20 @@ def history_columns(
     network: dict[str, dict[str, dict[str, Times]]],
     batch: Batch,
     prior_rate: float,
+    strength: float = SMOOTHING_STRENGTH,
 ) -> tuple[list[list[float]], list[list[int]]]:
     """Every history column of ``batch``'s rows from the stored events per entity (``volume``
     and ``network`` times, ``outcomes``) of :class:`~features.state.EntityState`: the float64
     columns and the int32 columns, in the order ``_LAYOUT`` places them (:func:`named` names
-    them). Only lists: the caller converts them once it no longer holds the state's lock."""
+    them). Positive rates are smoothed by ``strength`` pseudo-inspections at ``prior_rate``.
+    Only lists: the caller converts them once it no longer holds the state's lock."""
     floats: list[list[float]] = []  # float64 columns, as _LAYOUT places them
     ints: list[list[int]] = []  # int32 columns
     for entity in VOLUME_KEYS:
         age, counts = volume_columns(volume[entity], entity, batch)
         floats.append(age)
         ints += counts
-    smooth = smoothing(prior_rate)
+    smooth = smoothing(prior_rate, strength)
     for entity in OUTCOME_KEYS:
         inspections, positives, rate, since = outcome_columns(
             outcomes[entity], entity, batch, smooth
@@ -150,13 +152,14 @@ def volume_columns(
 
 
 def outcome_columns(
-    stores: dict[str, Outcomes], entity: str, batch: Batch, smooth: float
+    stores: dict[str, Outcomes], entity: str, batch: Batch, smooth: tuple[float, float]
 ) -> tuple[list[int], list[int], list[float], list[float]]:
     """What :func:`~features.history.entity_outcomes` gives each row for the outcomes of
-    its ``entity`` (``stores``: each key's), less its own credited one when it is re-scored."""
+    its ``entity`` (``stores``: each key's), less its own credited one when it is re-scored.
+    ``smooth``: ``strength * prior_rate`` and ``strength`` (:func:`smoothing`)."""
     n, declared = batch.size, batch.declared
     inspections, positives = [0] * n, [0] * n
-    no_rate = rate(0, 0, smooth)
+    no_rate = rate(0, 0, *smooth)
     rates, since = [no_rate] * n, [_NAN] * n
     index = ENTITY_INDEX[entity]
     own = batch.own
@@ -254,25 +257,26 @@ def outcomes_before(found: Outcomes, query: int, own: Credit | None) -> tuple[in
     return inspections, positives, last
 
 
-def smoothing(prior_rate: float) -> float:
-    """``SMOOTHING_STRENGTH * prior_rate`` computed as the kernel computes it, once, before it
-    is added to a float64 array (a float32 prior rounds there too), as a Python float."""
-    return float(SMOOTHING_STRENGTH * prior_rate)
+def smoothing(prior_rate: float, strength: float = SMOOTHING_STRENGTH) -> tuple[float, float]:
+    """``strength * prior_rate`` computed as the kernel computes it, once, before it is added
+    to a float64 array (a float32 prior rounds there too), as a Python float; and
+    ``strength``. What :func:`rate` and :func:`outcome_values` take as ``smooth``."""
+    return float(strength * prior_rate), float(strength)
 
 
-def rate(inspections: int, positives: int, smooth: float) -> float:
-    """The kernel's smoothed positive rate; ``smooth`` is ``SMOOTHING_STRENGTH * prior_rate``."""
-    return (float(positives) + smooth) / (float(inspections) + SMOOTHING_STRENGTH)
+def rate(inspections: int, positives: int, smooth: float, strength: float) -> float:
+    """The kernel's smoothed positive rate; ``smooth`` is ``strength * prior_rate``."""
+    return (float(positives) + smooth) / (float(inspections) + strength)
 
 
 def outcome_values(
-    inspections: int, positives: int, last: int, query: int, smooth: float
+    inspections: int, positives: int, last: int, query: int, smooth: tuple[float, float]
 ) -> tuple[int, int, float, float]:
     """:func:`~features.history.entity_outcomes`' values from the outcomes before a query (how
     many, how many positive, the last positive's report time): its formulas, operation for
     operation, so the floating point is the same to the bit."""
     since = float(query - last) / US_PER_DAY if last != NO_TIME else _NAN
-    return inspections, positives, rate(inspections, positives, smooth), since
+    return inspections, positives, rate(inspections, positives, *smooth), since
 
 
 def combined(present: set[str]) -> tuple[int, int]:

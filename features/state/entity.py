@@ -18,7 +18,14 @@ import numpy as np
 import polars as pl
 
 from features.build import context_rows
-from features.history import NETWORK_KEYS, OUTCOME_KEYS, VOLUME_KEYS, Keyed, to_micros
+from features.history import (
+    NETWORK_KEYS,
+    OUTCOME_KEYS,
+    SMOOTHING_STRENGTH,
+    VOLUME_KEYS,
+    Keyed,
+    to_micros,
+)
 from features.state.batch import ENTITY_INDEX, Batch, Credit, Record
 from features.state.columns import history_columns, named
 from features.state.events import Outcomes, Times
@@ -151,8 +158,11 @@ class EntityState:
             self._index_outcome(record.keys, credit, add=True)
             return True
 
-    def history_for(self, targets: Keyed, prior_rate: float) -> dict[str, np.ndarray]:
-        """History features of ``targets``, in their order.
+    def history_for(
+        self, targets: Keyed, prior_rate: float, strength: float = SMOOTHING_STRENGTH
+    ) -> dict[str, np.ndarray]:
+        """History features of ``targets``, in their order, positive rates smoothed by
+        ``strength`` pseudo-inspections at ``prior_rate`` (the bundle's feature reference).
 
         Earlier shipments of the same batch count as history, as they would in bulk. Each row
         gets the history it would have had as its id's first scoring: the record the state
@@ -167,6 +177,6 @@ class EntityState:
         with self._lock.reading():
             batch = Batch(targets, self._records, self._credits)
             floats, ints = history_columns(
-                self._volume, self._outcomes, self._network, batch, prior_rate
+                self._volume, self._outcomes, self._network, batch, prior_rate, strength
             )
         return named(floats, ints)
