@@ -21,10 +21,10 @@ help: ## List every target with what it does
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,dask]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install Centinela with its dev tools
+install: $(STAMP) ## Create .venv and install Centinela with its dev tools and the dask extra
 
 # protoc writes imports as `from centinela.v1 import x_pb2`; the stubs live in server/pb, so the
 # one sed below makes those imports package-relative. Nothing else touches generated files.

@@ -115,16 +115,25 @@ def train_command(
         help="Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
         "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
     ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        metavar="ADDRESS",
+        help="Boost on a Dask cluster: a scheduler's ADDRESS (tcp://host:port), or local:N for "
+        "N local worker processes. Features are built here as always; needs the dask extra.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model on DATA with a time-based split and add it to the registry."""
     from training.periods import as_date
     from training.train import train
+    from training.train_dask import DaskTarget
     from training.train_settings import DateSplit, load_train_settings
 
     def body() -> None:
         split = DateSplit.from_options(as_date(train_until), as_date(valid_until))
         settings = load_train_settings(params)
+        cluster = None if dask is None else DaskTarget.parse(dask).check_installed()
         data_dir = _canonical_data(data, mapping)
         with progress_bar("[bold]training", "rounds", disable=json_out) as progress:
             task = progress.add_task("train", total=None)
@@ -142,6 +151,7 @@ def train_command(
                 on_round=on_round,
                 settings=settings,
                 split=split,
+                dask=cluster,
             )
         _print_training(result, json_out)
 

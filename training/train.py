@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,8 @@ from scoring.bundle import REFERENCE_ROWS, BundleMeta, logit, new_meta, platt, s
 from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
-from training.entity_rates import entity_metrics, tune_smoothing, with_strength
 from training.evaluation_metrics import average_precision, brier_score
+from training.train_dask import DaskTarget, fit_on_cluster
 from training.train_settings import (
     TRAIN_SHARE,
     VALID_SHARE,
@@ -179,6 +179,7 @@ def train(
     on_round: Callable[[int, int], None] | None = None,
     settings: TrainSettings | None = None,
     split: DateSplit | None = None,
+    dask: DaskTarget | None = None,
 ) -> TrainResult:
     """Train, evaluate on the newest window, write a bundle; promote if asked or if first.
 
@@ -190,7 +191,7 @@ def train(
     (the test window may then be empty). ``settings`` are the boosting settings (default: the
     defaults of :class:`~training.train_settings.TrainSettings`). With ``propensity_weights``
     each labelled shipment is weighted by 1/selection probability, so what the old policy
-    rarely inspected counts for what it stands for.
+    rarely inspected counts for what it stands for. ``dask``: boost on that Dask cluster.
     """
     settings = settings or TrainSettings()
     watchlist = watchlist or load_watchlist(None)
@@ -198,10 +199,8 @@ def train(
     basics, outcomes, labels = labelled_features(tables, watchlist)
     reference, windows = _split(data_dir, basics, outcomes, labels, split)
     params = _params(windows.labelled["train"], seed=seed, balance=balance, settings=settings)
-    booster = _fit(windows.labelled, params, propensity_weights, on_round, settings)
-    # Early stopping ends boosting ``early_stopping_rounds`` after the best round; if that lies
-    # past the limit, the limit ended it while the validation loss was still improving.
-    hit_round_limit = booster.best_iteration + settings.early_stopping_rounds > settings.max_rounds
+    booster, cluster = _fit(windows.labelled, params, propensity_weights, on_round, settings, dask)
+    hit_round_limit = _hit_round_limit(booster, settings)
     calibration = fit_platt(
         _raw_scores(booster, windows.labelled["valid"]),
         windows.labelled["valid"]["label"].cast(pl.Int32).to_numpy(),
@@ -209,7 +208,6 @@ def train(
     metrics = {
         **_test_metrics(booster, calibration, windows.labelled["test"]),
         "hit_round_limit": float(hit_round_limit),
-        **entity_metrics(booster, reference.smoothing_strength),
     }
     registry = Registry(registry_dir)
     version = registry.next_version()
@@ -228,6 +226,7 @@ def train(
             "train_rows": windows.labelled["train"].height,
             "propensity_weights": propensity_weights,
             "balance": balance,
+            **cluster,
         },
         metrics=metrics,
         data_fingerprint=data_fingerprint(data_dir),
@@ -277,18 +276,9 @@ def _split(
     reference = FeatureReference(
         prior_rate=prior if prior > 0 else 0.01, heading_log_value_per_kg=heading_norms(train_rows)
     )
-    history = bulk_history(basics, outcomes, reference)
-    # The entity rates' smoothing, tuned on the validation window's labelled shipments.
-    valid_labels = labels.slice(cut_train, cut_valid - cut_train)["label"]
-    strength = tune_smoothing(
-        history.slice(cut_train, cut_valid - cut_train).filter(valid_labels.is_not_null()),
-        valid_labels.drop_nulls().cast(pl.Int8).to_numpy(),
-        reference.prior_rate,
-    )
-    reference = replace(reference, smoothing_strength=strength)
     frame = pl.concat(
         [
-            finalize(basics, with_strength(history, reference.prior_rate, strength), reference),
+            finalize(basics, bulk_history(basics, outcomes, reference), reference),
             labels.drop("shipment_id"),
         ],
         how="horizontal",
@@ -363,11 +353,16 @@ def _fit(
     propensity_weights: bool,
     on_round: Callable[[int, int], None] | None,
     settings: TrainSettings,
-) -> lgb.Booster:
+    dask: DaskTarget | None = None,
+) -> tuple[lgb.Booster, dict[str, Any]]:
     """Boost on the training window, stopping early on the validation window, for at most
-    ``settings.max_rounds`` rounds."""
+    ``settings.max_rounds`` rounds; with ``dask`` on that cluster (:func:`fit_on_cluster`, which
+    stops early afterwards). Also what the bundle's parameters record of the cluster."""
     train_set = _dataset(labelled["train"], propensity_weights)
     valid_set = _dataset(labelled["valid"], propensity_weights, reference_set=train_set)
+    if dask is not None:
+        fit = fit_on_cluster(dask, train_set, valid_set, params, settings)
+        return fit.booster, {"dask": {"workers": fit.workers}}
     callbacks: list[Callable[..., None]] = [
         lgb.early_stopping(settings.early_stopping_rounds, verbose=False)
     ]
@@ -377,13 +372,20 @@ def _fit(
             on_round(env.iteration + 1, settings.max_rounds)
 
         callbacks.append(report)
-    return lgb.train(
+    booster = lgb.train(
         params,
         train_set,
         num_boost_round=settings.max_rounds,
         valid_sets=[valid_set],
         callbacks=callbacks,
     )
+    return booster, {}
+
+
+def _hit_round_limit(booster: lgb.Booster, settings: TrainSettings) -> bool:
+    """Early stopping ends boosting ``early_stopping_rounds`` after the best round; if that lies
+    past the limit, the limit ended it while the validation loss was still improving."""
+    return booster.best_iteration + settings.early_stopping_rounds > settings.max_rounds
 
 
 def _dataset(
