@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from scoring.bundle import REFERENCE_ROWS, BundleMeta, logit, new_meta, platt, s
 from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
+from training.entity_rates import entity_metrics, tune_smoothing, with_strength
 from training.evaluation_metrics import average_precision, brier_score
 from training.train_dask import DaskTarget, fit_on_cluster
 from training.train_settings import (
@@ -208,6 +209,7 @@ def train(
     metrics = {
         **_test_metrics(booster, calibration, windows.labelled["test"]),
         "hit_round_limit": float(hit_round_limit),
+        **entity_metrics(booster, reference.smoothing_strength),
     }
     registry = Registry(registry_dir)
     version = registry.next_version()
@@ -276,9 +278,18 @@ def _split(
     reference = FeatureReference(
         prior_rate=prior if prior > 0 else 0.01, heading_log_value_per_kg=heading_norms(train_rows)
     )
+    history = bulk_history(basics, outcomes, reference)
+    # The entity rates' smoothing, tuned on the validation window's labelled shipments.
+    valid_labels = labels.slice(cut_train, cut_valid - cut_train)["label"]
+    strength = tune_smoothing(
+        history.slice(cut_train, cut_valid - cut_train).filter(valid_labels.is_not_null()),
+        valid_labels.drop_nulls().cast(pl.Int8).to_numpy(),
+        reference.prior_rate,
+    )
+    reference = replace(reference, smoothing_strength=strength)
     frame = pl.concat(
         [
-            finalize(basics, bulk_history(basics, outcomes, reference), reference),
+            finalize(basics, with_strength(history, reference.prior_rate, strength), reference),
             labels.drop("shipment_id"),
         ],
         how="horizontal",
