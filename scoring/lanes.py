@@ -330,11 +330,17 @@ class LanePolicy:
                 self._note_capacity(port, state, excess)
                 state.add(_Entry(when, None, "red", "red", False), when)
                 return LaneDecision("red", False, 1.0, red_at, yellow_at)
-            # A hard cap under the controller: the model never takes a RED the window has no
-            # room for (rules still do; exploration's small share is left to the feedback).
-            full = state.red >= math.ceil(state.budget.red * (state.live + 1) - 1e-9)
-            p_red = 0.0 if full else _select_probability(state.pool, score, model_red)
-            p_selected = max(_select_probability(state.pool, score, selected), p_red)
+            # Hard caps under the controller: the model never takes a RED, nor an exam of any
+            # lane, the window has no room for (rules still do; exploration's small share is
+            # left to the feedback). A drifting score distribution moves the thresholds only
+            # as fast as the window; the caps hold the port's capacity meanwhile.
+            b, n = state.budget, state.live + 1
+            full = state.red >= math.ceil(b.red * n - 1e-9)
+            none_left = state.red + state.yellow >= math.ceil((b.red + b.yellow) * n - 1e-9)
+            p_red = 0.0 if full or none_left else _select_probability(state.pool, score, model_red)
+            p_selected = (
+                0.0 if none_left else max(_select_probability(state.pool, score, selected), p_red)
+            )
             fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
             u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
             model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
