@@ -50,6 +50,7 @@ import numpy as np
 from features.build import FeatureReference
 from features.errors import ModelError
 from features.schema import FEATURE_NAMES, schema_document, schema_fingerprint, schema_mismatch
+from scoring.calibration import Calibration
 
 BUNDLE_FORMAT = 2  # 2: integrity manifest and reference scores
 MODEL_FILE = "model.txt"
@@ -63,21 +64,6 @@ REFERENCE_ROWS = 32
 SCORE_RTOL, SCORE_ATOL = 1e-9, 1e-12
 # How long the child process may take to load the model and score the reference rows.
 CHILD_TIMEOUT_S = 60.0
-
-
-def logit(raw: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)) of probabilities kept inside [1e-9, 1 - 1e-9]: what Platt scaling is
-    fitted (training) and applied (here) on."""
-    p = np.clip(raw, 1e-9, 1 - 1e-9)
-    out: np.ndarray = np.log(p / (1 - p))
-    return out
-
-
-def platt(raw: np.ndarray, calibration: tuple[float, float]) -> np.ndarray:
-    """Platt scaling: sigmoid(a * logit(raw) + b)."""
-    a, b = calibration
-    calibrated: np.ndarray = 1.0 / (1.0 + np.exp(-(a * logit(raw) + b)))
-    return calibrated
 
 
 @dataclass(frozen=True)
@@ -98,16 +84,17 @@ class BundleMeta:
     windows: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Figures the features are measured against (prior rate, HS heading norms).
     reference: FeatureReference = field(default_factory=FeatureReference)
-    # Platt scaling of the booster's raw probability, fitted on the validation window:
-    # calibrated = sigmoid(a * logit(raw) + b). Identity when a=1, b=0.
-    calibration: tuple[float, float] = (1.0, 0.0)
+    # The map from the booster's raw probability to a calibrated one, fitted on the validation
+    # window (scoring.calibration: an isotonic table, or Platt scaling). The default, and what a
+    # bundle without one reads as: Platt with a=1, b=0 and no floor.
+    calibration: Calibration = field(default_factory=Calibration)
     # Drift reference (scoring.drift.DriftReference as JSON): bins and shares of the score and
     # the most important features in the training window, per port. Empty in bundles trained
     # before it existed, which load as before and get no drift figures.
     drift: dict[str, Any] = field(default_factory=dict)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        return platt(raw, self.calibration)
+        return self.calibration.apply(raw)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,7 +111,7 @@ class BundleMeta:
             "data_fingerprint": self.data_fingerprint,
             "windows": {k: list(v) for k, v in self.windows.items()},
             "reference": self.reference.to_json(),
-            "calibration": {"a": self.calibration[0], "b": self.calibration[1]},
+            "calibration": self.calibration.to_json(),
             **({"drift": self.drift} if self.drift else {}),
         }
 
@@ -147,10 +134,7 @@ class BundleMeta:
             data_fingerprint=str(doc.get("data_fingerprint", "")),
             windows={k: (str(v[0]), str(v[1])) for k, v in doc.get("windows", {}).items()},
             reference=FeatureReference.from_json(doc.get("reference", {})),
-            calibration=(
-                float(doc.get("calibration", {}).get("a", 1.0)),
-                float(doc.get("calibration", {}).get("b", 0.0)),
-            ),
+            calibration=Calibration.from_json(doc.get("calibration", {})),
             drift=drift if isinstance(drift := doc.get("drift"), dict) else {},
         )
 

@@ -11,6 +11,7 @@ import pytest
 
 from features.build import feature_matrix
 from features.tables import Folded, fold_tables, load_tables
+from scoring.calibration import Calibration
 from scoring.registry import Registry
 from training.simulate import simulate_world
 from training.train import fit_platt, labelled_features, train
@@ -46,7 +47,7 @@ def test_calibrated_scores_match_observed_rates_on_unseen_data(
 ) -> None:
     result = train(big_world, tmp_path / "registry", seed=2)
     bundle = Registry(tmp_path / "registry").load(result.version)
-    assert bundle.meta.calibration != (1.0, 0.0)
+    assert bundle.meta.calibration != Calibration()
     from features.build import build_features
     from features.tables import scan_table
     from features.watchlist import load_watchlist

@@ -174,6 +174,7 @@ def _print_training(result: TrainResult, json_out: bool) -> None:
                 "params": result.settings.model_dump(),
                 "split": split_json(result.split),
                 "metrics": result.metrics,
+                "calibration": result.calibration,
                 "folded": result.folded.to_json(),
             }
         )
@@ -190,6 +191,7 @@ def _print_training(result: TrainResult, json_out: bool) -> None:
     for name, value in result.metrics.items():
         if name != "hit_round_limit":
             console.print(f"  {name:>16}: {value:.4f}")
+    console.print(f"  calibration: {result.calibration}")
     if result.test_shipments == 0:
         say(
             "no test window: nothing was declared after --valid-until; measure the model with "

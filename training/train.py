@@ -32,10 +32,12 @@ from features.errors import DataError
 from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import Folded, Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
-from scoring.bundle import REFERENCE_ROWS, BundleMeta, logit, new_meta, platt, save_bundle
+from scoring.bundle import REFERENCE_ROWS, BundleMeta, new_meta, save_bundle
+from scoring.calibration import Calibration
 from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
+from training.calibrate import Fitted, fit_calibration, fit_platt
 from training.entity_rates import entity_metrics, tune_smoothing, with_strength
 from training.evaluation_metrics import average_precision, brier_score
 from training.train_dask import DaskTarget, fit_on_cluster
@@ -78,6 +80,7 @@ class TrainResult:
     settings: TrainSettings = field(default_factory=TrainSettings)
     split: DateSplit | None = None
     test_shipments: int = 0  # shipments in the test window (0: every one was fitted on)
+    calibration: str = ""  # the calibration fitted, for people (Calibration.describe)
 
 
 def code_version() -> str:
@@ -119,27 +122,6 @@ def labelled_features(
         maintain_order="left",
     )
     return basics, outcomes, labels
-
-
-def fit_platt(raw: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """Platt scaling (a, b) on logit(raw) by Newton's method; identity if it cannot be fitted."""
-    if len(y) == 0 or y.min() == y.max():
-        return (1.0, 0.0)
-    x = logit(raw)
-    a, b = 1.0, 0.0
-    for _ in range(iterations):
-        q = 1.0 / (1.0 + np.exp(-(a * x + b)))
-        w = q * (1 - q) + 1e-12
-        grad = np.array([np.sum((q - y) * x), np.sum(q - y)])
-        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
-        hess += np.eye(2) * 1e-6
-        step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-9:
-            break
-    if not (np.isfinite(a) and np.isfinite(b)):
-        return (1.0, 0.0)
-    return (float(a), float(b))
 
 
 def reference_quantiles(ports: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
@@ -202,12 +184,10 @@ def train(
     params = _params(windows.labelled["train"], seed=seed, balance=balance, settings=settings)
     booster, cluster = _fit(windows.labelled, params, propensity_weights, on_round, settings, dask)
     hit_round_limit = _hit_round_limit(booster, settings)
-    calibration = fit_platt(
-        _raw_scores(booster, windows.labelled["valid"]),
-        windows.labelled["valid"]["label"].cast(pl.Int32).to_numpy(),
-    )
+    fitted = _calibrate(booster, windows.labelled["valid"])
     metrics = {
-        **_test_metrics(booster, calibration, windows.labelled["test"]),
+        **_test_metrics(booster, fitted.calibration, windows.labelled["test"]),
+        **fitted.metrics,
         "hit_round_limit": float(hit_round_limit),
         **entity_metrics(booster, reference.smoothing_strength),
     }
@@ -218,7 +198,7 @@ def train(
         booster,
         windows,
         reference=reference,
-        calibration=calibration,
+        calibration=fitted.calibration,
         watchlist=watchlist,
         params={
             **params,
@@ -248,6 +228,7 @@ def train(
         settings=settings,
         split=split,
         test_shipments=windows.parts["test"].height,
+        calibration=fitted.calibration.describe(),
     )
 
 
@@ -341,7 +322,7 @@ def _params(
     return {
         "objective": "binary",
         # With ``balance`` positives (a few per thousand inspections) weigh the square root of
-        # the imbalance; the Platt calibration on the validation window restores honest
+        # the imbalance; the calibration fitted on the validation window restores honest
         # probabilities either way. Off by default: on the simulated world it cost PR-AUC.
         "scale_pos_weight": (
             float(np.sqrt(max(negatives, 1) / max(positives, 1))) if balance else 1.0
@@ -425,29 +406,43 @@ def _raw_scores(booster: lgb.Booster, part: pl.DataFrame) -> np.ndarray:
     return np.asarray(booster.predict(feature_matrix(part)), dtype=np.float64)
 
 
+def _calibrate(booster: lgb.Booster, valid: pl.DataFrame) -> Fitted:
+    """The calibration of the booster's raw scores, fitted on the validation window's labelled
+    shipments (:func:`training.calibrate.fit_calibration`), and the figures of its choice."""
+    return fit_calibration(_raw_scores(booster, valid), valid["label"].cast(pl.Int32).to_numpy())
+
+
 def _test_metrics(
-    booster: lgb.Booster, calibration: tuple[float, float], test: pl.DataFrame
+    booster: lgb.Booster, calibration: Calibration, test: pl.DataFrame
 ) -> dict[str, float]:
-    """The calibrated model on the labelled test window: PR-AUC, Brier score, log loss (not a
-    number when windows fixed by date leave no test window)."""
+    """The calibrated model on the labelled test window: PR-AUC, Brier score and its skill over
+    the window's base rate, log loss (not a number when windows fixed by date leave no test
+    window, or, for the skill, when it holds one class only)."""
     y_test = test["label"].cast(pl.Int32).to_numpy()
     if len(y_test) == 0:
         nan = float("nan")
         return {
             "test_pr_auc": nan,
             "test_brier": nan,
+            "test_brier_skill": nan,
             "test_log_loss": nan,
             "test_positives": 0.0,
             "test_labelled": 0.0,
             "best_iteration": float(booster.best_iteration),
         }
-    p_test = platt(_raw_scores(booster, test), calibration)
+    p_test = calibration.apply(_raw_scores(booster, test))
     eps = 1e-12
     test_ap = average_precision(y_test[np.argsort(-p_test, kind="stable")])
     test_brier = brier_score(p_test, y_test)
+    base = float(y_test.mean())
     return {
         "test_pr_auc": float("nan") if test_ap is None else test_ap,
         "test_brier": float("nan") if test_brier is None else test_brier,
+        "test_brier_skill": (
+            1 - test_brier / (base * (1 - base))
+            if test_brier is not None and 0 < base < 1
+            else float("nan")
+        ),
         "test_log_loss": float(
             -np.mean(y_test * np.log(p_test + eps) + (1 - y_test) * np.log(1 - p_test + eps))
         ),
@@ -463,7 +458,7 @@ def _bundle_meta(
     windows: _Windows,
     *,
     reference: FeatureReference,
-    calibration: tuple[float, float],
+    calibration: Calibration,
     watchlist: Watchlist,
     params: dict[str, Any],
     metrics: dict[str, float],
@@ -477,7 +472,7 @@ def _bundle_meta(
     """
     valid_all = windows.parts["valid"]
     valid_matrix = feature_matrix(valid_all)
-    ref_scores = platt(np.asarray(booster.predict(valid_matrix), dtype=np.float64), calibration)
+    ref_scores = calibration.apply(np.asarray(booster.predict(valid_matrix), dtype=np.float64))
     valid_ports = valid_all["port_of_entry"].to_numpy()
     drift = build_reference(
         valid_matrix,
