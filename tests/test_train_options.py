@@ -75,7 +75,7 @@ def test_dates_fix_the_windows_and_the_settings_file_steers_boosting(
 def test_without_options_training_is_what_it_was(world: Path, tmp_path: Path) -> None:
     defaults = tmp_path / "defaults.yaml"
     defaults.write_text(
-        "learning_rate: 0.05\nnum_leaves: 15\nmin_data_in_leaf: 20\nmax_rounds: 500\n"
+        "learning_rate: 0.05\nnum_leaves: 15\nmin_data_in_leaf: 20\nmax_rounds: 5000\n"
         "early_stopping_rounds: 50\n"
     )
     plain = centinela("train", "--data", str(world), "--registry", str(tmp_path / "a"), "--json")
@@ -87,7 +87,7 @@ def test_without_options_training_is_what_it_was(world: Path, tmp_path: Path) ->
     assert steered.returncode == 0, steered.stderr
     result = json.loads(plain.stdout)
     # Stopped by the limit exactly when early stopping's patience would have run past it.
-    assert result["hit_round_limit"] is (result["rounds"] + 50 > 500)
+    assert result["hit_round_limit"] is (result["rounds"] + 50 > 5000)
     assert result["split"] == {"train_share": 0.7, "valid_share": 0.15}
     model = (tmp_path / "a" / "v0001" / "model.txt").read_text()
     assert (tmp_path / "b" / "v0001" / "model.txt").read_text() == model
