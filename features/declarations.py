@@ -47,6 +47,7 @@ class Declarations:
     export_country: list[str | None]
     consignee_country: list[str | None]
     consignee_tax_id: list[str | None]
+    shipper_tax_id: list[str | None]
     transshipment_count: Array  # float64, NaN when the list is null
     shipper_id: list[str | None]
     consignee_id: list[str | None]
@@ -92,6 +93,7 @@ class Declarations:
             export_country=[s.export_country for s in shipments],
             consignee_country=[s.consignee.country for s in shipments],
             consignee_tax_id=[s.consignee.tax_id for s in shipments],
+            shipper_tax_id=[s.shipper.tax_id for s in shipments],
             transshipment_count=np.array(
                 [len(s.transshipment_ports) for s in shipments], dtype=np.float64
             ),
@@ -148,6 +150,7 @@ class Declarations:
             export_country=_shared(ships["export_country"]),
             consignee_country=_shared(ships["consignee_country"]),
             consignee_tax_id=ships["consignee_tax_id"].to_list(),
+            shipper_tax_id=ships["shipper_tax_id"].to_list(),
             transshipment_count=float_column(ships["transshipment_ports"].list.len()),
             shipper_id=_shared(ships["shipper_id"]),
             consignee_id=_shared(ships["consignee_id"]),

@@ -385,6 +385,19 @@ FEATURES: tuple[FeatureSpec, ...] = (
             ("Consignatario sin RFC declarado", "No consignee tax id declared"),
         ),
     ),
+    *(
+        FeatureSpec(
+            f"{party}_rfc_days_since_founding",
+            "float64",
+            False,
+            f"days since the founding date in the {party}'s Mexican RFC (null: not an RFC)",
+            _says(
+                f"RFC {es}: empresa constituida hace {{}} días",
+                f"{party.capitalize()}'s RFC: company founded {{}} days ago",
+            ),
+        )
+        for party, es in (("shipper", "del remitente"), ("consignee", "del consignatario"))
+    ),
     FeatureSpec(
         "value_per_kg_log_ratio",
         "float64",

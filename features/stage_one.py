@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -53,6 +55,8 @@ STAGE_ONE_COLUMNS: tuple[str, ...] = (
     "value_per_kg",
     "consignee_is_foreign",
     "consignee_has_tax_id",
+    "shipper_rfc_days_since_founding",
+    "consignee_rfc_days_since_founding",
     *EVIDENCE_COLUMNS,
     "invalid_cas_lines",
 )
@@ -88,6 +92,8 @@ def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
         "consignee_has_tax_id": np.array(
             [math.nan if t is None else float(len(t) > 0) for t in d.consignee_tax_id]
         ),
+        "shipper_rfc_days_since_founding": _rfc_age(d.shipper_tax_id, d.declared_at),
+        "consignee_rfc_days_since_founding": _rfc_age(d.consignee_tax_id, d.declared_at),
         **evidence,
     }
     headings = columns["principal_hs_heading"].tolist()
@@ -111,6 +117,42 @@ def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
 
 
 # --------------------------------------------------------------------------- per shipment
+
+
+# A Mexican RFC: 3 letters (a company) or 4 (a person), the founding or birth date YYMMDD, and
+# a 3-character homoclave.
+_RFC = re.compile(r"^[A-ZÑ&]{3,4}(\d{2})(\d{2})(\d{2})[A-Z0-9]{3}$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _rfc_date(tax_id: str) -> tuple[int, int, int] | None:
+    """(two-digit year, month, day) an RFC encodes, or None when ``tax_id`` is not one."""
+    found = _RFC.match(tax_id.upper())
+    if found is None:
+        return None
+    yy, month, day = (int(g) for g in found.groups())
+    return (yy, month, day) if 1 <= month <= 12 and 1 <= day <= 31 else None
+
+
+def _rfc_age(tax_ids: Sequence[str | None], declared_at: Array) -> Array:
+    """Days from the date a Mexican RFC encodes (a company's founding) to the declaration's
+    day (UTC); NaN when the tax id is not an RFC. The two-digit year is the latest one not
+    after the declaration's year."""
+    out = np.full(len(tax_ids), math.nan)
+    for i, tax_id in enumerate(tax_ids):
+        encoded = _rfc_date(tax_id) if tax_id else None
+        if encoded is None:
+            continue
+        declared = (_EPOCH + timedelta(microseconds=int(declared_at[i]))).date()
+        yy, month, day = encoded
+        year = 2000 + yy if 2000 + yy <= declared.year else 1900 + yy
+        try:
+            founded = date(year, month, day)
+        except ValueError:  # 31 April, 29 February of a common year
+            continue
+        out[i] = float((declared - founded).days)
+    return out
 
 
 def _code(values: Sequence[str | None], table: Mapping[str, int]) -> Array:

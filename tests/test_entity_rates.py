@@ -1,14 +1,17 @@
-"""Entity rates: the smoothing tuned on the validation window, stored in the bundle, applied the
-same way live and in bulk, and the gain the entity history carries reported."""
+"""Entity risk: the rates' smoothing tuned on the validation window, stored in the bundle, applied
+the same way live and in bulk, the gain the entity history carries reported, and the founding
+date of a Mexican party's RFC."""
 
 from __future__ import annotations
 
+import math
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from features.build import FeatureReference, context_rows, keyed_outcomes
+from features.build import FeatureReference, build_features, context_rows, keyed_outcomes
 from features.history import (
     OUTCOME_KEYS,
     SMOOTHING_CANDIDATES,
@@ -92,3 +95,28 @@ def test_tuning_trusts_few_inspections_only_when_they_predict() -> None:
     low, high = SMOOTHING_CANDIDATES[0], SMOOTHING_CANDIDATES[-1]
     assert tune_smoothing(history, telling, 0.2) == low
     assert tune_smoothing(history, noise, 0.2) == high
+
+
+def test_a_mexican_rfc_tells_how_long_ago_the_company_was_founded(world: Path) -> None:
+    """The founding date a Mexican RFC encodes (YYMMDD after the letters), in days before the
+    declaration; no figure for a tax id that is not an RFC (a US EIN, a Chinese USCC)."""
+    shipments = scan_table(world, "shipments").sort("declared_at", "shipment_id").collect()
+    goods = scan_table(world, "goods").collect()
+    inspections = scan_table(world, "inspections").collect()
+    features = build_features(
+        shipments, goods, inspections, load_watchlist(), FeatureReference(prior_rate=PRIOR)
+    )
+    for party in ("shipper", "consignee"):
+        got = features[f"{party}_rfc_days_since_founding"].to_list()
+        checked = 0
+        for tax_id, at, days in zip(
+            shipments[f"{party}_tax_id"], shipments["declared_at"], got, strict=True
+        ):
+            if tax_id and len(tax_id) == 12 and tax_id[3:9].isdigit():
+                yy, mm, dd = int(tax_id[3:5]), int(tax_id[5:7]), int(tax_id[7:9])
+                year = 2000 + yy if 2000 + yy <= at.year else 1900 + yy
+                assert days == (at.date() - date(year, mm, dd)).days, tax_id
+                checked += 1
+            elif tax_id and "-" in tax_id:  # a US EIN
+                assert math.isnan(days), tax_id
+        assert checked > 100
