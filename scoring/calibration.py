@@ -14,14 +14,19 @@ object (:meth:`Calibration.to_json`) and fitted on the validation window by
   floor. Two different raw scores therefore never tie, and lane thresholds on calibrated scores
   select what thresholds on raw scores would.
 * ``beta``: beta calibration, ``sigmoid(a · ln(raw) - b · ln(1 - raw) + c)`` with ``a > 0`` and
-  ``b ≥ 0`` (so it never reverses the order), clipped to ``[floor, 1 - floor]``: Platt scaling
+  ``b ≥ 0`` (so it never reverses the order), squeezed into ``[floor, 1 - floor]`` (below):
+  Platt scaling
   is its special case ``a = b``, and the two separate slopes fit the skewed scores of rare
   positives better.
-* ``platt``: ``sigmoid(a · logit(raw) + b)``, clipped to ``[floor, 1 - floor]``. Bundles written
+* ``platt``: ``sigmoid(a · logit(raw) + b)``, squeezed into ``[floor, 1 - floor]``. Bundles written
   before the method was recorded hold only ``a`` and ``b`` (no floor) and score exactly as they
   always did.
-* ``identity``: the raw probability itself, clipped to ``[floor, 1 - floor]``: what is left when
-  the validation window holds no positive (or no negative) outcome to fit on.
+* ``identity``: the raw probability itself, squeezed into ``[floor, 1 - floor]``: what is left
+  when the validation window holds no positive (or no negative) outcome to fit on.
+
+The squeeze is linear, ``floor + (1 - 2 floor) · q``, plus ``tie_break × raw``: a clip would tie
+every shipment a steep fit puts below the floor, and the lane policy and the drift bins need
+their order.
 
 No probability of a bundle with a floor is below it: a score such as ``7.6e-50`` claims a
 certainty that a few thousand inspections cannot give.
@@ -46,7 +51,8 @@ rate is below twice this: half that rate). One in ten thousand: what a validatio
 few thousand inspections can tell apart from zero, and well below any base rate of interest."""
 
 TIE_BREAK: Final[float] = 1e-6
-"""``tie_break × raw`` is added to an isotonic table's probability (see the module text)."""
+"""``tie_break × raw`` is added to an isotonic table's probability (stored with its table), and
+this much times raw to a floored beta, Platt or identity probability (see the module text)."""
 
 LOGIT_CLIP: Final[float] = 1e-9
 BETA_SLOPE_MAX: Final[float] = 10.0
@@ -121,16 +127,21 @@ class Calibration:
             out = np.interp(raw, xs, ps) + self.tie_break * raw
             return out
         if self.method == "identity":
-            out = np.clip(raw, self.floor, 1 - self.floor)
-            return out
+            return self._floored(raw, raw)
         if self.method == "beta":
             p = np.clip(raw, LOGIT_CLIP, 1 - LOGIT_CLIP)
             z = self.a * np.log(p) - self.b * np.log1p(-p) + self.c
-            out = np.clip(1.0 / (1.0 + np.exp(-z)), self.floor, 1 - self.floor)
-            return out
+            return self._floored(1.0 / (1.0 + np.exp(-z)), raw)
         out = platt(raw, (self.a, self.b))
-        if self.floor:
-            out = np.clip(out, self.floor, 1 - self.floor)
+        return self._floored(out, raw) if self.floor else out
+
+    def _floored(self, q: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """``q`` squeezed linearly into ``[floor, 1 - floor]``, plus ``tie_break × raw``:
+        never below the floor, and still in the order of the raw scores. Clipping at the floor
+        would tie every shipment below it (most of them, under a steep fit): lane thresholds
+        would then split one huge tie at random and drift bins could not see the score move."""
+        room = 1.0 - 2.0 * self.floor - TIE_BREAK  # so that raw = 1 gives at most 1 - floor
+        out: np.ndarray = self.floor + room * q + TIE_BREAK * raw
         return out
 
     def describe(self) -> str:

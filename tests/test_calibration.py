@@ -105,7 +105,10 @@ def test_no_positives_keeps_raw_probabilities_above_the_floor() -> None:
     fitted = fit_calibration(np.array([1e-30, 0.01, 0.2]), np.zeros(3))
     assert fitted.calibration.method == "identity"
     assert fitted.metrics["calibration_fallback"] == 1.0
-    assert fitted.calibration.apply(np.array([1e-30, 0.2])).tolist() == [PROBABILITY_FLOOR, 0.2]
+    low, mid, high = fitted.calibration.apply(np.array([1e-30, 1e-20, 0.2])).tolist()
+    assert low == pytest.approx(PROBABILITY_FLOOR, rel=1e-9)  # never below the floor...
+    assert low < mid  # ...yet still in the raw scores' order (a clip would tie them)
+    assert high == pytest.approx(0.2, abs=2 * PROBABILITY_FLOOR)
 
 
 def test_five_rounds_on_the_small_world_score_finite_sane_probabilities(

@@ -137,6 +137,12 @@ def fit_platt(raw: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[flo
     if len(y) == 0 or y.min() == y.max():
         return (1.0, 0.0)
     x = logit(raw)
+    # Platt's own targets (Platt 1999): (N+ + 1) / (N+ + 2) for a positive, 1 / (N- + 2) for a
+    # negative, not 1 and 0. With a handful of positives the 0/1 fit is as steep as the bounds
+    # allow and puts nearly every shipment on the floor; these keep it to what the window shows.
+    positives = float(y.sum())
+    negatives = float(len(y)) - positives
+    y = np.where(y > 0, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
     a, b = _newton_platt(x, y, iterations)
     low, high = PLATT_SLOPE
     if np.isfinite(a) and np.isfinite(b) and low <= a <= high and abs(b) <= PLATT_INTERCEPT:
