@@ -223,15 +223,7 @@ def _port_plot(evaluation: Evaluation, path: Path) -> None:
             )
         for row, port in zip(y, shown, strict=True):
             if evaluation.per_port[port][PORT_BUDGET]["model"][src].positives == 0:
-                ax.text(
-                    0.02 * top,
-                    row,
-                    NO_POSITIVES,
-                    va="center",
-                    color="#757575",
-                    fontsize="small",
-                    style="italic",
-                )
+                _mark_no_positives(ax, 0.02 * top, row)
         ax.set_yticks(y, [f"{p} ({volume[p]:,})" for p in shown])
         ax.set_xlim(0, top)
         ax.set_ylim(-0.7, len(shown) - 0.3)
@@ -275,15 +267,7 @@ def _policy_plot(evaluation: Evaluation, path: Path) -> None:
             )
         for row, (_, m) in zip(y, rows, strict=True):
             if m.red[src].positives == 0:
-                ax.text(
-                    0.01,
-                    row,
-                    NO_POSITIVES,
-                    va="center",
-                    color="#757575",
-                    fontsize="small",
-                    style="italic",
-                )
+                _mark_no_positives(ax, 0.01, row)
         ax.set_yticks(y, [port for port, _ in rows])
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_xlabel("recall of the RED lane")
@@ -377,3 +361,8 @@ _PLOTS: dict[str, Plot] = {
 
 PLOTS: dict[str, str] = {role: plot.file for role, plot in _PLOTS.items()}
 """The report's PNG files by role, in the order they are drawn."""
+
+
+def _mark_no_positives(ax: Axes, x: float, row: float) -> None:
+    """Say "no positives" on a bar's row, where a zero bar would read as zero precision."""
+    ax.text(x, row, NO_POSITIVES, va="center", color="#757575", fontsize="small", style="italic")
