@@ -79,13 +79,21 @@ def test_a_local_cluster_of_two_workers_trains_as_well_as_one_process(
     observed = pl.read_parquet(world / "inspections.parquet").select("shipment_id", "positive")
     pr_auc = {name: _pr_auc(part, observed) for name, part in scores.items()}
     assert abs(pr_auc["dask"] - pr_auc["local"]) <= 0.01, pr_auc
-    # The validation window's inspections hold few positives; the simulated world's ground truth
-    # of all its shipments holds more, so a cluster model that learnt less shows there too.
-    truth = pl.read_parquet(world / "truth.parquet").select(
-        "shipment_id", pl.col("illicit").alias("positive")
-    )
-    on_truth = {name: _pr_auc(part, truth) for name, part in scores.items()}
-    assert abs(on_truth["dask"] - on_truth["local"]) <= 0.05, on_truth
+    # The validation window's inspections hold few positives, so the PR-AUC above says little
+    # on its own; a cluster model that learnt less, or something else, shows in how differently
+    # it ranks the whole window. (On the world's ground truth, 4 positives here, PR-AUC moved
+    # by 0.1 between cluster runs: which worker ranks first changes the model a little.)
+    local_scores, dask_scores = (scores[n].sort("shipment_id")["risk_score"] for n in scores)
+    agreement = _rank_correlation(local_scores.to_numpy(), dask_scores.to_numpy())
+    print(f"validation PR-AUC {pr_auc}; rank correlation local ~ dask {agreement:.3f}")
+    assert agreement >= 0.8, agreement  # 0.91-0.94 seen; a one-round model: 0.30
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two score vectors (ties ranked in order)."""
+    ranks_a = np.argsort(np.argsort(a, kind="stable"), kind="stable")
+    ranks_b = np.argsort(np.argsort(b, kind="stable"), kind="stable")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
 def test_dask_options_fail_clearly(world: Path, tmp_path: Path) -> None:
