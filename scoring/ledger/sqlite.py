@@ -347,7 +347,8 @@ class SqliteWriter(SqliteView):
                 )
             conn.execute("COMMIT")
         except sqlite3.Error:
-            conn.execute("ROLLBACK") if conn.in_transaction else None
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def append(self, chain: Callable[[int, str], Commit], seq: int, last: str) -> Commit:
