@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -19,18 +20,17 @@ from matplotlib.figure import Figure
 
 from training.evaluation_format import budget_label, fixed
 from training.evaluation_metrics import labels, precision_recall_curve, ranking
-from training.evaluation_record import (
-    BUDGET_KEYS,
-    BUDGETS,
-    NO_POSITIVES,
-    SELECTORS,
-    BudgetMetrics,
-    BudgetTable,
-    Evaluation,
-    LabelSource,
-    PolicyMetrics,
-    Selector,
-)
+from training.evaluation_record import BUDGET_KEYS, BUDGETS, NO_POSITIVES, SELECTORS
+
+if TYPE_CHECKING:  # names the plots' signatures use, never at run time
+    from training.evaluation_record import (
+        BudgetMetrics,
+        BudgetTable,
+        Evaluation,
+        LabelSource,
+        PolicyMetrics,
+        Selector,
+    )
 
 PORT_BUDGET = "0.02"
 """The budget of the per-port chart: the share of shipments lanes send RED by default."""

@@ -45,7 +45,7 @@ from psycopg import IsolationLevel
 
 from features.errors import ConfigError
 from scoring.ledger.checkpoint import Checkpoint
-from scoring.ledger.record import Commit, Head, Row
+from scoring.ledger.record import Commit, CommitSql, Head, Row
 
 log = logging.getLogger("scoring.ledger")
 
@@ -138,6 +138,9 @@ def _values(r: Row) -> tuple[Any, ...]:
     return (
         r.seq, r.kind, r.decision_id, r.recorded_at, payload, text, r.prev_hash, r.hash, r.key_id
     )  # fmt: skip
+
+
+_COMMIT_SQL = CommitSql(_INSERT_ROW, _UPSERT_HEAD, _INSERT_CHECKPOINT, _values)
 
 
 def _seq(found: Any) -> int | None:
@@ -261,15 +264,7 @@ class PostgresWriter(PostgresView):
     def _store(self, commit: Commit) -> None:
         """The statements of ``commit``, in the transaction under way."""
         with self._conn.cursor() as cur:
-            if commit.rows:
-                cur.executemany(_INSERT_ROW, [_values(row) for row in commit.rows])
-            if (head := commit.head) is not None:
-                cur.execute(_UPSERT_HEAD, (head.seq, head.hash, head.key_id, head.mac))
-            if (cp := commit.checkpoint) is not None:
-                cur.execute(
-                    _INSERT_CHECKPOINT,
-                    (cp.seq, cp.head, cp.key_id, cp.recorded_at, cp.signer, cp.signature),
-                )
+            _COMMIT_SQL.store(cur, commit)
 
     def write(self, commit: Commit) -> None:
         """Store ``commit`` as it is in one transaction, durable when this returns; nothing of

@@ -15,9 +15,9 @@ bytes after the format byte.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -120,3 +120,34 @@ class Commit:
     rows: Sequence[Row] = ()
     head: Head | None = None
     checkpoint: Checkpoint | None = None
+
+
+class Executes(Protocol):
+    """A DB-API connection or cursor, as far as storing a commit needs one."""
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> Any: ...
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSql:
+    """One backend's statements for the three parts of a :class:`Commit` (each in its
+    placeholder style), and how a row becomes the values of ``insert_row``."""
+
+    insert_row: str
+    upsert_head: str
+    insert_checkpoint: str
+    row_values: Callable[[Row], tuple[Any, ...]]
+
+    def store(self, db: Executes, commit: Commit) -> None:
+        """The statements of ``commit``, in the transaction under way on ``db``."""
+        if commit.rows:
+            db.executemany(self.insert_row, [self.row_values(row) for row in commit.rows])
+        if (head := commit.head) is not None:
+            db.execute(self.upsert_head, (head.seq, head.hash, head.key_id, head.mac))
+        if (cp := commit.checkpoint) is not None:
+            db.execute(
+                self.insert_checkpoint,
+                (cp.seq, cp.head, cp.key_id, cp.recorded_at, cp.signer, cp.signature),
+            )

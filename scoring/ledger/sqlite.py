@@ -32,7 +32,7 @@ from typing import Any
 
 from features.errors import ConfigError, FailedPrecondition
 from scoring.ledger.checkpoint import Checkpoint
-from scoring.ledger.record import Commit, Head, Row
+from scoring.ledger.record import Commit, CommitSql, Head, Row
 
 KIND = "SQLite database"
 """What a ledger of this backend is, as error messages name it."""
@@ -203,6 +203,9 @@ def _values(r: Row) -> tuple[Any, ...]:
     return (r.seq, r.kind, r.decision_id, r.recorded_at, r.stored, r.prev_hash, r.hash, r.key_id)
 
 
+_COMMIT_SQL = CommitSql(_INSERT_ROW, _UPSERT_HEAD, _INSERT_CHECKPOINT, _values)
+
+
 def _key_column(conn: sqlite3.Connection) -> str:
     """``key_id``, or ``NULL`` in a file never opened by a keyed writer."""
     return "key_id" if "key_id" in _columns(conn, "ledger") else "NULL"
@@ -336,15 +339,7 @@ class SqliteWriter(SqliteView):
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if commit.rows:
-                conn.executemany(_INSERT_ROW, [_values(row) for row in commit.rows])
-            if (head := commit.head) is not None:
-                conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.key_id, head.mac))
-            if (cp := commit.checkpoint) is not None:
-                conn.execute(
-                    _INSERT_CHECKPOINT,
-                    (cp.seq, cp.head, cp.key_id, cp.recorded_at, cp.signer, cp.signature),
-                )
+            _COMMIT_SQL.store(conn, commit)
             conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
