@@ -190,6 +190,21 @@ def test_simulate_world_rejects_bad_parameters(tmp_path: Path) -> None:
         simulate_world(tmp_path, shipments=0, progress=False)
     with pytest.raises(InvalidInput, match="months: must be at least 1"):
         simulate_world(tmp_path, months=0, progress=False)
+    for scale in (0.0, -1.0, float("nan"), 41.0):
+        with pytest.raises(InvalidInput, match="illicit_scale: must be above 0 and at most 40"):
+            simulate_world(tmp_path, illicit_scale=scale, progress=False)
+
+
+def test_illicit_scale_multiplies_the_smuggling_and_is_recorded(tmp_path: Path) -> None:
+    """A denser world for tests: about ``scale`` times the illicit shipments of the same seed,
+    the factor in its manifest; the licit traffic is drawn the same."""
+    base = simulate_world(tmp_path / "1", shipments=20_000, months=6, seed=3, progress=False)
+    dense = simulate_world(
+        tmp_path / "20", shipments=20_000, months=6, seed=3, progress=False, illicit_scale=20
+    )
+    assert 10 * base.illicit < dense.illicit < 30 * base.illicit
+    assert json.loads(dense.manifest.read_text())["parameters"]["illicit_scale"] == 20
+    assert "illicit_scale" not in json.loads(base.manifest.read_text())["parameters"]
 
 
 def test_a_short_window_still_works(tmp_path: Path) -> None:

@@ -35,6 +35,12 @@ def simulate(
     start: str = typer.Option("2024-01-01", "--start", help="First day, YYYY-MM-DD."),
     seed: int = typer.Option(7, "--seed", help="Random seed; the same seed gives the same files."),
     report: bool = typer.Option(False, "--report", help="Also write the calibration report."),
+    illicit_scale: float = typer.Option(
+        1.0,
+        "--illicit-scale",
+        help="Multiply every smuggling pattern's rate (1: the sourced rates); a denser world "
+        "for experiments with few shipments. Its manifest records the factor.",
+    ),
 ) -> None:
     """Simulate inbound cargo, its inspections and its ground truth."""
 
@@ -44,7 +50,13 @@ def simulate(
 
         first_day = parse_flags(shipments, months, start)
         summary = simulate_world(
-            out, shipments=shipments, months=months, start=first_day, seed=seed, progress=True
+            out,
+            shipments=shipments,
+            months=months,
+            start=first_day,
+            seed=seed,
+            progress=True,
+            illicit_scale=illicit_scale,
         )
         console.print(
             f"wrote {summary.rows['shipments']:,} shipments, {summary.rows['goods']:,} goods "

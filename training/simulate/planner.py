@@ -344,9 +344,14 @@ class Planner:
 
 
 def plan_events(
-    rng: np.random.Generator, skeleton: Skeleton, roster: Roster, rules: TimeRules
+    rng: np.random.Generator,
+    skeleton: Skeleton,
+    roster: Roster,
+    rules: TimeRules,
+    illicit_scale: float = 1.0,
 ) -> list[Event]:
-    """Every illicit event of the window, at least one per pattern per half-year."""
+    """Every illicit event of the window, at least one per pattern per half-year;
+    ``illicit_scale`` multiplies every pattern's rate (1: the sourced rates)."""
     planner = Planner(rng, skeleton, roster, rules)
     makers: dict[str, Callable[[Pattern, int], list[Event]]] = {
         "open_declared_precursor": planner.open_declared,
@@ -366,7 +371,11 @@ def plan_events(
             months = periods[period]
             expected = np.array(
                 [
-                    pattern.per_million * 1e-6 * counts[m] * rules.multiplier(pattern.name, m)
+                    pattern.per_million
+                    * 1e-6
+                    * illicit_scale
+                    * counts[m]
+                    * rules.multiplier(pattern.name, m)
                     for m in months
                 ]
             )

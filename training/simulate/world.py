@@ -33,6 +33,8 @@ from training.simulate.static import Static
 
 SIMULATOR_VERSION = "1.1.0"
 CHUNK_ROWS = 100_000
+# Past about 40x the sourced rates the illicit events no longer fit on the shipments of a month.
+MAX_ILLICIT_SCALE = 40.0
 WRITE_OPTIONS: Mapping[str, object] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -85,9 +87,17 @@ class Counts:
         self.positives += int(chunk.inspections["positive"].sum())
 
 
-def validate_parameters(shipments: int, months: int) -> None:
-    """Raise :class:`InvalidInput` naming each parameter below 1."""
+def validate_parameters(shipments: int, months: int, illicit_scale: float = 1.0) -> None:
+    """Raise :class:`InvalidInput` naming each parameter below 1 (``illicit_scale``: outside
+    (0, :data:`MAX_ILLICIT_SCALE`])."""
     violations = []
+    if not 0 < illicit_scale <= MAX_ILLICIT_SCALE:  # also False for NaN
+        violations.append(
+            FieldViolation(
+                "illicit_scale",
+                f"must be above 0 and at most {MAX_ILLICIT_SCALE:g}, got {illicit_scale}",
+            )
+        )
     if shipments < 1:
         violations.append(FieldViolation("shipments", f"must be at least 1, got {shipments}"))
     if months < 1:
@@ -122,7 +132,9 @@ def tactic_shifts(rules: TimeRules) -> list[dict[str, str]]:
     ]
 
 
-def plan_world(shipments: int, months: int, start: date, seed: int) -> WorldPlan:
+def plan_world(
+    shipments: int, months: int, start: date, seed: int, illicit_scale: float = 1.0
+) -> WorldPlan:
     """The skeleton, the parties and the illicit events, each from its own child of ``seed``."""
     seeds = np.random.SeedSequence(seed)
     plan_seed, roster_seed, static_seed, chunk_seed = seeds.spawn(4)
@@ -130,7 +142,9 @@ def plan_world(shipments: int, months: int, start: date, seed: int) -> WorldPlan
     roster = build_roster(np.random.default_rng(roster_seed), shipments, months, PORTS, start.year)
     static = Static(np.random.default_rng(static_seed), roster)
     rules = TimeRules.for_window(skeleton.month_starts)
-    events = plan_events(np.random.default_rng(plan_seed.spawn(1)[0]), skeleton, roster, rules)
+    events = plan_events(
+        np.random.default_rng(plan_seed.spawn(1)[0]), skeleton, roster, rules, illicit_scale
+    )
     static.freeze()
     chunk_seeds = chunk_seed.spawn((shipments + CHUNK_ROWS - 1) // CHUNK_ROWS)
     return WorldPlan(skeleton, static, rules, events, chunk_seeds)
@@ -145,17 +159,20 @@ def simulate_world(
     seed: int = 7,
     progress: bool = True,
     on_chunk: Progress | None = None,
+    illicit_scale: float = 1.0,
 ) -> SimulationSummary:
     """Simulate ``months`` months of inbound cargo from ``start`` and write the four tables.
 
     The same arguments always give byte-identical files. ``on_chunk(done, total)`` is called
     after each chunk (shipments done so far); with ``progress`` and no callback a rich progress
-    bar is shown on stderr instead.
+    bar is shown on stderr instead. ``illicit_scale`` multiplies the rate of every smuggling
+    pattern (1: the sourced rates of docs/simulated-world.md); a denser world gives a test or
+    an experiment enough positives from few shipments, and is marked so in its manifest.
     """
-    validate_parameters(shipments, months)
+    validate_parameters(shipments, months, illicit_scale)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_world(shipments, months, start, seed)
+    plan = plan_world(shipments, months, start, seed, illicit_scale)
     paths = {table: table_path(out_dir, table) for table in TABLES}
     bar = None
     if on_chunk is None and progress:
@@ -177,6 +194,8 @@ def simulate_world(
         "enforcement_month": plan.rules.enforcement_month,
         "displacement_month": plan.rules.displacement_month,
     }
+    if illicit_scale != 1.0:  # worlds at the sourced rates keep the manifest they always had
+        parameters["illicit_scale"] = illicit_scale
     manifest = write_manifest(out_dir, parameters, tactic_shifts(plan.rules), counts, paths)
     return SimulationSummary(
         out_dir=out_dir,
