@@ -1,228 +1,60 @@
-"""The red team: every Table I precursor of the watchlist, written every way a shipper might to
-slip it past a check, sent through a real server. Every variant must come back RED from a rule
-that identifies the substance; a broken CAS alone must at least stay out of GREEN.
+"""The red team (:mod:`training.red_team`) sent through a real server: every variant of every
+Table I precursor of the watchlist must come back RED from a rule that identifies the
+substance; a broken CAS alone must at least stay out of GREEN.
 
-The tricks, each applied to CAS numbers, names and HS codes: leading zeros, missing hyphens,
-stray spaces and newlines, full-width, Arabic-Indic and Devanagari digits, dash look-alikes,
-zero-width characters and soft hyphens, Cyrillic and Greek look-alike letters, full-width
-letters, odd spacing around hyphens, Spanish and IUPAC synonyms, dotted, spaced and
-national-extension HS codes.
+The cases and their tricks are library code, so the promotion gate
+(:func:`training.red_team.table_i_recall`, ``tests/test_red_team_gate.py``) runs the same ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from features.canonical import read_cas
-from features.records import GoodsLine, Party, Shipment
+from features.records import Party, Shipment
 from features.tables import table_path
-from features.watchlist import Entry, Watchlist, load_watchlist
+from features.watchlist import load_watchlist
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
-from tests.support import ServerThread, make_shipment, request_for
+from tests.support import ServerThread, request_for
+from training.red_team import (
+    CAS_TRICKS,
+    IDENTITY_RULES,
+    Case,
+    broken_cas_cases,
+    control_shipment,
+    table_i_cases,
+)
 
-TABLE_I = "un-1988-table-i"
-# Rules that fire on the substance's identity (not on the consignee, route or model score).
-IDENTITY_RULES = {
-    "table-i-precursor",
-    "table-i-precursor-named",
-    "fentanyl-identified",
-    "watched-cas-misdeclared",
-}
-ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
-DASHES = ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "\ufe63", "\uff0d")
-# Latin letter -> a Cyrillic or Greek letter that looks the same.
-HOMOGLYPHS = {
-    "a": "\u0430",  # Cyrillic a
-    "e": "\u0435",  # Cyrillic ie
-    "o": "\u043e",  # Cyrillic o
-    "p": "\u0440",  # Cyrillic er
-    "c": "\u0441",  # Cyrillic es
-    "x": "\u0445",  # Cyrillic ha
-    "y": "\u0443",  # Cyrillic u
-    "i": "\u0456",  # Cyrillic byelorussian-ukrainian i
-    "v": "\u03bd",  # Greek nu
-}
-
-
-def _digits(text: str, zero: int) -> str:
-    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in text)
-
-
-CAS_TRICKS: dict[str, Callable[[str], str]] = {
-    "leading zero": lambda c: "0" + c,
-    "two leading zeros": lambda c: "00" + c,
-    "no hyphens": lambda c: c.replace("-", ""),
-    "spaces for hyphens": lambda c: c.replace("-", " "),
-    "surrounding white space": lambda c: f"  {c}\n",
-    "full-width digits": lambda c: _digits(c, 0xFF10),
-    "Arabic-Indic digits": lambda c: _digits(c, 0x0660),
-    "Devanagari digits": lambda c: _digits(c, 0x0966),
-    "non-breaking hyphen": lambda c: c.replace("-", "\u2011"),
-    "minus signs": lambda c: c.replace("-", "\u2212"),
-    "full-width hyphen": lambda c: c.replace("-", "\uff0d"),
-    "zero-width space": lambda c: c[:2] + "\u200b" + c[2:],
-    "soft hyphen": lambda c: c.replace("-", "\u00ad-"),
-    "BOM in front": lambda c: "\ufeff" + c,
-}
-
-
-def _homoglyphs(name: str) -> str:
-    return "".join(HOMOGLYPHS.get(ch, ch) for ch in name)
-
-
-def _first_homoglyph(name: str) -> str:
-    for i, ch in enumerate(name):
-        if ch in HOMOGLYPHS and HOMOGLYPHS[ch] != ch:
-            return name[:i] + HOMOGLYPHS[ch] + name[i + 1 :]
-    return name
-
-
-def _zero_width(name: str) -> str:
-    mid = len(name) // 2
-    return name[:mid] + ZERO_WIDTH[len(name) % len(ZERO_WIDTH)] + name[mid:]
-
-
-def _soft_hyphens(name: str) -> str:
-    return "\u00ad".join(name[i : i + 4] for i in range(0, len(name), 4))
-
-
-def _full_width(name: str) -> str:
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name)
-
-
-def _odd_spacing(name: str) -> str:
-    return name.replace("-", " - ")
-
-
-def _odd_dashes(name: str) -> str:
-    return "".join(DASHES[i % len(DASHES)] if c == "-" else c for i, c in enumerate(name))
-
-
-_MORPHEME = re.compile(r"(?<=[a-z]{4})(piperid|anilin|phenyl|propion|amino|ephedrin)", re.I)
-
-
-def _split_words(name: str) -> str:
-    """A compound word split before a chemical morpheme ("4-anilino piperidine")."""
-    return _MORPHEME.sub(r" \1", name)
-
-
-NAME_TRICKS: dict[str, Callable[[str], str]] = {
-    "compound split by a space": _split_words,
-    "one look-alike letter": _first_homoglyph,
-    "look-alike letters throughout": _homoglyphs,
-    "zero-width character": _zero_width,
-    "soft hyphens": _soft_hyphens,
-    "full-width letters": _full_width,
-    "odd spacing around hyphens": _odd_spacing,
-    "dash look-alikes": _odd_dashes,
-    "upper case": str.upper,
-}
-
-
-def _hs_tricks(code: str) -> dict[str, str]:
-    return {
-        "dotted": f"{code[:4]}.{code[4:]}",
-        "spaced": f"{code[:4]} {code[4:]}",
-        "national extension": code + "0000",
-        "dotted national extension": f"{code[:4]}.{code[4:6]}.00.00",
-        "full-width digits": _digits(code, 0xFF10),
-        "Arabic-Indic digits": _digits(code, 0x0660),
-        "zero-width inside": code[:3] + "\u200b" + code[3:],
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    entry_id: str
-    carries: str  # "cas", "name", "hs" or "broken-cas"
-    trick: str
-    line: GoodsLine
-
-    @property
-    def label(self) -> str:
-        return f"{self.entry_id} / {self.carries} / {self.trick}"
-
-
-def _table_i(watchlist: Watchlist) -> list[Entry]:
-    return [
-        e
-        for e in watchlist.spec.entries
-        if e.kind == "substance" and any(m.list == TABLE_I for m in e.memberships)
-    ]
-
-
-def _plain_hs(watchlist: Watchlist) -> str:
-    """A chapter-29 HS code no watchlist entry is listed under: the identity must come from
-    the CAS or the name, not from the code."""
-    for code in ("292990", "294200", "291819", "293490"):
-        if not watchlist.match_line(code, "industrial chemical intermediate").hits:
-            return code
-    raise AssertionError("every candidate HS code is on the watchlist")
-
-
-def _names(entry: Entry) -> list[str]:
-    """The entry's full names (name and synonyms: Spanish and IUPAC forms included) that,
-    written plainly under a neutral HS code, identify it strongly enough for the named rule."""
-    return [entry.name, *entry.synonyms]
-
-
-def _line(hs: str, description: str, cas: tuple[str, ...] = ()) -> GoodsLine:
-    return GoodsLine(
-        hs_code=hs,
-        description=description,
-        cas_numbers=cas,
-        quantity=20,
-        unit="DRUM",
-        gross_weight_kg=520.0,
-        declared_value_usd=18_000.0,
-    )
-
-
-def variants(watchlist: Watchlist) -> Iterator[Variant]:
-    plain = _plain_hs(watchlist)
-    benign = "industrial chemical intermediate, 25 kg drums"
-    for entry in _table_i(watchlist):
-        for cas in entry.cas:
-            for trick, apply in CAS_TRICKS.items():
-                yield Variant(entry.id, "cas", trick, _line(plain, benign, (apply(cas.number),)))
-            head, _, check = cas.number.rpartition("-")
-            broken = f"{head}-{(int(check) + 1) % 10}"
-            yield Variant(
-                entry.id, "broken-cas", "wrong check digit", _line(plain, benign, (broken,))
-            )
-        for name in _names(entry):
-            exact = watchlist.match_line(plain, f"{name} 99%")
-            if not any(
-                h.entry_id == entry.id and h.match_type == "name_exact" and h.strength >= 0.9
-                for h in exact.hits
-            ):
-                continue  # written plainly, this synonym is context only: no rule to evade
-            for trick, apply in NAME_TRICKS.items():
-                if apply(name) != name:
-                    yield Variant(entry.id, "name", trick, _line(plain, f"{apply(name)} 99%"))
-        for hs in entry.hs:
-            if hs.specificity != "specific" or len(hs.code) != 6:
-                continue
-            for trick, code in _hs_tricks(hs.code).items():
-                yield Variant(entry.id, "hs", trick, _line(code, benign))
-
-
-ALL = list(variants(load_watchlist()))
+CASES = table_i_cases(load_watchlist())
+BROKEN = broken_cas_cases(load_watchlist())
+ALL = CASES + BROKEN
 
 
 def test_the_red_team_is_big_and_covers_every_table_i_entry() -> None:
     watchlist = load_watchlist()
+    table_i = {
+        e.id
+        for e in watchlist.spec.entries
+        if e.kind == "substance" and any(m.list == "un-1988-table-i" for m in e.memberships)
+    }
     assert len(ALL) >= 150
-    covered = {v.entry_id for v in ALL if v.carries != "broken-cas"}
-    assert covered == {e.id for e in _table_i(watchlist)}
-    assert {v.carries for v in ALL} == {"cas", "name", "hs", "broken-cas"}
+    assert {c.entry_id for c in CASES} == table_i
+    assert {c.field for c in CASES} == {"cas", "name", "hs"}
+    assert {c.field for c in BROKEN} == {"broken-cas"}
+    assert {c.entry_id for c in BROKEN} <= table_i
+
+
+def test_case_shipment_ids_are_unique_and_the_same_on_every_run() -> None:
+    ids = [c.shipment.shipment_id for c in ALL]
+    assert len(set(ids)) == len(ids)
+    again = table_i_cases(load_watchlist()) + broken_cas_cases(load_watchlist())
+    assert [c.shipment.shipment_id for c in again] == ids
+    assert again == ALL
 
 
 def _established_consignee(world: Path) -> Party:
@@ -244,28 +76,27 @@ def _established_consignee(world: Path) -> Party:
     )
 
 
-def _shipment(i: int, variant: Variant, consignee: Party) -> Shipment:
-    return make_shipment(f"RT-{i:05d}", consignee=consignee, goods=(variant.line,))
+def _shipment(case: Case, consignee: Party) -> Shipment:
+    return dataclasses.replace(case.shipment, consignee=consignee)
 
 
 def test_every_evasion_variant_is_caught(server: ServerThread, world: Path) -> None:
     consignee = _established_consignee(world)
     stub = pb_grpc.RiskScoringStub(server.channel)
-    shipments = [_shipment(i, v, consignee) for i, v in enumerate(ALL)]
+    shipments = [_shipment(c, consignee) for c in ALL]
     decisions = list(stub.ScoreShipments(iter(request_for(s) for s in shipments), timeout=120))
     assert len(decisions) == len(ALL)
+    identity_codes = {f"RULE_{r.upper().replace('-', '_')}" for r in IDENTITY_RULES}
     evaded = []
-    for variant, decision in zip(ALL, decisions, strict=True):
-        assert not decision.HasField("error"), f"{variant.label}: {decision.error.message}"
+    for case, decision in zip(ALL, decisions, strict=True):
+        assert not decision.HasField("error"), f"{case.label}: {decision.error.message}"
         codes = {r.code for r in decision.reasons}
-        if variant.carries == "broken-cas":
+        if case.field == "broken-cas":
             caught = decision.lane != pb.LANE_GREEN and "RULE_DECLARED_CAS_INVALID" in codes
         else:
-            caught = decision.lane == pb.LANE_RED and bool(
-                codes & {f"RULE_{r.upper().replace('-', '_')}" for r in IDENTITY_RULES}
-            )
+            caught = decision.lane == pb.LANE_RED and bool(codes & identity_codes)
         if not caught:
-            evaded.append(f"{variant.label}: {pb.Lane.Name(decision.lane)} {sorted(codes)}")
+            evaded.append(f"{case.label}: {pb.Lane.Name(decision.lane)} {sorted(codes)}")
     assert evaded == [], f"{len(evaded)} of {len(ALL)} variants evaded:\n" + "\n".join(evaded)
 
 
@@ -275,8 +106,7 @@ def test_the_plain_shipment_of_the_established_consignee_is_not_red_by_rule(
     """Control: without the substance the same shipment fires no identity rule, so the
     suite's REDs come from the identity and not from the consignee or the route."""
     consignee = _established_consignee(world)
-    plain = _line(_plain_hs(load_watchlist()), "industrial chemical intermediate, 25 kg drums")
-    shipment = make_shipment("RT-CONTROL", consignee=consignee, goods=(plain,))
+    shipment = dataclasses.replace(control_shipment(load_watchlist()), consignee=consignee)
     decision = pb_grpc.RiskScoringStub(server.channel).ScoreShipment(request_for(shipment))
     assert not {r.code for r in decision.reasons} & {
         "RULE_TABLE_I_PRECURSOR",
