@@ -320,43 +320,69 @@ class LanePolicy:
         """The lane at ``port``, whether it was a random pick, and the policy's propensity;
         the decision then counts in the port's window."""
         with self._lock:
-            state = self._port(port)
-            port = self._key(port)
-            model_red, selected, explore, excess = state.capacity()
-            red_at, yellow_at = _threshold(state.pool, model_red), _threshold(state.pool, selected)
-            state.thresholds = (red_at, yellow_at)
-            when = at.timestamp() if at is not None else time.time()
-            if rule_lane == "red":
-                self._note_capacity(port, state, excess)
-                state.add(_Entry(when, None, "red", "red", False), when)
-                return LaneDecision("red", False, 1.0, red_at, yellow_at)
-            # Hard caps under the controller: the model never takes a RED, nor an exam of any
-            # lane, the window has no room for (rules still do; exploration's small share is
-            # left to the feedback). A drifting score distribution moves the thresholds only
-            # as fast as the window; the caps hold the port's capacity meanwhile.
-            b, n = state.budget, state.live + 1
-            full = state.red >= math.ceil(b.red * n - 1e-9)
-            none_left = state.red + state.yellow >= math.ceil((b.red + b.yellow) * n - 1e-9)
-            p_red = 0.0 if full or none_left else _select_probability(state.pool, score, model_red)
-            p_selected = (
-                0.0 if none_left else max(_select_probability(state.pool, score, selected), p_red)
-            )
-            fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
-            u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
-            model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
-            lane = raise_lane(model_lane, rule_lane)
-            if lane != "green":
-                propensity = 1.0 if rule_lane == "yellow" else p_selected
-                forced = rule_lane if rule_lane != "green" else ""
-                state.add(_Entry(when, score, forced, lane, False), when)
-                return LaneDecision(lane, False, propensity, red_at, yellow_at)
-            rest = max(len(state.pool) + 1 - selected, 1.0)
-            p_explore = float(min(1.0, explore / rest))
-            propensity = p_selected + (1.0 - p_selected) * p_explore
-            chosen = p_explore > 0 and uniform_draw(shipment_id, self.seed) < p_explore
-            lane = "red" if chosen else "green"
-            state.add(_Entry(when, score, "", lane, chosen), when)
-            return LaneDecision(lane, chosen, propensity, red_at, yellow_at)
+            return self._decide(port, score, shipment_id, rule_lane, at)
+
+    def decide_beside(
+        self,
+        port: str,
+        score: float,
+        shadow_score: float,
+        shipment_id: str,
+        rule_lane: str = "green",
+        at: datetime | None = None,
+    ) -> tuple[LaneDecision, LaneDecision]:
+        """:meth:`decide` for ``score``, and what the policy would have answered for
+        ``shadow_score`` (another model's score of the same shipment) in the state it was in
+        for this decision, with the same rule lane and draws. The second answer counts
+        nowhere: windows, thresholds and counts are what :meth:`decide` alone leaves."""
+        with self._lock:
+            shadow = self._choose(self._port(port), shadow_score, shipment_id, rule_lane)
+            return self._decide(port, score, shipment_id, rule_lane, at), shadow
+
+    def _decide(
+        self, port: str, score: float, shipment_id: str, rule_lane: str, at: datetime | None
+    ) -> LaneDecision:
+        """:meth:`decide` under the lock: choose, then count the decision in the window."""
+        state = self._port(port)
+        decided = self._choose(state, score, shipment_id, rule_lane)
+        state.thresholds = (decided.red_threshold, decided.yellow_threshold)
+        when = at.timestamp() if at is not None else time.time()
+        if rule_lane == "red":
+            self._note_capacity(self._key(port), state, state.capacity()[3])
+        pooled = None if rule_lane == "red" else score  # a rule's RED is not the model's
+        forced = "" if rule_lane == "green" else rule_lane
+        state.add(_Entry(when, pooled, forced, decided.lane, decided.random_selection), when)
+        return decided
+
+    def _choose(self, state: _Port, score: float, shipment_id: str, rule_lane: str) -> LaneDecision:
+        """The decision for ``score`` in the window as it stands; changes nothing."""
+        model_red, selected, explore, _ = state.capacity()
+        red_at, yellow_at = _threshold(state.pool, model_red), _threshold(state.pool, selected)
+        if rule_lane == "red":
+            return LaneDecision("red", False, 1.0, red_at, yellow_at)
+        # Hard caps under the controller: the model never takes a RED, nor an exam of any
+        # lane, the window has no room for (rules still do; exploration's small share is
+        # left to the feedback). A drifting score distribution moves the thresholds only
+        # as fast as the window; the caps hold the port's capacity meanwhile.
+        b, n = state.budget, state.live + 1
+        full = state.red >= math.ceil(b.red * n - 1e-9)
+        none_left = state.red + state.yellow >= math.ceil((b.red + b.yellow) * n - 1e-9)
+        p_red = 0.0 if full or none_left else _select_probability(state.pool, score, model_red)
+        p_selected = (
+            0.0 if none_left else max(_select_probability(state.pool, score, selected), p_red)
+        )
+        fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
+        u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
+        model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
+        lane = raise_lane(model_lane, rule_lane)
+        if lane != "green":
+            propensity = 1.0 if rule_lane == "yellow" else p_selected
+            return LaneDecision(lane, False, propensity, red_at, yellow_at)
+        rest = max(len(state.pool) + 1 - selected, 1.0)
+        p_explore = float(min(1.0, explore / rest))
+        propensity = p_selected + (1.0 - p_selected) * p_explore
+        chosen = p_explore > 0 and uniform_draw(shipment_id, self.seed) < p_explore
+        return LaneDecision("red" if chosen else "green", chosen, propensity, red_at, yellow_at)
 
     @staticmethod
     def _note_capacity(port: str, state: _Port, excess: float) -> None:
