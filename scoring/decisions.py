@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from features.schema import FEATURE_NAMES
 from scoring.caller import Caller
 from scoring.reasons import Reason
 from scoring.scorer import Scored
+from scoring.shadow import ShadowScore
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class OutcomeReceipt:
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What serves, as ``GetModelInfo`` tells it: the bundle, its features and test metrics,
-    and the watchlist and rules beside it."""
+    the watchlist and rules beside it, and the shadow model scored beside it (its version and
+    test metrics; empty when there is none)."""
 
     model_version: str
     trained_at: datetime
@@ -81,6 +83,8 @@ class ModelInfo:
     metrics: dict[str, float]
     code_version: str
     rules_version: str
+    shadow_model_version: str = ""
+    shadow_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def _json_value(value: Any) -> Any:
@@ -122,6 +126,10 @@ def decision_payload(
     shipment exactly as the caller wrote it when that differs (``null`` when it was already
     canonical), so an auditor sees both what was declared and what it was read as. ``caller``
     is who asked for the decision and how it was authenticated (``null`` outside the server).
+    ``shadow`` is there only when a shadow model was scored beside the serving one: its
+    version, calibrated score and the lane the shipment would have had with it
+    (:mod:`scoring.shadow`); records without it (no shadow, or written before shadows
+    existed) read the same everywhere.
     """
     canonical = _shipment_json(admitted.canonical)
     same = admitted.declared == admitted.canonical  # the usual case: one form, written once
@@ -161,6 +169,20 @@ def decision_payload(
         "exam_reason": _reason_json(scored.exam_reason) if scored.exam_reason else None,
         # The policy in force: the thresholds this decision faced (propensity is above).
         "thresholds": {"red": scored.thresholds[0], "yellow": scored.thresholds[1]},
+        **_shadow_json(scored.shadow),
+    }
+
+
+def _shadow_json(shadow: ShadowScore | None) -> dict[str, Any]:
+    """The payload's ``shadow`` key, or nothing when no shadow was scored."""
+    if shadow is None:
+        return {}
+    return {
+        "shadow": {
+            "model_version": shadow.model_version,
+            "risk_score": shadow.risk_score,
+            "lane": shadow.lane,
+        }
     }
 
 

@@ -15,14 +15,17 @@ from typing import NamedTuple
 import polars as pl
 
 from features.build import (
+    Basics,
     Declarations,
     FeatureBlock,
+    FeatureReference,
     FeatureRow,
     finish,
     keyed_outcomes,
     stage_one,
     table_features,
 )
+from features.declarations import Array
 from features.history import Keyed, history_features
 from features.live import shipments_from_frames
 from features.records import Shipment
@@ -42,6 +45,7 @@ from scoring.reasons import (
 )
 from scoring.rules import RuleContext, RuleHit, RuleSet, evidence_from_lines, strongest_lane
 from scoring.settings import CoreSettings
+from scoring.shadow import Shadow, ShadowScore, ShadowScores
 
 # The lanes whose decisions carry model reasons: the ones an inspector acts on.
 EXPLAINED_LANES = frozenset({"red", "yellow"})
@@ -68,7 +72,8 @@ class HitRef:
 class Scored:
     """What the scorer made of one shipment: its calibrated score, the lane the port's policy
     gave it (with the propensity of that choice), the reasons and hits an inspector reads,
-    the features it was scored on, the rules that fired and the exam recommended."""
+    the features it was scored on, the rules that fired and the exam recommended; and, when a
+    shadow model is scored beside the serving one, what it made of the shipment."""
 
     shipment_id: str
     port_of_entry: str
@@ -83,6 +88,7 @@ class Scored:
     exam: str = ""  # recommended exam (scoring.exams.EXAMS); "" when GREEN
     exam_reason: Reason | None = None
     thresholds: tuple[float, float] = (1.0, 1.0)  # the model's (RED, YELLOW) thresholds used
+    shadow: ShadowScore | None = None  # the shadow model's score and lane (scoring.shadow)
 
 
 @dataclass(frozen=True)
@@ -94,13 +100,15 @@ class ScoredBatch:
 
 @dataclass(frozen=True)
 class Scorer:
-    """One consistent serving snapshot: model, watchlist, hard rules and lane policy."""
+    """One consistent serving snapshot: model, watchlist, hard rules and lane policy, and the
+    shadow model scored beside the model, if any (live batches only)."""
 
     bundle: ModelBundle
     watchlist: Watchlist
     rules: RuleSet
     policy: LanePolicy
     exams: ExamPlanner = field(default_factory=ExamPlanner)  # stateful: capacity per port
+    shadow: Shadow | None = None
 
     @classmethod
     def create(
@@ -112,11 +120,13 @@ class Scorer:
         policy: LanePolicy | None = None,
         *,
         exams: ExamPlanner | None = None,
+        shadow: ModelBundle | None = None,
     ) -> Scorer:
         """A scorer with the lane budgets and exploration seed of ``settings``.
 
         ``policy`` is the serving lane policy to keep (its windows restart from this bundle's
-        reference distribution); without one, a fresh policy (a bulk run's own)."""
+        reference distribution); without one, a fresh policy (a bulk run's own). ``shadow``:
+        a bundle to score live batches with beside ``bundle`` (:mod:`scoring.shadow`)."""
         if policy is None:
             policy = LanePolicy(
                 bundle.meta.score_quantiles, settings.lane_budgets, settings.exploration_seed
@@ -125,7 +135,8 @@ class Scorer:
             policy.rebase(bundle.meta.score_quantiles)
         if exams is None:  # the serving planner is kept across reloads (ScoringService.exams)
             exams = ExamPlanner(settings.exam_capacity)
-        return cls(bundle, watchlist, rules, policy, exams)
+        beside = Shadow.beside(shadow, bundle.meta) if shadow is not None else None
+        return cls(bundle, watchlist, rules, policy, exams, beside)
 
     @property
     def model_version(self) -> str:
@@ -144,17 +155,27 @@ class Scorer:
         history from ``state``; no polars plan on the way."""
         declarations = Declarations.from_shipments(shipments, self.watchlist)
         basics = stage_one(declarations, self.watchlist)
-        reference = self.bundle.meta.reference
-        history = state.history_for(
-            basics.keyed, reference.prior_rate, reference.smoothing_strength
-        )
-        return ScoredFeatures(declarations, finish(basics, history, reference), basics.keyed)
+        block = _live_block(basics, state, self.bundle.meta.reference)
+        return ScoredFeatures(declarations, block, basics)
 
     def score_batch(self, shipments: Sequence[Shipment], state: EntityState) -> ScoredBatch:
-        """Score live shipments; the caller remembers ``keyed`` in the state afterwards."""
+        """Score live shipments; the caller remembers ``keyed`` in the state afterwards.
+        With a shadow, each decision carries its score too (decided by the model alone)."""
         computed = self.features(shipments, state)
-        scored = self.decide(shipments, computed) if shipments else []
+        shadow = self._shadow_features(computed, state)
+        scored = self.decide(shipments, computed, shadow=shadow) if shipments else []
         return ScoredBatch(scored, computed.keyed, computed.block)
+
+    def _shadow_features(self, computed: ScoredFeatures, state: EntityState) -> Array | None:
+        """The shadow's feature matrix of a live batch (None without a shadow): stage one is
+        the batch's, history and the last stage are measured against the shadow's own
+        reference (the serving matrix itself when the two references are equal)."""
+        if self.shadow is None:
+            return None
+        reference = self.shadow.reference
+        if reference == self.bundle.meta.reference:
+            return computed.block.matrix
+        return _live_block(computed.basics, state, reference).matrix
 
     def score_tables(
         self, shipments: pl.DataFrame, goods: pl.DataFrame, inspections: pl.DataFrame
@@ -166,7 +187,7 @@ class Scorer:
         )
         return self.decide(
             shipments_from_frames(shipments, goods),
-            ScoredFeatures(computed.declarations, computed.block, computed.basics.keyed),
+            ScoredFeatures(computed.declarations, computed.block, computed.basics),
         )
 
     def score_stream(self, stream: TableStream) -> Iterator[list[Scored]]:
@@ -202,24 +223,31 @@ class Scorer:
             start = end
             yield self.decide(
                 shipments_from_frames(chunk.shipments, chunk.goods),
-                ScoredFeatures(declarations, block, basics.keyed),
+                ScoredFeatures(declarations, block, basics),
                 threads=0,
             )
 
     def decide(
-        self, shipments: Sequence[Shipment], computed: ScoredFeatures, *, threads: int = 1
+        self,
+        shipments: Sequence[Shipment],
+        computed: ScoredFeatures,
+        *,
+        threads: int = 1,
+        shadow: Array | None = None,
     ) -> list[Scored]:
         """Scores, hard rules, lanes and reasons for shipments whose features are computed
         (``computed`` rows in the order of ``shipments``); LightGBM uses ``threads`` threads
-        (0: all cores, for bulk runs).
+        (0: all cores, for bulk runs). ``shadow``: the shadow model's features of the same rows,
+        to score with it beside (this scorer's :attr:`shadow`); it changes no decision.
 
         Model reasons (SHAP contributions) are computed only for the shipments an inspector
         acts on, RED and YELLOW: a GREEN one is released, and its reasons say so (with any
         rule or watchlist finding). Its features are in the ledger to explain it later."""
         matrix = computed.block.matrix
         scores = self.bundle.predict(matrix, threads=threads)
+        beside = self._beside(shipments, shadow, threads)
         judged = [
-            self._judge(shipment, computed, row, float(scores[row]))
+            self._judge(shipment, computed, row, float(scores[row]), beside)
             for row, shipment in enumerate(shipments)
         ]
         explained = [row for row, j in enumerate(judged) if j.decided.lane in EXPLAINED_LANES]
@@ -230,10 +258,25 @@ class Scorer:
             for row, (shipment, j) in enumerate(zip(shipments, judged, strict=True))
         ]
 
+    def _beside(
+        self, shipments: Sequence[Shipment], shadow: Array | None, threads: int
+    ) -> ShadowScores | None:
+        """The shadow's scores of the batch from its features ``shadow`` (None: no shadow)."""
+        if shadow is None or self.shadow is None:
+            return None
+        ports = [s.port_of_entry for s in shipments]
+        return self.shadow.score(shadow, ports, threads=threads)
+
     def _judge(
-        self, shipment: Shipment, computed: ScoredFeatures, row: int, score: float
+        self,
+        shipment: Shipment,
+        computed: ScoredFeatures,
+        row: int,
+        score: float,
+        beside: ShadowScores | None = None,
     ) -> _Judged:
-        """Watchlist evidence, hard rules, the lane and the exam for one shipment."""
+        """Watchlist evidence, hard rules, the lane and the exam for one shipment; with the
+        shadow's scores ``beside``, also the shadow's score and lane."""
         values = computed.block.row(row)
         lines = computed.declarations.lines_of(row)
         hits = tuple(
@@ -244,13 +287,16 @@ class Scorer:
         )
         evidence, mismatches = evidence_from_lines(lines, self.watchlist)
         fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
-        decided = self.policy.decide(
-            shipment.port_of_entry,
-            score,
-            shipment.shipment_id,
-            strongest_lane("green", fired),
-            shipment.declared_at,
-        )
+        rule_lane = strongest_lane("green", fired)
+        port, shipment_id, at = shipment.port_of_entry, shipment.shipment_id, shipment.declared_at
+        shadow = None
+        if beside is None:
+            decided = self.policy.decide(port, score, shipment_id, rule_lane, at)
+        else:
+            decided, would = self.policy.decide_beside(
+                port, score, float(beside.serving[row]), shipment_id, rule_lane, at
+            )
+            shadow = ShadowScore(beside.version, float(beside.scores[row]), would.lane)
         exam = self.exams.recommend(
             ExamContext(
                 port=shipment.port_of_entry,
@@ -265,7 +311,7 @@ class Scorer:
                 features=values,
             )
         )
-        return _Judged(score, values, hits, fired, decided, exam)
+        return _Judged(score, values, hits, fired, decided, exam, shadow)
 
 
 class _Judged(NamedTuple):
@@ -277,6 +323,7 @@ class _Judged(NamedTuple):
     fired: list[RuleHit]
     decided: LaneDecision
     exam: ExamChoice | None
+    shadow: ShadowScore | None = None
 
 
 def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -> Scored:
@@ -306,11 +353,23 @@ def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -
         exam=j.exam.exam if j.exam else "",
         exam_reason=j.exam.reason if j.exam else None,
         thresholds=(j.decided.red_threshold, j.decided.yellow_threshold),
+        shadow=j.shadow,
     )
+
+
+def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:
+    """The last two stages live: the history of ``basics``' rows from ``state`` and the
+    comparison with ``reference``, whose prior rate and smoothing the history uses too."""
+    history = state.history_for(basics.keyed, reference.prior_rate, reference.smoothing_strength)
+    return finish(basics, history, reference)
 
 
 @dataclass(frozen=True)
 class ScoredFeatures:
     declarations: Declarations  # the batch as the kernels read it, watchlist readings included
     block: FeatureBlock
-    keyed: Keyed
+    basics: Basics  # stage one of the batch, its entity keys included
+
+    @property
+    def keyed(self) -> Keyed:
+        return self.basics.keyed

@@ -23,6 +23,7 @@ from features.errors import (
     CentinelaError,
     DeadlineExceeded,
     FailedPrecondition,
+    ModelError,
     NotFound,
     Unavailable,
 )
@@ -31,6 +32,7 @@ from features.records import Shipment
 from features.schema import FEATURE_NAMES
 from features.state import EntityState
 from features.watchlist import Watchlist, load_watchlist
+from scoring.bundle import ModelBundle
 from scoring.caller import Caller
 from scoring.decisions import (
     Decision,
@@ -93,11 +95,13 @@ class ScoringService:
         return scorer
 
     def load(self) -> Scorer:
-        """Load the watchlist and the configured model; raises and keeps state on failure."""
+        """Load the watchlist, the configured model and the shadow model (``shadow_model``, if
+        set); raises and keeps state on failure."""
         with self._lock:
             watchlist = self._watchlist or load_watchlist(self.settings.watchlist_file)
             rules = self._rules or load_rules(self.settings.rules_file, watchlist)
             bundle = self.registry.load(self.settings.model_version)
+            shadow = self._load_shadow()
             if self.state is None:  # kept only once whole: a failed load builds it again
                 state = EntityState.from_data_dir(self.settings.data_dir, watchlist)
                 if self.ledger is not None:
@@ -113,14 +117,31 @@ class ScoringService:
                 )
             self._watchlist, self._rules = watchlist, rules
             self._scorer = Scorer.create(
-                bundle, watchlist, rules, self.settings, self.lanes, exams=self.exams
+                bundle, watchlist, rules, self.settings, self.lanes, exams=self.exams, shadow=shadow
             )
             self.lanes = self._scorer.policy
             log.info(
                 "model loaded",
-                extra={"model_version": bundle.version, "watchlist_version": watchlist.version},
+                extra={
+                    "model_version": bundle.version,
+                    "watchlist_version": watchlist.version,
+                    "shadow_model": shadow.version if shadow else None,
+                },
             )
             return self._scorer
+
+    def _load_shadow(self) -> ModelBundle | None:
+        """The ``shadow_model`` bundle (None when unset), checked as the serving one is; an
+        error says it is the shadow that failed, and its version."""
+        version = self.settings.shadow_model
+        if version is None:
+            return None
+        try:
+            return self.registry.load(version)
+        except (NotFound, FailedPrecondition, ModelError) as error:
+            raise type(error)(
+                f"shadow model {version} (setting shadow_model): {error.message}"
+            ) from error
 
     def _follow(self, state: EntityState, replayed: int, watchlist: Watchlist) -> None:
         """Follow the other servers' rows of a shared ledger from the last one replayed: what
@@ -191,6 +212,12 @@ class ScoringService:
         """Each port's realised lanes over its window beside its capacity (for metrics)."""
         lanes = self.lanes
         return lanes.shares() if lanes is not None else []
+
+    @property
+    def shadow_version(self) -> str:
+        """The version of the shadow model scored beside the serving one; empty for none."""
+        scorer = self._scorer
+        return scorer.shadow.version if scorer is not None and scorer.shadow is not None else ""
 
     @property
     def versions(self) -> tuple[str, str, str]:
@@ -443,7 +470,7 @@ class ScoringService:
 
     def model_info(self) -> ModelInfo:
         scorer = self._require()
-        meta = scorer.bundle.meta
+        meta, shadow = scorer.bundle.meta, scorer.shadow
         return ModelInfo(
             model_version=meta.version,
             trained_at=meta.trained_at,
@@ -452,6 +479,8 @@ class ScoringService:
             metrics=dict(meta.metrics),
             code_version=meta.code_version,
             rules_version=scorer.rules_version,
+            shadow_model_version=shadow.version if shadow else "",
+            shadow_metrics=dict(shadow.bundle.meta.metrics) if shadow else {},
         )
 
 

@@ -44,6 +44,15 @@ class CoreSettings(BaseSettings):
     model_version: str | None = Field(
         None, description="Serve this bundle version instead of the promoted one."
     )
+    shadow_model: str | None = Field(
+        None,
+        pattern=r"^v\d{4,}$",
+        description="A bundle version of the registry (v0003) scored beside the serving model "
+        "on every shipment, on features measured against its own reference: it decides "
+        "nothing; each decision's ledger record keeps its score and the lane it would have "
+        "had (shadow), and centinela_shadow_* metrics count the lanes against the serving "
+        "model's. It loads with the serving model, at start and on ReloadModel. Unset: none.",
+    )
     watchlist_file: Path | None = Field(
         None, description="Watchlist YAML file; unset means the file shipped with Centinela."
     )
