@@ -161,6 +161,7 @@ class CentinelaServer:
 
     async def _on_change(self) -> None:
         self.metrics.set_versions(*self.service.versions)
+        self.metrics.set_shadow(self.service.shadow_version)
         if self.service.ready and not self._stopping:
             await self._set_health(SERVING)
 

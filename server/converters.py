@@ -248,7 +248,13 @@ def model_info_to_proto(info: ModelInfo) -> pb.ModelInfo:
         trained_at=trained_at,
         feature_names=list(info.feature_names),
         watchlist_version=info.watchlist_version,
-        metrics=[pb.Metric(name=k, value=v) for k, v in sorted(info.metrics.items())],
+        metrics=_metrics_to_proto(info.metrics),
         code_version=info.code_version,
         rules_version=info.rules_version,
+        shadow_model_version=info.shadow_model_version,
+        shadow_metrics=_metrics_to_proto(info.shadow_metrics),
     )
+
+
+def _metrics_to_proto(metrics: dict[str, float]) -> list[pb.Metric]:
+    return [pb.Metric(name=k, value=v) for k, v in sorted(metrics.items())]

@@ -23,6 +23,12 @@ far this one's entity history follows the others' rows (:mod:`scoring.ledger.fol
 ``centinela_ledger_follow_lag_seconds``, ``centinela_ledger_follow_lag_rows``,
 ``centinela_ledger_followed_rows_total``, ``centinela_ledger_follow_failures_total`` and the
 histogram ``centinela_ledger_follow_delay_seconds`` (none of them with a SQLite ledger).
+
+A shadow model (setting ``shadow_model``, :mod:`scoring.shadow`) is counted as each decision is
+returned: ``centinela_shadow_decisions_total{port, lane, shadow_lane}`` (the lane decided
+against the lane the shadow would have given), the histogram
+``centinela_shadow_score_difference{port}`` (|serving - shadow| calibrated score), and
+``centinela_shadow_info{model_version}`` while a shadow serves (no samples without one).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+DIFFERENCE_BUCKETS = (0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
@@ -80,6 +87,7 @@ class Metrics:
         self._calls()
         self._decisions()
         self._serving()
+        self._shadow()
         r = self.registry
         self.lanes = LaneCollector()
         r.register(self.lanes)
@@ -201,6 +209,40 @@ class Metrics:
             ["target", "result"],
             registry=r,
         )
+
+    def _shadow(self) -> None:
+        """The shadow model beside the serving one: what it would have decided, how far its
+        scores sit from the serving model's, and which one it is."""
+        r = self.registry
+        self.shadow_decisions = Counter(
+            "centinela_shadow_decisions",
+            "Decisions returned while a shadow model is scored beside the serving one, by port "
+            "of entry, the lane decided and the lane the shadow's score would have given "
+            "(the same lane policy, rules and exploration draw: see scoring/shadow.py).",
+            ["port", "lane", "shadow_lane"],
+            registry=r,
+        )
+        self.shadow_score_difference = Histogram(
+            "centinela_shadow_score_difference",
+            "Absolute difference between the serving and the shadow model's calibrated "
+            "scores of each decision, by port of entry.",
+            ["port"],
+            buckets=DIFFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.shadow_info = Gauge(
+            "centinela_shadow_info",
+            "1 while a shadow model is scored beside the serving one; the label names its "
+            "version. No sample without a shadow.",
+            ["model_version"],
+            registry=r,
+        )
+
+    def set_shadow(self, model_version: str) -> None:
+        """The shadow model serving (empty: none)."""
+        self.shadow_info.clear()
+        if model_version:
+            self.shadow_info.labels(model_version).set(1)
 
     def set_versions(self, model_version: str, watchlist_version: str, rules_version: str) -> None:
         self.serving_versions.clear()

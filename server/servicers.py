@@ -100,6 +100,11 @@ class RiskScoringServicer(pb_grpc.RiskScoringServicer):
         self.metrics.risk_score.labels(port).observe(scored.risk_score)
         for hit in scored.watchlist_hits:
             self.metrics.watchlist_hits.labels(hit.match_type).inc()
+        shadow = scored.shadow
+        if shadow is not None:
+            self.metrics.shadow_decisions.labels(port, scored.lane, shadow.lane).inc()
+            difference = abs(scored.risk_score - shadow.risk_score)
+            self.metrics.shadow_score_difference.labels(port).observe(difference)
 
     async def ScoreShipment(
         self, request: pb.ScoreShipmentRequest, context: Context

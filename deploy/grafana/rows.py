@@ -37,11 +37,22 @@ from deploy.grafana.panels import (
     targets,
     timeseries,
 )
+from scoring.lanes import LANES
 
 REQUESTS = "centinela_grpc_requests_total"
+SHADOW_DECISIONS = "centinela_shadow_decisions_total"
 PSI = "centinela_drift_psi"
 # Population stability: under 0.1 stable, 0.1-0.25 a moderate shift, over 0.25 a major one.
 PSI_STEPS = ((0.1, "orange"), (0.25, "red"))
+
+
+def shadow_agreement() -> str:
+    """Per port, the share of decisions whose lane the shadow model would have given too."""
+    agreeing = [
+        sel(SHADOW_DECISIONS, PORT, f'lane="{lane}", shadow_lane="{lane}"') for lane in LANES
+    ]
+    same = " or ".join(f"rate({selected}[{RATE}])" for selected in agreeing)
+    return f"sum by (port) ({same}) / {summed(SHADOW_DECISIONS, 'port', PORT)}"
 
 
 def lane_share_against_budget(lane: str) -> list[Panel]:
@@ -399,6 +410,25 @@ MODEL = Row(
             "Decisions in each port's drift window (at most drift_window); PSI is "
             "exported once it holds drift_min_decisions.",
             "centinela_drift_window_decisions",
+        ),
+        timeseries(
+            "Shadow model: lane agreement by port",
+            "Share of each port's decisions whose lane the shadow model (setting "
+            "shadow_model) would have given too: its score on the serving model's scale "
+            "through the same lane policy, rules and exploration draw. 1 means the two "
+            "models rank this traffic alike; empty without a shadow.",
+            targets((shadow_agreement(), "{{port}}")),
+            unit="percentunit",
+            min_zero=False,
+            size=HALF,
+        ),
+        timeseries(
+            "Shadow model: score difference (p50, p99)",
+            "Absolute difference between the serving and the shadow model's calibrated "
+            "scores of the same decisions, by port; empty without a shadow.",
+            quantiles("centinela_shadow_score_difference", "le, port", PORT),
+            unit="percentunit",
+            size=HALF,
         ),
     ],
 )

@@ -232,7 +232,7 @@ class Metric(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_version", "trained_at", "feature_names", "watchlist_version", "metrics", "code_version", "rules_version")
+    __slots__ = ("model_version", "trained_at", "feature_names", "watchlist_version", "metrics", "code_version", "rules_version", "shadow_model_version", "shadow_metrics")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,8 @@ class ModelInfo(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
     RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_METRICS_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     trained_at: _timestamp_pb2.Timestamp
     feature_names: _containers.RepeatedScalarFieldContainer[str]
@@ -247,4 +249,6 @@ class ModelInfo(_message.Message):
     metrics: _containers.RepeatedCompositeFieldContainer[Metric]
     code_version: str
     rules_version: str
-    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., watchlist_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., code_version: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
+    shadow_model_version: str
+    shadow_metrics: _containers.RepeatedCompositeFieldContainer[Metric]
+    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., watchlist_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., code_version: _Optional[str] = ..., rules_version: _Optional[str] = ..., shadow_model_version: _Optional[str] = ..., shadow_metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ...) -> None: ...
