@@ -20,7 +20,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from features.errors import ConfigError, DataError, ModelError
-from scoring import ledger_keys as keys
+from scoring import ledger_keys
 from scoring.explain import explain
 from scoring.ledger import (
     VerifyResult,
@@ -76,19 +76,23 @@ def _home(db: str, needed: str) -> Path:
     return home
 
 
-def _key_ring_of(db: str, key_file: Path | None) -> keys.KeyRing:
+def _key_ring_of(db: str, key_file: Path | None) -> ledger_keys.KeyRing:
     """The MAC key ring for ``db``: beside a SQLite file by default, named for a database."""
-    if key_file is None and not (os.environ.get(keys.KEY_FILE_ENV) or os.environ.get(keys.KEY_ENV)):
+    if key_file is None and not (
+        os.environ.get(ledger_keys.KEY_FILE_ENV) or os.environ.get(ledger_keys.KEY_ENV)
+    ):
         return default_key_ring(
-            _home(db, f"--key-file (or set {keys.KEY_FILE_ENV} or {keys.KEY_ENV})")
+            _home(db, f"--key-file (or set {ledger_keys.KEY_FILE_ENV} or {ledger_keys.KEY_ENV})")
         )
     return default_key_ring(key_home(db), key_file)
 
 
 def _signing_key_of(db: str, signing_key: Path | None) -> Ed25519PrivateKey:
     """The signing key for ``db``: beside a SQLite file by default, named for a database."""
-    if signing_key is None and not os.environ.get(keys.SIGNING_KEY_FILE_ENV):
-        return default_signing_key(_home(db, f"--signing-key (or set {keys.SIGNING_KEY_FILE_ENV})"))
+    if signing_key is None and not os.environ.get(ledger_keys.SIGNING_KEY_FILE_ENV):
+        return default_signing_key(
+            _home(db, f"--signing-key (or set {ledger_keys.SIGNING_KEY_FILE_ENV})")
+        )
     home = key_home(db)
     return default_signing_key(home if home is not None else Path(), signing_key)
 
@@ -97,9 +101,9 @@ def _public_keys_of(db: str, given: list[Path]) -> list[Ed25519PublicKey] | None
     """The trusted public keys: those given, else the signing key's (beside a SQLite file, or
     from the environment); for a database with neither, ConfigError."""
     if given:
-        return [keys.load_public_key(p) for p in given]
-    if key_home(db) is None and not os.environ.get(keys.SIGNING_KEY_FILE_ENV):
-        _home(db, f"--public-key (or set {keys.SIGNING_KEY_FILE_ENV})")
+        return [ledger_keys.load_public_key(p) for p in given]
+    if key_home(db) is None and not os.environ.get(ledger_keys.SIGNING_KEY_FILE_ENV):
+        _home(db, f"--public-key (or set {ledger_keys.SIGNING_KEY_FILE_ENV})")
     return None
 
 
@@ -142,8 +146,8 @@ def verify_command(
         result = verify(db, keys, publics, witnessed)
         found = publics if publics is not None else default_public_keys(key_home(db))
         if witnessed is not None:
-            found = [*found, keys.public_key_from_text(witnessed.public_key, str(witness))]
-        trusted = list({keys.fingerprint(k): k for k in found}.values())
+            found = [*found, ledger_keys.public_key_from_text(witnessed.public_key, str(witness))]
+        trusted = list({ledger_keys.fingerprint(k): k for k in found}.values())
         if json_out:
             print_json(
                 {
@@ -157,7 +161,9 @@ def verify_command(
                     "signers": list(result.signers),
                     "witnessed": result.witnessed,
                     "notes": list(result.notes),
-                    "public_keys": {keys.fingerprint(k): keys.public_key_text(k) for k in trusted},
+                    "public_keys": {
+                        ledger_keys.fingerprint(k): ledger_keys.public_key_text(k) for k in trusted
+                    },
                 }
             )
         elif result.ok:
@@ -165,7 +171,8 @@ def verify_command(
             for note in result.notes:
                 say(f"  {note}")
             for key in trusted:
-                say(f"  signing key {keys.fingerprint(key)}: {keys.public_key_text(key)}")
+                text = ledger_keys.public_key_text(key)
+                say(f"  signing key {ledger_keys.fingerprint(key)}: {text}")
         else:
             say(f"ledger {_where(db)}: [bold red]{result.problem}[/]", err=True)
         if not result.ok:
@@ -206,7 +213,7 @@ def checkpoint_command(
             )
         write_checkpoint(checkpoint, public, out)
         if public_key_out is not None:
-            public_key_out.write_text(keys.public_key_pem(public))
+            public_key_out.write_text(ledger_keys.public_key_pem(public))
         say(
             f"checkpoint of row {checkpoint.seq} (signed {checkpoint.recorded_at} by "
             f"{checkpoint.signer}) written to {out}; the ledger has {result.last} rows"
@@ -250,7 +257,7 @@ def new_key_command(
 
     def body() -> None:
         path = key_file or default_key_file(_home(db, "--key-file, the key ring to add to"))
-        new_id = keys.add_key(path, key_id)
+        new_id = ledger_keys.add_key(path, key_id)
         console.print(f"added key {new_id} to {path}; restart the server to write with it")
 
     run(body)
