@@ -78,6 +78,12 @@ def bootstrap(settings: Settings) -> None:
         settings.registry_dir,
         seed=settings.bootstrap_seed,
         promote=True if retrain else None,
+        promoted_by="centinela serve --bootstrap",
+        promotion_reason=(
+            f"the promoted model {promoted} predates the bundle format this version loads"
+            if retrain
+            else None  # train's own: the first model of an empty registry
+        ),
     )
     log.info("trained", extra={"version": result.version, "metrics": result.metrics})
 

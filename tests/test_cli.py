@@ -46,7 +46,13 @@ def test_train_then_list_promote_and_rollback(world: Path, tmp_path: Path) -> No
     listed = json.loads(centinela("models", "list", "--registry", str(registry), "--json").stdout)
     assert [(m["version"], m["promoted"]) for m in listed] == [("v0001", True), ("v0002", False)]
 
-    assert centinela("models", "promote", "v0002", "--registry", str(registry)).returncode == 0
+    # v0002 has no gate verdict: the gate refuses it unless forced, with a reason.
+    refused = centinela("models", "promote", "v0002", "--registry", str(registry))
+    assert refused.returncode == 3
+    assert "v0002 has no gate verdict" in refused.stderr
+    forced = ("--force", "--reason", "trial of v0002")
+    promoted = centinela("models", "promote", "v0002", *forced, "--registry", str(registry))
+    assert promoted.returncode == 0, promoted.stderr
     rolled = centinela("models", "rollback", "--registry", str(registry))
     assert rolled.returncode == 0
     assert "v0001 is promoted" in rolled.stdout
@@ -228,10 +234,17 @@ def test_bootstrap_replaces_a_promoted_bundle_older_than_the_format_it_checks(
     root = tmp_path / "registry"
     (root / "v0001").mkdir(parents=True)
     (root / "v0001" / META_FILE).write_text('{"format": 1, "version": "v0001"}')
-    Registry(root).promote("v0001")
+    Registry(root).promote("v0001", by="make run", reason="an older version", forced=True)
     bootstrap(load_settings(registry_dir=root, data_dir=world))
     registry = Registry(root)
     assert registry.promoted() == "v0002"
     assert registry.load().version == "v0002"
+    logged = registry.promotion_log()[-1]
+    assert (logged.version, logged.by, logged.forced) == (
+        "v0002",
+        "centinela serve --bootstrap",
+        True,
+    )
+    assert logged.reason == "the promoted model v0001 predates the bundle format this version loads"
     bootstrap(load_settings(registry_dir=root, data_dir=world))  # current: nothing to do
     assert registry.versions() == ["v0001", "v0002"]

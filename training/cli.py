@@ -1,9 +1,10 @@
 """The analysts' commands of ``centinela``: simulate, train, evaluate, score, drift, models,
 watchlist, ledger and rules.
 
-``train``, ``evaluate`` and ``models`` live here; the others come from their own modules
+``train`` and ``evaluate`` live here; the others come from their own modules
 (:mod:`training.simulate.cli`, :mod:`training.score_cli`, :mod:`training.drift_cli`,
-:mod:`training.watchlist_cli`, :mod:`training.ledger_cli`, :mod:`training.rules_cli`).
+:mod:`training.models_cli`, :mod:`training.watchlist_cli`, :mod:`training.ledger_cli`,
+:mod:`training.rules_cli`).
 :mod:`server.cli` adds ``serve`` and ``certs`` to this same :data:`app`. Every command runs its
 body through :func:`training.cli_common.run` so errors read the same everywhere.
 """
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from features.tables import Folded
 from scoring.registry import Registry
-from training import drift_cli, ledger_cli, rules_cli, score_cli, watchlist_cli
+from training import drift_cli, ledger_cli, models_cli, rules_cli, score_cli, watchlist_cli
 from training.cli_common import (
     REGISTRY_OPTION,
     console,
@@ -54,8 +55,7 @@ app.add_typer(watchlist_cli.app, name="watchlist")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(rules_cli.app, name="rules")
 
-models_app = typer.Typer(help="List, promote and roll back model bundles.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
+app.add_typer(models_cli.app, name="models")
 
 MAPPING_OPTION = typer.Option(
     None,
@@ -152,6 +152,7 @@ def train_command(
                 settings=settings,
                 split=split,
                 dask=cluster,
+                promoted_by=f"{models_cli.default_user()} (centinela train)",
             )
         _print_training(result, json_out)
 
@@ -198,9 +199,12 @@ def _print_training(result: TrainResult, json_out: bool) -> None:
             "centinela evaluate on newer data"
         )
     if result.promoted:
-        console.print(f"promoted {result.version}")
+        console.print(f"promoted {result.version} (no gate verdict: logged as forced)")
     else:
-        console.print(f"not promoted; run: centinela models promote {result.version}")
+        console.print(
+            f"not promoted; judge it with: centinela models compare {result.version} "
+            f"--ledger FILE, then: centinela models promote {result.version}"
+        )
 
 
 @app.command("evaluate")
@@ -321,63 +325,3 @@ def _print_evaluation(result: Evaluation) -> None:
         console.print(f"  PR-AUC: {auc}")
     brier = result.calibration.brier
     console.print(f"Brier score on inspected shipments: {'—' if brier is None else f'{brier:.4f}'}")
-
-
-@models_app.command("list")
-def models_list(
-    registry: Path = REGISTRY_OPTION,
-    json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
-) -> None:
-    """List the bundles in the registry; the promoted one is marked."""
-
-    def body() -> None:
-        reg = Registry(registry)
-        rows = []
-        for entry in reg.entries():
-            meta = reg.load(entry.version).meta
-            rows.append(
-                {
-                    "version": entry.version,
-                    "promoted": entry.promoted,
-                    "trainedAt": meta.trained_at.isoformat(),
-                    "watchlistVersion": meta.watchlist_version,
-                    "metrics": meta.metrics,
-                }
-            )
-        if json_out:
-            print_json(rows)
-            return
-        table = Table("version", "promoted", "trained at", "watchlist", "test PR-AUC")
-        for row in rows:
-            table.add_row(
-                str(row["version"]),
-                "●" if row["promoted"] else "",
-                str(row["trainedAt"])[:19],
-                str(row["watchlistVersion"]),
-                f"{row['metrics'].get('test_pr_auc', float('nan')):.4f}",  # type: ignore[attr-defined]
-            )
-        console.print(table)
-
-    run(body)
-
-
-@models_app.command("promote")
-def models_promote(
-    version: str = typer.Argument(..., help="Bundle version, e.g. v0003."),
-    registry: Path = REGISTRY_OPTION,
-) -> None:
-    """Make VERSION the bundle that servers load."""
-
-    def body() -> None:
-        reg = Registry(registry)
-        reg.load(version)  # refuse to promote a bundle that would not load
-        reg.promote(version)
-        console.print(f"promoted {version}")
-
-    run(body)
-
-
-@models_app.command("rollback")
-def models_rollback(registry: Path = REGISTRY_OPTION) -> None:
-    """Return to the previously promoted bundle."""
-    run(lambda: console.print(f"rolled back; {Registry(registry).rollback()} is promoted"))

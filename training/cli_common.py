@@ -29,6 +29,7 @@ from features.errors import (
     NotFound,
 )
 from scoring.settings import CoreSettings, load_settings
+from scoring.verdict import GateRefused
 from training.defaults import REGISTRY_DIR
 
 # soft_wrap: never break a message or a path across lines; scripts grep what we print.
@@ -56,10 +57,13 @@ def read_settings(config: Path | None) -> CoreSettings:
 
 
 # Exit status by error kind: 2 is reserved for usage errors (typer/click), 1 for anything else.
+# 3 is for what running again cannot mend: a bad input or file, and a promotion the gate
+# refuses (`models promote` without a passing, current verdict; the reasons are printed).
 _EXIT_CODES: dict[type[CentinelaError], int] = {
     InvalidInput: 3,
     ConfigError: 3,
     DataError: 3,
+    GateRefused: 3,
     NotFound: 4,
     ModelError: 5,
 }

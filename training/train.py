@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,8 +39,10 @@ from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
 from scoring.registry import Registry
 from training.calibrate import Fitted, fit_calibration, fit_platt
+from training.card_figures import CARD_DATA_FILE, card_figures
 from training.entity_rates import entity_metrics, tune_smoothing, with_strength
 from training.evaluation_metrics import average_precision, brier_score
+from training.model_card import carded_registry, write_card
 from training.train_dask import DaskTarget, fit_on_cluster
 from training.train_settings import (
     TRAIN_SHARE,
@@ -64,6 +67,8 @@ __all__ = [
     "reference_rows",
     "train",
 ]
+
+FIRST_MODEL_REASON = "first model of an empty registry: nothing to compare against"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +168,11 @@ def train(
     settings: TrainSettings | None = None,
     split: DateSplit | None = None,
     dask: DaskTarget | None = None,
+    promoted_by: str = "centinela train",
+    promotion_reason: str | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the newest window, write a bundle; promote if asked or if first.
+    """Train, evaluate on the newest window, write a bundle and its model card; promote if asked
+    or if first (logged as forced, by ``promoted_by`` for ``promotion_reason``: no gate judged it).
 
     A shipment id repeated in the tables is one shipment (the last row wins; see
     :func:`features.tables.fold_tables`); the result says how many rows were folded.
@@ -183,15 +191,14 @@ def train(
     reference, windows = _split(data_dir, basics, outcomes, labels, split)
     params = _params(windows.labelled["train"], seed=seed, balance=balance, settings=settings)
     booster, cluster = _fit(windows.labelled, params, propensity_weights, on_round, settings, dask)
-    hit_round_limit = _hit_round_limit(booster, settings)
     fitted = _calibrate(booster, windows.labelled["valid"])
     metrics = {
         **_test_metrics(booster, fitted.calibration, windows.labelled["test"]),
         **fitted.metrics,
-        "hit_round_limit": float(hit_round_limit),
+        "hit_round_limit": float(_hit_round_limit(booster, settings)),
         **entity_metrics(booster, reference.smoothing_strength),
     }
-    registry = Registry(registry_dir)
+    registry = carded_registry(registry_dir)
     version = registry.next_version()
     meta, rows = _bundle_meta(
         version,
@@ -213,10 +220,8 @@ def train(
         metrics=metrics,
         data_fingerprint=data_fingerprint(data_dir),
     )
-    path = save_bundle(registry.root / version, booster, meta, rows)
-    should_promote = promote if promote is not None else registry.promoted() is None
-    if should_promote:
-        registry.promote(version)
+    path = _save(registry, (booster, meta, rows), fitted.calibration, windows.parts["test"])
+    should_promote = _promote_new(registry, version, promote, promoted_by, promotion_reason)
     return TrainResult(
         version,
         path,
@@ -224,12 +229,50 @@ def train(
         metrics,
         booster.best_iteration,
         folded=tables.folded,
-        hit_round_limit=hit_round_limit,
+        hit_round_limit=bool(metrics["hit_round_limit"]),
         settings=settings,
         split=split,
         test_shipments=windows.parts["test"].height,
         calibration=fitted.calibration.describe(),
     )
+
+
+def _save(
+    registry: Registry,
+    bundle: tuple[lgb.Booster, BundleMeta, np.ndarray],
+    calibration: Calibration,
+    test: pl.DataFrame,
+) -> Path:
+    """Save the bundle (booster, metadata, reference rows) and, beside it, the per-port figures
+    of its test window for its model card (``card.json``, :mod:`training.card_figures`)."""
+    booster, meta, rows = bundle
+    path = save_bundle(registry.root / meta.version, booster, meta, rows)
+    scores = calibration.apply(_raw_scores(booster, test)) if test.height else np.empty(0)
+    figures = json.dumps(card_figures(test, scores), indent=2)
+    registry.write_file(meta.version, CARD_DATA_FILE, figures)
+    return path
+
+
+def _promote_new(
+    registry: Registry, version: str, promote: bool | None, by: str, reason: str | None
+) -> bool:
+    """Promote the new bundle if asked (``promote``) or if nothing is promoted (None), and
+    write its model card; whether it was promoted. No gate judged it, so the promotion is
+    logged as forced, by ``by``, for ``reason`` or one saying why training promoted it."""
+    first = registry.promoted() is None
+    if not (promote if promote is not None else first):
+        write_card(registry, version)
+        return False
+    if reason is None and not first:
+        reason = "promoted on training (--promote), without a gate verdict"
+    elif reason is None:
+        reason = (
+            FIRST_MODEL_REASON
+            if registry.versions() == [version]
+            else "no model was promoted in the registry: nothing to compare against"
+        )
+    registry.promote(version, by=by, reason=reason, forced=True)  # writes the card
+    return True
 
 
 # --------------------------------------------------------------------------- steps
