@@ -23,7 +23,7 @@ VERDICT_FORMAT = 1
 
 class GateRefused(FailedPrecondition):
     """A promotion the gate refuses: no verdict, a failed one, or one judged against a bundle
-    that is no longer promoted. The CLI exits 3 on it (:mod:`training.cli_common`)."""
+    that is no longer promoted. The CLI exits 6 on it (:mod:`training.cli_common`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ def test_train_then_list_promote_and_rollback(world: Path, tmp_path: Path) -> No
 
     # v0002 has no gate verdict: the gate refuses it unless forced, with a reason.
     refused = centinela("models", "promote", "v0002", "--registry", str(registry))
-    assert refused.returncode == 3
+    assert refused.returncode == 6
     assert "v0002 has no gate verdict" in refused.stderr
     forced = ("--force", "--reason", "trial of v0002")
     promoted = centinela("models", "promote", "v0002", *forced, "--registry", str(registry))

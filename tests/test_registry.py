@@ -47,9 +47,9 @@ def test_the_first_model_is_logged_as_forced_with_what_promoted_it(root: Path) -
     assert first["reason"] == "first model of an empty registry: nothing to compare against"
 
 
-def test_promote_without_a_verdict_is_refused_with_exit_3(root: Path) -> None:
+def test_promote_without_a_verdict_is_refused_with_exit_6(root: Path) -> None:
     code, _, err = models("promote", "v0002", root=root)
-    assert code == 3
+    assert code == 6
     assert "v0002 has no gate verdict" in err
     assert "centinela models compare v0002 --ledger" in err
     assert "--force --reason TEXT" in err
@@ -60,7 +60,7 @@ def test_promote_without_a_verdict_is_refused_with_exit_3(root: Path) -> None:
 def test_promote_with_a_failed_verdict_prints_each_failed_check(root: Path) -> None:
     Registry(root).save_verdict("v0002", verdict("v0002", "v0001", *FAILING))
     code, _, err = models("promote", "v0002", root=root)
-    assert code == 3
+    assert code == 6
     assert "v0002's gate verdict failed" in err
     assert "recall at 2%: challenger 30.5% [25.9, 35.3] below champion" in err
     assert "calibration: Brier 0.0131 above the champion's 0.0102" in err
@@ -76,13 +76,13 @@ def test_a_verdict_judged_against_another_champion_is_stale(root: Path) -> None:
     registry.save_verdict("v0002", verdict("v0002", "v0001", *PASSING))
     assert models("promote", "v0002", root=root)[0] == 0
     code, _, err = models("promote", "v0003", root=root)
-    assert code == 3
+    assert code == 6
     assert "v0003's gate verdict is stale" in err
     assert "judged against v0001, but v0002 is promoted now" in err
     # A verdict from when the registry was empty is stale once anything is promoted.
     registry.save_verdict("v0001", verdict("v0001", None, *PASSING))
     code, _, err = models("promote", "v0001", root=root)
-    assert code == 3
+    assert code == 6
     assert "judged against an empty registry, but v0002 is promoted now" in err
 
 
@@ -107,7 +107,7 @@ def test_promote_with_a_passing_verdict_logs_the_gate(root: Path) -> None:
 def test_the_first_promotion_of_an_empty_registry_is_gated_too(root: Path) -> None:
     (root / "registry.json").unlink()
     code, _, err = models("promote", "v0001", root=root)
-    assert code == 3
+    assert code == 6
     assert "v0001 has no gate verdict" in err
     Registry(root).save_verdict("v0001", verdict("v0001", None, *PASSING))
     code, out, err = models("promote", "v0001", root=root)

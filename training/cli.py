@@ -20,7 +20,15 @@ from rich.table import Table
 
 from features.tables import Folded
 from scoring.registry import Registry
-from training import drift_cli, ledger_cli, models_cli, rules_cli, score_cli, watchlist_cli
+from training import (
+    drift_cli,
+    ledger_cli,
+    models_cli,
+    retrain_cli,
+    rules_cli,
+    score_cli,
+    watchlist_cli,
+)
 from training.cli_common import (
     REGISTRY_OPTION,
     console,
@@ -32,11 +40,11 @@ from training.cli_common import (
     say,
 )
 from training.simulate.cli import simulate
+from training.train_output import print_training
 
 if TYPE_CHECKING:
     from training.evaluation_record import Evaluation
     from training.periods import Period
-    from training.train import TrainResult
 
 app = typer.Typer(
     name="centinela",
@@ -56,6 +64,9 @@ app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(rules_cli.app, name="rules")
 
 app.add_typer(models_cli.app, name="models")
+app.command("retrain", help="Train a challenger on the history plus the ledger; never promoted.")(
+    retrain_cli.retrain
+)
 
 MAPPING_OPTION = typer.Option(
     None,
@@ -154,57 +165,9 @@ def train_command(
                 dask=cluster,
                 promoted_by=f"{models_cli.default_user()} (centinela train)",
             )
-        _print_training(result, json_out)
+        print_training(result, json_out)
 
     run(body)
-
-
-def _print_training(result: TrainResult, json_out: bool) -> None:
-    """What ``train`` did: the bundle, its rounds (and whether they ran out), its test figures."""
-    from training.train_settings import split_json
-
-    limit = result.settings.max_rounds
-    if json_out:
-        print_json(
-            {
-                "version": result.version,
-                "path": str(result.path),
-                "promoted": result.promoted,
-                "rounds": result.rounds,
-                "hit_round_limit": result.hit_round_limit,
-                "params": result.settings.model_dump(),
-                "split": split_json(result.split),
-                "metrics": result.metrics,
-                "calibration": result.calibration,
-                "folded": result.folded.to_json(),
-            }
-        )
-        return
-    if result.folded.total:
-        say(result.folded.summary())
-    console.print(f"trained [bold]{result.version}[/] in {result.rounds} rounds → {result.path}")
-    if result.hit_round_limit:
-        say(
-            f"[bold yellow]warning:[/] boosting reached the round limit ({limit} rounds) before "
-            "early stopping: the model may be under-fitted; raise max_rounds (or learning_rate) "
-            "in a --params file"
-        )
-    for name, value in result.metrics.items():
-        if name != "hit_round_limit":
-            console.print(f"  {name:>16}: {value:.4f}")
-    console.print(f"  calibration: {result.calibration}")
-    if result.test_shipments == 0:
-        say(
-            "no test window: nothing was declared after --valid-until; measure the model with "
-            "centinela evaluate on newer data"
-        )
-    if result.promoted:
-        console.print(f"promoted {result.version} (no gate verdict: logged as forced)")
-    else:
-        console.print(
-            f"not promoted; judge it with: centinela models compare {result.version} "
-            f"--ledger FILE, then: centinela models promote {result.version}"
-        )
 
 
 @app.command("evaluate")

@@ -57,13 +57,14 @@ def read_settings(config: Path | None) -> CoreSettings:
 
 
 # Exit status by error kind: 2 is reserved for usage errors (typer/click), 1 for anything else.
-# 3 is for what running again cannot mend: a bad input or file, and a promotion the gate
-# refuses (`models promote` without a passing, current verdict; the reasons are printed).
+# 3 is for what running again cannot mend: a bad input or file. 6 is a promotion the gate
+# refuses (`models promote` without a passing, current verdict; the reasons are printed), its
+# own status so a deployment script can tell "not good enough" from "wrong file".
 _EXIT_CODES: dict[type[CentinelaError], int] = {
     InvalidInput: 3,
     ConfigError: 3,
     DataError: 3,
-    GateRefused: 3,
+    GateRefused: 6,
     NotFound: 4,
     ModelError: 5,
 }

@@ -19,6 +19,9 @@ def _setting_default(name: str) -> Any:
     return CoreSettings.model_fields[name].get_default(call_default_factory=True)
 
 
+DATA_DIR: Final[Path] = _setting_default("data_dir")
+"""Historical canonical tables (``models compare --data``): the setting ``data_dir``."""
+
 REGISTRY_DIR: Final[Path] = _setting_default("registry_dir")
 """Model registry directory (``--registry``): the setting ``registry_dir``."""
 

@@ -2,7 +2,7 @@
 
 ``promote`` goes through the gate: a bundle is promoted only when its verdict
 (``centinela models compare``, kept as the bundle's ``gate.json``) passed against the bundle
-promoted now. Otherwise it exits 3 naming why (no verdict, a failed one with each failed check,
+promoted now. Otherwise it exits 6 naming why (no verdict, a failed one with each failed check,
 or a stale one), unless ``--force --reason TEXT`` overrides it, which the promotion log keeps.
 Every promotion and rollback is logged with who did it and why (``models log``), and rewrites
 the model cards it concerns (``models card``).
@@ -22,13 +22,15 @@ from rich.table import Table
 
 from features.errors import CentinelaError, InvalidInput
 from scoring.registry import Registry
+from training import compare_cli
 from training.cli_common import REGISTRY_OPTION, console, err_console, print_json, run, say
 from training.model_card import carded_registry, describe_entry, gate_stamp, render_card
 
 app = typer.Typer(
-    help="List, promote, roll back and describe model bundles; the promotion log.",
+    help="List, compare, promote, roll back and describe model bundles; the promotion log.",
     no_args_is_help=True,
 )
+app.command("compare")(compare_cli.models_compare)
 
 BY_OPTION = typer.Option(
     None, "--by", metavar="NAME", help="Who does it, for the promotion log (default: the OS user)."
@@ -122,7 +124,7 @@ def models_promote(
     by: str | None = BY_OPTION,
 ) -> None:
     """Make VERSION the bundle that servers load, if its gate verdict passed against the bundle
-    promoted now (exit 3 and the reasons when it did not)."""
+    promoted now (exit 6 and the reasons when it did not)."""
     if force and not (reason or "").strip():
         raise typer.BadParameter(
             "--force needs --reason TEXT saying why the gate is overridden", param_hint="--reason"

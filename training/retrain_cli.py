@@ -1,0 +1,90 @@
+"""``centinela retrain``: a challenger trained on the historical tables plus the ledger's
+decisions and outcomes, registered unpromoted (see :mod:`training.retrain`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from training.cli_common import REGISTRY_OPTION, print_json, progress_bar, run, say
+from training.defaults import LEDGER_PATH
+
+
+def retrain(
+    data: Path = typer.Option(
+        ..., "--data", help="Directory with the historical canonical tables."
+    ),
+    ledger: str = typer.Option(
+        str(LEDGER_PATH),
+        "--ledger",
+        metavar="PATH_OR_URL",
+        help="The ledger whose decisions and outcomes join the history: a SQLite file or a "
+        "postgresql:// URL.",
+    ),
+    registry: Path = REGISTRY_OPTION,
+    seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
+    propensity_weights: bool = typer.Option(
+        False,
+        "--propensity-weights",
+        help="Weigh each inspected shipment by 1/the propensity its decision recorded.",
+    ),
+    train_until: datetime | None = typer.Option(
+        None,
+        "--train-until",
+        formats=["%Y-%m-%d"],
+        metavar="DATE",
+        help="Fit on shipments declared on or before DATE (UTC). Needs --valid-until.",
+    ),
+    valid_until: datetime | None = typer.Option(
+        None,
+        "--valid-until",
+        formats=["%Y-%m-%d"],
+        metavar="DATE",
+        help="Stop early and calibrate on what follows --train-until up to DATE; the newer "
+        "traffic is the test window, and what models compare judges the challenger on.",
+    ),
+    params: Path | None = typer.Option(
+        None, "--params", help="Training settings file (YAML), as for centinela train."
+    ),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="Keep the merged tables here (default: a temporary directory)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a challenger on DATA plus the ledger's decisions and outcomes; never promoted."""
+    from training.periods import as_date
+    from training.retrain import retrain as run_retrain
+    from training.train_output import print_training, training_json
+    from training.train_settings import DateSplit, load_train_settings
+
+    def body() -> None:
+        split = DateSplit.from_options(as_date(train_until), as_date(valid_until))
+        settings = load_train_settings(params)
+        with progress_bar("[bold]retraining", "rounds", disable=json_out) as progress:
+            task = progress.add_task("train", total=None)
+            result = run_retrain(
+                data,
+                ledger,
+                registry,
+                seed=seed,
+                propensity_weights=propensity_weights,
+                settings=settings,
+                split=split,
+                on_round=lambda done, total: progress.update(task, completed=done, total=total),
+                workdir=workdir,
+            )
+        if json_out:
+            print_json({**training_json(result.trained), "tables": result.tables.to_json()})
+            return
+        ledger_part = result.tables.ledger
+        say(
+            f"history: {result.tables.history['shipments']:,} shipments; ledger: "
+            f"{ledger_part.shipments:,} shipments, {ledger_part.inspections:,} outcomes"
+            + (f" ({ledger_part.folded:,} repeated decisions folded)" if ledger_part.folded else "")
+        )
+        print_training(result.trained)
+        say(f"judge it before promoting: centinela models compare {result.trained.version}")
+
+    run(body)
