@@ -32,6 +32,7 @@ from training import (
 from training.cli_common import (
     REGISTRY_OPTION,
     console,
+    date_option,
     err_console,
     print_json,
     progress_bar,
@@ -88,11 +89,6 @@ def _canonical_data(data: Path, mapping: Path | None) -> Path:
     return mapped.out_dir
 
 
-def _date_option(name: str, help_text: str) -> datetime | None:
-    """An optional calendar date (``YYYY-MM-DD``, a whole day in UTC) named ``name``."""
-    return typer.Option(None, name, formats=["%Y-%m-%d"], metavar="DATE", help=help_text)  # type: ignore[no-any-return]
-
-
 @app.command("train")
 def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
@@ -110,12 +106,12 @@ def train_command(
     balance: bool = typer.Option(
         False, "--balance", help="Up-weight positives by the square root of the class imbalance."
     ),
-    train_until: datetime | None = _date_option(
+    train_until: datetime | None = date_option(
         "--train-until",
         "Train on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
         "Needs --valid-until.",
     ),
-    valid_until: datetime | None = _date_option(
+    valid_until: datetime | None = date_option(
         "--valid-until",
         "Stop early and calibrate on shipments declared after --train-until and on or before "
         "DATE; what is newer is the test window (it may be empty).",
@@ -187,10 +183,10 @@ def evaluate_command(
         help="Settings file for the policy at capacity: lane budgets, exploration seed, rules "
         "and watchlist files (as for score and serve).",
     ),
-    since: datetime | None = _date_option(
+    since: datetime | None = date_option(
         "--from", "Evaluate only shipments declared on or after DATE (UTC)."
     ),
-    until: datetime | None = _date_option(
+    until: datetime | None = date_option(
         "--until", "Evaluate only shipments declared on or before DATE (UTC)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),

@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -39,6 +40,12 @@ err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 REGISTRY_OPTION = typer.Option(REGISTRY_DIR, "--registry", help="Model registry directory.")
+
+
+def date_option(name: str, help_text: str) -> datetime | None:
+    """An optional calendar date (``YYYY-MM-DD``, a whole day in UTC) named ``name``."""
+    return typer.Option(None, name, formats=["%Y-%m-%d"], metavar="DATE", help=help_text)  # type: ignore[no-any-return]
+
 
 SettingsLoader = Callable[[Path | None], CoreSettings]
 _settings_loader: list[SettingsLoader] = [load_settings]

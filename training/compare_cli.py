@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from features.errors import FailedPrecondition
-from training.cli_common import REGISTRY_OPTION, console, print_json, read_settings, run, say
+from training.cli_common import (
+    REGISTRY_OPTION,
+    console,
+    date_option,
+    print_json,
+    read_settings,
+    run,
+    say,
+)
 from training.defaults import DATA_DIR, LEDGER_PATH
 
 if TYPE_CHECKING:
@@ -41,19 +49,11 @@ def models_compare(
         "--config",
         help="Settings file: the lane budgets (each port's RED capacity), watchlist and rules.",
     ),
-    since: datetime | None = typer.Option(
-        None,
-        "--from",
-        formats=["%Y-%m-%d"],
-        metavar="DATE",
-        help="Judge only traffic declared on or after DATE (always after both fitted windows).",
+    since: datetime | None = date_option(
+        "--from", "Judge only traffic declared on or after DATE (always after both fitted windows)."
     ),
-    until: datetime | None = typer.Option(
-        None,
-        "--until",
-        formats=["%Y-%m-%d"],
-        metavar="DATE",
-        help="Judge only traffic declared on or before DATE.",
+    until: datetime | None = date_option(
+        "--until", "Judge only traffic declared on or before DATE."
     ),
     replicates: int = typer.Option(
         1000, "--replicates", min=100, help="Bootstrap replicates of each interval."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from training.cli_common import REGISTRY_OPTION, print_json, progress_bar, run, say
+from training.cli_common import REGISTRY_OPTION, date_option, print_json, progress_bar, run, say
 from training.defaults import LEDGER_PATH
 
 
@@ -30,20 +30,13 @@ def retrain(
         "--propensity-weights",
         help="Weigh each inspected shipment by 1/the propensity its decision recorded.",
     ),
-    train_until: datetime | None = typer.Option(
-        None,
-        "--train-until",
-        formats=["%Y-%m-%d"],
-        metavar="DATE",
-        help="Fit on shipments declared on or before DATE (UTC). Needs --valid-until.",
+    train_until: datetime | None = date_option(
+        "--train-until", "Fit on shipments declared on or before DATE (UTC). Needs --valid-until."
     ),
-    valid_until: datetime | None = typer.Option(
-        None,
+    valid_until: datetime | None = date_option(
         "--valid-until",
-        formats=["%Y-%m-%d"],
-        metavar="DATE",
-        help="Stop early and calibrate on what follows --train-until up to DATE; the newer "
-        "traffic is the test window, and what models compare judges the challenger on.",
+        "Stop early and calibrate on what follows --train-until up to DATE; the newer traffic "
+        "is the test window, and what models compare judges the challenger on.",
     ),
     params: Path | None = typer.Option(
         None, "--params", help="Training settings file (YAML), as for centinela train."
