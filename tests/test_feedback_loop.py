@@ -181,3 +181,16 @@ def test_every_bundle_has_a_card(loop: Loop) -> None:
         assert card.returncode == 0, card.stderr
         assert version in card.stdout
         assert "gate" in card.stdout.lower()
+
+
+def test_compare_refuses_a_period_a_model_was_fitted_on(loop: Loop) -> None:
+    judged = centinela(
+        "models", "compare", "v0001", "--against", "v0001",
+        "--ledger", str(loop.ledger),
+        "--data", str(loop.history),
+        "--registry", str(loop.registry),
+        "--from", "2024-03-01",
+    )  # fmt: skip
+    assert judged.returncode == 3, judged.stderr
+    assert "starts inside model v0001's validation window" in judged.stderr
+    assert not (loop.registry / "v0001" / "gate.json").exists()  # nothing judged, nothing kept

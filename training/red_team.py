@@ -19,8 +19,10 @@ which must at least stay out of GREEN.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +38,7 @@ from features.tables import GOODS_SCHEMA, INSPECTIONS_SCHEMA, SHIPMENTS_SCHEMA
 from features.watchlist import Entry, Watchlist
 from scoring.exams import ExamPlanner
 from scoring.lanes import QUANTILE_LEVELS, Budget, LanePolicy
+from scoring.lanes import log as lanes_log
 from scoring.scorer import Scored, Scorer
 from scoring.validation import validate_shipment
 from training.evaluation_record import record_json
@@ -410,7 +413,8 @@ def table_i_recall(scorer: Scorer, cases: Sequence[Case]) -> TableIRecall:
         exams=ExamPlanner(scorer.exams.capacity, scorer.exams.window),
     )
     shipments, goods = _tables(cases)
-    scored = fresh.score_tables(shipments, goods, pl.DataFrame(schema=INSPECTIONS_SCHEMA))
+    with _quiet(lanes_log):  # rules alone fill the cases' one port: said once, not per case
+        scored = fresh.score_tables(shipments, goods, pl.DataFrame(schema=INSPECTIONS_SCHEMA))
     misses = tuple(
         Miss(c.entry_id, c.field, c.trick, s.lane, s.shipment_id)
         for c, s in zip(cases, scored, strict=True)
@@ -425,3 +429,14 @@ def table_i_recall(scorer: Scorer, cases: Sequence[Case]) -> TableIRecall:
         misses=misses,
         model_red=_model_red(fresh, scored, MODEL_ONLY_RED_SHARE),
     )
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """``logger`` says only errors meanwhile."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
