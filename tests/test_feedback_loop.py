@@ -181,6 +181,10 @@ def test_every_bundle_has_a_card(loop: Loop) -> None:
         assert card.returncode == 0, card.stderr
         assert version in card.stdout
         assert "gate" in card.stdout.lower()
+        retrained = "Trained by `centinela retrain`" in card.stdout
+        assert retrained == (version != "v0001")  # the champion came from the history alone
+        if retrained:
+            assert str(loop.ledger) in card.stdout
 
 
 def test_compare_refuses_a_period_a_model_was_fitted_on(loop: Loop) -> None:

@@ -98,6 +98,7 @@ def _judged(
 ) -> _Judged:
     """Measure, judge, and keep the verdict beside the challenger (its card follows)."""
     from features.watchlist import load_watchlist
+    from scoring.ledger import open_store
     from scoring.rules import load_rules
     from scoring.scorer import Scorer
     from training.compare import judge
@@ -129,7 +130,8 @@ def _judged(
         table_i_recall(Scorer.create(bundles[0], watchlist, rules, settings), cases),
         table_i_recall(Scorer.create(bundles[1], watchlist, rules, settings), cases),
     )
-    decided = verdict(challenger, champion, judgement, table_i, evidence=f"ledger {ledger}")
+    where = open_store(ledger).location  # a URL without its password
+    decided = verdict(challenger, champion, judgement, table_i, evidence=f"ledger {where}")
     reg.save_verdict(challenger, decided)
     return _Judged(judgement, decided)
 

@@ -35,6 +35,8 @@ from scoring.verdict import GateVerdict
 from training.card_figures import CARD_DATA_FILE, CARD_DATA_FORMAT
 from training.evaluation_format import percent, row, with_interval
 
+PROVENANCE_FILE: Final[str] = "provenance.json"
+"""What a retrained bundle was trained on (written by :mod:`training.retrain`)."""
 CARD_FILE: Final[str] = "card.md"
 
 log = logging.getLogger("centinela.model_card")
@@ -116,7 +118,7 @@ def render_card(registry: Registry, version: str) -> str:
             []
             if meta is None
             else [
-                _windows(meta),
+                _windows(meta, _provenance(path / PROVENANCE_FILE)),
                 _features(meta),
                 _settings(meta),
                 _metrics(meta, figures, figures_problem),
@@ -180,12 +182,31 @@ def _summary(registry: Registry, version: str, meta: BundleMeta | None, unreadab
     return "\n".join(lines)
 
 
-def _windows(meta: BundleMeta) -> str:
+def _provenance(path: Path) -> str:
+    """Where a retrained bundle's tables came from (``retrain``'s provenance), or ""."""
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+        history, ledger = doc["history"], doc["ledger"]
+        return (
+            f"Trained by `{doc['source']}` on the historical tables of `{doc['data']}` "
+            f"({history['shipments']:,} shipments, {history['inspections']:,} inspections) "
+            f"plus the ledger `{doc['ledger_location']}` ({ledger['shipments']:,} shipments "
+            f"decided, {ledger['inspections']:,} outcomes reported)."
+        )
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{path}: unreadable ({error!r})."
+
+
+def _windows(meta: BundleMeta, provenance: str = "") -> str:
+    source = [provenance, ""] if provenance else []
     if not meta.windows:
-        return "## Data windows\n\nNot recorded in the bundle."
+        return "\n".join(["## Data windows", "", *source, "Not recorded in the bundle."])
     lines = [
         "## Data windows",
         "",
+        *source,
         "Shipments by declared time: the model was fitted on `train`, stopped early and "
         "calibrated on `valid`, and measured on `test`.",
         "",

@@ -12,6 +12,7 @@ and registers the bundle unpromoted: a challenger waits for ``centinela models c
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ import polars as pl
 
 from features.tables import scan_table, table_path
 from features.watchlist import Watchlist
-from scoring.ledger import ExportResult, export
+from scoring.ledger import ExportResult, export, open_store
+from training.model_card import PROVENANCE_FILE, carded_registry, write_card
 from training.train import TrainResult, train
 from training.train_settings import DateSplit, TrainSettings
 
@@ -91,7 +93,8 @@ def retrain(
     """Train a challenger on ``data_dir`` plus the ledger and register it, never promoted.
 
     The merged tables are written under ``workdir`` (kept, for inspection) or a temporary
-    directory removed afterwards; the bundle records their fingerprint like any other."""
+    directory removed afterwards; the bundle records their fingerprint like any other, and
+    :data:`PROVENANCE_FILE` says where they came from (the ledger named without a password)."""
     with tempfile.TemporaryDirectory(prefix="centinela-retrain-") as scratch:
         tables = ledger_tables(data_dir, ledger, Path(workdir or scratch))
         trained = train(
@@ -105,4 +108,13 @@ def retrain(
             split=split,
             on_round=on_round,
         )
+    provenance = {
+        "source": "centinela retrain",
+        "data": str(Path(data_dir).resolve()),
+        "ledger_location": open_store(ledger).location,
+        **tables.to_json(),
+    }
+    registry = carded_registry(registry_dir)
+    registry.write_file(trained.version, PROVENANCE_FILE, json.dumps(provenance, indent=2))
+    write_card(registry, trained.version)  # the card written at training had no provenance
     return RetrainResult(trained, tables)
