@@ -31,6 +31,22 @@ def registry(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def two_models(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry of two bundles trained on the world, for the gate's and the cards' tests."""
+    from tests import model_registry
+
+    return model_registry.build(world, tmp_path_factory.mktemp("two-models"))
+
+
+@pytest.fixture
+def gated(two_models: Path, tmp_path: Path) -> Path:
+    """A copy of ``two_models`` this test may change."""
+    from tests.model_registry import copy_of
+
+    return copy_of(two_models, tmp_path)
+
+
 def server_settings(registry_dir: Path, workdir: Path, **changes: object) -> Settings:
     """Settings for a test server: free ports, and every file it writes under ``workdir``."""
     values: dict[str, object] = {

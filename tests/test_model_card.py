@@ -7,36 +7,24 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from scoring.registry import Registry
-from tests import model_registry
-from tests.model_registry import EVIDENCE, PASSING, copy_of, verdict
+from tests.model_registry import EVIDENCE, PASSING, verdict
 from tests.support import centinela
 from training.card_figures import average_precision_interval
 from training.evaluation_metrics import average_precision
 from training.model_card import carded_registry
 
 
-@pytest.fixture(scope="module")
-def two_models(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return model_registry.build(world, tmp_path_factory.mktemp("two-models"))
-
-
-@pytest.fixture
-def root(two_models: Path, tmp_path: Path) -> Path:
-    return copy_of(two_models, tmp_path)
-
-
-def card(version: str, root: Path) -> str:
-    result = centinela("models", "card", version, "--registry", str(root))
+def card(version: str, gated: Path) -> str:
+    result = centinela("models", "card", version, "--registry", str(gated))
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def test_every_bundle_has_a_card_saying_what_made_it(root: Path) -> None:
-    meta = Registry(root).meta("v0001")
-    first = card("v0001", root)
+def test_every_bundle_has_a_card_saying_what_made_it(gated: Path) -> None:
+    meta = Registry(gated).meta("v0001")
+    first = card("v0001", gated)
     assert first.startswith("# Model card: v0001\n")
     assert f"| data fingerprint | `{meta.data_fingerprint}` |" in first
     assert f"| test | {meta.windows['test'][0]} | {meta.windows['test'][1]} |" in first
@@ -49,15 +37,15 @@ def test_every_bundle_has_a_card_saying_what_made_it(root: Path) -> None:
         "| promoted v0001 | centinela train | first model of an empty registry: nothing to "
         "compare against | yes | no verdict |"
     ) in first
-    second = card("v0002", root)
+    second = card("v0002", gated)
     assert "## Promotions\n\nNever promoted." in second
     # train wrote each card into its bundle as well.
-    assert (root / "v0002" / "card.md").read_text() == second
+    assert (gated / "v0002" / "card.md").read_text() == second
 
 
-def test_the_card_has_per_port_figures_and_the_blind_spots(root: Path) -> None:
-    figures = json.loads((root / "v0001" / "card.json").read_text())
-    text = card("v0001", root)
+def test_the_card_has_per_port_figures_and_the_blind_spots(gated: Path) -> None:
+    figures = json.loads((gated / "v0001" / "card.json").read_text())
+    text = card("v0001", gated)
     overall = figures["overall"]
     assert overall["shipments"] == sum(p["shipments"] for p in figures["ports"].values())
     assert f"| **all ports** | {overall['shipments']:,} | {overall['inspected']:,} |" in text
@@ -73,33 +61,33 @@ def test_the_card_has_per_port_figures_and_the_blind_spots(root: Path) -> None:
     assert "`northbound_concealment`: nothing in the goods" in text
 
 
-def test_a_verdict_and_a_promotion_rewrite_the_card(root: Path) -> None:
-    registry = carded_registry(root)
+def test_a_verdict_and_a_promotion_rewrite_the_card(gated: Path) -> None:
+    registry = carded_registry(gated)
     registry.save_verdict("v0002", verdict("v0002", "v0001", *PASSING))
-    kept = (root / "v0002" / "card.md").read_text()
+    kept = (gated / "v0002" / "card.md").read_text()
     assert "**Passed** against v0001, decided 2025-06-02T09:30:00+00:00 on " + EVIDENCE in kept
     assert "| recall at 2% | yes | challenger 41.0% [36.2, 45.9] against champion" in kept
 
     why = "beats v0001 at 2% on May's ledger"
     result = centinela(
-        "models", "promote", "v0002", "--registry", str(root), "--by", "ana", "--reason", why
+        "models", "promote", "v0002", "--registry", str(gated), "--by", "ana", "--reason", why
     )
     assert result.returncode == 0, result.stderr
-    kept = (root / "v0002" / "card.md").read_text()
+    kept = (gated / "v0002" / "card.md").read_text()
     assert f"| promoted v0002 (replacing v0001) | ana | {why} | no | passed vs v0001 |" in kept
     assert "| promoted now | yes |" in kept
-    replaced = (root / "v0001" / "card.md").read_text()
+    replaced = (gated / "v0001" / "card.md").read_text()
     assert f"| replaced by v0002 | ana | {why} |" in replaced
     assert "| promoted now | no |" in replaced
-    assert card("v0002", root) == kept  # rendered fresh, the same
+    assert card("v0002", gated) == kept  # rendered fresh, the same
 
 
-def test_a_bundle_from_before_cards_still_gets_one(root: Path, tmp_path: Path) -> None:
+def test_a_bundle_from_before_cards_still_gets_one(gated: Path, tmp_path: Path) -> None:
     for name in ("card.json", "card.md"):
-        (root / "v0001" / name).unlink()
+        (gated / "v0001" / name).unlink()
     out = tmp_path / "cards" / "v0001.md"
     out.parent.mkdir()
-    result = centinela("models", "card", "v0001", "--registry", str(root), "--out", str(out))
+    result = centinela("models", "card", "v0001", "--registry", str(gated), "--out", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "Not available: no card.json in the bundle" in text
@@ -109,8 +97,8 @@ def test_a_bundle_from_before_cards_still_gets_one(root: Path, tmp_path: Path) -
     assert f"card of v0001 written to {out}" in result.stderr
 
 
-def test_a_card_for_a_missing_version_names_what_there_is(root: Path) -> None:
-    result = centinela("models", "card", "v0042", "--registry", str(root))
+def test_a_card_for_a_missing_version_names_what_there_is(gated: Path) -> None:
+    result = centinela("models", "card", "v0042", "--registry", str(gated))
     assert result.returncode == 4
     assert "model version 'v0042' not in registry" in result.stderr
     assert "(have: v0001, v0002)" in result.stderr

@@ -31,7 +31,7 @@ from features.errors import (
 )
 from scoring.settings import CoreSettings, load_settings
 from scoring.verdict import GateRefused
-from training.defaults import REGISTRY_DIR
+from training.defaults import LEDGER_PATH, REGISTRY_DIR
 
 # soft_wrap: never break a message or a path across lines; scripts grep what we print.
 console = Console(soft_wrap=True)
@@ -40,6 +40,12 @@ err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 REGISTRY_OPTION = typer.Option(REGISTRY_DIR, "--registry", help="Model registry directory.")
+
+
+def ledger_option(help_text: str) -> str:
+    """``--ledger PATH_OR_URL``: a SQLite file or a ``postgresql://`` URL (default: the
+    setting ``ledger_path``'s default)."""
+    return typer.Option(str(LEDGER_PATH), "--ledger", metavar="PATH_OR_URL", help=help_text)  # type: ignore[no-any-return]
 
 
 def date_option(name: str, help_text: str) -> datetime | None:

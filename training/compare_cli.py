@@ -16,12 +16,13 @@ from training.cli_common import (
     REGISTRY_OPTION,
     console,
     date_option,
+    ledger_option,
     print_json,
     read_settings,
     run,
     say,
 )
-from training.defaults import DATA_DIR, LEDGER_PATH
+from training.defaults import DATA_DIR
 
 if TYPE_CHECKING:
     from scoring.verdict import GateVerdict
@@ -34,11 +35,8 @@ def models_compare(
     against: str | None = typer.Option(
         None, "--against", metavar="VERSION", help="Champion (default: the promoted bundle)."
     ),
-    ledger: str = typer.Option(
-        str(LEDGER_PATH),
-        "--ledger",
-        metavar="PATH_OR_URL",
-        help="The ledger of live traffic: a SQLite file or a postgresql:// URL.",
+    ledger: str = ledger_option(
+        "The ledger of live traffic: a SQLite file or a postgresql:// URL."
     ),
     data: Path = typer.Option(
         DATA_DIR, "--data", help="The historical tables the ledger's traffic follows."

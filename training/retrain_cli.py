@@ -8,20 +8,24 @@ from pathlib import Path
 
 import typer
 
-from training.cli_common import REGISTRY_OPTION, date_option, print_json, progress_bar, run, say
-from training.defaults import LEDGER_PATH
+from training.cli_common import (
+    REGISTRY_OPTION,
+    date_option,
+    ledger_option,
+    print_json,
+    progress_bar,
+    run,
+    say,
+)
 
 
 def retrain(
     data: Path = typer.Option(
         ..., "--data", help="Directory with the historical canonical tables."
     ),
-    ledger: str = typer.Option(
-        str(LEDGER_PATH),
-        "--ledger",
-        metavar="PATH_OR_URL",
-        help="The ledger whose decisions and outcomes join the history: a SQLite file or a "
-        "postgresql:// URL.",
+    ledger: str = ledger_option(
+        "The ledger whose decisions and outcomes join the history: a SQLite file or a "
+        "postgresql:// URL."
     ),
     registry: Path = REGISTRY_OPTION,
     seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
