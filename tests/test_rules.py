@@ -7,13 +7,18 @@ import dataclasses
 import math
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from features.build import FeatureBlock
+from features.declarations import Declarations
 from features.errors import ConfigError
 from features.records import GoodsLine, Shipment
+from features.schema import FEATURE_NAMES
 from features.watchlist import Watchlist, load_watchlist
 from scoring.lanes import LANES
 from scoring.reasons import Reason
@@ -27,6 +32,7 @@ from scoring.rules import (
     strongest_lane,
 )
 from tests.support import make_shipment
+from training.red_team import broken_cas_cases, table_i_cases
 
 ROOT = Path(__file__).parents[1]
 BAD = Path(__file__).parent / "data" / "rules_bad"
@@ -52,7 +58,7 @@ def _shipment(*goods: GoodsLine, **changes: Any) -> Shipment:
 
 
 def _context(
-    watchlist: Watchlist, shipment: Shipment, features: dict[str, float] | None = None
+    watchlist: Watchlist, shipment: Shipment, features: Mapping[str, float] | None = None
 ) -> RuleContext:
     lines = [watchlist.match_line(g.hs_code, g.description, g.cas_numbers) for g in shipment.goods]
     hits, mismatches = evidence_from_lines(lines, watchlist)
@@ -337,6 +343,126 @@ def test_any_needs_one_alternative_and_placeholders_fill(
             "N-Phenethyl-4-piperidone on goods line 2: “fenetil piperidona”."
         )
         assert hit.reason.contribution == 0.0
+
+
+# ------------------------------------------------------------------ a batch at once
+
+
+EDGES = """\
+version: "2026.11.1"
+rules:
+  - id: weak-evidence-by-sea
+    when:
+      modes: [sea]
+      any:
+        - watchlist: {match_types: [hs_broad], min_strength: 0.1}
+        - watchlist: {kinds: [equipment]}
+    lane: yellow
+    reason:
+      es: "{entry_name} en la partida {goods_line}."
+      en: "{entry_name} on goods line {goods_line}."
+  - id: mismatch-or-young
+    when:
+      features: {consignee_has_tax_id: {eq: 1}}
+      any:
+        - mismatch: {}
+        - watchlist: {kinds: [equipment]}
+        - features: {consignee_age_days: {ge: 0, lt: 90}}
+    lane: yellow
+    reason: {es: "Seleccionado.", en: "Selected."}
+"""
+"""Rules whose evidence is asked for only by their alternatives, and one that a hit weaker than
+the identification threshold satisfies."""
+
+FIXTURE_GOODS = (
+    GoodsLine("2827.20", "calcium chloride", ("39742-60-4",)),
+    GoodsLine("2933.37", "organic chemical intermediate"),
+    GoodsLine("2933.39", "N-phenethyl-4-piperidone 99%"),
+    GoodsLine("2933.39", "heterocyclic compound"),
+    GoodsLine("2933.99", "heterocyclic compound"),
+    GoodsLine("2939.42", "pseudoephedrine hydrochloride", ("345-78-8",)),
+    GoodsLine("2933.33", "fentanyl citrate"),
+    GoodsLine("8479.89", "rotary tablet press TDP-5"),
+    GoodsLine("3822.19", "fentanyl test strips"),
+    GoodsLine("1006.30", "milled rice"),
+    GoodsLine("5204.11", "aniline dyed cotton thread"),
+    GoodsLine("2933.39", "fenetil piperidona"),
+)
+
+
+def _batch(watchlist: Watchlist) -> tuple[list[Shipment], FeatureBlock]:
+    """Shipments of every red-team case and test fixture, alone or in pairs, by several routes,
+    and a seeded feature matrix whose rule features take values on both sides of every test."""
+    cases = [c.shipment for c in (*table_i_cases(watchlist), *broken_cas_cases(watchlist))]
+    pairs = [(g,) for g in FIXTURE_GOODS] + list(
+        zip(FIXTURE_GOODS, FIXTURE_GOODS[3:], strict=False)
+    )
+    routes: tuple[dict[str, Any], ...] = (
+        {},
+        {"origin_country": "IN", "mode": "land"},
+        {"transshipment_ports": ()},
+    )
+    own = [_shipment(*goods, **routes[i % len(routes)]) for i, goods in enumerate(pairs * 3)]
+    shipments = [*cases, *own, _shipment()]  # the last has no goods line
+    rng = np.random.default_rng(7)
+    matrix = rng.uniform(0.0, 500.0, (len(shipments), len(FEATURE_NAMES)))
+    matrix[rng.random(matrix.shape) < 0.2] = math.nan
+    for name, values in {
+        "consignee_age_days": [math.nan, 30.0, 400.0, 0.0, 90.0],
+        "consignee_has_tax_id": [1.0, 0.0],
+        "invalid_cas_lines": [0.0, 0.0, 1.0, math.nan],
+        "shipper_age_days": [math.nan, 12.0],
+        "value_per_kg": [20.0, 2.0, math.nan, 1000.0],
+        "consignee_positives": [0.0, 2.0, math.nan],
+    }.items():
+        matrix[:, FEATURE_NAMES.index(name)] = rng.choice(values, len(shipments))
+    block = FeatureBlock(
+        matrix,
+        [s.shipment_id for s in shipments],
+        np.zeros(len(shipments), dtype=np.int64),
+        [s.port_of_entry for s in shipments],
+    )
+    return shipments, block
+
+
+def test_evidence_asked_for_only_by_alternatives_or_below_the_threshold(
+    watchlist: Watchlist,
+) -> None:
+    edges = parse_rules_text(EDGES, "edges.yaml", watchlist)
+    broad = _shipment(GoodsLine("2933.39", "heterocyclic compound"))
+    plain = _shipment(GoodsLine("1006.30", "milled rice"))
+    young = {"consignee_has_tax_id": 1.0, "consignee_age_days": 30.0}
+    assert _fired(edges, _context(watchlist, broad, ESTABLISHED)) == ["weak-evidence-by-sea"]
+    assert _fired(edges, _context(watchlist, plain, young)) == ["mismatch-or-young"]
+    assert _fired(edges, _context(watchlist, plain, ESTABLISHED)) == []
+    misdeclared = _shipment(GoodsLine("2827.20", "calcium chloride", ("39742-60-4",)))
+    assert _fired(edges, _context(watchlist, misdeclared, ESTABLISHED)) == ["mismatch-or-young"]
+
+
+def test_a_batch_is_evaluated_as_one_shipment_at_a_time(
+    watchlist: Watchlist, rules: RuleSet, language: RuleSet
+) -> None:
+    shipments, block = _batch(watchlist)
+    declarations = Declarations.from_shipments(shipments, watchlist)
+    edges = parse_rules_text(EDGES, "edges.yaml", watchlist)
+    for rule_set in (rules, language, edges):
+        batch = rule_set.evaluate_batch(shipments, declarations, block, watchlist)
+        one_by_one = [
+            tuple(rule_set.evaluate(_context(watchlist, s, block.row(i))))
+            for i, s in enumerate(shipments)
+        ]
+        assert batch == one_by_one, rule_set.source
+        assert {h.rule_id for hits in batch for h in hits} == {r.id for r in rule_set.rules}
+        assert 0 < batch.count(()) < len(batch), rule_set.source
+
+
+def test_a_batch_needs_one_row_of_everything_per_shipment(
+    watchlist: Watchlist, rules: RuleSet
+) -> None:
+    shipments, block = _batch(watchlist)
+    declarations = Declarations.from_shipments(shipments[:-1], watchlist)
+    with pytest.raises(ValueError, match=r"batch of \d+ shipments needs as many declarations"):
+        rules.evaluate_batch(shipments, declarations, block, watchlist)
 
 
 # ------------------------------------------------------------------ validation, with lines

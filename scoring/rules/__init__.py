@@ -10,6 +10,8 @@ Public API::
     load_rules(path=None, watchlist=None) -> RuleSet      # None: the packaged rules.yaml
     parse_rules_text(text, origin, watchlist) -> RuleSet
     RuleSet.version, RuleSet.rules, RuleSet.evaluate(ctx) -> list[RuleHit]
+    RuleSet.evaluate_batch(shipments, declarations, block, watchlist)
+        -> list[tuple[RuleHit, ...]]                      # evaluate of every row of a batch
     RuleContext(shipment, hits, mismatches, features)
     evidence_from_lines(line_matches, watchlist) -> (hits, mismatches)
     strongest_lane(model_lane, hits) -> str
@@ -32,8 +34,9 @@ guarantee. Every problem is reported at once, each with its line in the file, e.
 time; evaluation uses the list memberships carried by each piece of evidence, so a reloaded
 watchlist that adds a Table I entry is covered without reloading the rules.
 
-Evaluation runs on every live request, so conditions are compiled at load into sets and closures;
-a shipment without watchlist evidence is dismissed by evidence rules after one length check.
+Evaluation runs for every shipment scored, so conditions are compiled at load into sets and
+closures, and a rule that needs evidence the shipment lacks is not called; a batch evaluated at
+once builds a context only for the rows where numpy finds that some rule may fire.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Rules compiled for evaluation, and the decision's lane.
 
-Evaluation runs on every live request, so :class:`RuleSet` compiles each validated
-:class:`~scoring.rules.schema.RuleSpec` once, into sets and closures: a shipment without
-watchlist evidence is dismissed by evidence rules after one length check. A rule that fires
+Evaluation runs for every shipment scored, so :class:`RuleSet` compiles each validated
+:class:`~scoring.rules.schema.RuleSpec` once, into sets and closures, and sorts the rules by the
+evidence they need: for a shipment without watchlist hits strong enough for any rule, or without
+mismatch signals, the rules that need them are not called at all. :meth:`RuleSet.evaluate_batch`
+goes further for a whole batch: numpy finds the rows where some rule may fire (its evidence
+present, its feature tests passed), and only those are evaluated one by one. A rule that fires
 gives a :class:`RuleHit` (its lane and its reason, placeholders filled from the evidence that
 satisfied it); :func:`strongest_lane` takes the strongest of the model's lane and every hit's.
 """
@@ -14,10 +17,21 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from features.build import FeatureBlock
+from features.declarations import Array, Declarations
 from features.records import Shipment
+from features.schema import FEATURE_NAMES
+from features.watchlist import Hit, Watchlist
 from scoring.lanes import LANE_ORDER, LANES, raise_lane
 from scoring.reasons import Reason
-from scoring.rules.evidence import MismatchEvidence, RuleContext, RuleEvidence
+from scoring.rules.evidence import (
+    MismatchEvidence,
+    RuleContext,
+    RuleEvidence,
+    evidence_from_lines,
+)
 from scoring.rules.schema import PLACEHOLDERS, Conditions, FeatureTest, RuleSpec, WatchlistCondition
 
 
@@ -31,6 +45,10 @@ class RuleHit:
 
 
 _Check = Callable[[RuleContext], bool]
+_Fire = Callable[[RuleContext], RuleHit | None]
+
+_COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+"""A feature's column in a batch's feature matrix."""
 
 
 def _optional(values: Iterable[str]) -> frozenset[str] | None:
@@ -107,24 +125,44 @@ def _is_null(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
-def _feature_check(name: str, test: FeatureTest) -> _Check:
-    """The tests on one feature; a null value fails every number test."""
-    if test.is_null is not None:
-        want = test.is_null
-        return lambda ctx: _is_null(ctx.features.get(name)) is want
-    tests = tuple(
+def _number_tests(test: FeatureTest) -> tuple[tuple[Callable[[float, float], bool], float], ...]:
+    """The comparisons of a number test, each with its bound, in :data:`_OPERATOR_FUNCTIONS`
+    order."""
+    return tuple(
         (_OPERATOR_FUNCTIONS[op], bound)
         for op in _OPERATOR_FUNCTIONS
         if (bound := getattr(test, op)) is not None
     )
 
+
+def _feature_check(name: str, test: FeatureTest) -> _Check:
+    """The tests on one feature; a null value fails every number test."""
+    if test.is_null is not None:
+        want = test.is_null
+        return lambda ctx: _is_null(ctx.features.get(name)) is want
+    tests = _number_tests(test)
+
     def check(ctx: RuleContext) -> bool:
         value = ctx.features.get(name)
         if value is None or math.isnan(value):
             return False
-        return all(compare(value, bound) for compare, bound in tests)
+        for compare, bound in tests:  # noqa: SIM110 (all() of a generator is twice as slow)
+            if not compare(value, bound):
+                return False
+        return True
 
     return check
+
+
+def _feature_mask(column: Array, test: FeatureTest) -> Array:
+    """Rows of a feature's ``column`` (NaN for null) that pass ``test``, as
+    :func:`_feature_check` would find them one by one."""
+    if test.is_null is not None:
+        return np.asarray(np.isnan(column) == test.is_null)
+    mask: Array = ~np.isnan(column)
+    for compare, bound in _number_tests(test):
+        mask &= compare(column, bound)  # type: ignore[arg-type]  # elementwise on arrays
+    return mask
 
 
 def _hs_digits(code: str) -> str:
@@ -171,6 +209,7 @@ class _Clause:
     mismatch_kinds: frozenset[str] | None
     wants_mismatch: bool
     checks: tuple[_Check, ...]
+    features: tuple[tuple[int, FeatureTest], ...]  # column in FEATURE_NAMES order, and test
 
     @classmethod
     def compile(cls, spec: Conditions) -> _Clause:
@@ -179,7 +218,20 @@ class _Clause:
             mismatch_kinds=_optional(spec.mismatch.kinds) if spec.mismatch is not None else None,
             wants_mismatch=spec.mismatch is not None,
             checks=_checks(spec),
+            features=tuple((_COLUMN[name], test) for name, test in spec.features.items()),
         )
+
+    def may_hold(self, matrix: Array, has_hits: Array, has_mismatches: Array) -> Array:
+        """Rows of a batch where the clause may hold: false only where the evidence it asks for
+        is missing or a feature test fails (its other conditions are left to :meth:`test`)."""
+        mask = np.ones(len(matrix), dtype=bool)
+        if self.watch is not None:
+            mask &= has_hits
+        if self.wants_mismatch:
+            mask &= has_mismatches
+        for column, test in self.features:
+            mask &= _feature_mask(matrix[:, column], test)
+        return mask
 
     def test(self, ctx: RuleContext) -> _Found | None:
         """The evidence that satisfies every condition, :data:`_NO_EVIDENCE` if none is asked
@@ -245,6 +297,42 @@ class _Rule:
             fixed,
         )
 
+    @property
+    def needs_hits(self) -> bool:
+        """Whether the rule can only fire for a shipment with watchlist hits."""
+        return self.top.watch is not None or (
+            bool(self.alternatives) and all(c.watch is not None for c in self.alternatives)
+        )
+
+    @property
+    def needs_mismatches(self) -> bool:
+        """Whether the rule can only fire for a shipment with mismatch signals."""
+        return self.top.wants_mismatch or (
+            bool(self.alternatives) and all(c.wants_mismatch for c in self.alternatives)
+        )
+
+    def fast(self) -> _Fire:
+        """:meth:`fire`, or a shorter equivalent for a rule with a fixed hit and only checks of
+        the context (no evidence, no alternatives): the checks in the same order, then the
+        hit."""
+        top, fixed = self.top, self.fixed
+        if fixed is None or self.alternatives or top.watch is not None or top.wants_mismatch:
+            return self.fire
+        checks = top.checks
+        if len(checks) == 1:
+            (check,) = checks
+            return lambda ctx: fixed if check(ctx) else None
+        return lambda ctx: fixed if all(check(ctx) for check in checks) else None
+
+    def may_fire(self, matrix: Array, has_hits: Array, has_mismatches: Array) -> Array:
+        """Rows of a batch where the rule may fire (see :meth:`_Clause.may_hold`)."""
+        mask = self.top.may_hold(matrix, has_hits, has_mismatches)
+        if self.alternatives:
+            mask &= np.logical_or.reduce(
+                [c.may_hold(matrix, has_hits, has_mismatches) for c in self.alternatives]
+            )
+        return mask
+
     def fire(self, ctx: RuleContext) -> RuleHit | None:
         """The hit if the rule fires for the shipment, else None."""
         found = self.top.test(ctx)
@@ -284,19 +372,97 @@ class RuleSet:
     rules: tuple[RuleSpec, ...]
     source: str = ""
     _compiled: tuple[_Rule, ...] = field(init=False, repr=False)
+    _by_evidence: tuple[tuple[_Fire, ...], ...] = field(init=False, repr=False)
+    """The rules that can fire, in file order, by ``2 * strong_hits + has_mismatches``: most
+    shipments have no watchlist evidence, and no rule that needs it is even called."""
+    _weakest: float = field(init=False, repr=False)
+    """The lowest ``min_strength`` of any watchlist condition: weaker hits satisfy none, so a
+    shipment with only those (a broad HS line) counts as one without hits."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
-        object.__setattr__(self, "_compiled", tuple(_Rule.compile(r) for r in self.rules))
+        compiled = tuple(_Rule.compile(r) for r in self.rules)
+        object.__setattr__(self, "_compiled", compiled)
+        weakest = min(
+            (
+                clause.watch.min_strength
+                for rule in compiled
+                for clause in (rule.top, *rule.alternatives)
+                if clause.watch is not None
+            ),
+            default=math.inf,
+        )
+        object.__setattr__(self, "_weakest", weakest)
+        by_evidence = tuple(
+            tuple(
+                rule.fast()
+                for rule in compiled
+                if (hits or not rule.needs_hits) and (mismatches or not rule.needs_mismatches)
+            )
+            for hits in (False, True)
+            for mismatches in (False, True)
+        )
+        object.__setattr__(self, "_by_evidence", by_evidence)
 
     def evaluate(self, ctx: RuleContext) -> list[RuleHit]:
         """Every rule that fires for the shipment, in file order."""
         out: list[RuleHit] = []
-        for rule in self._compiled:
-            hit = rule.fire(ctx)
+        strong = 2 if ctx.hits and _reaches(ctx.hits, self._weakest) else 0
+        for fire in self._by_evidence[strong + (1 if ctx.mismatches else 0)]:
+            hit = fire(ctx)
             if hit is not None:
                 out.append(hit)
         return out
+
+    def evaluate_batch(
+        self,
+        shipments: Sequence[Shipment],
+        declarations: Declarations,
+        block: FeatureBlock,
+        watchlist: Watchlist,
+    ) -> list[tuple[RuleHit, ...]]:
+        """What :meth:`evaluate` gives for each shipment of a batch, as tuples, in batch order.
+
+        Row ``i`` is ``shipments[i]``, with the watchlist readings
+        ``declarations.lines_of(i)`` (evidence from ``watchlist``) and the features
+        ``block.row(i)``, as :meth:`~scoring.scorer.Scorer.decide` lays a batch out. Rows where
+        no rule can fire (no rule's evidence is present and its feature tests pass: found with
+        numpy over the whole batch) get ``()`` without a context being built; the others are
+        evaluated one by one.
+        """
+        rows = len(shipments)
+        if len(declarations) != rows or len(block.matrix) != rows:
+            raise ValueError(
+                f"a batch of {rows} shipments needs as many declarations and feature rows, "
+                f"not {len(declarations)} and {len(block.matrix)}"
+            )
+        matches, starts = declarations.matches, declarations.line_start
+        found = [j for j, line in enumerate(matches) if line.hits or line.mismatches]
+        weakest = self._weakest
+        has_hits = _rows_of([j for j in found if _reaches(matches[j].hits, weakest)], starts)
+        has_mismatches = _rows_of([j for j in found if matches[j].mismatches], starts)
+        candidates = np.zeros(rows, dtype=bool)
+        for rule in self._compiled:
+            candidates |= rule.may_fire(block.matrix, has_hits, has_mismatches)
+        out: list[tuple[RuleHit, ...]] = [()] * rows
+        for row in np.flatnonzero(candidates).tolist():
+            hits, mismatches = evidence_from_lines(declarations.lines_of(row), watchlist)
+            ctx = RuleContext(shipments[row], hits, mismatches, block.row(row))
+            out[row] = tuple(self.evaluate(ctx))
+        return out
+
+
+def _reaches(hits: Iterable[RuleEvidence | Hit], strength: float) -> bool:
+    """Whether some hit is at least as strong as ``strength``."""
+    return any(h.strength >= strength for h in hits)
+
+
+def _rows_of(lines: list[int], line_start: Array) -> Array:
+    """A mask of the rows that hold some of ``lines``, the lines of row ``i`` being
+    ``line_start[i]:line_start[i + 1]``."""
+    mask = np.zeros(len(line_start) - 1, dtype=bool)
+    mask[np.searchsorted(line_start, lines, side="right") - 1] = True
+    return mask
 
 
 def strongest_lane(model_lane: str, hits: Sequence[RuleHit]) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 from features.errors import DataError
@@ -102,6 +103,11 @@ def evidence_from_lines(
     lines: Sequence[LineMatch], watchlist: Watchlist
 ) -> tuple[tuple[RuleEvidence, ...], tuple[MismatchEvidence, ...]]:
     """Evidence from ``Watchlist.match_line`` results, one per goods line in goods order."""
+    for line in lines:
+        if line.hits or line.mismatches:
+            break
+    else:
+        return (), ()  # most shipments: no line has anything to look up
     facts = _facts(watchlist)
     hits = tuple(
         _evidence(facts, h.entry_id, h.match_type, h.strength, index, h.matched_text)
@@ -126,17 +132,20 @@ def _preference(ev: RuleEvidence) -> int:
     return _EVIDENCE_RANK.get(ev.match_type, len(_EVIDENCE_RANK))
 
 
-@dataclass(frozen=True, slots=True)
-class RuleContext:
+_NO_FEATURES: Mapping[str, float] = MappingProxyType({})
+
+
+class RuleContext(NamedTuple):
     """Everything rules may look at for one shipment. ``features`` holds NaN for null values.
 
-    A feature missing from ``features`` counts as null.
+    A feature missing from ``features`` counts as null. A tuple, not a frozen dataclass: one is
+    built for every shipment scored, and a tuple is built in a third of the time.
     """
 
     shipment: Shipment
     hits: Sequence[RuleEvidence] = ()
     mismatches: Sequence[MismatchEvidence] = ()
-    features: Mapping[str, float] = field(default_factory=dict)
+    features: Mapping[str, float] = _NO_FEATURES
 
     def evidence_at(self, entry_id: str, goods_index: int) -> RuleEvidence | None:
         """The hit behind a mismatch signal: the entry's CAS hit on that line if there is one.
