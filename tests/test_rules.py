@@ -23,6 +23,7 @@ from features.watchlist import Watchlist, load_watchlist
 from scoring.lanes import LANES
 from scoring.reasons import Reason
 from scoring.rules import (
+    VECTOR_ROWS,
     RuleContext,
     RuleHit,
     RuleSet,
@@ -416,13 +417,16 @@ def _batch(watchlist: Watchlist) -> tuple[list[Shipment], FeatureBlock]:
         "consignee_positives": [0.0, 2.0, math.nan],
     }.items():
         matrix[:, FEATURE_NAMES.index(name)] = rng.choice(values, len(shipments))
-    block = FeatureBlock(
+    return shipments, _block(shipments, matrix)
+
+
+def _block(shipments: list[Shipment], matrix: np.ndarray) -> FeatureBlock:
+    return FeatureBlock(
         matrix,
         [s.shipment_id for s in shipments],
         np.zeros(len(shipments), dtype=np.int64),
         [s.port_of_entry for s in shipments],
     )
-    return shipments, block
 
 
 def test_evidence_asked_for_only_by_alternatives_or_below_the_threshold(
@@ -454,6 +458,10 @@ def test_a_batch_is_evaluated_as_one_shipment_at_a_time(
         assert batch == one_by_one, rule_set.source
         assert {h.rule_id for hits in batch for h in hits} == {r.id for r in rule_set.rules}
         assert 0 < batch.count(()) < len(batch), rule_set.source
+        few = shipments[-VECTOR_ROWS + 1 :]  # one by one, without numpy
+        small = _block(few, block.matrix[-len(few) :])
+        few_lines = Declarations.from_shipments(few, watchlist)
+        assert rule_set.evaluate_batch(few, few_lines, small, watchlist) == one_by_one[-len(few) :]
 
 
 def test_a_batch_needs_one_row_of_everything_per_shipment(

@@ -41,7 +41,7 @@ once builds a context only for the rows where numpy finds that some rule may fir
 
 from __future__ import annotations
 
-from scoring.rules.engine import RuleHit, RuleSet, strongest_lane
+from scoring.rules.engine import VECTOR_ROWS, RuleHit, RuleSet, strongest_lane
 from scoring.rules.evidence import (
     MismatchEvidence,
     RuleContext,
@@ -64,6 +64,7 @@ from scoring.rules.schema import (
 __all__ = [
     "PACKAGED_FILE",
     "PLACEHOLDERS",
+    "VECTOR_ROWS",
     "Conditions",
     "FeatureTest",
     "MismatchCondition",
