@@ -38,7 +38,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -121,8 +121,21 @@ def score_quantiles(scores: np.ndarray) -> list[float]:
 
 def uniform_draw(shipment_id: str, seed: int) -> float:
     """A number in [0, 1) fixed by the shipment id and seed: replays draw the same."""
-    digest = hashlib.blake2b(f"{seed}:{shipment_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return drawer(seed)(shipment_id)
+
+
+def drawer(seed: int) -> Callable[[str], float]:
+    """:func:`uniform_draw` with ``seed`` fixed: the blake2b hash of ``"{seed}:{shipment_id}"``,
+    its seed prefix hashed once (a copy of that state then hashes each shipment id)."""
+    start = hashlib.blake2b(f"{seed}:".encode(), digest_size=8).copy
+    from_bytes = int.from_bytes
+
+    def draw(shipment_id: str) -> float:
+        hasher = start()
+        hasher.update(shipment_id.encode())
+        return from_bytes(hasher.digest(), "big") / 2**64
+
+    return draw
 
 
 def raise_lane(lane: str, other: str) -> str:
@@ -130,38 +143,24 @@ def raise_lane(lane: str, other: str) -> str:
     return other if LANE_ORDER[other] > LANE_ORDER[lane] else lane
 
 
-@dataclass(slots=True)
-class _Entry:
-    at: float | None  # declared time, seconds since the epoch (None: a reference prior)
-    score: float | None  # in the model's pool (None when a rule forced RED)
-    forced: str  # "red", "yellow" or ""
-    lane: str
-    random: bool
-
-
-def _select_probability(pool: list[float], score: float, slots: float) -> float:
-    """Chance that ``score`` is among the top ``slots`` of ``pool`` plus itself; ties at the
-    boundary share what is left."""
-    if slots <= 0:
-        return 0.0
-    right = bisect.bisect_right(pool, score)
-    above = len(pool) - right
-    if above >= slots:
-        return 0.0
-    tied = right - bisect.bisect_left(pool, score)
-    return float(min(1.0, (slots - above) / (tied + 1)))
+_Entry = tuple[float | None, float | None, str, str, bool]
+"""One decision in a port's window: (declared time in seconds since the epoch, None for a
+reference prior; score in the model's pool, None when a rule forced RED; the rule's lane,
+"red", "yellow" or ""; the lane; whether it was a random pick). A plain tuple: one is made and
+dropped per decision."""
 
 
 def _threshold(pool: list[float], slots: float) -> float:
     """The score a shipment must exceed to be among the top ``slots`` of ``pool``."""
     if slots <= 0 or not pool:
         return 1.0
-    at = len(pool) - int(np.ceil(slots))
+    at = len(pool) - math.ceil(slots)
     return pool[at] if at >= 0 else 0.0
 
 
 @dataclass
 class _Port:
+    key: str  # the window's name: a port code, or OTHER_PORTS
     budget: Budget
     prior: list[float]  # reference scores the window starts from
     entries: deque[_Entry] = field(default_factory=deque)
@@ -175,52 +174,72 @@ class _Port:
     over_capacity_events: int = 0
     over: bool = False  # rules alone exceed the capacity right now
     thresholds: tuple[float, float] = (1.0, 1.0)
+    # The budget as every decision reads it (set from ``budget``).
+    red_share: float = field(init=False)
+    yellow_share: float = field(init=False)
+    selected_share: float = field(init=False)  # red + yellow
+    explore_share: float = field(init=False)
+    hours: float | None = field(init=False)  # budget.window_hours
+    limit: int = field(init=False)  # entries kept
 
     def __post_init__(self) -> None:
+        b = self.budget
+        self.red_share, self.yellow_share, self.explore_share = b.red, b.yellow, b.exploration
+        self.selected_share = b.red + b.yellow
+        self.hours = b.window_hours
+        self.limit = MAX_WINDOW if b.window_hours is not None else b.window
         for score in self.prior:
-            self._push(_Entry(None, score, "", "green", False))
+            self._push((None, score, "", "green", False))
 
     # ------------------------------------------------------------------ the window
 
     def _push(self, entry: _Entry) -> None:
+        at, score, forced, lane, random = entry
         self.entries.append(entry)
-        if entry.score is not None:
-            bisect.insort(self.pool, entry.score)
-        self.forced_red += entry.forced == "red"
-        self.forced_yellow += entry.forced == "yellow"
-        if entry.at is not None:
+        if score is not None:
+            bisect.insort(self.pool, score)
+        if forced == "red":
+            self.forced_red += 1
+        elif forced == "yellow":
+            self.forced_yellow += 1
+        if at is not None:
             self.live += 1
-            self.red += entry.lane == "red"
-            self.yellow += entry.lane == "yellow"
-            self.explored += entry.random
+            if lane == "red":
+                self.red += 1
+            elif lane == "yellow":
+                self.yellow += 1
+            if random:
+                self.explored += 1
 
     def _pop(self) -> None:
-        entry = self.entries.popleft()
-        if entry.score is not None:
-            del self.pool[bisect.bisect_left(self.pool, entry.score)]
-        self.forced_red -= entry.forced == "red"
-        self.forced_yellow -= entry.forced == "yellow"
-        if entry.at is not None:
+        at, score, forced, lane, random = self.entries.popleft()
+        if score is not None:
+            del self.pool[bisect.bisect_left(self.pool, score)]
+        if forced == "red":
+            self.forced_red -= 1
+        elif forced == "yellow":
+            self.forced_yellow -= 1
+        if at is not None:
             self.live -= 1
-            self.red -= entry.lane == "red"
-            self.yellow -= entry.lane == "yellow"
-            self.explored -= entry.random
-
-    def _evict(self, now: float) -> None:
-        b = self.budget
-        limit = MAX_WINDOW if b.window_hours is not None else b.window
-        while len(self.entries) > limit:
-            self._pop()
-        if b.window_hours is not None:
-            horizon = now - b.window_hours * 3600.0
-            while self.entries and self.entries[0].at is not None and self.entries[0].at < horizon:
-                self._pop()
+            if lane == "red":
+                self.red -= 1
+            elif lane == "yellow":
+                self.yellow -= 1
+            if random:
+                self.explored -= 1
 
     def add(self, entry: _Entry, now: float) -> None:
-        if self.budget.window_hours is not None and self.entries and self.entries[0].at is None:
+        """Count ``entry`` in the window, and let go of what the window no longer holds."""
+        entries = self.entries
+        if self.hours is not None and entries and entries[0][0] is None:
             self._pop()  # reference priors give way to live decisions one for one
         self._push(entry)
-        self._evict(now)
+        while len(entries) > self.limit:
+            self._pop()
+        if self.hours is not None:
+            horizon = now - self.hours * 3600.0
+            while entries and (first := entries[0][0]) is not None and first < horizon:
+                self._pop()
 
     # ------------------------------------------------------------------ capacity
 
@@ -234,19 +253,56 @@ class _Port:
         (feedback): under a drifting score distribution a pure quantile lags, and the window
         starts from a reference that knows nothing of the port's rules.
         """
+        # max and min written out (a builtin call each otherwise) with the comparisons they
+        # make: max(x, y) is ``y if y > x else x``, min(x, y) ``y if y < x else x``.
         n = len(self.entries) + 1  # the shipment being decided counts in the window
-        b = self.budget
-        red_capacity = b.red * n
-        room = max(red_capacity - self.forced_red, 0.0)
-        explore = min(b.exploration * red_capacity, room)
+        red_capacity = self.red_share * n
+        room = red_capacity - self.forced_red
+        room = 0.0 if room < 0.0 else room
+        explore = self.explore_share * red_capacity
+        explore = room if room < explore else explore
         model_red = room - explore
-        model_selected = model_red + max(b.yellow * n - self.forced_yellow, 0.0)
-        red_short = b.red * self.live - self.red
-        selected_short = (b.red + b.yellow) * self.live - (self.red + self.yellow)
-        red_slots = max(model_red + red_short, 0.0)
-        selected_slots = max(model_selected + selected_short, red_slots)
-        excess = max(self.forced_red - red_capacity, 0.0)
-        return red_slots, selected_slots, explore, excess
+        yellow_room = self.yellow_share * n - self.forced_yellow
+        model_selected = model_red + (0.0 if yellow_room < 0.0 else yellow_room)
+        red_short = self.red_share * self.live - self.red
+        selected_short = self.selected_share * self.live - (self.red + self.yellow)
+        red_slots = model_red + red_short
+        red_slots = 0.0 if red_slots < 0.0 else red_slots
+        selected_slots = model_selected + selected_short
+        selected_slots = red_slots if red_slots > selected_slots else selected_slots
+        excess = self.forced_red - red_capacity
+        return red_slots, selected_slots, explore, 0.0 if excess < 0.0 else excess
+
+    def chances(self, score: float, red_slots: float, selected_slots: float) -> tuple[float, float]:
+        """The chances the model sends ``score`` RED, and RED or YELLOW: that it is among the
+        top ``red_slots`` (``selected_slots``) of the pool plus itself, ties at the boundary
+        sharing what is left.
+
+        Hard caps under the controller: the model never takes a RED, nor an exam of any lane,
+        the window has no room for (rules still do; exploration's small share is left to the
+        feedback). A drifting score distribution moves the thresholds only as fast as the
+        window; the caps hold the port's capacity meanwhile.
+        """
+        n = self.live + 1
+        if self.red + self.yellow >= math.ceil(self.selected_share * n - 1e-9):
+            return 0.0, 0.0  # no exam left in the window
+        # red_slots <= selected_slots: a score outside the selected slots is outside both
+        if selected_slots <= 0:
+            return 0.0, 0.0
+        pool = self.pool
+        right = bisect.bisect_right(pool, score)
+        above = len(pool) - right
+        if above >= selected_slots:
+            return 0.0, 0.0
+        tied = right - bisect.bisect_left(pool, score) + 1
+        p_selected = (selected_slots - above) / tied
+        p_selected = p_selected if p_selected < 1.0 else 1.0
+        full = self.red >= math.ceil(self.red_share * n - 1e-9)
+        if full or red_slots <= 0 or above >= red_slots:
+            return 0.0, p_selected
+        p_red = (red_slots - above) / tied
+        p_red = p_red if p_red < 1.0 else 1.0
+        return p_red, p_red if p_red > p_selected else p_selected
 
 
 class LanePolicy:
@@ -267,11 +323,22 @@ class LanePolicy:
             raise ValueError("reference quantiles need a 'default' distribution")
         self.budgets = dict(budgets)
         self.default_budget = self.budgets.get("default", Budget())
-        self.seed = seed
         self._lock = threading.Lock()
+        self.seed = seed
         self._quantiles: dict[str, np.ndarray] = {}
         self._ports: dict[str, _Port] = {}
         self.rebase(quantiles)
+
+    @property
+    def seed(self) -> int:
+        """The draws' seed: exploration draws with it, a tie at a threshold with ``seed + 1``."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, seed: int) -> None:
+        with self._lock:
+            self._seed = seed
+            self._draw_explore, self._draw_tie = drawer(seed), drawer(seed + 1)
 
     def budget(self, port: str) -> Budget:
         return self.budgets.get(port, self.default_budget)
@@ -290,6 +357,9 @@ class LanePolicy:
         return OTHER_PORTS
 
     def _port(self, port: str) -> _Port:
+        state = self._ports.get(port)  # a port with a window of its own, already open
+        if state is not None:
+            return state
         port = self._key(port)
         state = self._ports.get(port)
         if state is None:
@@ -298,7 +368,7 @@ class LanePolicy:
             size = min(budget.window, 2_000)
             levels = (np.arange(size) + 0.5) / size
             prior = np.interp(levels, np.linspace(0.0, 1.0, len(grid)), grid)
-            state = _Port(budget, sorted(float(p) for p in prior))
+            state = _Port(port, budget, sorted(float(p) for p in prior))
             self._ports[port] = state
         return state
 
@@ -322,6 +392,32 @@ class LanePolicy:
         with self._lock:
             return self._decide(port, score, shipment_id, rule_lane, at)
 
+    def decide_many(
+        self,
+        ports: Sequence[str],
+        scores: Sequence[float],
+        shipment_ids: Sequence[str],
+        rule_lanes: Sequence[str],
+        ats: Sequence[datetime | None],
+    ) -> list[LaneDecision]:
+        """:meth:`decide` for each shipment in turn (the i-th of every sequence), taking the
+        lock once: the decisions a loop of :meth:`decide` would make, in the same order."""
+        sizes = {len(ports), len(scores), len(shipment_ids), len(rule_lanes), len(ats)}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"decide_many needs one of each per shipment: {len(ports)} ports, "
+                f"{len(scores)} scores, {len(shipment_ids)} shipment ids, "
+                f"{len(rule_lanes)} rule lanes, {len(ats)} times"
+            )
+        with self._lock:
+            decide = self._decide
+            return [
+                decide(port, score, shipment_id, rule_lane, at)
+                for port, score, shipment_id, rule_lane, at in zip(
+                    ports, scores, shipment_ids, rule_lanes, ats, strict=True
+                )
+            ]
+
     def decide_beside(
         self,
         port: str,
@@ -336,7 +432,7 @@ class LanePolicy:
         for this decision, with the same rule lane and draws. The second answer counts
         nowhere: windows, thresholds and counts are what :meth:`decide` alone leaves."""
         with self._lock:
-            shadow = self._choose(self._port(port), shadow_score, shipment_id, rule_lane)
+            shadow, _ = self._choose(self._port(port), shadow_score, shipment_id, rule_lane)
             return self._decide(port, score, shipment_id, rule_lane, at), shadow
 
     def _decide(
@@ -344,48 +440,46 @@ class LanePolicy:
     ) -> LaneDecision:
         """:meth:`decide` under the lock: choose, then count the decision in the window."""
         state = self._port(port)
-        decided = self._choose(state, score, shipment_id, rule_lane)
+        decided, excess = self._choose(state, score, shipment_id, rule_lane)
         state.thresholds = (decided.red_threshold, decided.yellow_threshold)
         when = at.timestamp() if at is not None else time.time()
         if rule_lane == "red":
-            self._note_capacity(self._key(port), state, state.capacity()[3])
-        pooled = None if rule_lane == "red" else score  # a rule's RED is not the model's
+            self._note_capacity(state, excess)
+            pooled = None  # a rule's RED is not the model's
+        else:
+            pooled = score
         forced = "" if rule_lane == "green" else rule_lane
-        state.add(_Entry(when, pooled, forced, decided.lane, decided.random_selection), when)
+        state.add((when, pooled, forced, decided.lane, decided.random_selection), when)
         return decided
 
-    def _choose(self, state: _Port, score: float, shipment_id: str, rule_lane: str) -> LaneDecision:
-        """The decision for ``score`` in the window as it stands; changes nothing."""
-        model_red, selected, explore, _ = state.capacity()
-        red_at, yellow_at = _threshold(state.pool, model_red), _threshold(state.pool, selected)
+    def _choose(
+        self, state: _Port, score: float, shipment_id: str, rule_lane: str
+    ) -> tuple[LaneDecision, float]:
+        """The decision for ``score`` in the window as it stands, and how far rules alone
+        exceed the port's RED capacity; changes nothing."""
+        model_red, selected, explore, excess = state.capacity()
+        pool = state.pool
+        red_at, yellow_at = _threshold(pool, model_red), _threshold(pool, selected)
         if rule_lane == "red":
-            return LaneDecision("red", False, 1.0, red_at, yellow_at)
-        # Hard caps under the controller: the model never takes a RED, nor an exam of any
-        # lane, the window has no room for (rules still do; exploration's small share is
-        # left to the feedback). A drifting score distribution moves the thresholds only
-        # as fast as the window; the caps hold the port's capacity meanwhile.
-        b, n = state.budget, state.live + 1
-        full = state.red >= math.ceil(b.red * n - 1e-9)
-        none_left = state.red + state.yellow >= math.ceil((b.red + b.yellow) * n - 1e-9)
-        p_red = 0.0 if full or none_left else _select_probability(state.pool, score, model_red)
-        p_selected = (
-            0.0 if none_left else max(_select_probability(state.pool, score, selected), p_red)
-        )
+            return LaneDecision("red", False, 1.0, red_at, yellow_at), excess
+        p_red, p_selected = state.chances(score, model_red, selected)
         fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
-        u = uniform_draw(shipment_id, self.seed + 1) if fractional else 0.0
+        u = self._draw_tie(shipment_id) if fractional else 0.0
         model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
-        lane = raise_lane(model_lane, rule_lane)
+        lane = model_lane if rule_lane == "green" else raise_lane(model_lane, rule_lane)
         if lane != "green":
             propensity = 1.0 if rule_lane == "yellow" else p_selected
-            return LaneDecision(lane, False, propensity, red_at, yellow_at)
-        rest = max(len(state.pool) + 1 - selected, 1.0)
-        p_explore = float(min(1.0, explore / rest))
+            return LaneDecision(lane, False, propensity, red_at, yellow_at), excess
+        rest = len(pool) + 1 - selected
+        p_explore = explore / (1.0 if rest < 1.0 else rest)
+        p_explore = p_explore if p_explore < 1.0 else 1.0
         propensity = p_selected + (1.0 - p_selected) * p_explore
-        chosen = p_explore > 0 and uniform_draw(shipment_id, self.seed) < p_explore
-        return LaneDecision("red" if chosen else "green", chosen, propensity, red_at, yellow_at)
+        chosen = p_explore > 0 and self._draw_explore(shipment_id) < p_explore
+        decided = LaneDecision("red" if chosen else "green", chosen, propensity, red_at, yellow_at)
+        return decided, excess
 
     @staticmethod
-    def _note_capacity(port: str, state: _Port, excess: float) -> None:
+    def _note_capacity(state: _Port, excess: float) -> None:
         """Count a rule RED decided over capacity; log when a port goes over and comes back."""
         n = len(state.entries) + 1
         if excess > 0:
@@ -395,7 +489,7 @@ class LanePolicy:
                 log.warning(
                     "port over RED capacity: hard rules alone exceed the budget",
                     extra={
-                        "port": port,
+                        "port": state.key,
                         "rule_red_share": round((state.forced_red + 1) / n, 4),
                         "red_budget": state.budget.red,
                         "over_by_share": round(excess / n, 4),
@@ -404,7 +498,7 @@ class LanePolicy:
                 )
         elif state.over:
             state.over = False
-            log.info("port back within RED capacity", extra={"port": port})
+            log.info("port back within RED capacity", extra={"port": state.key})
 
     def shares(self) -> list[PortShares]:
         """Every port's realised shares over its window beside its budget (for metrics)."""

@@ -3,6 +3,7 @@ thresholds follow the live scores, and propensities stay honest while they move.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from scoring.lanes import (
     Budget,
     LaneDecision,
     LanePolicy,
+    drawer,
     raise_lane,
     score_quantiles,
     uniform_draw,
@@ -253,3 +255,105 @@ def test_ties_at_the_threshold_are_split_to_keep_the_budget() -> None:
     top = [d for d, s in zip(decided, fresh, strict=True) if s == 0.05]
     # A tie's share, recorded: the top value's shipments mostly get a fractional chance.
     assert sum(0 < d.propensity < 1 for d in top) > 0.8 * len(top)
+
+
+def _traffic(
+    seed: int, size: int
+) -> tuple[list[str], list[float], list[str], list[str], list[datetime]]:
+    """Mixed traffic for the policy: three ports with windows of their own and two codes
+    without (they share one), smooth scores and a small model's tied ones, rule REDs (enough
+    to go over capacity) and YELLOWs, several shipments in the same minute."""
+    rng = np.random.default_rng(seed)
+    codes = ["MXZLO", "MXNLD", "MXTIJ", "XXABC", "ZZ9"]
+    ports = rng.choice(codes, p=[0.4, 0.3, 0.1, 0.1, 0.1], size=size)
+    smooth = rng.beta(0.5, 30, size=size)
+    tied = rng.choice([0.001, 0.01, 0.02, 0.05], p=[0.6, 0.2, 0.1, 0.1], size=size)
+    scores = np.where(rng.random(size) < 0.5, smooth, tied)
+    u = rng.random(size)
+    rules = np.where(u < 0.03, "red", np.where(u < 0.06, "yellow", "green"))
+    minutes = np.cumsum(rng.integers(0, 3, size=size))
+    return (
+        [str(p) for p in ports],
+        [float(s) for s in scores],
+        [f"S{i}" for i in range(size)],
+        [str(r) for r in rules],
+        [START + timedelta(minutes=int(m)) for m in minutes],
+    )
+
+
+def _mixed_policy() -> LanePolicy:
+    """A count window for most ports, an hours window for one, exploration on."""
+    budgets = {
+        "default": Budget(red=0.03, yellow=0.05, exploration=0.2, window=60),
+        "MXNLD": Budget(red=0.02, yellow=0.04, exploration=0.1, window_hours=6.0),
+    }
+    return LanePolicy(REFERENCE, budgets, seed=5)
+
+
+def _exact(decided: list[LaneDecision]) -> list[tuple[str, bool, str, str, str]]:
+    return [
+        (
+            d.lane,
+            d.random_selection,
+            d.propensity.hex(),
+            d.red_threshold.hex(),
+            d.yellow_threshold.hex(),
+        )
+        for d in decided
+    ]
+
+
+def test_decisions_are_those_recorded_before_the_fast_path() -> None:
+    """Every bit of 6,000 decisions (lanes, random picks, propensities, thresholds) is what the
+    policy answered before its per-decision cost was cut: a change here changes decisions."""
+    policy = _mixed_policy()
+    decided = [policy.decide(*shipment) for shipment in zip(*_traffic(12, 6_000), strict=True)]
+    digest = hashlib.sha256(repr(_exact(decided)).encode()).hexdigest()
+    assert digest == "921ac53a03abc0662a18bdd76ef67af2fffd07bd99fbce6cd77b35240f9e90aa"
+    shares = [(s.port, s.decisions, s.over_capacity_events) for s in policy.shares()]
+    assert shares == [("MXNLD", 1767, 7), ("MXTIJ", 60, 24), ("MXZLO", 60, 32), ("other", 60, 22)]
+
+
+def test_decide_many_decides_what_a_loop_of_decide_does() -> None:
+    looped, batched = _mixed_policy(), _mixed_policy()
+    ports, scores, ids, rules, ats = _traffic(13, 4_000)
+    one_by_one = [looped.decide(*s) for s in zip(ports, scores, ids, rules, ats, strict=True)]
+    in_batches = []
+    for start in range(0, 4_000, 700):  # batches of 700, the last one short
+        cut = slice(start, start + 700)
+        in_batches += batched.decide_many(ports[cut], scores[cut], ids[cut], rules[cut], ats[cut])
+    assert _exact(in_batches) == _exact(one_by_one)
+    assert {d.lane for d in one_by_one} == {"green", "yellow", "red"}
+    assert any(d.random_selection for d in one_by_one)
+    assert any(0 < d.propensity < 1 and not d.random_selection for d in one_by_one)  # ties
+    assert batched.shares() == looped.shares()
+    assert batched.decide_many([], [], [], [], []) == []
+
+
+def test_decide_many_refuses_sequences_of_different_lengths_and_decides_nothing() -> None:
+    policy = _mixed_policy()
+    with pytest.raises(ValueError, match="2 ports, 2 scores, 1 shipment ids"):
+        policy.decide_many(["MXZLO", "MXZLO"], [0.1, 0.2], ["S1"], ["green"] * 2, [START] * 2)
+    assert policy.shares() == []
+
+
+def test_draws_hash_the_seed_and_the_shipment_id() -> None:
+    for shipment_id in ("S1", "SHP-000000123", "embarque-ñandú-東京"):
+        for seed in (0, 1, 9, -3, 10**20):
+            text = f"{seed}:{shipment_id}".encode()
+            digest = hashlib.blake2b(text, digest_size=8).digest()
+            expected = int.from_bytes(digest, "big") / 2**64
+            assert uniform_draw(shipment_id, seed) == expected
+            assert drawer(seed)(shipment_id) == expected
+
+
+def test_a_new_seed_draws_as_a_policy_made_with_it() -> None:
+    scores = np.zeros(300)
+    changed = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=1.0)}, seed=9)
+    changed.seed = 10
+    fresh = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=1.0)}, seed=10)
+    nine = LanePolicy({"default": [0.0, 1.0]}, {"default": Budget(exploration=1.0)}, seed=9)
+    assert changed.seed == 10
+    decided = _exact(_run(changed, scores))
+    assert decided == _exact(_run(fresh, scores))
+    assert decided != _exact(_run(nine, scores))
