@@ -14,8 +14,10 @@ bulk.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
-from operator import attrgetter, itemgetter
+from itertools import accumulate
+from operator import attrgetter
 from typing import Any
 
 import polars as pl
@@ -44,11 +46,6 @@ _GOODS_COLUMNS = tuple(f.name for f in fields(GoodsLine))
 
 _shipment_values = attrgetter(*_SHIPMENT_ATTRIBUTES)
 _goods_values = attrgetter(*_GOODS_COLUMNS)
-_goods_cells = itemgetter(*_GOODS_COLUMNS)
-_party_cells = {
-    role: itemgetter(*(f"{role}_{f.name}" for f in fields(Party)))
-    for role in ("shipper", "consignee")
-}
 
 
 def shipment_row(s: Shipment) -> dict[str, Any]:
@@ -70,28 +67,51 @@ def goods_rows(s: Shipment) -> list[dict[str, Any]]:
 
 
 def shipments_from_frames(shipments: pl.DataFrame, goods: pl.DataFrame) -> list[Shipment]:
-    """Canonical rows (``shipments`` and ``goods`` tables) back into shipment records."""
-    lines: dict[str, list[GoodsLine]] = {}
-    for row in goods.sort("shipment_id", "line_no").iter_rows(named=True):
-        hs_code, description, cas_numbers, *rest = _goods_cells(row)
-        line = GoodsLine(hs_code, description, tuple(cas_numbers), *rest)
-        lines.setdefault(row["shipment_id"], []).append(line)
-    return [
-        Shipment(
-            shipment_id=r["shipment_id"],
-            declared_at=r["declared_at"],
-            port_of_entry=r["port_of_entry"],
-            mode=r["mode"],
-            origin_country=r["origin_country"],
-            export_country=r["export_country"],
-            transshipment_ports=tuple(r["transshipment_ports"]),
-            carrier=r["carrier"],
-            conveyance_id=r["conveyance_id"],
-            container_id=r["container_id"],
-            shipper=Party(*_party_cells["shipper"](r)),
-            consignee=Party(*_party_cells["consignee"](r)),
-            broker_id=r["broker_id"],
-            goods=tuple(lines.get(r["shipment_id"], ())),
+    """Canonical rows (``shipments`` and ``goods`` tables) back into shipment records.
+
+    Goods lines are in ``line_no`` order; lines of a shipment id the shipments table does not
+    hold are left out, and a repeated shipment id gets all lines of that id each time.
+    """
+    lines = _lines_by_shipment(goods)
+    column = {c: shipments.get_column(c).to_list() for c in _SHIPMENT_COLUMNS}
+    # Party attributes (shipper.id) are spread over columns (shipper_id); the rest are columns.
+    values: dict[str, Iterable[Any]] = {a: column[a] for a in _SHIPMENT_ATTRIBUTES if "." not in a}
+    for role in ("shipper", "consignee"):
+        values[role] = _parties(
+            zip(*(column[f"{role}_{f.name}"] for f in fields(Party)), strict=True)
         )
-        for r in shipments.iter_rows(named=True)
-    ]
+    values["transshipment_ports"] = map(tuple, column["transshipment_ports"])
+    values["goods"] = [lines.get(shipment_id, ()) for shipment_id in column["shipment_id"]]
+    return list(map(Shipment, *(values[f.name] for f in fields(Shipment))))
+
+
+def _parties(rows: Iterable[tuple[str, ...]]) -> list[Party]:
+    """A party record per row of (id, name, country, tax id) cells; equal rows share one record
+    (a party declares many shipments, and records are immutable)."""
+    known: dict[tuple[str, ...], Party] = {}
+    parties = []
+    for cells in rows:
+        party = known.get(cells)
+        if party is None:
+            party = known[cells] = Party(*cells)
+        parties.append(party)
+    return parties
+
+
+def _lines_by_shipment(goods: pl.DataFrame) -> dict[str, tuple[GoodsLine, ...]]:
+    """Each shipment id's goods lines, in ``line_no`` order: the table sorted once, its lines
+    built a column at a time, and each id's run of consecutive lines sliced out."""
+    ordered = goods.sort("shipment_id", "line_no")
+    cells: list[Iterable[Any]] = [ordered.get_column(c).to_list() for c in _GOODS_COLUMNS]
+    cas = _GOODS_COLUMNS.index("cas_numbers")
+    cells[cas] = map(tuple, cells[cas])
+    lines = tuple(map(GoodsLine, *cells))
+    runs = ordered.get_column("shipment_id").rle().struct.unnest()
+    lengths = runs.get_column("len").to_list()
+    ends = list(accumulate(lengths))
+    return {
+        shipment_id: lines[end - length : end]
+        for shipment_id, length, end in zip(
+            runs.get_column("value").to_list(), lengths, ends, strict=True
+        )
+    }
