@@ -329,6 +329,35 @@ class _Judged(NamedTuple):
 def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -> Scored:
     """The scored record of one shipment: its reasons (rules, watchlist hits, and the model's
     when ``contributions`` were computed for it), lane, exam and thresholds."""
+    if j.fired or j.hits or contributions is not None or j.decided.random_selection:
+        reasons = _reasons(j, contributions)
+    else:  # most shipments: released with nothing found, the one reason shared by all
+        reasons = _LOW_RISK_ONLY
+    return Scored(
+        shipment_id=shipment.shipment_id,
+        port_of_entry=shipment.port_of_entry,
+        risk_score=j.score,
+        lane=j.decided.lane,
+        random_selection=j.decided.random_selection,
+        propensity=j.decided.propensity,
+        reasons=reasons,
+        watchlist_hits=j.hits,
+        features=j.values,
+        rules_fired=tuple([hit.rule_id for hit in j.fired]) if j.fired else (),
+        exam=j.exam.exam if j.exam else "",
+        exam_reason=j.exam.reason if j.exam else None,
+        thresholds=(j.decided.red_threshold, j.decided.yellow_threshold),
+        shadow=j.shadow,
+    )
+
+
+_LOW_RISK_ONLY: tuple[Reason, ...] = (LOW_RISK_REASON,)
+
+
+def _reasons(j: _Judged, contributions: list[float] | None) -> tuple[Reason, ...]:
+    """A shipment's reasons: the rules', one per watchlist hit, the model's when
+    ``contributions`` were computed, the exploration reason first when it was drawn at
+    random, and the low-risk reason when there is no other."""
     reasons = [hit.reason for hit in j.fired]
     reasons += [
         watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in j.hits
@@ -339,22 +368,7 @@ def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -
         reasons.insert(0, EXPLORATION_REASON)
     if not reasons:
         reasons.append(LOW_RISK_REASON)
-    return Scored(
-        shipment_id=shipment.shipment_id,
-        port_of_entry=shipment.port_of_entry,
-        risk_score=j.score,
-        lane=j.decided.lane,
-        random_selection=j.decided.random_selection,
-        propensity=j.decided.propensity,
-        reasons=tuple(reasons),
-        watchlist_hits=j.hits,
-        features=j.values,
-        rules_fired=tuple(hit.rule_id for hit in j.fired),
-        exam=j.exam.exam if j.exam else "",
-        exam_reason=j.exam.reason if j.exam else None,
-        thresholds=(j.decided.red_threshold, j.decided.yellow_threshold),
-        shadow=j.shadow,
-    )
+    return tuple(reasons)
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
+from operator import attrgetter
 from pathlib import Path
 from typing import IO
 
@@ -56,26 +57,30 @@ def _input_dir(path: Path) -> Path:
 
 
 def _rows(scored: list[Scored], scorer: Scorer) -> pl.DataFrame:
-    def joined(texts: list[str]) -> str:
-        return " | ".join(texts[:3])
-
+    """The output table of ``scored``, a column at a time: the first three reasons in each
+    language, a watchlist entry once however many lines it was identified on."""
+    heads = [s.reasons[:3] for s in scored]
+    n = len(scored)
     return pl.DataFrame(
         {
-            "shipment_id": [s.shipment_id for s in scored],
-            "port_of_entry": [s.port_of_entry for s in scored],
-            "risk_score": [s.risk_score for s in scored],
+            "shipment_id": list(map(attrgetter("shipment_id"), scored)),
+            "port_of_entry": list(map(attrgetter("port_of_entry"), scored)),
+            "risk_score": list(map(attrgetter("risk_score"), scored)),
             "lane": [s.lane.upper() for s in scored],
-            "random_selection": [s.random_selection for s in scored],
-            "propensity": [s.propensity for s in scored],
-            "rules_fired": [";".join(s.rules_fired) for s in scored],
+            "random_selection": list(map(attrgetter("random_selection"), scored)),
+            "propensity": list(map(attrgetter("propensity"), scored)),
+            "rules_fired": list(map(";".join, map(attrgetter("rules_fired"), scored))),
             "watchlist_entries": [
-                ";".join(dict.fromkeys(h.entry_id for h in s.watchlist_hits)) for s in scored
+                ";".join(dict.fromkeys(h.entry_id for h in s.watchlist_hits))
+                if s.watchlist_hits
+                else ""
+                for s in scored
             ],
-            "reasons_es": [joined([r.message_es for r in s.reasons]) for s in scored],
-            "reasons_en": [joined([r.message_en for r in s.reasons]) for s in scored],
-            "model_version": [scorer.model_version] * len(scored),
-            "watchlist_version": [scorer.watchlist_version] * len(scored),
-            "rules_version": [scorer.rules_version] * len(scored),
+            "reasons_es": [" | ".join([r.message_es for r in head]) for head in heads],
+            "reasons_en": [" | ".join([r.message_en for r in head]) for head in heads],
+            "model_version": [scorer.model_version] * n,
+            "watchlist_version": [scorer.watchlist_version] * n,
+            "rules_version": [scorer.rules_version] * n,
         },
         schema=OUTPUT_SCHEMA,
     )
