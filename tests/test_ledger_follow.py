@@ -8,6 +8,7 @@ servers with their follower threads."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,3 +180,32 @@ def test_a_sqlite_ledger_has_no_follower(registry: Path, tmp_path: Path) -> None
         assert not service.ledger.shared
     finally:
         service.close()
+
+
+def test_own_rows_read_the_moment_they_commit_are_still_own(
+    pair: tuple[ScoringService, ScoringService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follower may read this server's rows between their commit and the writer noting
+    their seqs as its own: it must wait for the note, not take them for another server's."""
+    a, _ = pair
+    assert a.ledger is not None
+    storage = a.ledger._storage
+    commit = storage.append
+    polls: list[threading.Thread] = []
+
+    def append_then_poll(*args: object, **kwargs: object) -> object:
+        done = commit(*args, **kwargs)  # committed: visible to the follower's connection
+        poll = threading.Thread(target=follower(a).poll)
+        poll.start()
+        polls.append(poll)
+        poll.join(timeout=0.5)  # the follower reads the rows now, before they are noted
+        return done
+
+    monkeypatch.setattr(storage, "append", append_then_poll)
+    a.score([shipment("OWN-0", 1)])
+    for poll in polls:
+        poll.join(timeout=10)
+    assert polls
+    assert not any(p.is_alive() for p in polls)
+    assert follower(a).health().followed == 0  # read, and known as its own
+    assert state(a).shipments == 1

@@ -288,16 +288,19 @@ class Ledger:
             (entry, encode_payload(text) if self.compact else text) for entry, text, _ in encoded
         ]
         try:
-            commit = self._storage.append(self._chain(payloads), self._seq, self._hash)
+            # The commit and the note of its seqs as this writer's own happen under one lock:
+            # a follower that read these rows the moment they committed waits in take_own
+            # until they are noted, so it never takes this server's rows for another's.
+            with self._own_lock:
+                commit = self._storage.append(self._chain(payloads), self._seq, self._hash)
+                if self._own is not None:
+                    self._own.append((commit.rows[0].seq, commit.rows[-1].seq))
         except self._store.error as exc:
             for _, future in batch:
                 future.set_exception(exc)
             return
         rows = commit.rows
         self._seq, self._hash = rows[-1].seq, rows[-1].hash
-        if self._own is not None:
-            with self._own_lock:
-                self._own.append((rows[0].seq, rows[-1].seq))
         with self._health_lock:
             self._commit_seconds.observe(time.perf_counter() - started)
             self._group_size.observe(len(rows))
