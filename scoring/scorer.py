@@ -43,7 +43,7 @@ from scoring.reasons import (
     model_reasons,
     watchlist_reason,
 )
-from scoring.rules import RuleContext, RuleHit, RuleSet, evidence_from_lines, strongest_lane
+from scoring.rules import RuleHit, RuleSet, strongest_lane
 from scoring.settings import CoreSettings
 from scoring.shadow import Shadow, ShadowScore, ShadowScores
 
@@ -246,8 +246,24 @@ class Scorer:
         matrix = computed.block.matrix
         scores = self.bundle.predict(matrix, threads=threads)
         beside = self._beside(shipments, shadow, threads)
+        fired = self.rules.evaluate_batch(
+            shipments, computed.declarations, computed.block, self.watchlist
+        )
+        rule_lanes = [strongest_lane("green", f) for f in fired]
+        score_list: list[float] = scores.tolist()  # the floats float(scores[row]) gives
+        decided = (
+            self.policy.decide_many(
+                [s.port_of_entry for s in shipments],
+                score_list,
+                [s.shipment_id for s in shipments],
+                rule_lanes,
+                [s.declared_at for s in shipments],
+            )
+            if beside is None
+            else [None] * len(shipments)
+        )
         judged = [
-            self._judge(shipment, computed, row, float(scores[row]), beside)
+            self._judge(shipment, computed, row, score_list[row], fired[row], decided[row], beside)
             for row, shipment in enumerate(shipments)
         ]
         explained = [row for row, j in enumerate(judged) if j.decided.lane in EXPLAINED_LANES]
@@ -273,10 +289,13 @@ class Scorer:
         computed: ScoredFeatures,
         row: int,
         score: float,
+        fired: tuple[RuleHit, ...],
+        decided: LaneDecision | None,
         beside: ShadowScores | None = None,
     ) -> _Judged:
-        """Watchlist evidence, hard rules, the lane and the exam for one shipment; with the
-        shadow's scores ``beside``, also the shadow's score and lane."""
+        """Watchlist hits and the exam for one shipment whose rules fired and (without a
+        shadow) whose lane is ``decided``; with the shadow's scores ``beside``, the lane is
+        decided here beside the shadow's score and lane."""
         values = computed.block.row(row)
         lines = computed.declarations.lines_of(row)
         hits = tuple(
@@ -285,16 +304,16 @@ class Scorer:
             for h in line.hits
             if h.strength >= EVIDENCE_THRESHOLD
         )
-        evidence, mismatches = evidence_from_lines(lines, self.watchlist)
-        fired = self.rules.evaluate(RuleContext(shipment, evidence, mismatches, values))
-        rule_lane = strongest_lane("green", fired)
-        port, shipment_id, at = shipment.port_of_entry, shipment.shipment_id, shipment.declared_at
         shadow = None
-        if beside is None:
-            decided = self.policy.decide(port, score, shipment_id, rule_lane, at)
-        else:
+        if decided is None:
+            assert beside is not None
             decided, would = self.policy.decide_beside(
-                port, score, float(beside.serving[row]), shipment_id, rule_lane, at
+                shipment.port_of_entry,
+                score,
+                float(beside.serving[row]),
+                shipment.shipment_id,
+                strongest_lane("green", fired),
+                shipment.declared_at,
             )
             shadow = ShadowScore(beside.version, float(beside.scores[row]), would.lane)
         exam = self.exams.recommend(
@@ -306,7 +325,7 @@ class Scorer:
                 hits=tuple(
                     ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
                 ),
-                mismatch_kinds=tuple(m.kind for m in mismatches),
+                mismatch_kinds=tuple(m.kind for line in lines for m in line.mismatches),
                 random_selection=decided.random_selection,
                 features=values,
             )
@@ -320,7 +339,7 @@ class _Judged(NamedTuple):
     score: float
     values: FeatureRow
     hits: tuple[HitRef, ...]
-    fired: list[RuleHit]
+    fired: tuple[RuleHit, ...]
     decided: LaneDecision
     exam: ExamChoice | None
     shadow: ShadowScore | None = None
