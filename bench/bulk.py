@@ -8,7 +8,7 @@ The issue 11 bar: 50,000 shipments/s on a 1M-shipment world with peak RSS under 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,15 +40,16 @@ _rows(scorer.score_tables(ships, tables.goods, tables.inspections), scorer).writ
 
 
 def child(argv: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds and peak RSS (MB) of one child process: its own peak, from ``wait4`` on it
+    (``RUSAGE_CHILDREN`` would give the largest child of this process so far)."""
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss is the largest child so far: run the big one last
-        print("  (peak RSS not above an earlier child's; figure is a lower bound)")
-    return elapsed, peak / 1024
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, argv)
+    return elapsed, usage.ru_maxrss / 1024
 
 
 def main() -> None:
