@@ -1,7 +1,7 @@
 """Issue 17 end to end: a simulated world lived month by month through a real server, then
 retrained from its ledger, judged off-policy and gated, as an analyst types it.
 
-The world (40,000 shipments over eight months, smuggling at 20 times the sourced rates so a
+The world (60,000 shipments over eight months, smuggling at 20 times the sourced rates so a
 month holds a few hundred positives) gives its first four months to the server as history and to
 a small first model, the champion (two leaves, ten rounds: an old, weak model). Months five to
 eight arrive through ``ScoreShipments``, a month at a time, under a 10% RED budget of which 80%
@@ -58,7 +58,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
 
     root = tmp_path_factory.mktemp("loop")
     world = root / "world"
-    simulate_world(world, shipments=40_000, months=8, seed=5, progress=False, illicit_scale=20)
+    simulate_world(world, shipments=60_000, months=8, seed=5, progress=False, illicit_scale=20)
     history = history_before(world, MONTHS[4], root / "history")
     registry = root / "registry"
     train(history, registry, seed=1, settings=TrainSettings(num_leaves=2, max_rounds=10))
@@ -126,7 +126,7 @@ def _check(verdict: dict, name: str) -> dict:
 def test_the_loop_logged_what_off_policy_evaluation_needs(loop: Loop) -> None:
     decisions = pl.concat(loop.monthly)
     history = pl.read_parquet(table_path(loop.history, "shipments"))
-    assert decisions.height + history.height == 40_000
+    assert decisions.height + history.height == 60_000
     assert decisions["random_selection"].sum() > 1_000  # exploration ran
     explored = decisions.filter(pl.col("random_selection"))
     # ...and recorded the draw's small probability (higher only near the model's threshold)
