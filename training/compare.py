@@ -36,7 +36,8 @@ from features.tables import load_tables, table_path
 from features.watchlist import Watchlist
 from scoring.bulk import risk_scores
 from scoring.bundle import ModelBundle
-from scoring.ledger.contents import latest_decisions, read_contents
+from scoring.lanes import Budget
+from scoring.ledger.contents import LedgerContents, latest_decisions
 from scoring.settings import CoreSettings
 from training.offpolicy import compare, realised, select_at_capacity
 from training.offpolicy_log import Logged
@@ -111,11 +112,12 @@ class Judgement:
 
 
 def red_shares(settings: CoreSettings) -> dict[str, float]:
-    """Each port's RED share of the lane budgets (``default``: every other port)."""
-    return {port: budget.red for port, budget in settings.lane_budgets.items()} | {
-        "default": settings.lane_budgets["default"].red
-        if "default" in settings.lane_budgets
-        else CoreSettings().lane_budgets["default"].red
+    """Each port's RED share of the lane budgets; ``default`` covers every other port, a
+    :class:`~scoring.lanes.Budget` with its defaults when the settings name none (as
+    :class:`~scoring.lanes.LanePolicy` reads them)."""
+    budgets = settings.lane_budgets
+    return {port: budget.red for port, budget in budgets.items()} | {
+        "default": budgets.get("default", Budget()).red
     }
 
 
@@ -145,8 +147,11 @@ def judge(
     fitted = [t for t in (fitted_until(challenger), fitted_until(champion)) if t is not None]
     after = max(fitted, default=None)
     with tempfile.TemporaryDirectory(prefix="centinela-compare-") as scratch:
-        merged = ledger_tables(data_dir, ledger, Path(scratch)).out_dir
-        log = _logged_frame(ledger, merged, after, period, challenger.version)
+        tables_written = ledger_tables(data_dir, ledger, Path(scratch))
+        merged = tables_written.out_dir
+        log = _logged_frame(
+            ledger, tables_written.contents, merged, after, period, challenger.version
+        )
         tables = load_tables(merged)
         scored = {
             name: risk_scores(
@@ -179,6 +184,7 @@ def judge(
 
 def _logged_frame(
     ledger: str | Path,
+    contents: LedgerContents,
     merged: Path,
     after: datetime | None,
     period: Period | None,
@@ -195,7 +201,7 @@ def _logged_frame(
             "decided_propensity": float(d["propensity"]),
             "logged_score": float(d["risk_score"]),
         }
-        for d in latest_decisions(read_contents(ledger)).values()
+        for d in latest_decisions(contents).values()
     ]
     if not rows:
         raise FailedPrecondition(f"{ledger}: the ledger holds no decisions to judge on")

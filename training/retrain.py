@@ -23,6 +23,7 @@ import polars as pl
 from features.tables import scan_table, table_path
 from features.watchlist import Watchlist
 from scoring.ledger import ExportResult, export, open_store
+from scoring.ledger.contents import LedgerContents, read_contents
 from training.model_card import PROVENANCE_FILE, carded_registry, write_card
 from training.train import TrainResult, train
 from training.train_settings import DateSplit, TrainSettings
@@ -40,6 +41,7 @@ class LedgerTables:
     out_dir: Path
     history: dict[str, int]
     ledger: ExportResult
+    contents: LedgerContents  # the ledger as read, for a caller that needs more of it
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -67,14 +69,15 @@ def ledger_tables(data_dir: Path, ledger: str | Path, out_dir: Path) -> LedgerTa
     """
     out_dir = Path(out_dir)
     exported_dir = out_dir / EXPORT_DIR
-    exported = export(ledger, exported_dir)
+    contents = read_contents(ledger)
+    exported = export(ledger, exported_dir, contents)
     history: dict[str, int] = {}
     for table in CANONICAL:
         old = scan_table(data_dir, table).collect()
         new = scan_table(exported_dir, table).collect()
         history[table] = old.height
         pl.concat([old, new], how="vertical").write_parquet(table_path(out_dir, table))
-    return LedgerTables(out_dir, history, exported)
+    return LedgerTables(out_dir, history, exported, contents)
 
 
 def retrain(

@@ -11,7 +11,12 @@ from typing import Any
 import polars as pl
 
 from features.tables import INSPECTIONS_SCHEMA, table_path
-from scoring.ledger.contents import decision_frames, latest_decisions, read_contents
+from scoring.ledger.contents import (
+    LedgerContents,
+    decision_frames,
+    latest_decisions,
+    read_contents,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +27,7 @@ class ExportResult:
     folded: int = 0  # decisions folded into a later decision of the same shipment id
 
 
-def export(path: Path | str, out_dir: Path) -> ExportResult:
+def export(path: Path | str, out_dir: Path, contents: LedgerContents | None = None) -> ExportResult:
     """Write decisions and outcomes as canonical tables (``shipments``, ``goods``,
     ``inspections``) that ``centinela train`` reads, closing the loop from inspection to model.
 
@@ -34,7 +39,8 @@ def export(path: Path | str, out_dir: Path) -> ExportResult:
     against an earlier decision of the same shipment. ``selection_probability`` is the
     propensity recorded by the decision the inspection was reported against.
     """
-    contents = read_contents(path)
+    if contents is None:  # a caller that reads the ledger for more passes what it read
+        contents = read_contents(path)
     latest = latest_decisions(contents)
     shipments, goods = decision_frames(latest.values())
     inspected: dict[str, dict[str, Any]] = {}
