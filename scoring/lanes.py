@@ -138,6 +138,11 @@ def drawer(seed: int) -> Callable[[str], float]:
     return draw
 
 
+def _seconds(at: datetime | None) -> float:
+    """A decision's time in seconds since the epoch: when it was declared, else now."""
+    return at.timestamp() if at is not None else time.time()
+
+
 def raise_lane(lane: str, other: str) -> str:
     """The stronger of two lanes in :data:`LANES` order: a lane is only ever raised."""
     return other if LANE_ORDER[other] > LANE_ORDER[lane] else lane
@@ -390,7 +395,7 @@ class LanePolicy:
         """The lane at ``port``, whether it was a random pick, and the policy's propensity;
         the decision then counts in the port's window."""
         with self._lock:
-            return self._decide(port, score, shipment_id, rule_lane, at)
+            return self._decide(port, score, shipment_id, rule_lane, _seconds(at))
 
     def decide_many(
         self,
@@ -412,9 +417,28 @@ class LanePolicy:
         with self._lock:
             decide = self._decide
             return [
-                decide(port, score, shipment_id, rule_lane, at)
+                decide(port, score, shipment_id, rule_lane, _seconds(at))
                 for port, score, shipment_id, rule_lane, at in zip(
                     ports, scores, shipment_ids, rule_lanes, ats, strict=True
+                )
+            ]
+
+    def decide_at(
+        self,
+        ports: Sequence[str],
+        scores: Sequence[float],
+        shipment_ids: Sequence[str],
+        rule_lanes: Sequence[str],
+        seconds: Sequence[float],
+    ) -> list[LaneDecision]:
+        """:meth:`decide_many` with each declared time as seconds since the epoch (what
+        ``datetime.timestamp`` gives): bulk runs read times as numbers, not datetimes."""
+        with self._lock:
+            decide = self._decide
+            return [
+                decide(port, score, shipment_id, rule_lane, when)
+                for port, score, shipment_id, rule_lane, when in zip(
+                    ports, scores, shipment_ids, rule_lanes, seconds, strict=True
                 )
             ]
 
@@ -433,16 +457,16 @@ class LanePolicy:
         nowhere: windows, thresholds and counts are what :meth:`decide` alone leaves."""
         with self._lock:
             shadow, _ = self._choose(self._port(port), shadow_score, shipment_id, rule_lane)
-            return self._decide(port, score, shipment_id, rule_lane, at), shadow
+            return self._decide(port, score, shipment_id, rule_lane, _seconds(at)), shadow
 
     def _decide(
-        self, port: str, score: float, shipment_id: str, rule_lane: str, at: datetime | None
+        self, port: str, score: float, shipment_id: str, rule_lane: str, when: float
     ) -> LaneDecision:
-        """:meth:`decide` under the lock: choose, then count the decision in the window."""
+        """:meth:`decide` under the lock, declared at ``when`` (seconds since the epoch):
+        choose, then count the decision in the window."""
         state = self._port(port)
         decided, excess = self._choose(state, score, shipment_id, rule_lane)
         state.thresholds = (decided.red_threshold, decided.yellow_threshold)
-        when = at.timestamp() if at is not None else time.time()
         if rule_lane == "red":
             self._note_capacity(state, excess)
             pooled = None  # a rule's RED is not the model's

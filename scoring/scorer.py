@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
+import numpy as np
 import polars as pl
 
 from features.build import (
@@ -19,7 +20,6 @@ from features.build import (
     Declarations,
     FeatureBlock,
     FeatureReference,
-    FeatureRow,
     finish,
     keyed_outcomes,
     stage_one,
@@ -29,43 +29,26 @@ from features.declarations import Array
 from features.history import Keyed, history_features
 from features.live import shipments_from_frames
 from features.records import Shipment
-from features.schema import FEATURE_NAMES
 from features.state import EntityState
-from features.tables import TableStream
-from features.watchlist import EVIDENCE_THRESHOLD, Watchlist
+from features.tables import TableChunk, TableStream
+from features.watchlist import Watchlist
 from scoring.bundle import ModelBundle
-from scoring.exams import ExamChoice, ExamContext, ExamHit, ExamPlanner
+from scoring.exams import ExamContext, ExamHit, ExamPlanner
 from scoring.lanes import LaneDecision, LanePolicy
-from scoring.reasons import (
-    EXPLORATION_REASON,
-    LOW_RISK_REASON,
-    Reason,
-    model_reasons,
-    watchlist_reason,
-)
+from scoring.reasons import Reason
 from scoring.rules import RuleHit, RuleSet, strongest_lane
 from scoring.settings import CoreSettings
 from scoring.shadow import Shadow, ShadowScore, ShadowScores
+from scoring.verdicts import (
+    EXPLAINED_LANES,
+    Decided,
+    HitRef,
+    explained_rows,
+    reasons_for,
+    watchlist_hits,
+)
 
-# The lanes whose decisions carry model reasons: the ones an inspector acts on.
-EXPLAINED_LANES = frozenset({"red", "yellow"})
-
-
-@dataclass(frozen=True, slots=True)
-class HitRef:
-    """A watchlist identification located in a shipment's goods lines.
-
-    Only hits at or above the matcher's evidence threshold become HitRefs: a broad HS line or
-    "aniline dye" on a textile line is context for the model, not something to tell an
-    inspector.
-    """
-
-    entry_id: str
-    name: str
-    match_type: str
-    matched_text: str
-    goods_index: int
-    similarity: float
+__all__ = ["EXPLAINED_LANES", "HitRef", "Scored", "ScoredBatch", "ScoredFeatures", "Scorer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,13 +175,28 @@ class Scorer:
 
     def score_stream(self, stream: TableStream) -> Iterator[list[Scored]]:
         """Bulk with bounded memory: the decisions of each chunk of ``stream`` in turn, each
-        shipment with the history the whole tables hold before it, as :meth:`score_tables`.
+        shipment with the history the whole tables hold before it, as :meth:`score_tables`
+        (features from :meth:`stream_features`)."""
+        for chunk, computed in self.stream_features(stream):
+            yield self.decide(
+                shipments_from_frames(chunk.shipments, chunk.goods), computed, threads=0
+            )
+
+    def decide_stream(self, stream: TableStream) -> Iterator[Decided]:
+        """:meth:`score_stream` column-wise (:meth:`decide_table`): what ``centinela score``
+        writes, without a record per shipment."""
+        for chunk, computed in self.stream_features(stream):
+            yield self.decide_table(chunk.shipments, chunk.goods, computed)
+
+    def stream_features(self, stream: TableStream) -> Iterator[tuple[TableChunk, ScoredFeatures]]:
+        """Each chunk of ``stream`` with its features, each shipment with the history the whole
+        tables hold before it.
 
         Two passes over the stream: the first keeps only what history needs of every shipment
         (ids, times, entity keys, route families: :class:`Keyed`) and runs the bulk history
         kernels once over all of it; the second computes the rest of each chunk's features
-        again, joins its slice of the history and decides. Memory holds the keys and history
-        of the table, and one chunk of everything else.
+        again and joins its slice of the history. Memory holds the keys and history of the
+        table, and one chunk of everything else.
         """
         reference = self.bundle.meta.reference
         keyed = Keyed.concat(
@@ -221,11 +219,7 @@ class Scorer:
             end = start + len(basics)
             block = finish(basics, {k: v[start:end] for k, v in history.items()}, reference)
             start = end
-            yield self.decide(
-                shipments_from_frames(chunk.shipments, chunk.goods),
-                ScoredFeatures(declarations, block, basics),
-                threads=0,
-            )
+            yield chunk, ScoredFeatures(declarations, block, basics)
 
     def decide(
         self,
@@ -243,36 +237,123 @@ class Scorer:
         Model reasons (SHAP contributions) are computed only for the shipments an inspector
         acts on, RED and YELLOW: a GREEN one is released, and its reasons say so (with any
         rule or watchlist finding). Its features are in the ledger to explain it later."""
-        matrix = computed.block.matrix
-        scores = self.bundle.predict(matrix, threads=threads)
-        beside = self._beside(shipments, shadow, threads)
-        fired = self.rules.evaluate_batch(
-            shipments, computed.declarations, computed.block, self.watchlist
+        rows = self.rules.candidate_rows(computed.declarations, computed.block.matrix)
+        scores, fired = self._score_and_fire(
+            rows, [shipments[row] for row in rows], computed, threads
         )
         rule_lanes = [strongest_lane("green", f) for f in fired]
-        score_list: list[float] = scores.tolist()  # the floats float(scores[row]) gives
-        decided = (
-            self.policy.decide_many(
+        beside = self._beside(shipments, shadow, threads)
+        shadows: list[ShadowScore | None] = [None] * len(shipments)
+        if beside is None:
+            decided = self.policy.decide_many(
                 [s.port_of_entry for s in shipments],
-                score_list,
+                scores,
                 [s.shipment_id for s in shipments],
                 rule_lanes,
                 [s.declared_at for s in shipments],
             )
-            if beside is None
-            else [None] * len(shipments)
-        )
-        judged = [
-            self._judge(shipment, computed, row, score_list[row], fired[row], decided[row], beside)
+        else:
+            decided = []
+            for row, shipment in enumerate(shipments):
+                lane, would = self.policy.decide_beside(
+                    shipment.port_of_entry,
+                    scores[row],
+                    float(beside.serving[row]),
+                    shipment.shipment_id,
+                    rule_lanes[row],
+                    shipment.declared_at,
+                )
+                decided.append(lane)
+                shadows[row] = ShadowScore(beside.version, float(beside.scores[row]), would.lane)
+        hits = watchlist_hits(computed.declarations)
+        contribution_of = self._contributions(computed.block.matrix, decided, threads)
+        return [
+            self._scored(
+                shipment,
+                computed,
+                row,
+                _Judged(scores[row], fired[row], decided[row], hits.get(row, ()), shadows[row]),
+                contribution_of.get(row),
+            )
             for row, shipment in enumerate(shipments)
         ]
-        explained = [row for row, j in enumerate(judged) if j.decided.lane in EXPLAINED_LANES]
+
+    def decide_table(
+        self,
+        shipments: pl.DataFrame,
+        goods: pl.DataFrame,
+        computed: ScoredFeatures,
+        *,
+        threads: int = 0,
+    ) -> Decided:
+        """:meth:`decide` for canonical rows (``computed`` from these tables, in their order)
+        without a record per shipment: the same scores, rules, lanes and reasons, column-wise
+        (:class:`~scoring.verdicts.Decided`). Shipment records are built only for the rows a
+        hard rule may fire on, reasons only for the rows with more than the low-risk one, and
+        no exam is recommended (a bulk run writes none)."""
+        d = computed.declarations
+        matrix = computed.block.matrix
+        rows = self.rules.candidate_rows(d, matrix)
+        chosen = shipments[rows]
+        records = shipments_from_frames(
+            chosen, goods.filter(pl.col("shipment_id").is_in(chosen["shipment_id"].implode()))
+        )
+        scores, fired = self._score_and_fire(rows, records, computed, threads)
+        ports = cast(list[str], d.port_of_entry)
+        decided = self.policy.decide_at(
+            ports,
+            scores,
+            d.shipment_id,
+            [strongest_lane("green", f) for f in fired],
+            (d.declared_at / 1e6).tolist(),  # exactly datetime.timestamp() of each time
+        )
+        hits = watchlist_hits(d)
+        contribution_of = self._contributions(matrix, decided, threads)
+        special = {row for row, f in enumerate(fired) if f} | hits.keys() | contribution_of.keys()
+        special.update(row for row, x in enumerate(decided) if x.random_selection)
+        reasons = {
+            row: reasons_for(
+                fired[row],
+                hits.get(row, ()),
+                contribution_of.get(row),
+                computed.block.row(row),
+                decided[row].random_selection,
+            )
+            for row in sorted(special)
+        }
+        return Decided(
+            shipment_id=d.shipment_id,
+            port_of_entry=ports,
+            risk_score=np.asarray(scores, dtype=np.float64),
+            decisions=decided,
+            rules_fired={row: tuple(h.rule_id for h in f) for row, f in enumerate(fired) if f},
+            watchlist_hits=hits,
+            reasons=reasons,
+        )
+
+    def _score_and_fire(
+        self,
+        rows: Sequence[int],
+        records: Sequence[Shipment],
+        computed: ScoredFeatures,
+        threads: int,
+    ) -> tuple[list[float], list[tuple[RuleHit, ...]]]:
+        """The batch's calibrated scores (the floats ``float(scores[row])`` gives) and the hard
+        rules fired for each row; ``records`` are the shipments of the rules' candidate
+        ``rows`` (:meth:`~scoring.rules.RuleSet.candidate_rows`)."""
+        scores = self.bundle.predict(computed.block.matrix, threads=threads)
+        fired = self.rules.evaluate_rows(
+            rows, records, computed.declarations, computed.block, self.watchlist
+        )
+        return scores.tolist(), fired
+
+    def _contributions(
+        self, matrix: Array, decided: Sequence[LaneDecision], threads: int
+    ) -> dict[int, list[float]]:
+        """SHAP contributions of the RED and YELLOW rows, by row: one call for the batch."""
+        explained = explained_rows(decided)
         contributions = self.bundle.contributions(matrix[explained], threads=threads)
-        contribution_of = dict(zip(explained, contributions.tolist(), strict=True))
-        return [
-            _scored(shipment, j, contribution_of.get(row))
-            for row, (shipment, j) in enumerate(zip(shipments, judged, strict=True))
-        ]
+        return dict(zip(explained, contributions.tolist(), strict=True))
 
     def _beside(
         self, shipments: Sequence[Shipment], shadow: Array | None, threads: int
@@ -283,111 +364,60 @@ class Scorer:
         ports = [s.port_of_entry for s in shipments]
         return self.shadow.score(shadow, ports, threads=threads)
 
-    def _judge(
+    def _scored(
         self,
         shipment: Shipment,
         computed: ScoredFeatures,
         row: int,
-        score: float,
-        fired: tuple[RuleHit, ...],
-        decided: LaneDecision | None,
-        beside: ShadowScores | None = None,
-    ) -> _Judged:
-        """Watchlist hits and the exam for one shipment whose rules fired and (without a
-        shadow) whose lane is ``decided``; with the shadow's scores ``beside``, the lane is
-        decided here beside the shadow's score and lane."""
+        j: _Judged,
+        contributions: list[float] | None,
+    ) -> Scored:
+        """The scored record of one shipment: the exam for its lane, its reasons (rules,
+        watchlist hits, and the model's when ``contributions`` were computed for it), lane and
+        thresholds."""
         values = computed.block.row(row)
         lines = computed.declarations.lines_of(row)
-        hits = tuple(
-            HitRef(h.entry_id, h.name, h.match_type, h.matched_text, index, h.similarity)
-            for index, line in enumerate(lines)
-            for h in line.hits
-            if h.strength >= EVIDENCE_THRESHOLD
-        )
-        shadow = None
-        if decided is None:
-            assert beside is not None
-            decided, would = self.policy.decide_beside(
-                shipment.port_of_entry,
-                score,
-                float(beside.serving[row]),
-                shipment.shipment_id,
-                strongest_lane("green", fired),
-                shipment.declared_at,
-            )
-            shadow = ShadowScore(beside.version, float(beside.scores[row]), would.lane)
+        decided = j.decided
         exam = self.exams.recommend(
             ExamContext(
                 port=shipment.port_of_entry,
                 mode=shipment.mode,
                 lane=decided.lane,
-                rules_fired=tuple(hit.rule_id for hit in fired),
+                rules_fired=tuple(hit.rule_id for hit in j.fired),
                 hits=tuple(
-                    ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in hits
+                    ExamHit(self.watchlist.entry(h.entry_id).kind, h.match_type) for h in j.hits
                 ),
                 mismatch_kinds=tuple(m.kind for line in lines for m in line.mismatches),
                 random_selection=decided.random_selection,
                 features=values,
             )
         )
-        return _Judged(score, values, hits, fired, decided, exam, shadow)
+        return Scored(
+            shipment_id=shipment.shipment_id,
+            port_of_entry=shipment.port_of_entry,
+            risk_score=j.score,
+            lane=decided.lane,
+            random_selection=decided.random_selection,
+            propensity=decided.propensity,
+            reasons=reasons_for(j.fired, j.hits, contributions, values, decided.random_selection),
+            watchlist_hits=j.hits,
+            features=values,
+            rules_fired=tuple([hit.rule_id for hit in j.fired]) if j.fired else (),
+            exam=exam.exam if exam else "",
+            exam_reason=exam.reason if exam else None,
+            thresholds=(decided.red_threshold, decided.yellow_threshold),
+            shadow=j.shadow,
+        )
 
 
 class _Judged(NamedTuple):
-    """What :meth:`Scorer.decide` found for one shipment before its reasons are written."""
+    """What :meth:`Scorer.decide` found for one shipment before its exam and reasons."""
 
     score: float
-    values: FeatureRow
-    hits: tuple[HitRef, ...]
     fired: tuple[RuleHit, ...]
     decided: LaneDecision
-    exam: ExamChoice | None
+    hits: tuple[HitRef, ...]
     shadow: ShadowScore | None = None
-
-
-def _scored(shipment: Shipment, j: _Judged, contributions: list[float] | None) -> Scored:
-    """The scored record of one shipment: its reasons (rules, watchlist hits, and the model's
-    when ``contributions`` were computed for it), lane, exam and thresholds."""
-    if j.fired or j.hits or contributions is not None or j.decided.random_selection:
-        reasons = _reasons(j, contributions)
-    else:  # most shipments: released with nothing found, the one reason shared by all
-        reasons = _LOW_RISK_ONLY
-    return Scored(
-        shipment_id=shipment.shipment_id,
-        port_of_entry=shipment.port_of_entry,
-        risk_score=j.score,
-        lane=j.decided.lane,
-        random_selection=j.decided.random_selection,
-        propensity=j.decided.propensity,
-        reasons=reasons,
-        watchlist_hits=j.hits,
-        features=j.values,
-        rules_fired=tuple([hit.rule_id for hit in j.fired]) if j.fired else (),
-        exam=j.exam.exam if j.exam else "",
-        exam_reason=j.exam.reason if j.exam else None,
-        thresholds=(j.decided.red_threshold, j.decided.yellow_threshold),
-        shadow=j.shadow,
-    )
-
-
-_LOW_RISK_ONLY: tuple[Reason, ...] = (LOW_RISK_REASON,)
-
-
-def _reasons(j: _Judged, contributions: list[float] | None) -> tuple[Reason, ...]:
-    """A shipment's reasons: the rules', one per watchlist hit, the model's when
-    ``contributions`` were computed, the exploration reason first when it was drawn at
-    random, and the low-risk reason when there is no other."""
-    reasons = [hit.reason for hit in j.fired]
-    reasons += [
-        watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in j.hits
-    ]
-    if contributions is not None:
-        reasons += model_reasons(dict(zip(FEATURE_NAMES, contributions, strict=True)), j.values)
-    if j.decided.random_selection:
-        reasons.insert(0, EXPLORATION_REASON)
-    if not reasons:
-        reasons.append(LOW_RISK_REASON)
-    return tuple(reasons)
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

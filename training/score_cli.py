@@ -11,10 +11,10 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from operator import attrgetter
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import typer
@@ -22,9 +22,12 @@ import typer
 from features.errors import DataError
 from features.tables import stream_tables
 from features.watchlist import load_watchlist
+from scoring.lanes import LaneDecision
+from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import load_rules
 from scoring.scorer import Scored, Scorer
+from scoring.verdicts import LOW_RISK_ONLY, Decided
 from training.cli_common import REGISTRY_OPTION, console, progress_bar, read_settings, run
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
@@ -57,33 +60,66 @@ def _input_dir(path: Path) -> Path:
 
 
 def _rows(scored: list[Scored], scorer: Scorer) -> pl.DataFrame:
-    """The output table of ``scored``, a column at a time: the first three reasons in each
-    language, a watchlist entry once however many lines it was identified on."""
-    heads = [s.reasons[:3] for s in scored]
-    n = len(scored)
-    return pl.DataFrame(
-        {
-            "shipment_id": list(map(attrgetter("shipment_id"), scored)),
-            "port_of_entry": list(map(attrgetter("port_of_entry"), scored)),
-            "risk_score": list(map(attrgetter("risk_score"), scored)),
-            "lane": [s.lane.upper() for s in scored],
-            "random_selection": list(map(attrgetter("random_selection"), scored)),
-            "propensity": list(map(attrgetter("propensity"), scored)),
-            "rules_fired": list(map(";".join, map(attrgetter("rules_fired"), scored))),
-            "watchlist_entries": [
-                ";".join(dict.fromkeys(h.entry_id for h in s.watchlist_hits))
-                if s.watchlist_hits
-                else ""
+    """The output table of decision records (:meth:`Scorer.score_tables`), as :func:`_frame`."""
+    return _frame(
+        Decided(
+            shipment_id=[s.shipment_id for s in scored],
+            port_of_entry=[s.port_of_entry for s in scored],
+            risk_score=np.array([s.risk_score for s in scored], dtype=np.float64),
+            decisions=[
+                LaneDecision(s.lane, s.random_selection, s.propensity, *s.thresholds)
                 for s in scored
             ],
-            "reasons_es": [" | ".join([r.message_es for r in head]) for head in heads],
-            "reasons_en": [" | ".join([r.message_en for r in head]) for head in heads],
+            rules_fired={row: s.rules_fired for row, s in enumerate(scored) if s.rules_fired},
+            watchlist_hits={
+                row: s.watchlist_hits for row, s in enumerate(scored) if s.watchlist_hits
+            },
+            reasons={row: s.reasons for row, s in enumerate(scored)},
+        ),
+        scorer,
+    )
+
+
+def _frame(decided: Decided, scorer: Scorer) -> pl.DataFrame:
+    """The output table of a batch's decisions, a column at a time: the first three reasons in
+    each language, a watchlist entry once however many lines it was identified on. Rows without
+    a rule fired, a hit or other reasons than the low-risk one take the shared values."""
+    n = len(decided)
+    lanes = [d.lane for d in decided.decisions]
+    rules = [""] * n
+    for row, fired in decided.rules_fired.items():
+        rules[row] = ";".join(fired)
+    entries = [""] * n
+    for row, hits in decided.watchlist_hits.items():
+        entries[row] = ";".join(dict.fromkeys(h.entry_id for h in hits))
+    low_es, low_en = _messages(LOW_RISK_ONLY)
+    reasons_es, reasons_en = [low_es] * n, [low_en] * n
+    for row, reasons in decided.reasons.items():
+        reasons_es[row], reasons_en[row] = _messages(reasons)
+    return pl.DataFrame(
+        {
+            "shipment_id": decided.shipment_id,
+            "port_of_entry": decided.port_of_entry,
+            "risk_score": decided.risk_score,
+            "lane": pl.Series(lanes, dtype=pl.String).str.to_uppercase(),
+            "random_selection": [d.random_selection for d in decided.decisions],
+            "propensity": [d.propensity for d in decided.decisions],
+            "rules_fired": rules,
+            "watchlist_entries": entries,
+            "reasons_es": reasons_es,
+            "reasons_en": reasons_en,
             "model_version": [scorer.model_version] * n,
             "watchlist_version": [scorer.watchlist_version] * n,
             "rules_version": [scorer.rules_version] * n,
         },
         schema=OUTPUT_SCHEMA,
     )
+
+
+def _messages(reasons: tuple[Reason, ...]) -> tuple[str, str]:
+    """The first three reasons, joined, in Spanish and in English."""
+    head = reasons[:3]
+    return " | ".join([r.message_es for r in head]), " | ".join([r.message_en for r in head])
 
 
 GC_THRESHOLDS = (100_000, 50, 100)
@@ -176,8 +212,8 @@ def score(
             try:
                 with progress_bar("scoring", "{task.fields[rate]}") as progress:
                     task = progress.add_task("score", total=stream.total, rate="")
-                    for scored in scorer.score_stream(stream):
-                        output.write(_rows(scored, scorer))
+                    for decided in scorer.decide_stream(stream):
+                        output.write(_frame(decided, scorer))
                         rate = output.rows / (time.perf_counter() - started)
                         progress.update(task, completed=output.rows, rate=f"{rate:,.0f}/s")
             finally:

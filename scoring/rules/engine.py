@@ -441,15 +441,34 @@ class RuleSet:
                 f"a batch of {rows} shipments needs as many declarations and feature rows, "
                 f"not {len(declarations)} and {len(block.matrix)}"
             )
-        out: list[tuple[RuleHit, ...]] = [()] * rows
-        candidates = (
-            range(rows)
-            if rows < VECTOR_ROWS
-            else np.flatnonzero(self._may_fire(declarations, block.matrix)).tolist()
+        candidates = self.candidate_rows(declarations, block.matrix)
+        return self.evaluate_rows(
+            candidates, [shipments[row] for row in candidates], declarations, block, watchlist
         )
-        for row in candidates:
+
+    def candidate_rows(self, declarations: Declarations, matrix: Array) -> list[int]:
+        """The rows of a batch :meth:`evaluate_batch` evaluates one by one: where some rule may
+        fire (numpy over the batch), or every row of a batch under :data:`VECTOR_ROWS`."""
+        rows = len(matrix)
+        if rows < VECTOR_ROWS:
+            return list(range(rows))
+        return np.flatnonzero(self._may_fire(declarations, matrix)).tolist()
+
+    def evaluate_rows(
+        self,
+        rows: Sequence[int],
+        shipments: Sequence[Shipment],
+        declarations: Declarations,
+        block: FeatureBlock,
+        watchlist: Watchlist,
+    ) -> list[tuple[RuleHit, ...]]:
+        """:meth:`evaluate_batch` given its :meth:`candidate_rows` ``rows`` and only their
+        records (``shipments[k]`` is row ``rows[k]``): bulk runs build no record for the
+        other rows, which fire nothing."""
+        out: list[tuple[RuleHit, ...]] = [()] * len(block.matrix)
+        for row, shipment in zip(rows, shipments, strict=True):
             hits, mismatches = evidence_from_lines(declarations.lines_of(row), watchlist)
-            ctx = RuleContext(shipments[row], hits, mismatches, block.row(row))
+            ctx = RuleContext(shipment, hits, mismatches, block.row(row))
             out[row] = tuple(self.evaluate(ctx))
         return out
 
