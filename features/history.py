@@ -352,7 +352,8 @@ def history_features(
         columns.update(zip(outcome_names(entity), out, strict=True))
     families = keyed.families
     for entity in NETWORK_KEYS:
-        out = entity_network({}, np.zeros(n, dtype=np.int64), [[] for _ in range(n)])
+        no_families: list[list[str]] = [[]] * n  # one empty list, only read
+        out = entity_network({}, np.zeros(n, dtype=np.int64), no_families)
         for _, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
             times = declared[rows]
             fams = [list(families[i]) for i in rows]

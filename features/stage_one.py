@@ -16,12 +16,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import numpy as np
 
 from features.declarations import Array, Declarations
-from features.history import OUTCOME_KEYS, Keyed
+from features.history import OUTCOME_KEYS, US_PER_DAY, Keyed
 from features.vocab import COUNTRY_CODES, MODE_CODES, PORT_CODES
 from features.watchlist import EVIDENCE_THRESHOLD, LineMatch, Watchlist
 from features.watchlist.match_types import MATCH_TYPE_INFO
@@ -140,19 +140,31 @@ def _rfc_age(tax_ids: Sequence[str | None], declared_at: Array) -> Array:
     day (UTC); NaN when the tax id is not an RFC. The two-digit year is the latest one not
     after the declaration's year."""
     out = np.full(len(tax_ids), math.nan)
-    for i, tax_id in enumerate(tax_ids):
-        encoded = _rfc_date(tax_id) if tax_id else None
-        if encoded is None:
-            continue
-        declared = (_EPOCH + timedelta(microseconds=int(declared_at[i]))).date()
-        yy, month, day = encoded
-        year = 2000 + yy if 2000 + yy <= declared.year else 1900 + yy
-        try:
-            founded = date(year, month, day)
-        except ValueError:  # 31 April, 29 February of a common year
-            continue
-        out[i] = float((declared - founded).days)
+    encoded = [_rfc_date(tax_id) if tax_id else None for tax_id in tax_ids]
+    rows = [i for i, e in enumerate(encoded) if e is not None]
+    if not rows:
+        return out
+    days = declared_at[rows] // US_PER_DAY  # days since the epoch of each declared day
+    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+    for i, day, declared_year in zip(rows, days.tolist(), years.tolist(), strict=True):
+        yy, month, day_of_month = encoded[i]  # type: ignore[misc]
+        year = 2000 + yy if 2000 + yy <= declared_year else 1900 + yy
+        founded = _epoch_day(year, month, day_of_month)
+        if founded is not None:  # None: 31 April, 29 February of a common year
+            out[i] = float(day - founded)
     return out
+
+
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _epoch_day(year: int, month: int, day: int) -> int | None:
+    """Days from the epoch to a date, None when there is no such date."""
+    try:
+        return date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
 
 
 def _code(values: Sequence[str | None], table: Mapping[str, int]) -> Array:
@@ -195,6 +207,12 @@ def _hs_int(code: str | None, digits: int) -> float:
     return float(int(head)) if head.isascii() and head.isdigit() else math.nan
 
 
+def _hs_ints(codes: Sequence[str | None], digits: int) -> Array:
+    """:func:`_hs_int` of every code, each distinct code read once."""
+    known = {code: _hs_int(code, digits) for code in set(codes)}
+    return np.array([known[code] for code in codes], dtype=np.float64)
+
+
 def _goods_aggregates(d: Declarations) -> dict[str, Array]:
     """Per-shipment aggregates of the goods lines; NaN for a shipment without lines."""
     n = len(d)
@@ -203,8 +221,8 @@ def _goods_aggregates(d: Declarations) -> dict[str, Array]:
     has = counts > 0
     firsts = starts[:-1][has]
     owner = np.repeat(np.arange(n, dtype=np.int64), counts)
-    chapter = np.array([_hs_int(c, 2) for c in d.hs_code], dtype=np.float64)
-    heading = np.array([_hs_int(c, 4) for c in d.hs_code], dtype=np.float64)
+    chapter = _hs_ints(d.hs_code, 2)
+    heading = _hs_ints(d.hs_code, 4)
 
     def per_shipment(values: Array) -> Array:
         out = np.full(n, np.nan)
@@ -223,7 +241,7 @@ def _goods_aggregates(d: Declarations) -> dict[str, Array]:
     pairs = np.unique(owner * 128 + chapter_key)
     distinct = np.bincount(pairs // 128, minlength=n).astype(np.float64)
     readable = ~np.isnan(chapter)
-    chemical = np.array([c in _CHEMICAL_CHAPTERS for c in chapter.tolist()], dtype=np.float64)
+    chemical = np.isin(chapter, sorted(_CHEMICAL_CHAPTERS)).astype(np.float64)
     read_lines: Array = np.zeros(0)
     chemical_lines: Array = np.zeros(0)
     if len(firsts):

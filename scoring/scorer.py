@@ -48,7 +48,15 @@ from scoring.verdicts import (
     watchlist_hits,
 )
 
-__all__ = ["EXPLAINED_LANES", "HitRef", "Scored", "ScoredBatch", "ScoredFeatures", "Scorer"]
+__all__ = [
+    "EXPLAINED_LANES",
+    "HitRef",
+    "Scored",
+    "ScoredBatch",
+    "ScoredFeatures",
+    "Scorer",
+    "stream_keys",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,40 +181,42 @@ class Scorer:
             ScoredFeatures(computed.declarations, computed.block, computed.basics),
         )
 
-    def score_stream(self, stream: TableStream) -> Iterator[list[Scored]]:
+    def score_stream(
+        self, stream: TableStream, keyed: Keyed | None = None
+    ) -> Iterator[list[Scored]]:
         """Bulk with bounded memory: the decisions of each chunk of ``stream`` in turn, each
         shipment with the history the whole tables hold before it, as :meth:`score_tables`
         (features from :meth:`stream_features`)."""
-        for chunk, computed in self.stream_features(stream):
+        features = self.stream_features(stream, keyed)
+        del keyed  # the first pass's keys: freed once history is computed from them
+        for chunk, computed in features:
             yield self.decide(
                 shipments_from_frames(chunk.shipments, chunk.goods), computed, threads=0
             )
 
-    def decide_stream(self, stream: TableStream) -> Iterator[Decided]:
+    def decide_stream(self, stream: TableStream, keyed: Keyed | None = None) -> Iterator[Decided]:
         """:meth:`score_stream` column-wise (:meth:`decide_table`): what ``centinela score``
         writes, without a record per shipment."""
-        for chunk, computed in self.stream_features(stream):
+        features = self.stream_features(stream, keyed)
+        del keyed
+        for chunk, computed in features:
             yield self.decide_table(chunk.shipments, chunk.goods, computed)
 
-    def stream_features(self, stream: TableStream) -> Iterator[tuple[TableChunk, ScoredFeatures]]:
+    def stream_features(
+        self, stream: TableStream, keyed: Keyed | None = None
+    ) -> Iterator[tuple[TableChunk, ScoredFeatures]]:
         """Each chunk of ``stream`` with its features, each shipment with the history the whole
         tables hold before it.
 
         Two passes over the stream: the first keeps only what history needs of every shipment
-        (ids, times, entity keys, route families: :class:`Keyed`) and runs the bulk history
-        kernels once over all of it; the second computes the rest of each chunk's features
-        again and joins its slice of the history. Memory holds the keys and history of the
-        table, and one chunk of everything else.
+        (:func:`stream_keys`; ``keyed``, when given, is what it gave for this stream and this
+        scorer's watchlist) and runs the bulk history kernels once over all of it; the second
+        computes the rest of each chunk's features again and joins its slice of the history.
+        Memory holds the keys and history of the table, and one chunk of everything else.
         """
         reference = self.bundle.meta.reference
-        keyed = Keyed.concat(
-            [
-                stage_one(
-                    Declarations.from_tables(c.shipments, c.goods, self.watchlist), self.watchlist
-                ).keyed
-                for c in stream.chunks()
-            ]
-        )
+        if keyed is None:
+            keyed = stream_keys(stream, self.watchlist)
         outcomes = keyed_outcomes(keyed.keys_frame(), stream.inspections)
         history = history_features(
             keyed, outcomes, reference.prior_rate, reference.smoothing_strength
@@ -418,6 +428,18 @@ class _Judged(NamedTuple):
     decided: LaneDecision
     hits: tuple[HitRef, ...]
     shadow: ShadowScore | None = None
+
+
+def stream_keys(stream: TableStream, watchlist: Watchlist) -> Keyed:
+    """What history needs of every shipment of ``stream`` (ids, times, entity keys, route
+    families identified by ``watchlist``), in stream order: the first pass of
+    :meth:`Scorer.stream_features`, which needs no model."""
+    return Keyed.concat(
+        [
+            stage_one(Declarations.from_tables(c.shipments, c.goods, watchlist), watchlist).keyed
+            for c in stream.chunks()
+        ]
+    )
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -26,7 +27,7 @@ from scoring.lanes import LaneDecision
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import load_rules
-from scoring.scorer import Scored, Scorer
+from scoring.scorer import Scored, Scorer, stream_keys
 from scoring.verdicts import LOW_RISK_ONLY, Decided
 from training.cli_common import REGISTRY_OPTION, console, progress_bar, read_settings, run
 
@@ -197,22 +198,31 @@ def score(
             raise DataError(f"--out {out}: the file must end in .parquet, .csv or .jsonl")
         settings = read_settings(config)
         data = _input_dir(in_path)
-        bundle = Registry(registry).load(model)
         watchlist = load_watchlist(settings.watchlist_file)
-        scorer = Scorer.create(
-            bundle, watchlist, load_rules(settings.rules_file, watchlist), settings
-        )
+        rules = load_rules(settings.rules_file, watchlist)
         started = time.perf_counter()
         _collect_less_often()
-        with tempfile.TemporaryDirectory(prefix="centinela-score-") as work:
+        with (
+            tempfile.TemporaryDirectory(prefix="centinela-score-") as work,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            # The bundle is loaded (and its reference rows scored in a child process) while the
+            # first pass, which needs no model, reads the tables.
+            loading = pool.submit(Registry(registry).load, model)
             stream = stream_tables(data, Path(work), chunk_rows=chunk)
             if stream.folded.total:
                 console.print(stream.folded.summary(), style="yellow")
+            keyed = stream_keys(stream, watchlist)
+            bundle = loading.result()
+            scorer = Scorer.create(bundle, watchlist, rules, settings)
+            _collect_less_often()
+            decisions = scorer.decide_stream(stream, keyed)
+            del keyed  # decide_stream frees it after computing history
             output = _Output(out)
             try:
                 with progress_bar("scoring", "{task.fields[rate]}") as progress:
                     task = progress.add_task("score", total=stream.total, rate="")
-                    for decided in scorer.decide_stream(stream):
+                    for decided in decisions:
                         output.write(_frame(decided, scorer))
                         rate = output.rows / (time.perf_counter() - started)
                         progress.update(task, completed=output.rows, rate=f"{rate:,.0f}/s")
