@@ -396,15 +396,19 @@ class ScoringService:
             assert isinstance(d, Decision)
             payload = decision_payload(d, admitted[i], callers[i])
             entries.append(Entry("decision", d.decision_id, payload))
+        try:
+            appended: list[int | Exception] = ledger.append_many(entries).result()
+        except Exception as error:  # the commit failed: none of them is durable
+            appended = [error] * len(decided)
         seqs: dict[int, int] = {}
-        for i, future in zip(decided, ledger.append_many(entries), strict=True):
-            try:
-                seqs[i] = future.result()  # durable before anyone sees the decision
-            except Exception as error:
-                log.error("ledger write failed", exc_info=error)
+        for i, seq in zip(decided, appended, strict=True):  # durable before anyone sees them
+            if isinstance(seq, Exception):
+                log.error("ledger write failed", exc_info=seq)
                 results[i] = Unavailable(
                     "the decision could not be written to the ledger; retry the shipment"
                 )
+            else:
+                seqs[i] = seq
         return seqs
 
     @staticmethod

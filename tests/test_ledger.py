@@ -67,10 +67,10 @@ def test_a_batch_appended_at_once_is_one_commit_in_order(store: Backend) -> None
     ledger = open_ledger_in(store)
     first = ledger.append(Entry("decision", "d0", {"i": 0})).result(timeout=10)
     commits = ledger.commits
-    futures = ledger.append_many([Entry("decision", f"d{i}", {"i": i}) for i in range(1, 9)])
-    assert [f.result(timeout=10) for f in futures] == list(range(first + 1, first + 9))
+    appended = ledger.append_many([Entry("decision", f"d{i}", {"i": i}) for i in range(1, 9)])
+    assert appended.result(timeout=10) == list(range(first + 1, first + 9))
     assert ledger.commits == commits + 1  # one hand-over, one transaction, one fsync
-    assert ledger.append_many([]) == []
+    assert ledger.append_many([]).result(timeout=10) == []
     ledger.close()
     assert verified(store).ok
     assert [r.decision_id for r in rows_of(store)] == [f"d{i}" for i in range(9)]
@@ -78,17 +78,17 @@ def test_a_batch_appended_at_once_is_one_commit_in_order(store: Backend) -> None
 
 def test_an_entry_json_cannot_hold_fails_alone_and_the_writer_goes_on(store: Backend) -> None:
     ledger = open_ledger_in(store)
-    futures = ledger.append_many(
+    first, bad, third = ledger.append_many(
         [
             Entry("decision", "d0", {"i": 0}),
             Entry("decision", "bad", {"i": object()}),  # no JSON for it
             Entry("decision", "d2", {"i": 2}),
         ]
-    )
-    assert futures[0].result(timeout=10) == 1
-    with pytest.raises(TypeError):
-        futures[1].result(timeout=10)
-    assert futures[2].result(timeout=10) == 2
+    ).result(timeout=10)
+    assert (first, third) == (1, 2)
+    assert isinstance(bad, TypeError)
+    with pytest.raises(TypeError):  # alone, through append
+        ledger.append(Entry("decision", "bad", {"i": object()})).result(timeout=10)
     # The writer thread is alive: later entries are still written, on the same chain.
     assert ledger.append(Entry("decision", "d3", {"i": 3})).result(timeout=10) == 3
     ledger.close()

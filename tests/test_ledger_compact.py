@@ -1,7 +1,8 @@
-"""Compact records: every payload is stored as a BLOB of a format byte and raw deflate with a
-preset dictionary, decodes back to exactly the JSON the service produced, takes at most 1.5 KB
-per decision on disk, is chained over the bytes stored, and ledgers written as JSON text (before
-compact records) still verify, replay and export, alone or with compact rows after them.
+"""Compact records: every payload is stored as a BLOB of a format byte and a Zstandard frame
+with a preset dictionary (raw deflate in records written before), decodes back to exactly the
+JSON the service produced, takes at most 1.5 KB per decision on disk, is chained over the bytes
+stored, and ledgers written as JSON text (before compact records) still verify, replay and
+export, alone or with compact rows after them.
 
 Integrity tests run once per storage backend (``store``, tests/ledger_backends.py); those that
 use SQLite's own SQL (storage classes) once per form of a SQLite location (``sqlite_store``)."""
@@ -24,6 +25,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zstandard import DICT_TYPE_RAWCONTENT, ZstdCompressionDict, ZstdCompressor, ZstdDecompressor
 
 from features.errors import ConfigError
 from features.live import shipments_from_frames
@@ -36,6 +38,7 @@ from scoring.ledger import (
     DEFLATE_1,
     DICTIONARIES,
     ROW_DOMAIN,
+    ZSTD_2,
     Entry,
     Ledger,
     PayloadError,
@@ -56,7 +59,7 @@ from tests.test_ledger import decision, outcome
 
 pytest_plugins = ("tests.ledger_fixtures",)  # the store and sqlite_store fixtures
 
-# Dictionary 1 is frozen: every compact record written with format byte 1 needs these bytes.
+# Dictionary 1 is frozen: every compact record written with format byte 1 or 2 needs these bytes.
 DICTIONARY_1_SHA256 = "e1957040c1f7f26bcfa3699af725566f7834477b96ce293048c8936b14473625"
 
 
@@ -90,8 +93,9 @@ def set_payload(store: Backend, seq: int, value: object) -> None:
 
 
 def test_the_dictionary_is_frozen() -> None:
-    assert set(DICTIONARIES) == {DEFLATE_1} == {1}
-    assert hashlib.sha256(DICTIONARIES[DEFLATE_1]).hexdigest() == DICTIONARY_1_SHA256
+    assert set(DICTIONARIES) == {DEFLATE_1, ZSTD_2} == {1, 2}
+    for dictionary in DICTIONARIES.values():
+        assert hashlib.sha256(dictionary).hexdigest() == DICTIONARY_1_SHA256
 
 
 def test_decisions_through_the_service_round_trip_and_are_compact(
@@ -140,7 +144,7 @@ def test_decisions_through_the_service_round_trip_and_are_compact(
     for entry in written[:50]:
         (row,) = [r for r in reopened.entries_for(entry.decision_id) if r.kind == entry.kind]
         assert isinstance(row.stored, bytes)
-        assert row.stored[0] == DEFLATE_1
+        assert row.stored[0] == ZSTD_2
         assert row.payload == canonical_json(entry.payload)  # the very text the MAC was over
         assert json.loads(row.payload) == entry.payload
     reopened.close()
@@ -174,27 +178,43 @@ JSON = st.recursive(
 def test_any_json_payload_round_trips(value: object) -> None:
     text = canonical_json(value)
     record = encode_payload(text)
-    assert record[0] == DEFLATE_1
+    assert record[0] == ZSTD_2
     assert payload_text(record) == text
     assert json.loads(payload_text(record)) == value
+    assert payload_text(deflate_record(text)) == text  # records written before zstd
 
 
-def test_a_record_decodes_with_zlib_alone() -> None:
-    """What the module docstring tells an auditor: zlib and the dictionary, nothing else."""
+def deflate_record(text: str) -> bytes:
+    """A format-1 record, as the writer wrote them before format 2: raw deflate, level 6."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zdict=DICTIONARIES[DEFLATE_1])
+    return bytes((DEFLATE_1,)) + deflate.compress(text.encode()) + deflate.flush()
+
+
+def test_a_record_decodes_with_a_zstandard_library_and_the_dictionary_alone() -> None:
+    """What the module docstring tells an auditor: Zstandard (zlib for format 1 records) and
+    the dictionary, nothing else."""
     text = canonical_json(decision(make_shipment("SHP-9")))
     record = encode_payload(text)
-    inflate = zlib.decompressobj(-15, zdict=DICTIONARIES[record[0]])
-    assert inflate.decompress(record[1:]).decode() == text
+    dictionary = ZstdCompressionDict(DICTIONARIES[record[0]], dict_type=DICT_TYPE_RAWCONTENT)
+    assert ZstdDecompressor(dict_data=dictionary).decompress(record[1:]).decode() == text
     assert len(record) < len(text.encode()) / 2
+    old = deflate_record(text)
+    inflate = zlib.decompressobj(-15, zdict=DICTIONARIES[old[0]])
+    assert inflate.decompress(old[1:]).decode() == text
 
 
 @pytest.mark.parametrize(
     ("stored", "words"),
     [
         (b"", "an empty record"),
-        (b"\x02" + encode_payload("{}")[1:], "format byte 2 is not a compact record format"),
+        (b"\x03" + encode_payload("{}")[1:], "format byte 3 is not a compact record format"),
         (encode_payload('{"a":1}')[:-2], "truncated"),
         (encode_payload('{"a":1}') + b"\x00", "bytes after it"),
+        (encode_payload('{"a":1}') * 2, "bytes after it"),
+        (b"\x02\xff\xff\xff", "corrupt"),
+        (bytes((ZSTD_2,)) + ZstdCompressor(write_content_size=False).compress(b"{}"), "size"),
+        (deflate_record('{"a":1}')[:-2], "truncated"),
+        (deflate_record('{"a":1}') + b"\x00", "bytes after it"),
         (b"\x01\xff\xff\xff", "corrupt"),
     ],
 )
@@ -234,10 +254,7 @@ def flip_a_byte(record: bytes) -> bytes:
         # The same JSON, stored as text: the MAC binds the storage class too.
         (payload_text, "row 3 was edited"),
         # Recompressed differently: the same text, other bytes on disk.
-        (
-            lambda r: bytes((DEFLATE_1,)) + zlib.compress(payload_text(r).encode(), 1, -15),
-            "row 3 was edited",
-        ),
+        (lambda r: deflate_record(payload_text(r)), "row 3 was edited"),
     ],
 )
 def test_verify_names_a_tampered_compact_row(store: Backend, tamper: Any, words: str) -> None:

@@ -4,8 +4,9 @@ keyed MAC and anchored by signed checkpoints.
 The package, by concern (each module's docstring has the details):
 
 - :mod:`~scoring.ledger.record`: entries, rows and the head; the *compact record* format of
-  payloads (canonical JSON, raw deflate with a frozen preset dictionary,
-  :mod:`~scoring.ledger.dictionary`) and rows from before it (JSON text).
+  payloads (canonical JSON, Zstandard with a frozen preset dictionary,
+  :mod:`~scoring.ledger.dictionary`; raw deflate in records written before) and rows from before
+  compact records (JSON text).
 - :mod:`~scoring.ledger.chain`: the MAC chain of rows and head, and :func:`check`, which
   verifies it; :mod:`~scoring.ledger.checkpoint`: signed checkpoints and witness files.
 - :mod:`~scoring.ledger.store`: the storage seam (:class:`LedgerStore`, :func:`open_store`:
@@ -111,6 +112,7 @@ from scoring.ledger.health import (
 from scoring.ledger.record import (
     DEFLATE_1,
     DICTIONARIES,
+    ZSTD_2,
     Commit,
     Entry,
     Head,
@@ -136,6 +138,7 @@ __all__ = [
     "GROUP_SIZE_BUCKETS",
     "HEAD_DOMAIN",
     "ROW_DOMAIN",
+    "ZSTD_2",
     "Buckets",
     "Checkpoint",
     "Commit",

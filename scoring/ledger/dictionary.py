@@ -1,7 +1,8 @@
-"""Dictionary 1 of compact records (format byte 1), frozen.
+"""Dictionary 1 of compact records (format bytes 1 and 2), frozen.
 
-Text that decision and outcome payloads repeat, in their canonical JSON form, so that deflate
-refers back to it instead of spelling it out in every row. Composed once from the code's own
+Text that decision and outcome payloads repeat, in their canonical JSON form, so that the
+compressor (deflate in format 1, Zstandard in format 2) refers back to it instead of spelling it
+out in every row. Composed once from the code's own
 vocabulary as it stood when compact records were introduced: the model's reason texts in both
 languages (the history ones for one entity: the others differ in a few words), the exam texts,
 and the skeleton of an outcome and of a decision with every key and feature name (most used

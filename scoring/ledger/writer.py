@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,8 +41,21 @@ from scoring.ledger_keys import KeyRing
 
 log = logging.getLogger("scoring.ledger")  # the package's one logger, as before it was split
 
-# Each item is the entries of one append or append_many call, committed together; None: stop.
-_Batch = list[tuple[Entry, Future[int]]]
+Appended = list[int | Exception]
+"""What one :meth:`Ledger.append_many` resolves to: each entry's seq, or the error that kept
+that entry (alone) out of the ledger."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The entries of one append or append_many call, committed together, and the one future
+    their caller waits on (one per call, not per entry: a future costs a lock and a condition)."""
+
+    entries: Sequence[Entry]
+    future: Future[Appended]
+
+
+_Batch = list[_Call]  # the calls of one group commit; None in the queue: stop
 
 
 class Ledger:
@@ -99,7 +113,7 @@ class Ledger:
         head, self._checkpoint_seq = self._opened(trust, witness)
         self._seq, self._hash = (head.seq, head.hash) if head else (0, GENESIS)
         self._checkpoint_time = time.monotonic()
-        self._queue: queue.Queue[_Batch | None] = queue.Queue()
+        self._queue: queue.Queue[_Call | None] = queue.Queue()
         self._readers = threading.local()  # each thread's view for entries_for
         self._views: list[LedgerView] = []  # all of them, closed by close()
         self._views_lock = threading.Lock()
@@ -143,17 +157,36 @@ class Ledger:
 
     def append(self, entry: Entry) -> Future[int]:
         """Queue ``entry``; the future resolves to its seq once it is committed to disk."""
-        future: Future[int] = Future()
-        self._queue.put([(entry, future)])
-        return future
+        out: Future[int] = Future()
 
-    def append_many(self, entries: Sequence[Entry]) -> list[Future[int]]:
+        def resolve(done: Future[Appended]) -> None:
+            try:
+                (result,) = done.result()
+            except Exception as error:
+                out.set_exception(error)
+                return
+            if isinstance(result, Exception):
+                out.set_exception(result)
+            else:
+                out.set_result(result)
+
+        self._submit([entry]).add_done_callback(resolve)
+        return out
+
+    def append_many(self, entries: Sequence[Entry]) -> Future[Appended]:
         """Queue ``entries`` in one hand-over to the writer (a batch's decisions): one wake-up
-        instead of one per entry. Each future resolves as :meth:`append`'s does."""
-        pending = [(entry, Future[int]()) for entry in entries]
-        if pending:
-            self._queue.put(pending)
-        return [future for _, future in pending]
+        and one future instead of one per entry. The future resolves, once they are committed
+        to disk, to each entry's seq in order, or for an entry whose payload JSON cannot hold,
+        its error (the others are written); it fails as a whole when the commit fails."""
+        return self._submit(entries)
+
+    def _submit(self, entries: Sequence[Entry]) -> Future[Appended]:
+        future: Future[Appended] = Future()
+        if entries:
+            self._queue.put(_Call(entries, future))
+        else:
+            future.set_result([])
+        return future
 
     # ------------------------------------------------------------------ the writer thread
 
@@ -182,8 +215,8 @@ class Ledger:
             if item is None:
                 self._checkpoint_alone()
                 return
-            batch = list(item)
-            while len(batch) < self.max_batch:
+            batch, size = [item], len(item.entries)
+            while size < self.max_batch:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -192,7 +225,8 @@ class Ledger:
                     self._commit_or_fail(batch)
                     self._checkpoint_alone()
                     return
-                batch.extend(nxt)
+                batch.append(nxt)
+                size += len(nxt.entries)
             self._commit_or_fail(batch)
 
     def _commit_or_fail(self, batch: _Batch) -> None:
@@ -202,9 +236,9 @@ class Ledger:
             self._commit(batch)
         except Exception as error:
             log.error("ledger commit failed unexpectedly", exc_info=error)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(error)
 
     def _sign(self, seq: int, head: str) -> Checkpoint:
         """A checkpoint of ``seq`` with hash ``head``, signed now."""
@@ -262,30 +296,36 @@ class Ledger:
         return chain
 
     @staticmethod
-    def _encodable(batch: _Batch) -> list[tuple[Entry, str, Future[int]]]:
-        """The entries of ``batch`` with their payload's JSON; one JSON cannot hold (a value
-        orjson refuses) fails its own future and is left out, not the batch or the writer."""
+    def _encodable(batch: _Batch) -> tuple[list[tuple[Entry, str]], list[Appended]]:
+        """The entries of ``batch`` with their payload's JSON, and each call's results so far:
+        an entry whose JSON cannot be written (a value orjson refuses) has its error there and
+        is left out, not the batch or the writer; the others' seqs are filled in later."""
         out = []
-        for entry, future in batch:
-            try:
-                out.append((entry, canonical_json(entry.payload), future))
-            except (TypeError, ValueError) as error:
-                log.error("ledger entry %s not encodable", entry.decision_id, exc_info=error)
-                future.set_exception(error)
-        return out
+        results: list[Appended] = []
+        for call in batch:
+            mine: Appended = []
+            for entry in call.entries:
+                try:
+                    out.append((entry, canonical_json(entry.payload)))
+                    mine.append(-1)  # its seq, once committed
+                except (TypeError, ValueError) as error:
+                    log.error("ledger entry %s not encodable", entry.decision_id, exc_info=error)
+                    mine.append(error)
+            results.append(mine)
+        return out, results
 
     def _commit(self, batch: _Batch) -> None:
         """One group commit: the rows, the head and a checkpoint if one is due, then every
         future of the batch resolved (to its seq, or to the storage's error)."""
         started = time.perf_counter()
-        encoded = self._encodable(batch)
+        encoded, results = self._encodable(batch)
         if not encoded:
+            _resolve(batch, results, [])
             return
-        batch = [(entry, future) for entry, _, future in encoded]
         # Compressed before the store is asked for the head: with writers sharing the ledger,
         # its lock is held only while the rows are numbered, MACed and written.
         payloads = [
-            (entry, encode_payload(text) if self.compact else text) for entry, text, _ in encoded
+            (entry, encode_payload(text) if self.compact else text) for entry, text in encoded
         ]
         try:
             # The commit and the note of its seqs as this writer's own happen under one lock:
@@ -296,8 +336,8 @@ class Ledger:
                 if self._own is not None:
                     self._own.append((commit.rows[0].seq, commit.rows[-1].seq))
         except self._store.error as exc:
-            for _, future in batch:
-                future.set_exception(exc)
+            for call in batch:
+                call.future.set_exception(exc)
             return
         rows = commit.rows
         self._seq, self._hash = rows[-1].seq, rows[-1].hash
@@ -308,8 +348,7 @@ class Ledger:
             self._checkpoint_seq, self._checkpoint_time = self._seq, time.monotonic()
             self.checkpoints += 1
         self.commits += 1
-        for (_, future), row in zip(batch, rows, strict=True):
-            future.set_result(row.seq)
+        _resolve(batch, results, [row.seq for row in rows])
 
     # ------------------------------------------------------------------------------ reads
 
@@ -374,3 +413,11 @@ class Ledger:
             self._readers = threading.local()  # a read after close opens a view again
         for view in views:
             view.close()
+
+
+def _resolve(batch: _Batch, results: list[Appended], seqs: Sequence[int]) -> None:
+    """Resolve each call of ``batch``: its entries' ``results`` with the committed ``seqs``
+    (in the order of the entries that were written) in place of the placeholders."""
+    written = iter(seqs)
+    for call, mine in zip(batch, results, strict=True):
+        call.future.set_result([r if isinstance(r, Exception) else next(written) for r in mine])
