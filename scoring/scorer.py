@@ -9,6 +9,7 @@ feature code the bulk path runs.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -223,7 +224,7 @@ class Scorer:
         )
         del keyed, outcomes
         start = 0
-        for chunk in stream.chunks():
+        for chunk in read_ahead(stream.chunks()):
             declarations = Declarations.from_tables(chunk.shipments, chunk.goods, self.watchlist)
             basics = stage_one(declarations, self.watchlist)
             end = start + len(basics)
@@ -437,9 +438,19 @@ def stream_keys(stream: TableStream, watchlist: Watchlist) -> Keyed:
     return Keyed.concat(
         [
             stage_one(Declarations.from_tables(c.shipments, c.goods, watchlist), watchlist).keyed
-            for c in stream.chunks()
+            for c in read_ahead(stream.chunks())
         ]
     )
+
+
+def read_ahead(chunks: Iterator[TableChunk]) -> Iterator[TableChunk]:
+    """``chunks`` in order, the next one read in a thread while the caller works on this one:
+    reading Parquet and filtering goods run outside the GIL, on the other core."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -177,6 +178,27 @@ class _Output:
             self._file.close()
 
 
+def _write(
+    decisions: Iterator[Decided], scorer: Scorer, output: _Output, pool: ThreadPoolExecutor
+) -> Iterator[int]:
+    """Write each batch of ``decisions`` in ``pool``'s thread while the next one is decided
+    (Arrow and Parquet work outside the GIL); yields the rows decided so far. Every write has
+    ended when this returns or raises."""
+    rows = 0
+    writing: Future[None] | None = None
+    try:
+        for decided in decisions:
+            frame = _frame(decided, scorer)
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(output.write, frame)
+            rows += frame.height
+            yield rows
+    finally:
+        if writing is not None:
+            writing.result()
+
+
 def score(
     in_path: Path = typer.Option(
         ..., "--in", help="Directory of canonical tables, or its shipments.parquet."
@@ -222,10 +244,9 @@ def score(
             try:
                 with progress_bar("scoring", "{task.fields[rate]}") as progress:
                     task = progress.add_task("score", total=stream.total, rate="")
-                    for decided in decisions:
-                        output.write(_frame(decided, scorer))
-                        rate = output.rows / (time.perf_counter() - started)
-                        progress.update(task, completed=output.rows, rate=f"{rate:,.0f}/s")
+                    for rows in _write(decisions, scorer, output, pool):
+                        rate = rows / (time.perf_counter() - started)
+                        progress.update(task, completed=rows, rate=f"{rate:,.0f}/s")
             finally:
                 output.close()
         elapsed = time.perf_counter() - started
