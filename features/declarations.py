@@ -168,8 +168,12 @@ class Declarations:
 
 def _shared(series: pl.Series) -> list[str | None]:
     """A text column as a list in which equal values are one object: entity keys repeat
-    across a table, and a million copies of a shipper id would cost a million strings."""
-    return [None if v is None else sys.intern(v) for v in series.to_list()]
+    across a table, and a million copies of a shipper id would cost a million strings. Each
+    distinct value is made (and interned) once; rows take it by their code."""
+    distinct = series.drop_nulls().unique().to_list()
+    codes = series.cast(pl.Enum(distinct)).to_physical().fill_null(len(distinct)).to_numpy()
+    values = np.array([*map(sys.intern, distinct), None], dtype=object)
+    return values[codes].tolist()  # type: ignore[no-any-return]
 
 
 def float_column(series: pl.Series) -> Array:
