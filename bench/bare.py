@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import lightgbm as lgb
 import numpy as np
 
+from scoring.lgbm import lgb
 from server.pb import risk_scoring_pb2 as pb
 from server.pb import risk_scoring_pb2_grpc as pb_grpc
 

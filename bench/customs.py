@@ -37,10 +37,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from scoring.lgbm import lgb
 from training.evaluation_baselines import tiebreak_keys
 from training.evaluation_metrics import budget_size
 

@@ -44,13 +44,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from features.build import FeatureReference
 from features.errors import ModelError
 from features.schema import FEATURE_NAMES, schema_document, schema_fingerprint, schema_mismatch
 from scoring.calibration import Calibration
+from scoring.lgbm import lgb
 
 BUNDLE_FORMAT = 2  # 2: integrity manifest and reference scores
 MODEL_FILE = "model.txt"

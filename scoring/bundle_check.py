@@ -11,7 +11,8 @@ and its raw predictions of the rows, NaN written as ``NaN``); exit status 0. Not
 because LightGBM writes its own messages there. Any Python error is one line on stderr and exit
 status 2; a crash is the signal that killed the process.
 
-Only the standard library, NumPy and LightGBM are imported, so the child starts quickly.
+Only the standard library, NumPy and LightGBM (without its scikit-learn and pandas
+integrations: :mod:`scoring.lgbm`) are imported, so the child starts quickly.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ EXIT_ERROR = 2
 
 
 def check(request: dict[str, object]) -> dict[str, object]:
-    import lightgbm as lgb
     import numpy as np
+
+    from scoring.lgbm import lgb
 
     booster = lgb.Booster(model_str=str(request["model"]))
     rows = cast(list[list[float | None]], request.get("rows") or [])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -30,6 +29,7 @@ from features.history import (
     volume_names,
 )
 from features.schema import FEATURE_NAMES
+from scoring.lgbm import lgb
 
 # The parties whose rates choose the smoothing: the entities with volume history (routes and
 # HS headings are few and busy, and barely move with m).

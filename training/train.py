@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -37,6 +36,7 @@ from scoring.bundle import REFERENCE_ROWS, BundleMeta, new_meta, save_bundle
 from scoring.calibration import Calibration
 from scoring.drift import build_reference, top_features
 from scoring.lanes import score_quantiles
+from scoring.lgbm import lgb
 from scoring.registry import Registry
 from training.calibrate import Fitted, fit_calibration, fit_platt
 from training.card_figures import CARD_DATA_FILE, card_figures

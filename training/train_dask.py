@@ -34,10 +34,10 @@ from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 
 from features.errors import ConfigError, FailedPrecondition, Unavailable
+from scoring.lgbm import full_lightgbm, lgb
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -147,7 +147,7 @@ def dask_client(target: DaskTarget) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         client.wait_for_workers(target.local_workers, timeout=CONNECT_TIMEOUT_S)
-        client.run(_stdout_to_stderr)
+        client.run(_prepare_worker)
         yield client
 
 
@@ -155,6 +155,8 @@ def _dask_modules() -> None:
     """Import what ``--dask`` needs, or say what to install."""
     try:
         import distributed  # noqa: F401
+
+        full_lightgbm()  # the rest of Centinela imports LightGBM without them (scoring.lgbm)
         import lightgbm.dask  # noqa: F401  (fails without scikit-learn or pandas)
     except ImportError as exc:
         raise FailedPrecondition(
@@ -162,10 +164,13 @@ def _dask_modules() -> None:
         ) from None
 
 
-def _stdout_to_stderr() -> None:
-    """On a local worker (a process this run started, sharing its stdout): standard output
-    goes to standard error, where LightGBM's native code then prints its network's progress,
-    so ``--json`` keeps stdout for its answer."""
+def _prepare_worker() -> None:
+    """On a local worker (a process this run started, sharing its stdout): LightGBM whole, as
+    ``lightgbm.dask`` needs it (unpickling this function imported this module, and with it the
+    lean LightGBM of :mod:`scoring.lgbm`); and standard output to standard error, where
+    LightGBM's native code then prints its network's progress, so ``--json`` keeps stdout for
+    its answer."""
+    full_lightgbm()
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
