@@ -1,0 +1,28 @@
+"""The cyclic garbage collector, tuned for a process that holds a large long-lived heap (the
+entity history, the model, the watchlist) and allocates many short-lived records a shipment.
+
+With Python's default thresholds (700, 10, 10) the collector runs every few hundred
+allocations and, every hundred of those, walks the whole heap: in bulk scoring it took a fifth
+of the run (200,000 shipments: 11,358/s with the defaults, 14,919/s with these, the same with
+collection off), and in the server each full collection walks the whole entity history. What is
+loaded is frozen out of the collector's sight (:func:`gc.freeze`: never garbage, never scanned
+again) and collections come less often. Almost everything a shipment allocates is freed by
+reference counting anyway; the collector only finds cycles.
+"""
+
+from __future__ import annotations
+
+import gc
+
+GC_THRESHOLDS = (100_000, 50, 100)
+"""Allocations before a young collection, and young (then middle) collections before an older
+one."""
+
+
+def settle_heap() -> None:
+    """Collect once, freeze what is left (what was just loaded), and collect less often from
+    now on. Call it after loading, and again after a reload: frozen objects are never freed by
+    the collector, so only what lives as long as the process should be frozen."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
