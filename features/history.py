@@ -20,16 +20,19 @@ feature under that name.
 The arithmetic lives in three kernels, :func:`entity_volume`, :func:`entity_outcomes` and
 :func:`entity_network`, that take one entity's event times and the query times. The bulk path
 (:func:`history_features`) groups a whole table's rows (:class:`Keyed`) and outcomes by entity
-key and calls them once per key. The live path (:class:`features.state.EntityState`) does not
-call them: it keeps each entity's events sorted in memory, counts events before a time by binary
-search on them (never copying or scanning them), and applies the kernels' own formulas,
-operation for operation, to those counts, so both paths give bit-identical features at a cost
-that does not grow with how busy an entity is.
+key and applies the same arithmetic to every key at once, on the rows sorted by key and time
+(one binary search over the whole table where a kernel makes one per key); the kernels stay
+the definition, and a test holds the two equal. The live path
+(:class:`features.state.EntityState`) does not call them either: it keeps each entity's events
+sorted in memory, counts events before a time by binary search on them (never copying or
+scanning them), and applies the kernels' own formulas, operation for operation, to those
+counts, so both paths give bit-identical features at a cost that does not grow with how busy
+an entity is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -290,17 +293,6 @@ def entity_outcomes(
     return [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
 
 
-def _groups(keys: pl.Series, times: Array) -> Iterator[tuple[object, Array]]:
-    """Row indices of each key value, each group ordered by time (ties by position)."""
-    codes = keys.rank("dense").to_numpy()
-    order = np.lexsort((np.arange(len(codes)), times, codes))
-    bounds = np.flatnonzero(codes[order][1:] != codes[order][:-1]) + 1
-    values = keys.to_list()
-    for rows in np.split(order, bounds):
-        if len(rows):
-            yield values[rows[0]], rows
-
-
 def _micros(column: pl.Series) -> Array:
     return column.dt.timestamp("us").to_numpy().astype(np.int64)
 
@@ -321,51 +313,198 @@ def history_features(
     ``outcomes``: ``reported_at``, ``positive`` and every key column, one row per reported
     inspection (the inspected shipment's keys copied onto it). Positive rates are smoothed by
     ``strength`` pseudo-inspections at ``prior_rate``.
+
+    The kernels' arithmetic runs over every entity at once, on the rows sorted by entity and
+    time (:class:`_Rows`): what :func:`entity_volume`, :func:`entity_outcomes` and
+    :func:`entity_network` give each entity's rows, bit for bit. A row without a key is an
+    entity of its own; the rows without one see the outcome without one reported last.
     """
-    n = len(keyed)
-    declared = keyed.declared_at
-    columns: dict[str, Array] = {}
-    for entity in VOLUME_KEYS:
-        out = entity_volume(np.zeros(0, dtype=np.int64), np.zeros(n, dtype=np.int64))
-        for _, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
-            times = declared[rows]
-            for target, values in zip(out, entity_volume(times, times), strict=True):
-                target[rows] = values
-        columns.update(zip(volume_names(entity), out, strict=True))
-    reported = _micros(outcomes["reported_at"])
-    positive = outcomes["positive"].to_numpy().astype(bool)
-    no_outcomes = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
-    for entity in OUTCOME_KEYS:
-        column = KEY_COLUMNS[entity]
-        # Rows of entities never inspected get exactly what the kernel says for no outcomes.
-        out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate, strength)
-        by_key = dict(_groups(outcomes[column], reported))
-        for key, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
-            found = by_key.get(key)
-            if found is None:
-                continue
-            computed = entity_outcomes(
-                reported[found], positive[found], declared[rows], prior_rate, strength
+    table = _Table(keyed, outcomes)
+    volume: dict[str, Array] = {}
+    found: dict[str, Array] = {}
+    network: dict[str, Array] = {}
+    for entity in OUTCOME_KEYS:  # every entity: VOLUME_KEYS and NETWORK_KEYS are among them
+        codes, outcome_codes = _codes(
+            pl.Series(keyed.keys[entity], dtype=pl.String), outcomes[KEY_COLUMNS[entity]]
+        )
+        rows = _Rows(codes, table.at, table.timeline.span)
+        if entity in VOLUME_KEYS:
+            volume.update(zip(volume_names(entity), table.volume(rows), strict=True))
+        counts = table.outcomes(rows, outcome_codes)
+        inspections, positives, since = table.keyless_outcomes(codes, outcome_codes, counts)
+        rate = smoothed_rate(positives, inspections, prior_rate, strength)
+        computed = [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
+        found.update(zip(outcome_names(entity), computed, strict=True))
+        if entity in NETWORK_KEYS:
+            network.update(zip(network_names(entity), table.network(rows), strict=True))
+    return {**volume, **found, **network}
+
+
+class _Timeline:
+    """Times (int64 µs) as ranks among the distinct ``times``: :meth:`before` counts the
+    distinct times strictly before each time asked about, so an event at ``t`` lies strictly
+    before ``x`` exactly when ``before(t) < before(x)``."""
+
+    def __init__(self, times: Array) -> None:
+        ordered = np.sort(times)  # np.unique hashes int64: several times slower than this
+        first = np.ones(len(ordered), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        self.times = ordered[first]
+        self.span = len(self.times) + 1  # ranks run from 0 to len(times)
+
+    def before(self, at: Array) -> Array:
+        return np.searchsorted(self.times, at, side="left")
+
+
+class _Rows:
+    """A table's rows sorted by (entity code, time rank), the two in one int64 key: each
+    entity's rows in time order, one entity after another. Queries made in this order are
+    sorted too, so every binary search below walks its array once."""
+
+    def __init__(self, codes: Array, at: Array, span: int) -> None:
+        key = codes * span + at
+        self.order = np.argsort(key, kind="stable")
+        self.codes = codes[self.order]
+        self.keys = key[self.order]
+        self.base = self.codes * span  # the key of each row's entity at rank 0
+
+    def unsorted(self, values: Array) -> Array:
+        """``values`` given in sorted order, back in table order."""
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+
+class _Table:
+    """What every entity's history reads of a table: its rows' times as ranks, the windows'
+    starts, and its outcomes' report times and results."""
+
+    def __init__(self, keyed: Keyed, outcomes: pl.DataFrame) -> None:
+        self.declared = keyed.declared_at
+        self.timeline = _Timeline(self.declared)
+        self.at = self.timeline.before(self.declared)
+        self.reported = _micros(outcomes["reported_at"])
+        self.positive = outcomes["positive"].to_numpy().astype(bool)
+        self.reports = _Timeline(self.reported)
+        self.reported_before = self.reports.before(self.declared)  # outcomes a row may see
+        self.family_rows = _family_rows(keyed.families)
+        self._since: dict[int, Array] = {}
+
+    def since(self, days_us: int) -> Array:
+        """Each row's time less ``days_us``, as a rank."""
+        found = self._since.get(days_us)
+        if found is None:
+            found = self._since[days_us] = self.timeline.before(self.declared - days_us)
+        return found
+
+    def volume(self, rows: _Rows) -> list[Array]:
+        """:func:`entity_volume` of every row among its entity's rows: age in days and
+        windowed counts."""
+        keys, base = rows.keys, rows.base
+        first = np.searchsorted(keys, base)  # the entity's first row
+        now = np.searchsorted(keys, keys)  # its first row at this row's time
+        first_time = self.timeline.times[keys[first] - base]
+        declared = self.declared[rows.order]
+        age = np.where(now > first, (declared - first_time).astype(np.float64) / US_PER_DAY, np.nan)
+        counts = [
+            (now - np.searchsorted(keys, base + self.since(w)[rows.order])).astype(np.int32)
+            for w in _WINDOWS_US
+        ]
+        return [rows.unsorted(age), *(rows.unsorted(c) for c in counts)]
+
+    def outcomes(self, rows: _Rows, outcome_codes: Array) -> tuple[Array, Array, Array]:
+        """:func:`entity_outcomes` of every row before smoothing: inspections and positives
+        reported strictly before it (int64), and days since the last positive (NaN if none)."""
+        span = self.reports.span
+        key = outcome_codes * span + self.reports.before(self.reported)
+        order = np.argsort(key, kind="stable")
+        events = key[order]
+        start = np.searchsorted(events, rows.codes * span)
+        end = np.searchsorted(events, rows.codes * span + self.reported_before[rows.order])
+        inspections = end - start
+        flags = self.positive[order]
+        cum_positives = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+        positives = cum_positives[end] - cum_positives[start]
+        # Each event's last positive so far, by position: the latest one, as an entity's
+        # events are in time order; shifted by one, so that [end] is the one before ``end``.
+        last = np.concatenate(
+            [[-1], np.maximum.accumulate(np.where(flags, np.arange(len(flags)), -1))]
+        )
+        last = last[end]
+        has_positive = (inspections > 0) & (last >= start)
+        times = self.reported[order]
+        last_time = np.where(has_positive, times[np.maximum(last, 0)] if len(times) else 0, 0)
+        declared = self.declared[rows.order]
+        since = np.where(
+            has_positive, (declared - last_time).astype(np.float64) / US_PER_DAY, np.nan
+        )
+        return rows.unsorted(inspections), rows.unsorted(positives), rows.unsorted(since)
+
+    def keyless_outcomes(
+        self, codes: Array, outcome_codes: Array, found: tuple[Array, Array, Array]
+    ) -> tuple[Array, Array, Array]:
+        """``found`` (inspections, positives, days since a positive) with the rows without a
+        key seeing what the per-key grouping gave them: the one outcome without a key reported
+        last (last in time, then in table order), if any."""
+        rows = np.flatnonzero(codes < 0)
+        missing = np.flatnonzero(outcome_codes < 0)
+        if not len(rows) or not len(missing):
+            return found
+        last = missing[np.lexsort((missing, self.reported[missing]))[-1:]]
+        inspections, positives, _, since = entity_outcomes(
+            self.reported[last], self.positive[last], self.declared[rows], 0.0
+        )
+        for target, values in zip(found, (inspections, positives, since), strict=True):
+            target[rows] = values
+        return found
+
+    def network(self, rows: _Rows) -> list[Array]:
+        """:func:`entity_network` of every row: the watched route families its entity
+        received in the prior :data:`NETWORK_WINDOW_DAYS` days plus its own, and whether they
+        include a complementary combination."""
+        n = len(rows.keys)
+        since = rows.base + self.since(NETWORK_WINDOW_DAYS * US_PER_DAY)[rows.order]
+        position = rows.unsorted(np.arange(n))  # each table row's place in sorted order
+        count = np.zeros(n, dtype=np.int32)
+        left = [np.zeros(n, dtype=bool) for _ in COMPLEMENTARY_FAMILIES]
+        right = [np.zeros(n, dtype=bool) for _ in COMPLEMENTARY_FAMILIES]
+        for family, table_rows in self.family_rows.items():
+            own = position[table_rows]
+            events = np.sort(rows.keys[own])
+            asked = np.flatnonzero(np.isin(rows.codes, rows.codes[own]))  # the entities' rows
+            recent = np.searchsorted(events, rows.keys[asked]) - np.searchsorted(
+                events, since[asked]
             )
-            for target, value in zip(out, computed, strict=True):
-                target[rows] = value
-        columns.update(zip(outcome_names(entity), out, strict=True))
-    families = keyed.families
-    for entity in NETWORK_KEYS:
-        no_families: list[list[str]] = [[]] * n  # one empty list, only read
-        out = entity_network({}, np.zeros(n, dtype=np.int64), no_families)
-        for _, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
-            times = declared[rows]
-            fams = [list(families[i]) for i in rows]
-            by_family: dict[str, list[int]] = {}
-            for t, row_families in zip(times.tolist(), fams, strict=True):
-                for family in row_families:
-                    by_family.setdefault(family, []).append(t)
-            if not by_family:
-                continue
-            family_times = {f: np.array(ts, dtype=np.int64) for f, ts in by_family.items()}
-            computed = entity_network(family_times, times, fams)
-            for target, value in zip(out, computed, strict=True):
-                target[rows] = value
-        columns.update(zip(network_names(entity), out, strict=True))
-    return columns
+            present = np.zeros(n, dtype=bool)
+            present[asked] = recent > 0
+            present[own] = True
+            count += present
+            for k, (lefts, rights) in enumerate(COMPLEMENTARY_FAMILIES):
+                if family in lefts:
+                    left[k] |= present
+                if family in rights:
+                    right[k] |= present
+        complementary = np.zeros(n, dtype=bool)
+        for has_left, has_right in zip(left, right, strict=True):
+            complementary |= has_left & has_right
+        return [rows.unsorted(count), rows.unsorted(complementary.astype(np.int32))]
+
+
+def _family_rows(families: list[tuple[str, ...]]) -> dict[str, Array]:
+    """The rows each watched route family was identified on, by family (sorted)."""
+    rows_of: dict[str, list[int]] = {}
+    for row, row_families in enumerate(families):
+        for family in row_families:
+            rows_of.setdefault(family, []).append(row)
+    return {f: np.asarray(rows_of[f], dtype=np.int64) for f in sorted(rows_of)}
+
+
+def _codes(keys: pl.Series, outcome_keys: pl.Series) -> tuple[Array, Array]:
+    """Codes of the rows' keys and of the outcomes' in one space (int64, equal for equal
+    keys); a missing key gets a negative code of its own, equal to no other."""
+    n = len(keys)
+    both = pl.concat([keys, outcome_keys.cast(pl.String)])
+    codes = both.cast(pl.Categorical).to_physical().fill_null(-1).to_numpy().astype(np.int64)
+    missing = np.flatnonzero(codes < 0)
+    codes[missing] = -1 - np.arange(len(missing))
+    return codes[:n], codes[n:]
