@@ -8,9 +8,11 @@ feature code the bulk path runs.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple, cast
 
 import numpy as np
@@ -51,12 +53,13 @@ from scoring.verdicts import (
 
 __all__ = [
     "EXPLAINED_LANES",
+    "FirstPass",
     "HitRef",
     "Scored",
     "ScoredBatch",
     "ScoredFeatures",
     "Scorer",
-    "stream_keys",
+    "first_pass",
 ]
 
 
@@ -183,50 +186,60 @@ class Scorer:
         )
 
     def score_stream(
-        self, stream: TableStream, keyed: Keyed | None = None
+        self, stream: TableStream, first: FirstPass | None = None
     ) -> Iterator[list[Scored]]:
         """Bulk with bounded memory: the decisions of each chunk of ``stream`` in turn, each
         shipment with the history the whole tables hold before it, as :meth:`score_tables`
         (features from :meth:`stream_features`)."""
-        features = self.stream_features(stream, keyed)
-        del keyed  # the first pass's keys: freed once history is computed from them
+        features = self.stream_features(stream, first)
+        del first  # the first pass's keys: freed once history is computed from them
         for chunk, computed in features:
             yield self.decide(
                 shipments_from_frames(chunk.shipments, chunk.goods), computed, threads=0
             )
 
-    def decide_stream(self, stream: TableStream, keyed: Keyed | None = None) -> Iterator[Decided]:
+    def decide_stream(
+        self, stream: TableStream, first: FirstPass | None = None
+    ) -> Iterator[Decided]:
         """:meth:`score_stream` column-wise (:meth:`decide_table`): what ``centinela score``
         writes, without a record per shipment."""
-        features = self.stream_features(stream, keyed)
-        del keyed
+        features = self.stream_features(stream, first)
+        del first
         for chunk, computed in features:
             yield self.decide_table(chunk.shipments, chunk.goods, computed)
 
     def stream_features(
-        self, stream: TableStream, keyed: Keyed | None = None
+        self, stream: TableStream, first: FirstPass | None = None
     ) -> Iterator[tuple[TableChunk, ScoredFeatures]]:
         """Each chunk of ``stream`` with its features, each shipment with the history the whole
         tables hold before it.
 
-        Two passes over the stream: the first keeps only what history needs of every shipment
-        (:func:`stream_keys`; ``keyed``, when given, is what it gave for this stream and this
-        scorer's watchlist) and runs the bulk history kernels once over all of it; the second
-        computes the rest of each chunk's features again and joins its slice of the history.
-        Memory holds the keys and history of the table, and one chunk of everything else.
+        Two passes over the stream: the first (:func:`first_pass`; ``first``, when given, is
+        what it gave for this stream and this scorer's watchlist) keeps what history needs of
+        every shipment, and the bulk history kernels run once over all of it; the second joins
+        each chunk's slice of the history to the chunk's declarations and stage one, which the
+        first pass kept in files or else are computed again. Memory holds the keys and history
+        of the table, and one chunk of everything else.
         """
         reference = self.bundle.meta.reference
-        if keyed is None:
-            keyed = stream_keys(stream, self.watchlist)
+        if first is None:
+            first = first_pass(stream, self.watchlist)
+        keyed, kept = first.keyed, first.kept
+        del first
         outcomes = keyed_outcomes(keyed.keys_frame(), stream.inspections)
         history = history_features(
             keyed, outcomes, reference.prior_rate, reference.smoothing_strength
         )
         del keyed, outcomes
         start = 0
-        for chunk in read_ahead(stream.chunks()):
-            declarations = Declarations.from_tables(chunk.shipments, chunk.goods, self.watchlist)
-            basics = stage_one(declarations, self.watchlist)
+        for index, chunk in enumerate(read_ahead(stream.chunks())):
+            if kept:
+                declarations, basics = _load_stage_one(kept[index])
+            else:
+                declarations = Declarations.from_tables(
+                    chunk.shipments, chunk.goods, self.watchlist
+                )
+                basics = stage_one(declarations, self.watchlist)
             end = start + len(basics)
             block = finish(basics, {k: v[start:end] for k, v in history.items()}, reference)
             start = end
@@ -431,16 +444,41 @@ class _Judged(NamedTuple):
     shadow: ShadowScore | None = None
 
 
-def stream_keys(stream: TableStream, watchlist: Watchlist) -> Keyed:
-    """What history needs of every shipment of ``stream`` (ids, times, entity keys, route
-    families identified by ``watchlist``), in stream order: the first pass of
-    :meth:`Scorer.stream_features`, which needs no model."""
-    return Keyed.concat(
-        [
-            stage_one(Declarations.from_tables(c.shipments, c.goods, watchlist), watchlist).keyed
-            for c in read_ahead(stream.chunks())
-        ]
-    )
+@dataclass(frozen=True)
+class FirstPass:
+    """The first pass over a stream (:func:`first_pass`): what history needs of every shipment,
+    in stream order, and the files that keep each chunk's declarations and stage one, in chunk
+    order (none when they were not kept)."""
+
+    keyed: Keyed
+    kept: list[Path]
+
+
+def first_pass(stream: TableStream, watchlist: Watchlist, keep: Path | None = None) -> FirstPass:
+    """Stage one of every chunk of ``stream`` with ``watchlist``, which needs no model: the
+    first pass of :meth:`Scorer.stream_features`. With ``keep`` (a directory of the run's own,
+    created if missing) each chunk's declarations and stage one are written there, one file a
+    chunk, and the second pass reads them back instead of computing them again."""
+    keyed: list[Keyed] = []
+    kept: list[Path] = []
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    for index, chunk in enumerate(read_ahead(stream.chunks())):
+        declarations = Declarations.from_tables(chunk.shipments, chunk.goods, watchlist)
+        basics = stage_one(declarations, watchlist)
+        keyed.append(basics.keyed)
+        if keep is not None:
+            kept.append(keep / f"stage-one-{index:06d}.pickle")
+            with kept[-1].open("wb") as out:
+                pickle.dump((declarations, basics), out, protocol=pickle.HIGHEST_PROTOCOL)
+    return FirstPass(Keyed.concat(keyed), kept)
+
+
+def _load_stage_one(path: Path) -> tuple[Declarations, Basics]:
+    """A chunk's declarations and stage one as :func:`first_pass` kept them (a file this run
+    wrote in its own directory, never outside input)."""
+    with path.open("rb") as kept:
+        return cast(tuple[Declarations, Basics], pickle.load(kept))
 
 
 def read_ahead(chunks: Iterator[TableChunk]) -> Iterator[TableChunk]:

@@ -18,7 +18,7 @@ from features.tables import load_tables, scan_table, stream_tables
 from features.watchlist import load_watchlist
 from scoring.registry import Registry
 from scoring.rules import load_rules
-from scoring.scorer import Scored, Scorer
+from scoring.scorer import Scored, Scorer, first_pass
 from server.settings import load_settings
 
 
@@ -78,6 +78,17 @@ def test_chunks_decide_what_the_whole_tables_decide(
     assert len(got) == len(expected) == 6000
     assert got == expected
     assert not (tmp_path / "work").exists()  # in order already: streamed as it is
+
+
+def test_a_kept_first_pass_decides_what_computing_stage_one_again_decides(
+    world: Path, registry: Path, expected: list[tuple[object, ...]], tmp_path: Path
+) -> None:
+    stream = stream_tables(world, tmp_path / "work", chunk_rows=700)
+    first = first_pass(stream, load_watchlist(), keep=tmp_path / "kept")
+    assert len(first.kept) == 9  # 6,000 shipments in chunks of 700: one file a chunk
+    assert all(path.parent == tmp_path / "kept" and path.exists() for path in first.kept)
+    got = [decision(s) for part in scorer(registry).score_stream(stream, first) for s in part]
+    assert got == expected
 
 
 def test_tables_out_of_order_are_ordered_first(

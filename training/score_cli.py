@@ -8,7 +8,6 @@ with the table; a progress bar shows shipments per second as it goes.
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,11 +23,12 @@ import typer
 from features.errors import DataError
 from features.tables import stream_tables
 from features.watchlist import load_watchlist
+from scoring.heap import settle_heap
 from scoring.lanes import LaneDecision
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import load_rules
-from scoring.scorer import Scored, Scorer, stream_keys
+from scoring.scorer import Scored, Scorer, first_pass
 from scoring.verdicts import LOW_RISK_ONLY, Decided
 from training.cli_common import REGISTRY_OPTION, console, progress_bar, read_settings, run
 
@@ -124,20 +124,6 @@ def _messages(reasons: tuple[Reason, ...]) -> tuple[str, str]:
     return " | ".join([r.message_es for r in head]), " | ".join([r.message_en for r in head])
 
 
-GC_THRESHOLDS = (100_000, 50, 100)
-"""Bulk scoring allocates millions of short-lived records over a large long-lived heap (the
-table's keys and history): with Python's default thresholds (700, 10, 10) the cyclic
-collector ran so often that it took a fifth of the run (200,000 shipments: 11,358/s with the
-defaults, 14,919/s with these, the same with collection off)."""
-
-
-def _collect_less_often() -> None:
-    """This process only scores: what is loaded stays, and collections come less often."""
-    gc.collect()
-    gc.freeze()  # the model, watchlist and rules: never garbage, never scanned again
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 class _Output:
     """Decisions written as they come, chunk by chunk: Parquet row groups, CSV or JSON lines."""
 
@@ -223,7 +209,7 @@ def score(
         watchlist = load_watchlist(settings.watchlist_file)
         rules = load_rules(settings.rules_file, watchlist)
         started = time.perf_counter()
-        _collect_less_often()
+        settle_heap()
         with (
             tempfile.TemporaryDirectory(prefix="centinela-score-") as work,
             ThreadPoolExecutor(1) as pool,
@@ -234,12 +220,12 @@ def score(
             stream = stream_tables(data, Path(work), chunk_rows=chunk)
             if stream.folded.total:
                 console.print(stream.folded.summary(), style="yellow")
-            keyed = stream_keys(stream, watchlist)
+            first = first_pass(stream, watchlist, keep=Path(work) / "first-pass")
             bundle = loading.result()
             scorer = Scorer.create(bundle, watchlist, rules, settings)
-            _collect_less_often()
-            decisions = scorer.decide_stream(stream, keyed)
-            del keyed  # decide_stream frees it after computing history
+            settle_heap()
+            decisions = scorer.decide_stream(stream, first)
+            del first  # decide_stream frees the keys after computing history
             output = _Output(out)
             try:
                 with progress_bar("scoring", "{task.fields[rate]}") as progress:
