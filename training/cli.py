@@ -34,6 +34,7 @@ from training.cli_common import (
     console,
     date_option,
     err_console,
+    json_option,
     print_json,
     progress_bar,
     read_settings,
@@ -129,7 +130,7 @@ def train_command(
         help="Boost on a Dask cluster: a scheduler's ADDRESS (tcp://host:port), or local:N for "
         "N local worker processes. Features are built here as always; needs the dask extra.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = json_option("the result"),
 ) -> None:
     """Train a model on DATA with a time-based split and add it to the registry."""
     from training.periods import as_date
@@ -189,7 +190,7 @@ def evaluate_command(
     until: datetime | None = date_option(
         "--until", "Evaluate only shipments declared on or before DATE (UTC)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
+    json_out: bool = json_option("every figure"),
 ) -> None:
     """Evaluate a model at inspection budgets against random, rule and watchlist selection,
     and the whole decision policy at each port's capacity.

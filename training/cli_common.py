@@ -53,6 +53,11 @@ def date_option(name: str, help_text: str) -> datetime | None:
     return typer.Option(None, name, formats=["%Y-%m-%d"], metavar="DATE", help=help_text)  # type: ignore[no-any-return]
 
 
+def json_option(what: str) -> bool:
+    """``--json``: print ``what`` (e.g. "the result", "every figure") as JSON, not as text."""
+    return typer.Option(False, "--json", help=f"Print {what} as JSON.")  # type: ignore[no-any-return]
+
+
 SettingsLoader = Callable[[Path | None], CoreSettings]
 _settings_loader: list[SettingsLoader] = [load_settings]
 

@@ -16,6 +16,7 @@ from training.cli_common import (
     REGISTRY_OPTION,
     console,
     date_option,
+    json_option,
     ledger_option,
     print_json,
     read_settings,
@@ -61,7 +62,7 @@ def models_compare(
         "--selections",
         help="Write the judged traffic with what each bundle would have opened (Parquet).",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
+    json_out: bool = json_option("every figure"),
 ) -> None:
     """Estimate what CHALLENGER would have caught on the ledger's traffic beside the champion,
     and give the promotion gate's verdict (kept for models promote)."""

@@ -22,7 +22,7 @@ from features.errors import ConfigError
 from scoring.drift import ALERT_PSI, DriftReference, PortDrift, payload_drift
 from scoring.ledger import latest_decisions, read_contents
 from scoring.registry import Registry
-from training.cli_common import console, print_json, run, say
+from training.cli_common import console, json_option, print_json, run, say
 from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH, REGISTRY_DIR
 
 MODERATE_PSI = 0.1
@@ -153,7 +153,7 @@ def drift(
         help="Decisions a port needs for its PSI to count (as the server's drift_min_decisions); "
         "fewer are shown dimmed and marked in JSON.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
+    json_out: bool = json_option("every figure"),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG chart of PSI by port."),
 ) -> None:
     """Drift of a past window of decisions against a model's training reference: PSI of the

@@ -39,7 +39,7 @@ from scoring.ledger import (
 )
 from scoring.ledger.config import key_home
 from scoring.registry import Registry
-from training.cli_common import console, print_json, run, say
+from training.cli_common import console, json_option, print_json, run, say
 from training.defaults import LEDGER_PATH, REGISTRY_DIR
 
 app = typer.Typer(
@@ -134,7 +134,7 @@ def verify_command(
         "--witness",
         help="A checkpoint exported earlier and kept outside: must be in the chain.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = json_option("the result"),
 ) -> None:
     """Walk the MAC chain and check every checkpoint (and a witnessed one); name the first row
     that was edited, deleted, reordered, forged or cut off."""
@@ -267,7 +267,7 @@ def new_key_command(
 def export_command(
     out: Path = typer.Option(..., "--out", help="Directory for the canonical tables."),
     db: str = DB_OPTION,
-    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    json_out: bool = json_option("the counts"),
 ) -> None:
     """Write decisions and outcomes as tables `centinela train --data OUT` reads.
 
@@ -306,7 +306,7 @@ def explain_command(
         REGISTRY_DIR, "--registry", help="Model registry holding the deciding model."
     ),
     limit: int = typer.Option(5, "--limit", min=1, max=20, help="Reasons to show each way."),
-    json_out: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
+    json_out: bool = json_option("the explanation"),
 ) -> None:
     """Why a ledgered decision scored as it did: the deciding model's contributions on the
     features the ledger stored (GREEN decisions carry no model reasons live), and the score

@@ -23,7 +23,15 @@ from rich.table import Table
 from features.errors import CentinelaError, InvalidInput
 from scoring.registry import Registry
 from training import compare_cli
-from training.cli_common import REGISTRY_OPTION, console, err_console, print_json, run, say
+from training.cli_common import (
+    REGISTRY_OPTION,
+    console,
+    err_console,
+    json_option,
+    print_json,
+    run,
+    say,
+)
 from training.model_card import carded_registry, describe_entry, gate_stamp, render_card
 
 app = typer.Typer(
@@ -69,7 +77,7 @@ def gate_status(registry: Registry, version: str) -> tuple[str, dict[str, Any] |
 @app.command("list")
 def models_list(
     registry: Path = REGISTRY_OPTION,
-    json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    json_out: bool = json_option("the list"),
 ) -> None:
     """List the bundles in the registry: the promoted one is marked, and each one's verdict."""
 
@@ -169,7 +177,7 @@ def models_rollback(
 @app.command("log")
 def models_log(
     registry: Path = REGISTRY_OPTION,
-    json_out: bool = typer.Option(False, "--json", help="Print the log as JSON."),
+    json_out: bool = json_option("the log"),
 ) -> None:
     """The promotion log: every promotion and rollback, oldest first, one a line: when, what,
     by whom, whether forced past the gate and on which verdict, and why."""

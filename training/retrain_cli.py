@@ -11,6 +11,7 @@ import typer
 from training.cli_common import (
     REGISTRY_OPTION,
     date_option,
+    json_option,
     ledger_option,
     print_json,
     progress_bar,
@@ -48,7 +49,7 @@ def retrain(
     workdir: Path | None = typer.Option(
         None, "--workdir", help="Keep the merged tables here (default: a temporary directory)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = json_option("the result"),
 ) -> None:
     """Train a challenger on DATA plus the ledger's decisions and outcomes; never promoted."""
     from training.periods import as_date

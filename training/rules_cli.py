@@ -13,7 +13,7 @@ import typer
 
 from features.watchlist import load_watchlist
 from scoring.rules import PACKAGED_FILE, load_rules
-from training.cli_common import packaged_file_argument, print_json, run, say
+from training.cli_common import json_option, packaged_file_argument, print_json, run, say
 
 app = typer.Typer(help="Check the hard-rules file that forces inspection lanes.")
 
@@ -36,7 +36,7 @@ def validate(
             "--watchlist", help="Watchlist YAML the rules refer to; default: the packaged one."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: bool = json_option("the result"),
 ) -> None:
     """Validate a rules file: OK with version and rule count, or each problem with its line."""
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from features.canonical import read_cas
 from features.watchlist import LineMatch, Watchlist, invalid_cas_reason, load_watchlist
 from features.watchlist.store import PACKAGED_FILE
-from training.cli_common import console, packaged_file_argument, print_json, run, say
+from training.cli_common import console, json_option, packaged_file_argument, print_json, run, say
 
 app = typer.Typer(help="Check the precursor watchlist file and match goods lines against it.")
 
@@ -81,7 +81,7 @@ def match(
     cas: Annotated[
         list[str] | None, typer.Option("--cas", help="Declared CAS number; repeat for several.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: bool = json_option("the findings"),
     watchlist_file: Annotated[
         Path | None, typer.Option("--watchlist", help="Watchlist YAML; default: packaged.")
     ] = None,
