@@ -36,7 +36,12 @@ from server.auth import (
     current_caller,
     log_trust,
 )
-from server.interceptors import ErrorInterceptor, LimitsInterceptor, MetricsInterceptor
+from server.interceptors import (
+    ErrorInterceptor,
+    InterceptorChain,
+    LimitsInterceptor,
+    MetricsInterceptor,
+)
 from server.limits import CallerBuckets, Gate, caller_key, check_port_free
 from server.metrics import Metrics, MetricsEndpoint, start_endpoint
 from server.pb import admin_pb2, admin_pb2_grpc, risk_scoring_pb2, risk_scoring_pb2_grpc
@@ -86,10 +91,14 @@ class CentinelaServer:
             ("grpc.so_reuseport", 0),  # one server per port: a second one cannot bind it
         ]
         interceptors = [
-            MetricsInterceptor(self.metrics),
-            AuthInterceptor(authenticator),
-            ErrorInterceptor(),
-            self._limits(),
+            InterceptorChain(
+                [
+                    MetricsInterceptor(self.metrics),
+                    AuthInterceptor(authenticator),
+                    ErrorInterceptor(),
+                    self._limits(),
+                ]
+            )
         ]
         server = aio.server(interceptors=interceptors, options=limits)
         admin_server = server
