@@ -9,11 +9,12 @@ feature code the bulk path runs.
 from __future__ import annotations
 
 import pickle
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -50,6 +51,13 @@ from scoring.verdicts import (
     reasons_for,
     watchlist_hits,
 )
+
+T = TypeVar("T")
+
+_BOOSTER = threading.Lock()
+"""Held around each LightGBM call of a bulk run (:meth:`Scorer.decide_stream` predicts the next
+chunk in a thread): one call at a time on the booster, which is not safe to share between
+concurrent predictions of different kinds."""
 
 __all__ = [
     "EXPLAINED_LANES",
@@ -205,8 +213,14 @@ class Scorer:
         writes, without a record per shipment."""
         features = self.stream_features(stream, first)
         del first
-        for chunk, computed in features:
-            yield self.decide_table(chunk.shipments, chunk.goods, computed)
+
+        def predicted(item: tuple[TableChunk, ScoredFeatures]) -> _Predicted:
+            with _BOOSTER:
+                return _Predicted(*item, self.bundle.predict(item[1].block.matrix, threads=0))
+
+        # Each chunk's features and scores are made while the one before is decided.
+        for chunk, computed, scores in read_ahead(map(predicted, features)):
+            yield self.decide_table(chunk.shipments, chunk.goods, computed, scores=scores)
 
     def stream_features(
         self, stream: TableStream, first: FirstPass | None = None
@@ -309,12 +323,14 @@ class Scorer:
         computed: ScoredFeatures,
         *,
         threads: int = 0,
+        scores: Array | None = None,
     ) -> Decided:
         """:meth:`decide` for canonical rows (``computed`` from these tables, in their order)
         without a record per shipment: the same scores, rules, lanes and reasons, column-wise
         (:class:`~scoring.verdicts.Decided`). Shipment records are built only for the rows a
         hard rule may fire on, reasons only for the rows with more than the low-risk one, and
-        no exam is recommended (a bulk run writes none)."""
+        no exam is recommended (a bulk run writes none). ``scores``: the model's scores of these
+        rows when already predicted (:meth:`decide_stream` predicts the next chunk ahead)."""
         d = computed.declarations
         matrix = computed.block.matrix
         rows = self.rules.candidate_rows(d, matrix)
@@ -322,17 +338,18 @@ class Scorer:
         records = shipments_from_frames(
             chosen, goods.filter(pl.col("shipment_id").is_in(chosen["shipment_id"].implode()))
         )
-        scores, fired = self._score_and_fire(rows, records, computed, threads)
+        listed, fired = self._score_and_fire(rows, records, computed, threads, scores)
         ports = cast(list[str], d.port_of_entry)
         decided = self.policy.decide_at(
             ports,
-            scores,
+            listed,
             d.shipment_id,
             [strongest_lane("green", f) for f in fired],
             (d.declared_at / 1e6).tolist(),  # exactly datetime.timestamp() of each time
         )
         hits = watchlist_hits(d)
-        contribution_of = self._contributions(matrix, decided, threads)
+        with _BOOSTER:  # the next chunk may be predicted meanwhile
+            contribution_of = self._contributions(matrix, decided, threads)
         special = {row for row, f in enumerate(fired) if f} | hits.keys() | contribution_of.keys()
         special.update(row for row, x in enumerate(decided) if x.random_selection)
         reasons = {
@@ -348,7 +365,7 @@ class Scorer:
         return Decided(
             shipment_id=d.shipment_id,
             port_of_entry=ports,
-            risk_score=np.asarray(scores, dtype=np.float64),
+            risk_score=np.asarray(listed, dtype=np.float64),
             decisions=decided,
             rules_fired={row: tuple(h.rule_id for h in f) for row, f in enumerate(fired) if f},
             watchlist_hits=hits,
@@ -361,11 +378,13 @@ class Scorer:
         records: Sequence[Shipment],
         computed: ScoredFeatures,
         threads: int,
+        scores: Array | None = None,
     ) -> tuple[list[float], list[tuple[RuleHit, ...]]]:
-        """The batch's calibrated scores (the floats ``float(scores[row])`` gives) and the hard
-        rules fired for each row; ``records`` are the shipments of the rules' candidate
-        ``rows`` (:meth:`~scoring.rules.RuleSet.candidate_rows`)."""
-        scores = self.bundle.predict(computed.block.matrix, threads=threads)
+        """The batch's calibrated scores (the floats ``float(scores[row])`` gives; predicted
+        unless given) and the hard rules fired for each row; ``records`` are the shipments of
+        the rules' candidate ``rows`` (:meth:`~scoring.rules.RuleSet.candidate_rows`)."""
+        if scores is None:
+            scores = self.bundle.predict(computed.block.matrix, threads=threads)
         fired = self.rules.evaluate_rows(
             rows, records, computed.declarations, computed.block, self.watchlist
         )
@@ -434,6 +453,14 @@ class Scorer:
         )
 
 
+class _Predicted(NamedTuple):
+    """A chunk of a bulk run with its features and the model's scores of its rows."""
+
+    chunk: TableChunk
+    computed: ScoredFeatures
+    scores: Array
+
+
 class _Judged(NamedTuple):
     """What :meth:`Scorer.decide` found for one shipment before its exam and reasons."""
 
@@ -481,14 +508,15 @@ def _load_stage_one(path: Path) -> tuple[Declarations, Basics]:
         return cast(tuple[Declarations, Basics], pickle.load(kept))
 
 
-def read_ahead(chunks: Iterator[TableChunk]) -> Iterator[TableChunk]:
-    """``chunks`` in order, the next one read in a thread while the caller works on this one:
-    reading Parquet and filtering goods run outside the GIL, on the other core."""
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items`` in order, the next one made in a thread while the caller works on this one:
+    reading Parquet, filtering goods and LightGBM's predictions run outside the GIL, on the
+    other core."""
     with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
-        pending = pool.submit(next, chunks, None)
-        while (chunk := pending.result()) is not None:
-            pending = pool.submit(next, chunks, None)
-            yield chunk
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:
