@@ -9,6 +9,7 @@ use SQLite's own SQL (storage classes) once per form of a SQLite location (``sql
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -51,6 +52,7 @@ from scoring.ledger import (
     row_mac,
     verify,
 )
+from scoring.ledger.sqlite import PAGE_SIZE
 from scoring.service import Outcome, ScoringService
 from tests.conftest import server_settings
 from tests.ledger_backends import Backend, SqliteBackend, beside, open_ledger_in, verified
@@ -149,8 +151,11 @@ def test_decisions_through_the_service_round_trip_and_are_compact(
         assert json.loads(row.payload) == entry.payload
     reopened.close()
 
-    # Compact: every row a BLOB; at most 1.5 KB per decision on disk (the JSON is ~4 KB).
+    # Compact: every row a BLOB; at most 1.5 KB per decision on disk (the JSON is ~4 KB), in
+    # pages of 16 KB (4 KB pages held three rows of about 1 KB each).
     assert {kind for _, kind in storage(db)} == {"blob"}
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
     text = sum(len(canonical_json(e.payload).encode()) for e in written) / len(written)
     per_decision = on_disk(db) / len(decisions)
     assert text > 3000

@@ -113,6 +113,10 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+PAGE_SIZE = 16384
+"""Page size of a new ledger file (SQLite's default is 4096)."""
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """The writer's connection: the file created 0600, the schema created or brought up to date
     (older files gain the key id and head MAC columns and the checkpoints table)."""
@@ -121,6 +125,9 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         _make_private(path)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # A new file only (an existing one keeps its page size): a compact row is about 1 KB,
+        # and 4 KB pages held three of them (1.43 KB a decision on disk), 16 KB pages fifteen.
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
