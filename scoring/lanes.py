@@ -163,7 +163,7 @@ def _threshold(pool: list[float], slots: float) -> float:
     return pool[at] if at >= 0 else 0.0
 
 
-@dataclass
+@dataclass(slots=True)  # its counters are read and written a few times every decision
 class _Port:
     key: str  # the window's name: a port code, or OTHER_PORTS
     budget: Budget
@@ -434,9 +434,9 @@ class LanePolicy:
         """:meth:`decide_many` with each declared time as seconds since the epoch (what
         ``datetime.timestamp`` gives): bulk runs read times as numbers, not datetimes."""
         with self._lock:
-            decide = self._decide
+            decide, opened, port_of = self._decide_in, self._ports, self._port
             return [
-                decide(port, score, shipment_id, rule_lane, when)
+                decide(opened.get(port) or port_of(port), score, shipment_id, rule_lane, when)
                 for port, score, shipment_id, rule_lane, when in zip(
                     ports, scores, shipment_ids, rule_lanes, seconds, strict=True
                 )
@@ -464,7 +464,12 @@ class LanePolicy:
     ) -> LaneDecision:
         """:meth:`decide` under the lock, declared at ``when`` (seconds since the epoch):
         choose, then count the decision in the window."""
-        state = self._port(port)
+        return self._decide_in(self._port(port), score, shipment_id, rule_lane, when)
+
+    def _decide_in(
+        self, state: _Port, score: float, shipment_id: str, rule_lane: str, when: float
+    ) -> LaneDecision:
+        """:meth:`_decide` in the window ``state`` of the shipment's port."""
         decided, excess = self._choose(state, score, shipment_id, rule_lane)
         state.thresholds = (decided.red_threshold, decided.yellow_threshold)
         if rule_lane == "red":
