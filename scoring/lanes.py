@@ -31,16 +31,18 @@ the same number.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
-import math
 import threading
 import time
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import ceil
+from operator import itemgetter
+from typing import NamedTuple, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -87,13 +89,18 @@ class Budget(BaseModel):
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class LaneDecision:
+class LaneDecision(NamedTuple):
+    """A lane, whether it was a random pick, the policy's propensity and the thresholds in
+    force. A named tuple: one is made per decision, and it is immutable."""
+
     lane: str
     random_selection: bool
     propensity: float  # probability that the policy in force selected a shipment like this one
     red_threshold: float = 1.0  # the model's RED threshold at that moment
     yellow_threshold: float = 1.0  # its YELLOW threshold
+
+
+_decision = tuple.__new__  # LaneDecision from a tuple of all five, without the keyword handling
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,163 +166,222 @@ def _threshold(pool: list[float], slots: float) -> float:
     """The score a shipment must exceed to be among the top ``slots`` of ``pool``."""
     if slots <= 0 or not pool:
         return 1.0
-    at = len(pool) - math.ceil(slots)
+    at = len(pool) - ceil(slots)
     return pool[at] if at >= 0 else 0.0
 
 
-@dataclass(slots=True)  # its counters are read and written a few times every decision
+def _chances(
+    pool: list[float], score: float, right: int, red_slots: float, selected: float, red_room: bool
+) -> tuple[float, float]:
+    """The chances the model sends ``score`` RED, and RED or YELLOW: that it is among the top
+    ``red_slots`` (``selected`` slots) of ``pool`` plus itself, ties at the boundary sharing
+    what is left; ``right`` is where ``score`` would go in ``pool`` after its equals, and
+    fewer than ``selected`` scores of the pool are above it. ``red_room``: the window has a
+    RED left (otherwise the model sends nothing RED)."""
+    above = len(pool) - right
+    tied = right - bisect_left(pool, score) + 1
+    p_selected = (selected - above) / tied
+    p_selected = p_selected if p_selected < 1.0 else 1.0
+    if not red_room or red_slots <= 0 or above >= red_slots:
+        return 0.0, p_selected
+    p_red = (red_slots - above) / tied
+    p_red = p_red if p_red < 1.0 else 1.0
+    return p_red, p_red if p_red > p_selected else p_selected
+
+
+@dataclass(slots=True)
 class _Port:
+    """A port's window of decisions and the counts every decision reads from it.
+
+    :meth:`decide` is the one definition of a decision: the live path calls it with one
+    shipment, bulk runs with a chunk's shipments at this port, holding the window's counts in
+    local variables meanwhile. Over the window's ``n`` entries and the shipment being decided,
+    the model's RED slots are what the RED capacity leaves after rules and exploration,
+    corrected by how far everything sent RED over the live part of the window falls short of
+    or exceeds the budget (feedback: under a drifting score distribution a pure quantile lags,
+    and the window starts from a reference that knows nothing of the port's rules); selected
+    slots (RED or YELLOW) likewise. Hard caps under the controller: the model never takes a
+    RED, nor an exam of any lane, the window has no room for (rules still do; exploration's
+    small share is left to the feedback)."""
+
     key: str  # the window's name: a port code, or OTHER_PORTS
     budget: Budget
-    prior: list[float]  # reference scores the window starts from
-    entries: deque[_Entry] = field(default_factory=deque)
-    pool: list[float] = field(default_factory=list)  # sorted scores of the unforced entries
-    forced_red: int = 0
-    forced_yellow: int = 0
-    live: int = 0
-    red: int = 0
-    yellow: int = 0
+    prior: list[float]  # reference scores the window starts from, sorted
+    entries: deque[_Entry] = field(init=False)
+    pool: list[float] = field(init=False)  # sorted scores of the unforced entries
+    forced: dict[str, int] = field(init=False)  # entries by rule lane ("" for none)
+    lanes: dict[str, int] = field(init=False)  # entries by lane (reference priors: "green")
+    live: int = 0  # entries that are decisions, not reference priors
     explored: int = 0
     over_capacity_events: int = 0
     over: bool = False  # rules alone exceed the capacity right now
     thresholds: tuple[float, float] = (1.0, 1.0)
-    # The budget as every decision reads it (set from ``budget``).
-    red_share: float = field(init=False)
-    yellow_share: float = field(init=False)
-    selected_share: float = field(init=False)  # red + yellow
-    explore_share: float = field(init=False)
-    hours: float | None = field(init=False)  # budget.window_hours
-    limit: int = field(init=False)  # entries kept
+    capacities: dict[tuple[int, ...], tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.entries = deque((None, score, "", "green", False) for score in self.prior)
+        self.pool = list(self.prior)
+        self.forced = {"": len(self.prior), "red": 0, "yellow": 0}
+        self.lanes = {"green": len(self.prior), "red": 0, "yellow": 0}
+
+    @property
+    def forced_red(self) -> int:
+        return self.forced["red"]
+
+    def decide(
+        self,
+        scores: Iterable[float],
+        shipment_ids: Iterable[str],
+        rule_lanes: Iterable[str],
+        seconds: Iterable[float],
+        draws: tuple[Callable[[str], float], Callable[[str], float]],
+        count: bool = True,
+    ) -> list[LaneDecision]:
+        """The lanes of shipments at this port in arrival order (the i-th of each iterable),
+        each decision counted in the window before the next (``count`` False: decided in the
+        window as it stands, counting nowhere); ``draws``: the tie and exploration draws."""
+        draw_tie, draw_explore = draws
+        entries, pool, forced_n, lanes_n = self.entries, self.pool, self.forced, self.lanes
+        capacities = self.capacities
+        live, explored, limit, b = self.live, self.explored, self.limit, self.budget
+        red_share, selected_share, hours = b.red, b.red + b.yellow, b.window_hours
+        out: list[LaneDecision] = []
+        for score, shipment_id, rule, when in zip(
+            scores, shipment_ids, rule_lanes, seconds, strict=True
+        ):
+            forced_red, red, yellow, size = (
+                forced_n["red"],
+                lanes_n["red"],
+                lanes_n["yellow"],
+                len(pool),
+            )
+            n = len(entries) + 1  # the shipment being decided counts in the window
+            counts = (n, live, forced_red, forced_n["yellow"], red, yellow)
+            capacity = capacities.get(counts) or self._capacity(counts)
+            red_capacity, explore, red_slots, selected = capacity
+            red_at, yellow_at = _threshold(pool, red_slots), _threshold(pool, selected)
+            lane, random, propensity = "red", False, 1.0  # a rule's RED
+            if rule != "red":
+                p_red = p_selected = 0.0
+                if selected > 0 and red + yellow < ceil(selected_share * (live + 1) - 1e-9):
+                    right = bisect_right(pool, score)
+                    if size - right < selected:  # among the top selected slots
+                        red_room = red < ceil(red_share * (live + 1) - 1e-9)
+                        p_red, p_selected = _chances(
+                            pool, score, right, red_slots, selected, red_room
+                        )
+                fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
+                u = draw_tie(shipment_id) if fractional else 0.0
+                lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
+                lane = lane if rule == "green" else raise_lane(lane, rule)
+                propensity = 1.0 if rule == "yellow" else p_selected
+                if lane == "green":
+                    rest = size + 1 - selected
+                    p_explore = explore / (1.0 if rest < 1.0 else rest)
+                    p_explore = p_explore if p_explore < 1.0 else 1.0
+                    propensity = p_selected + (1.0 - p_selected) * p_explore
+                    random = p_explore > 0 and draw_explore(shipment_id) < p_explore
+                    lane = "red" if random else "green"
+            out.append(_decision(LaneDecision, (lane, random, propensity, red_at, yellow_at)))
+            if not count:
+                continue
+            if rule == "red":
+                self._note_capacity(forced_red - red_capacity, forced_red, n)
+                pooled = None  # a rule's RED is not the model's
+            else:
+                pooled = score
+                insort(pool, score)
+            forced = "" if rule == "green" else rule
+            give_way = hours is not None and bool(entries) and entries[0][0] is None
+            entries.append((when, pooled, forced, lane, random))
+            forced_n[forced], lanes_n[lane] = forced_n[forced] + 1, lanes_n[lane] + 1
+            live, explored = live + 1, explored + random
+            if give_way or len(entries) > limit or hours is not None:
+                gone_live, gone_explored = self._let_go(when, give_way)
+                live, explored = live - gone_live, explored - gone_explored
+        if count and out:
+            self.live, self.explored = live, explored
+            self.thresholds = (out[-1].red_threshold, out[-1].yellow_threshold)
+        return out
+
+    def _capacity(self, counts: tuple[int, int, int, int, int, int]) -> tuple[float, ...]:
+        """(RED capacity, exploration slots, model RED slots, model selected slots) of the
+        window for ``counts``: its entries plus the shipment being decided, live decisions,
+        rule REDs and YELLOWs, and REDs and YELLOWs; remembered (a few thousand at most)."""
+        n, live, forced_red, forced_yellow, red, yellow = counts
         b = self.budget
-        self.red_share, self.yellow_share, self.explore_share = b.red, b.yellow, b.exploration
-        self.selected_share = b.red + b.yellow
-        self.hours = b.window_hours
-        self.limit = MAX_WINDOW if b.window_hours is not None else b.window
-        for score in self.prior:
-            self._push((None, score, "", "green", False))
-
-    # ------------------------------------------------------------------ the window
-
-    def _push(self, entry: _Entry) -> None:
-        at, score, forced, lane, random = entry
-        self.entries.append(entry)
-        if score is not None:
-            bisect.insort(self.pool, score)
-        if forced == "red":
-            self.forced_red += 1
-        elif forced == "yellow":
-            self.forced_yellow += 1
-        if at is not None:
-            self.live += 1
-            if lane == "red":
-                self.red += 1
-            elif lane == "yellow":
-                self.yellow += 1
-            if random:
-                self.explored += 1
-
-    def _pop(self) -> None:
-        at, score, forced, lane, random = self.entries.popleft()
-        if score is not None:
-            del self.pool[bisect.bisect_left(self.pool, score)]
-        if forced == "red":
-            self.forced_red -= 1
-        elif forced == "yellow":
-            self.forced_yellow -= 1
-        if at is not None:
-            self.live -= 1
-            if lane == "red":
-                self.red -= 1
-            elif lane == "yellow":
-                self.yellow -= 1
-            if random:
-                self.explored -= 1
-
-    def add(self, entry: _Entry, now: float) -> None:
-        """Count ``entry`` in the window, and let go of what the window no longer holds."""
-        entries = self.entries
-        if self.hours is not None and entries and entries[0][0] is None:
-            self._pop()  # reference priors give way to live decisions one for one
-        self._push(entry)
-        while len(entries) > self.limit:
-            self._pop()
-        if self.hours is not None:
-            horizon = now - self.hours * 3600.0
-            while entries and (first := entries[0][0]) is not None and first < horizon:
-                self._pop()
-
-    # ------------------------------------------------------------------ capacity
-
-    def capacity(self) -> tuple[float, float, float, float]:
-        """(model RED slots, model selected slots, exploration slots, rules' excess) of the
-        window, in shipments.
-
-        The slots are what the window's capacity leaves the model (feed-forward: the top
-        ``slots`` scores of the window), corrected by how far everything sent RED (or
-        selected) over the live part of the window falls short of or exceeds the budget
-        (feedback): under a drifting score distribution a pure quantile lags, and the window
-        starts from a reference that knows nothing of the port's rules.
-        """
-        # max and min written out (a builtin call each otherwise) with the comparisons they
-        # make: max(x, y) is ``y if y > x else x``, min(x, y) ``y if y < x else x``.
-        n = len(self.entries) + 1  # the shipment being decided counts in the window
-        red_capacity = self.red_share * n
-        room = red_capacity - self.forced_red
+        red_capacity = b.red * n
+        room = red_capacity - forced_red
         room = 0.0 if room < 0.0 else room
-        explore = self.explore_share * red_capacity
+        explore = b.exploration * red_capacity
         explore = room if room < explore else explore
         model_red = room - explore
-        yellow_room = self.yellow_share * n - self.forced_yellow
-        model_selected = model_red + (0.0 if yellow_room < 0.0 else yellow_room)
-        red_short = self.red_share * self.live - self.red
-        selected_short = self.selected_share * self.live - (self.red + self.yellow)
-        red_slots = model_red + red_short
+        yellow_room = b.yellow * n - forced_yellow
+        selected = model_red + (0.0 if yellow_room < 0.0 else yellow_room)
+        red_slots = model_red + (b.red * live - red)
         red_slots = 0.0 if red_slots < 0.0 else red_slots
-        selected_slots = model_selected + selected_short
-        selected_slots = red_slots if red_slots > selected_slots else selected_slots
-        excess = self.forced_red - red_capacity
-        return red_slots, selected_slots, explore, 0.0 if excess < 0.0 else excess
+        selected = selected + ((b.red + b.yellow) * live - (red + yellow))
+        selected = red_slots if red_slots > selected else selected
+        if len(self.capacities) >= 4_096:
+            self.capacities.clear()
+        self.capacities[counts] = capacity = (red_capacity, explore, red_slots, selected)
+        return capacity
 
-    def chances(self, score: float, red_slots: float, selected_slots: float) -> tuple[float, float]:
-        """The chances the model sends ``score`` RED, and RED or YELLOW: that it is among the
-        top ``red_slots`` (``selected_slots``) of the pool plus itself, ties at the boundary
-        sharing what is left.
+    def _let_go(self, now: float, give_way: bool) -> tuple[int, int]:
+        """Let go of what the window no longer holds: entries over its limit and, with
+        ``window_hours``, a reference prior when ``give_way`` (they give way to live decisions
+        one for one) and decisions declared before its horizon from ``now``. Returns the live
+        decisions and random picks let go."""
+        entries, pool, forced_n, lanes_n = self.entries, self.pool, self.forced, self.lanes
+        limit, hours = self.limit, self.budget.window_hours
+        horizon = 0.0 if hours is None else now - hours * 3600.0
+        live = explored = 0
+        while (
+            give_way
+            or len(entries) > limit
+            or (hours is not None and (first := entries[0][0]) is not None and first < horizon)
+        ):
+            give_way = False
+            at, score, forced, lane, random = entries.popleft()
+            if score is not None:
+                del pool[bisect_left(pool, score)]
+            forced_n[forced], lanes_n[lane] = forced_n[forced] - 1, lanes_n[lane] - 1
+            live, explored = live + (at is not None), explored + random
+        return live, explored
 
-        Hard caps under the controller: the model never takes a RED, nor an exam of any lane,
-        the window has no room for (rules still do; exploration's small share is left to the
-        feedback). A drifting score distribution moves the thresholds only as fast as the
-        window; the caps hold the port's capacity meanwhile.
-        """
-        n = self.live + 1
-        if self.red + self.yellow >= math.ceil(self.selected_share * n - 1e-9):
-            return 0.0, 0.0  # no exam left in the window
-        # red_slots <= selected_slots: a score outside the selected slots is outside both
-        if selected_slots <= 0:
-            return 0.0, 0.0
-        pool = self.pool
-        right = bisect.bisect_right(pool, score)
-        above = len(pool) - right
-        if above >= selected_slots:
-            return 0.0, 0.0
-        tied = right - bisect.bisect_left(pool, score) + 1
-        p_selected = (selected_slots - above) / tied
-        p_selected = p_selected if p_selected < 1.0 else 1.0
-        full = self.red >= math.ceil(self.red_share * n - 1e-9)
-        if full or red_slots <= 0 or above >= red_slots:
-            return 0.0, p_selected
-        p_red = (red_slots - above) / tied
-        p_red = p_red if p_red < 1.0 else 1.0
-        return p_red, p_red if p_red > p_selected else p_selected
+    @property
+    def limit(self) -> int:
+        """Entries kept: the count window, or a memory bound for an hours window."""
+        return MAX_WINDOW if self.budget.window_hours is not None else self.budget.window
+
+    def _note_capacity(self, excess: float, forced_red: int, n: int) -> None:
+        """Count a rule RED decided over capacity (``excess`` > 0: how far rules alone exceed
+        the RED capacity of the window's ``n``); log when the port goes over and comes back."""
+        if excess > 0:
+            self.over_capacity_events += 1
+            if not self.over:
+                self.over = True
+                log.warning(
+                    "port over RED capacity: hard rules alone exceed the budget",
+                    extra={
+                        "port": self.key,
+                        "rule_red_share": round((forced_red + 1) / n, 4),
+                        "red_budget": self.budget.red,
+                        "over_by_share": round(excess / n, 4),
+                        "window": n - 1,
+                    },
+                )
+        elif self.over:
+            self.over = False
+            log.info("port back within RED capacity", extra={"port": self.key})
 
 
 class LanePolicy:
     """Turns calibrated scores and rule lanes into lanes within each port's capacity.
 
     Stateful and thread-safe: one policy serves a whole server (or one bulk run), deciding in
-    arrival order. :meth:`rebase` starts every port's score window afresh from a new model's
-    reference distribution.
+    arrival order at each port (ports are independent: each has its own window). :meth:`rebase`
+    starts every port's score window afresh from a new model's reference distribution.
     """
 
     def __init__(
@@ -343,7 +409,7 @@ class LanePolicy:
     def seed(self, seed: int) -> None:
         with self._lock:
             self._seed = seed
-            self._draw_explore, self._draw_tie = drawer(seed), drawer(seed + 1)
+            self._draws = (drawer(seed + 1), drawer(seed))  # (tie, exploration)
 
     def budget(self, port: str) -> Budget:
         return self.budgets.get(port, self.default_budget)
@@ -381,8 +447,8 @@ class LanePolicy:
         """(red, yellow) score thresholds the next shipment at ``port`` would face."""
         with self._lock:
             state = self._port(port)
-            model_red, selected, _, _ = state.capacity()
-            return _threshold(state.pool, model_red), _threshold(state.pool, selected)
+            (d,) = state.decide([0.0], [""], ["red"], [time.time()], self._draws, count=False)
+            return d.red_threshold, d.yellow_threshold
 
     def decide(
         self,
@@ -395,7 +461,11 @@ class LanePolicy:
         """The lane at ``port``, whether it was a random pick, and the policy's propensity;
         the decision then counts in the port's window."""
         with self._lock:
-            return self._decide(port, score, shipment_id, rule_lane, _seconds(at))
+            state = self._port(port)
+            (decided,) = state.decide(
+                [score], [shipment_id], [rule_lane], [_seconds(at)], self._draws
+            )
+            return decided
 
     def decide_many(
         self,
@@ -414,14 +484,7 @@ class LanePolicy:
                 f"{len(scores)} scores, {len(shipment_ids)} shipment ids, "
                 f"{len(rule_lanes)} rule lanes, {len(ats)} times"
             )
-        with self._lock:
-            decide = self._decide
-            return [
-                decide(port, score, shipment_id, rule_lane, _seconds(at))
-                for port, score, shipment_id, rule_lane, at in zip(
-                    ports, scores, shipment_ids, rule_lanes, ats, strict=True
-                )
-            ]
+        return self.decide_at(ports, scores, shipment_ids, rule_lanes, [_seconds(a) for a in ats])
 
     def decide_at(
         self,
@@ -432,15 +495,25 @@ class LanePolicy:
         seconds: Sequence[float],
     ) -> list[LaneDecision]:
         """:meth:`decide_many` with each declared time as seconds since the epoch (what
-        ``datetime.timestamp`` gives): bulk runs read times as numbers, not datetimes."""
+        ``datetime.timestamp`` gives): bulk runs read times as numbers, not datetimes.
+
+        Each port's shipments are decided together in their order (:meth:`_Port.decide`),
+        which gives what one loop over all of them would: a port's window sees only its own."""
         with self._lock:
-            decide, opened, port_of = self._decide_in, self._ports, self._port
-            return [
-                decide(opened.get(port) or port_of(port), score, shipment_id, rule_lane, when)
-                for port, score, shipment_id, rule_lane, when in zip(
-                    ports, scores, shipment_ids, rule_lanes, seconds, strict=True
+            windows = {port: self._port(port) for port in dict.fromkeys(ports)}
+            if len({id(w) for w in windows.values()}) == 1:  # one window: no grouping
+                state = next(iter(windows.values()))
+                return state.decide(scores, shipment_ids, rule_lanes, seconds, self._draws)
+            rows_of: dict[str, list[int]] = {}
+            for row, port in enumerate(ports):
+                rows_of.setdefault(windows[port].key, []).append(row)
+            decided = np.empty(len(ports), dtype=object)
+            for key, rows in rows_of.items():
+                pick = itemgetter(*rows) if len(rows) > 1 else lambda s, r=rows[0]: (s[r],)
+                decided[rows] = self._ports[key].decide(
+                    pick(scores), pick(shipment_ids), pick(rule_lanes), pick(seconds), self._draws
                 )
-            ]
+            return cast(list[LaneDecision], decided.tolist())
 
     def decide_beside(
         self,
@@ -456,78 +529,11 @@ class LanePolicy:
         for this decision, with the same rule lane and draws. The second answer counts
         nowhere: windows, thresholds and counts are what :meth:`decide` alone leaves."""
         with self._lock:
-            shadow, _ = self._choose(self._port(port), shadow_score, shipment_id, rule_lane)
-            return self._decide(port, score, shipment_id, rule_lane, _seconds(at)), shadow
-
-    def _decide(
-        self, port: str, score: float, shipment_id: str, rule_lane: str, when: float
-    ) -> LaneDecision:
-        """:meth:`decide` under the lock, declared at ``when`` (seconds since the epoch):
-        choose, then count the decision in the window."""
-        return self._decide_in(self._port(port), score, shipment_id, rule_lane, when)
-
-    def _decide_in(
-        self, state: _Port, score: float, shipment_id: str, rule_lane: str, when: float
-    ) -> LaneDecision:
-        """:meth:`_decide` in the window ``state`` of the shipment's port."""
-        decided, excess = self._choose(state, score, shipment_id, rule_lane)
-        state.thresholds = (decided.red_threshold, decided.yellow_threshold)
-        if rule_lane == "red":
-            self._note_capacity(state, excess)
-            pooled = None  # a rule's RED is not the model's
-        else:
-            pooled = score
-        forced = "" if rule_lane == "green" else rule_lane
-        state.add((when, pooled, forced, decided.lane, decided.random_selection), when)
-        return decided
-
-    def _choose(
-        self, state: _Port, score: float, shipment_id: str, rule_lane: str
-    ) -> tuple[LaneDecision, float]:
-        """The decision for ``score`` in the window as it stands, and how far rules alone
-        exceed the port's RED capacity; changes nothing."""
-        model_red, selected, explore, excess = state.capacity()
-        pool = state.pool
-        red_at, yellow_at = _threshold(pool, model_red), _threshold(pool, selected)
-        if rule_lane == "red":
-            return LaneDecision("red", False, 1.0, red_at, yellow_at), excess
-        p_red, p_selected = state.chances(score, model_red, selected)
-        fractional = 0.0 < p_red < 1.0 or 0.0 < p_selected < 1.0
-        u = self._draw_tie(shipment_id) if fractional else 0.0
-        model_lane = "red" if u < p_red else "yellow" if u < p_selected else "green"
-        lane = model_lane if rule_lane == "green" else raise_lane(model_lane, rule_lane)
-        if lane != "green":
-            propensity = 1.0 if rule_lane == "yellow" else p_selected
-            return LaneDecision(lane, False, propensity, red_at, yellow_at), excess
-        rest = len(pool) + 1 - selected
-        p_explore = explore / (1.0 if rest < 1.0 else rest)
-        p_explore = p_explore if p_explore < 1.0 else 1.0
-        propensity = p_selected + (1.0 - p_selected) * p_explore
-        chosen = p_explore > 0 and self._draw_explore(shipment_id) < p_explore
-        decided = LaneDecision("red" if chosen else "green", chosen, propensity, red_at, yellow_at)
-        return decided, excess
-
-    @staticmethod
-    def _note_capacity(state: _Port, excess: float) -> None:
-        """Count a rule RED decided over capacity; log when a port goes over and comes back."""
-        n = len(state.entries) + 1
-        if excess > 0:
-            state.over_capacity_events += 1
-            if not state.over:
-                state.over = True
-                log.warning(
-                    "port over RED capacity: hard rules alone exceed the budget",
-                    extra={
-                        "port": state.key,
-                        "rule_red_share": round((state.forced_red + 1) / n, 4),
-                        "red_budget": state.budget.red,
-                        "over_by_share": round(excess / n, 4),
-                        "window": len(state.entries),
-                    },
-                )
-        elif state.over:
-            state.over = False
-            log.info("port back within RED capacity", extra={"port": state.key})
+            state, when = self._port(port), _seconds(at)
+            ask = ([shipment_id], [rule_lane], [when], self._draws)
+            (shadow,) = state.decide([shadow_score], *ask, count=False)
+            (decided,) = state.decide([score], *ask)
+            return decided, shadow
 
     def shares(self) -> list[PortShares]:
         """Every port's realised shares over its window beside its budget (for metrics)."""
@@ -540,8 +546,8 @@ class LanePolicy:
                     PortShares(
                         port=port,
                         decisions=s.live,
-                        red=s.red / live,
-                        yellow=s.yellow / live,
+                        red=s.lanes["red"] / live,
+                        yellow=s.lanes["yellow"] / live,
                         rule_red=s.forced_red / max(n, 1),
                         explored=s.explored / live,
                         budget_red=s.budget.red,
