@@ -8,7 +8,6 @@ feature code the bulk path runs.
 
 from __future__ import annotations
 
-import pickle
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from features.build import (
 )
 from features.declarations import Array
 from features.history import Keyed, history_features
+from features.kept import load_stage_one, save_stage_one
 from features.live import shipments_from_frames
 from features.records import Shipment
 from features.state import EntityState
@@ -248,7 +248,7 @@ class Scorer:
         start = 0
         for index, chunk in enumerate(read_ahead(stream.chunks())):
             if kept:
-                declarations, basics = _load_stage_one(kept[index])
+                declarations, basics = load_stage_one(kept[index])
             else:
                 declarations = Declarations.from_tables(
                     chunk.shipments, chunk.goods, self.watchlist
@@ -495,17 +495,9 @@ def first_pass(stream: TableStream, watchlist: Watchlist, keep: Path | None = No
         basics = stage_one(declarations, watchlist)
         keyed.append(basics.keyed)
         if keep is not None:
-            kept.append(keep / f"stage-one-{index:06d}.pickle")
-            with kept[-1].open("wb") as out:
-                pickle.dump((declarations, basics), out, protocol=pickle.HIGHEST_PROTOCOL)
+            kept.append(keep / f"stage-one-{index:06d}.kept")
+            save_stage_one(kept[-1], declarations, basics)
     return FirstPass(Keyed.concat(keyed), kept)
-
-
-def _load_stage_one(path: Path) -> tuple[Declarations, Basics]:
-    """A chunk's declarations and stage one as :func:`first_pass` kept them (a file this run
-    wrote in its own directory, never outside input)."""
-    with path.open("rb") as kept:
-        return cast(tuple[Declarations, Basics], pickle.load(kept))
 
 
 def read_ahead(items: Iterator[T]) -> Iterator[T]:
