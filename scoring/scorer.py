@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, cast
+from pathlib import Path
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -28,7 +30,7 @@ from features.build import (
 )
 from features.declarations import Array
 from features.history import Keyed, history_features
-from features.kept import load_stage_one
+from features.kept import load_stage_one, save_stage_one
 from features.live import shipments_from_frames
 from features.records import Shipment
 from features.state import EntityState
@@ -36,7 +38,6 @@ from features.tables import TableChunk, TableStream
 from features.watchlist import Watchlist
 from scoring.bundle import ModelBundle
 from scoring.exams import ExamContext, ExamHit, ExamPlanner
-from scoring.first_pass import FirstPass, first_pass, read_ahead
 from scoring.lanes import LaneDecision, LanePolicy
 from scoring.reasons import Reason
 from scoring.rules import RuleHit, RuleSet, strongest_lane
@@ -50,6 +51,8 @@ from scoring.verdicts import (
     reasons_for,
     watchlist_hits,
 )
+
+T = TypeVar("T")
 
 _BOOSTER = threading.Lock()
 """Held around each LightGBM call of a bulk run (:meth:`Scorer.decide_stream` predicts the next
@@ -466,6 +469,46 @@ class _Judged(NamedTuple):
     decided: LaneDecision
     hits: tuple[HitRef, ...]
     shadow: ShadowScore | None = None
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """The first pass over a stream (:func:`first_pass`): what history needs of every shipment,
+    in stream order, and the files that keep each chunk's declarations and stage one, in chunk
+    order (none when they were not kept)."""
+
+    keyed: Keyed
+    kept: list[Path]
+
+
+def first_pass(stream: TableStream, watchlist: Watchlist, keep: Path | None = None) -> FirstPass:
+    """Stage one of every chunk of ``stream`` with ``watchlist``, which needs no model: the
+    first pass of :meth:`Scorer.stream_features`. With ``keep`` (a directory of the run's own,
+    created if missing) each chunk's declarations and stage one are written there, one file a
+    chunk, and the second pass reads them back instead of computing them again."""
+    keyed: list[Keyed] = []
+    kept: list[Path] = []
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    for index, chunk in enumerate(read_ahead(stream.chunks())):
+        declarations = Declarations.from_tables(chunk.shipments, chunk.goods, watchlist)
+        basics = stage_one(declarations, watchlist)
+        keyed.append(basics.keyed)
+        if keep is not None:
+            kept.append(keep / f"stage-one-{index:06d}.kept")
+            save_stage_one(kept[-1], declarations, basics)
+    return FirstPass(Keyed.concat(keyed), kept)
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items`` in order, the next one made in a thread while the caller works on this one:
+    reading Parquet, filtering goods and LightGBM's predictions run outside the GIL, on the
+    other core."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

@@ -220,7 +220,7 @@ def score(
             stream = stream_tables(data, Path(work), chunk_rows=chunk)
             if stream.folded.total:
                 console.print(stream.folded.summary(), style="yellow")
-            first = first_pass(stream, watchlist, Path(work) / "first-pass", processes=2)
+            first = first_pass(stream, watchlist, keep=Path(work) / "first-pass")
             bundle = loading.result()
             scorer = Scorer.create(bundle, watchlist, rules, settings)
             settle_heap()
