@@ -25,7 +25,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from features.errors import CentinelaError, DataError, FailedPrecondition, ModelError, NotFound
-from scoring.heap import settle_heap
 from scoring.service import ScoringService
 from server.auth import (
     Authenticator,
@@ -186,7 +185,6 @@ class CentinelaServer:
             if prepare is not None:
                 await asyncio.to_thread(prepare)
             await asyncio.to_thread(self.service.load)
-            await asyncio.to_thread(settle_heap)
         except (FailedPrecondition, NotFound, ModelError) as error:
             log.error("model not loaded; serving NOT_SERVING until a reload succeeds: %s", error)
             return False
