@@ -36,164 +36,104 @@ class CoreSettings(BaseSettings):
     (:class:`server.settings.Settings`): one object, one ``CENTINELA_`` namespace, one file.
     Each field's description is its documentation."""
 
-    model_config = SettingsConfigDict(env_prefix="CENTINELA_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CENTINELA_", extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
-    registry_dir: Path = Field(
-        Path("var/registry"), description="Model registry directory; the promoted bundle serves."
-    )
-    model_version: str | None = Field(
-        None, description="Serve this bundle version instead of the promoted one."
-    )
-    shadow_model: str | None = Field(
-        None,
-        pattern=r"^v\d{4,}$",
-        description="A bundle version of the registry (v0003) scored beside the serving model "
-        "on every shipment, on features measured against its own reference: it decides "
-        "nothing; each decision's ledger record keeps its score and the lane it would have "
-        "had (shadow), and centinela_shadow_* metrics count the lanes against the serving "
-        "model's. It loads with the serving model, at start and on ReloadModel. Unset: none.",
-    )
-    watchlist_file: Path | None = Field(
-        None, description="Watchlist YAML file; unset means the file shipped with Centinela."
-    )
-    rules_file: Path | None = Field(
-        None, description="Hard rules YAML file; unset means the file shipped with Centinela."
-    )
-    data_dir: Path = Field(
-        Path("var/data"),
-        description="Canonical tables of past shipments and outcomes: the entity history live "
-        "scoring starts from, and where --bootstrap simulates data when no model exists.",
-    )
-    bootstrap_shipments: int = Field(
-        100_000, ge=1_000, description="Size of the world --bootstrap simulates."
-    )
-    bootstrap_seed: int = Field(7, description="Seed of the bootstrap world and model.")
-    ledger_path: Path = Field(
-        Path("var/ledger.sqlite"),
-        description="SQLite file of the decision ledger (WAL mode), unless ledger_url is set.",
-    )
-    ledger_url: str | None = Field(
-        None,
-        description="Where the decision ledger is, as a URL: sqlite:///path/to/file (three "
-        "slashes: a relative path) or postgresql://user@host:port/database (PostgreSQL, which "
-        "several servers may share; give its password as libpq reads it, PGPASSWORD or a "
-        ".pgpass file, not in the URL; its key files have no default place: set "
-        "ledger_key_file and ledger_signing_key_file). Unset: the SQLite file ledger_path.",
-    )
-    ledger_enabled: bool = Field(
-        True, description="Store every decision and outcome durably before replying."
-    )
-    ledger_key_file: Path | None = Field(
-        None,
-        description="Key ring of the ledger's MAC chain: YAML/JSON {key_id: base64 key}; the "
-        "last key writes new rows, the others verify older ones. Unset: <ledger>.key beside "
-        "the ledger, generated (0600) on first start when no row needs an older key.",
-    )
-    ledger_key: SecretStr | None = Field(
-        None,
-        description="One MAC key from the environment (CENTINELA_LEDGER_KEY=ID:BASE64); added "
-        "to the key ring as the key that writes. Never stored in the ledger.",
-    )
-    ledger_signing_key_file: Path | None = Field(
-        None,
-        description="Ed25519 private key (PEM) that signs ledger checkpoints. Unset: "
-        "<ledger>.signing.pem beside the ledger, generated (0600) on first start.",
-    )
-    ledger_public_key_files: list[Path] = Field(
-        default_factory=list,
-        description="Public keys (PEM, or exported checkpoints) of earlier signing keys whose "
-        "checkpoints stay trusted after the signing key is rotated.",
-    )
-    ledger_checkpoint_rows: int = Field(
-        1000, ge=1, description="Write a signed ledger checkpoint at least every this many rows."
-    )
-    ledger_checkpoint_seconds: float = Field(
-        300.0,
-        gt=0,
-        description="Write a signed ledger checkpoint at least this often while rows are "
-        "unsigned, and one at shutdown.",
-    )
-    ledger_start_check_rows: int = Field(
-        10_000,
-        ge=0,
-        description="At start, verify this many last rows of the ledger (and back to its "
-        "latest checkpoint when that is earlier) before appending; 0 verifies the whole chain.",
-    )
-    ledger_verify_interval_s: float = Field(
-        3600.0,
-        ge=0,
-        description="While serving, check the ledger again every this many seconds as at start "
-        "(ledger_start_check_rows rows, the head, the witness; from the first bad row once one "
-        "is found) without stopping the writer, for centinela_ledger_last_verify_ok; 0: only "
-        "at start. A failure is logged and alerted on; the server keeps appending.",
-    )
-    ledger_follow_interval_s: float = Field(
-        0.2,
-        gt=0,
-        le=60,
-        description="Where several servers share the ledger (ledger_url postgresql://), how "
-        "often each reads the rows the others committed (one indexed query when none are new) "
-        "and adds them to its entity history: a shipment scored on one server counts in every "
-        "server's history features at most about this long plus one poll later "
-        "(centinela_ledger_follow_lag_seconds). Unused with a SQLite ledger (one server).",
-    )
-    ledger_witness_file: Path | None = Field(
-        None,
-        description="A checkpoint exported earlier (centinela ledger checkpoint) and kept "
-        "outside: the server refuses to start unless the ledger still holds it.",
-    )
-    max_goods_lines: int = Field(
-        1_000, ge=1, description="Most goods lines one shipment may declare."
-    )
-    declared_at_max_age_days: float = Field(
-        21.0,
-        gt=0,
-        description="Live scoring accepts a declaredAt at most this many days before now: "
-        "history enters through data_dir, so a back-dated declaration cannot make a new "
-        "shipper look established.",
-    )
-    declared_at_max_ahead_days: float = Field(
-        3.0, ge=0, description="Live scoring accepts a declaredAt at most this many days ahead."
-    )
-    lane_budgets: dict[str, Budget] = Field(
-        default_factory=lambda: {"default": Budget()},
-        description="Inspection budget per port (UN/LOCODE); 'default' covers the others.",
-    )
-    exploration_seed: int = Field(
-        20241203, description="Seed of the exploration draw (a hash of it and the shipment id)."
-    )
-    exam_capacity: ExamCapacity = Field(
-        default_factory=dict,
-        description="Exam capacity per port (UN/LOCODE; 'default' covers the others): exam "
-        "(physical_sampling, non_intrusive, canine, documentary) -> share 0..1 of the port's "
-        "last 1000 decisions; an exam not named, or nothing configured, is unlimited.",
-    )
-    drift_window: int = Field(
-        2000,
-        ge=10,
-        le=1_000_000,
-        description="Decisions per port the drift figures (PSI of the score and the model's "
-        "top features against the bundle's training window, no-history share, watchlist-hit "
-        "rate) are computed over: each port's last this many.",
-    )
-    drift_min_decisions: int = Field(
-        200,
-        ge=1,
-        description="Decisions a port's drift window must hold before its PSI is exported "
-        "(sampling noise alone gives about 9/n on n decisions).",
-    )
-    label_window_days: float = Field(
-        30.0,
-        gt=0,
-        description="Days of decisions the outcome rate, and of reports the positive share "
-        "among inspected, are computed over.",
-    )
-    label_max_age_days: float = Field(
-        90.0,
-        gt=0,
-        description="A RED or YELLOW decision still awaiting an outcome after this many days "
-        "leaves centinela_decisions_awaiting_outcome (counted once as expired).",
-    )
+    registry_dir: Path = Path("var/registry")
+    """Model registry directory; the promoted bundle serves."""
+    model_version: str | None = None
+    """Serve this bundle version instead of the promoted one."""
+    shadow_model: str | None = Field(None, pattern=r"^v\d{4,}$")
+    """A bundle version of the registry (v0003) scored beside the serving model on every shipment,
+    on features measured against its own reference: it decides nothing; each decision's ledger
+    record keeps its score and the lane it would have had (shadow), and centinela_shadow_* metrics
+    count the lanes against the serving model's. It loads with the serving model, at start and on
+    ReloadModel. Unset: none."""
+    watchlist_file: Path | None = None
+    """Watchlist YAML file; unset means the file shipped with Centinela."""
+    rules_file: Path | None = None
+    """Hard rules YAML file; unset means the file shipped with Centinela."""
+    data_dir: Path = Path("var/data")
+    """Canonical tables of past shipments and outcomes: the entity history live scoring starts from,
+    and where --bootstrap simulates data when no model exists."""
+    bootstrap_shipments: int = Field(100_000, ge=1_000)
+    """Size of the world --bootstrap simulates."""
+    bootstrap_seed: int = 7
+    """Seed of the bootstrap world and model."""
+    ledger_path: Path = Path("var/ledger.sqlite")
+    """SQLite file of the decision ledger (WAL mode), unless ledger_url is set."""
+    ledger_url: str | None = None
+    """Where the decision ledger is, as a URL: sqlite:///path/to/file (three slashes: a relative
+    path) or postgresql://user@host:port/database (PostgreSQL, which several servers may share; give
+    its password as libpq reads it, PGPASSWORD or a .pgpass file, not in the URL; its key files have
+    no default place: set ledger_key_file and ledger_signing_key_file). Unset: the SQLite file
+    ledger_path."""
+    ledger_enabled: bool = True
+    """Store every decision and outcome durably before replying."""
+    ledger_key_file: Path | None = None
+    """Key ring of the ledger's MAC chain: YAML/JSON {key_id: base64 key}; the last key writes new
+    rows, the others verify older ones. Unset: <ledger>.key beside the ledger, generated (0600) on
+    first start when no row needs an older key."""
+    ledger_key: SecretStr | None = None
+    """One MAC key from the environment (CENTINELA_LEDGER_KEY=ID:BASE64); added to the key ring as
+    the key that writes. Never stored in the ledger."""
+    ledger_signing_key_file: Path | None = None
+    """Ed25519 private key (PEM) that signs ledger checkpoints. Unset: <ledger>.signing.pem beside
+    the ledger, generated (0600) on first start."""
+    ledger_public_key_files: list[Path] = Field(default_factory=list)
+    """Public keys (PEM, or exported checkpoints) of earlier signing keys whose checkpoints stay
+    trusted after the signing key is rotated."""
+    ledger_checkpoint_rows: int = Field(1000, ge=1)
+    """Write a signed ledger checkpoint at least every this many rows."""
+    ledger_checkpoint_seconds: float = Field(300.0, gt=0)
+    """Write a signed ledger checkpoint at least this often while rows are unsigned, and one at
+    shutdown."""
+    ledger_start_check_rows: int = Field(10_000, ge=0)
+    """At start, verify this many last rows of the ledger (and back to its latest checkpoint when
+    that is earlier) before appending; 0 verifies the whole chain."""
+    ledger_verify_interval_s: float = Field(3600.0, ge=0)
+    """While serving, check the ledger again every this many seconds as at start
+    (ledger_start_check_rows rows, the head, the witness; from the first bad row once one is found)
+    without stopping the writer, for centinela_ledger_last_verify_ok; 0: only at start. A failure is
+    logged and alerted on; the server keeps appending."""
+    ledger_follow_interval_s: float = Field(0.2, gt=0, le=60)
+    """Where several servers share the ledger (ledger_url postgresql://), how often each reads the
+    rows the others committed (one indexed query when none are new) and adds them to its entity
+    history: a shipment scored on one server counts in every server's history features at most about
+    this long plus one poll later (centinela_ledger_follow_lag_seconds). Unused with a SQLite ledger
+    (one server)."""
+    ledger_witness_file: Path | None = None
+    """A checkpoint exported earlier (centinela ledger checkpoint) and kept outside: the server
+    refuses to start unless the ledger still holds it."""
+    max_goods_lines: int = Field(1_000, ge=1)
+    """Most goods lines one shipment may declare."""
+    declared_at_max_age_days: float = Field(21.0, gt=0)
+    """Live scoring accepts a declaredAt at most this many days before now: history enters through
+    data_dir, so a back-dated declaration cannot make a new shipper look established."""
+    declared_at_max_ahead_days: float = Field(3.0, ge=0)
+    """Live scoring accepts a declaredAt at most this many days ahead."""
+    lane_budgets: dict[str, Budget] = Field(default_factory=lambda: {"default": Budget()})
+    """Inspection budget per port (UN/LOCODE); 'default' covers the others."""
+    exploration_seed: int = 20241203
+    """Seed of the exploration draw (a hash of it and the shipment id)."""
+    exam_capacity: ExamCapacity = Field(default_factory=dict)
+    """Exam capacity per port (UN/LOCODE; 'default' covers the others): exam (physical_sampling,
+    non_intrusive, canine, documentary) -> share 0..1 of the port's last 1000 decisions; an exam not
+    named, or nothing configured, is unlimited."""
+    drift_window: int = Field(2000, ge=10, le=1_000_000)
+    """Decisions per port the drift figures (PSI of the score and the model's top features against
+    the bundle's training window, no-history share, watchlist-hit rate) are computed over: each
+    port's last this many."""
+    drift_min_decisions: int = Field(200, ge=1)
+    """Decisions a port's drift window must hold before its PSI is exported (sampling noise alone
+    gives about 9/n on n decisions)."""
+    label_window_days: float = Field(30.0, gt=0)
+    """Days of decisions the outcome rate, and of reports the positive share among inspected, are
+    computed over."""
+    label_max_age_days: float = Field(90.0, gt=0)
+    """A RED or YELLOW decision still awaiting an outcome after this many days leaves
+    centinela_decisions_awaiting_outcome (counted once as expired)."""
 
     @property
     def ledger_location(self) -> Path | str:

@@ -35,28 +35,27 @@ VALID_SHARE: Final[float] = 0.15
 class TrainSettings(BaseModel):
     """Boosting settings of ``centinela train`` (``--params FILE.yaml``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    learning_rate: float = Field(0.05, gt=0, le=1, description="Shrinkage of each tree.")
-    num_leaves: int = Field(15, ge=2, le=4096, description="Leaves per tree at most.")
-    min_data_in_leaf: int = Field(20, ge=1, description="Labelled shipments per leaf at least.")
-    feature_fraction: float = Field(0.8, gt=0, le=1, description="Features tried per tree.")
-    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Rows drawn per tree.")
-    lambda_l2: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    """Shrinkage of each tree."""
+    num_leaves: int = Field(15, ge=2, le=4096)
+    """Leaves per tree at most."""
+    min_data_in_leaf: int = Field(20, ge=1)
+    """Labelled shipments per leaf at least."""
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    """Features tried per tree."""
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    """Rows drawn per tree."""
+    lambda_l2: float = Field(1.0, ge=0)
+    """L2 penalty on leaf values."""
     # 5000: early stopping ends boosting long before on the simulated world (about 60 rounds),
     # while the customs declarations needed 1,200-2,000 (500 left every seed under-fitted).
-    max_rounds: int = Field(
-        5000,
-        ge=1,
-        le=100_000,
-        description="Boosting rounds at most; a run that reaches it says so (hit_round_limit).",
-    )
-    early_stopping_rounds: int = Field(
-        50,
-        ge=1,
-        description="Stop when the validation window's loss has not improved for this many "
-        "rounds; the model keeps its best round.",
-    )
+    max_rounds: int = Field(5000, ge=1, le=100_000)
+    """Boosting rounds at most; a run that reaches it says so (hit_round_limit)."""
+    early_stopping_rounds: int = Field(50, ge=1)
+    """Stop when the validation window's loss has not improved for this many rounds; the model keeps
+    its best round."""
 
     def lightgbm_params(self) -> dict[str, Any]:
         """The settings LightGBM takes as parameters (the round limits are ``train``'s)."""
