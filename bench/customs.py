@@ -57,24 +57,15 @@ ENTITIES: Final[dict[str, str]] = {
     "seller": "Seller ID",
     "declarant": "Declarant ID",
 }
-CATEGORICAL: Final[tuple[str, ...]] = (
-    "Office ID",
-    "Process Type",
-    "Import Type",
-    "Import Use",
-    "Payment Type",
-    "Mode of Transport",
-    "Declarant ID",
-    "Importer ID",
-    "Seller ID",
-    "Courier ID",
-    "HS6 Code",
-    "Country of Departure",
-    "Country of Origin",
-    "Tax Type",
-    "Country of Origin Indicator",
-)
 NUMERIC: Final[tuple[str, ...]] = ("Tax Rate", "Net Mass", "Item Price")
+# Every other column of the files is a category, but the id, the date and the labels.
+NOT_CATEGORICAL: Final[tuple[str, ...]] = (
+    "Declaration ID",
+    "Date",
+    *NUMERIC,
+    "Fraud",
+    "Critical Fraud",
+)
 # A column with more levels than this in the training file (the party ids, HS6) goes to LightGBM
 # as its numeric category code, not as a categorical: on the training file's last 3 months,
 # which stop boosting, this did far better (P@5% 0.79 against 0.71) and ran 8 times faster.
@@ -201,7 +192,8 @@ def feature_frame(raw: pl.DataFrame, pseudo_count: float) -> Matrix:
     train = raw.filter(pl.col("split") == "train")
     columns: list[np.ndarray] = []
     categorical = []
-    for column in CATEGORICAL:
+    categories = [c for c in train.columns if c not in (*NOT_CATEGORICAL, "split")]
+    for column in categories:
         levels = train[column].fill_null("").unique().sort().to_list()
         code = {v: float(i) for i, v in enumerate(levels)}
         values = rated[column].fill_null("").to_list()
@@ -210,7 +202,7 @@ def feature_frame(raw: pl.DataFrame, pseudo_count: float) -> Matrix:
             categorical.append(column)
     columns += [rated[c].to_numpy().astype(np.float64) for c in NUMERIC]
     columns += [rated[f"{name}_fraud_rate"].to_numpy() for name in ENTITIES]
-    names = [*CATEGORICAL, *NUMERIC, *(f"{name}_fraud_rate" for name in ENTITIES)]
+    names = [*categories, *NUMERIC, *(f"{name}_fraud_rate" for name in ENTITIES)]
     return Matrix(
         np.column_stack(columns),
         [n.replace(" ", "_") for n in names],
