@@ -30,8 +30,10 @@ class Decision:
     decided it: model, watchlist and hard rules."""
 
     decision_id: str
+    """A random UUID, hex: what callers report outcomes against and the ledger keys on."""
     scored: Scored
     model_version: str
+    """The bundle version (v0003) that scored it; then the watchlist's and hard rules'."""
     watchlist_version: str
     rules_version: str = ""
 

@@ -10,6 +10,7 @@ nothing else.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -177,14 +178,7 @@ def decision_to_proto(decision: Decision) -> pb.Decision:
         propensity=scored.propensity,
         reasons=[reason_to_proto(r) for r in scored.reasons],
         watchlist_hits=[
-            pb.WatchlistHit(
-                entry_id=h.entry_id,
-                name=h.name,
-                match_type=h.match_type,
-                matched_text=h.matched_text,
-                goods_index=h.goods_index,
-                similarity=h.similarity,
-            )
+            pb.WatchlistHit(**{f.name: getattr(h, f.name) for f in fields(h)})
             for h in scored.watchlist_hits
         ],
         model_version=decision.model_version,

@@ -19,9 +19,10 @@ class DropReason:
     """Rows invalid for one reason: ``field`` is the canonical field (or ``label``)."""
 
     field: str
-    column: str
+    column: str  # the source column
     reason: str
     rows: int
+    """How many rows; the first few of them by row number (from 1), and up to three values."""
     example_rows: tuple[int, ...]
     example_values: tuple[str, ...]
 
