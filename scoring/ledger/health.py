@@ -75,12 +75,13 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """The result of a verification the writer's process ran: ``at`` in Unix seconds,
-    ``problem`` (empty when ``ok``) as :func:`scoring.ledger.chain.check` words it."""
+    """The result of a verification the writer's process ran."""
 
     ok: bool
-    at: float
+    at: float  # Unix seconds
     problem: str = ""
+    """Empty when ``ok``; otherwise what is wrong, as :func:`scoring.ledger.chain.check`
+    words it."""
 
 
 @dataclass(frozen=True, slots=True)
