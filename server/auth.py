@@ -54,7 +54,7 @@ from features.errors import ConfigError, FieldViolation, pydantic_violations
 from features.yamlfiles import read_yaml_file
 from scoring.caller import ROLES, Caller
 from server.certs import identity_of, key_matches_certificate
-from server.interceptors import WrappingInterceptor, _short, _wrap, received_code
+from server.interceptors import WrappingInterceptor, _short, received_code
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -253,11 +253,6 @@ class AuthInterceptor(WrappingInterceptor):
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
         super().__init__()
-
-    def wrap(
-        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        return _wrap(handler, self._unary, self._streaming, method)
 
     async def _admit(self, method: str, context: aio.ServicerContext[Any, Any]) -> Caller | None:
         """The call's caller, or abort; None for an open service (nobody is asked)."""

@@ -116,7 +116,9 @@ class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     costs every call (grpc.aio asks each interceptor for the handler on every RPC). A different
     inner handler for the method (the service registered again) is wrapped anew.
 
-    Subclasses say how in :meth:`wrap`, and which methods in :meth:`applies`."""
+    Subclasses say how in :meth:`wrap` (by default: :meth:`_unary` wraps unary and
+    coroutine-streaming behaviours, :meth:`_streaming` the async-generator ones; see
+    :func:`_wrap`), and which methods in :meth:`applies`."""
 
     def __init__(self) -> None:
         self._made: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
@@ -127,6 +129,12 @@ class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     def wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
+        return _wrap(handler, self._unary, self._streaming, method)
+
+    def _unary(self, behaviour: Any, method: str) -> Any:
+        raise NotImplementedError
+
+    def _streaming(self, behaviour: Any, method: str) -> Any:
         raise NotImplementedError
 
     async def intercept_service(  # type: ignore[override]
@@ -183,7 +191,7 @@ class ErrorInterceptor(WrappingInterceptor):
             def prepare(requests: Any, method: str) -> Any:
                 return self._checked(requests, method, tolerant)
 
-        unary, streaming = self._unary(prepare), self._streaming(prepare)
+        unary, streaming = self._unary_for(prepare), self._streaming_for(prepare)
         return _wrap(
             handler,
             unary,
@@ -217,7 +225,7 @@ class ErrorInterceptor(WrappingInterceptor):
         self._reject(request, method)
         return request
 
-    def _unary(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    def _unary_for(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
         """A wrapper for behaviours that answer once: the request (or request stream) passes
         through ``prepare``, and an unexpected error ends the call with its status."""
 
@@ -230,8 +238,8 @@ class ErrorInterceptor(WrappingInterceptor):
 
         return wrap
 
-    def _streaming(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
-        """As :meth:`_unary`, for behaviours that answer with a stream."""
+    def _streaming_for(self, prepare: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+        """As :meth:`_unary_for`, for behaviours that answer with a stream."""
 
         def wrap(behaviour: Any, method: str) -> Any:
             async def run(
