@@ -59,13 +59,7 @@ ENTITIES: Final[dict[str, str]] = {
 }
 NUMERIC: Final[tuple[str, ...]] = ("Tax Rate", "Net Mass", "Item Price")
 # Every other column of the files is a category, but the id, the date and the labels.
-NOT_CATEGORICAL: Final[tuple[str, ...]] = (
-    "Declaration ID",
-    "Date",
-    *NUMERIC,
-    "Fraud",
-    "Critical Fraud",
-)
+NOT_CATEGORICAL: Final = ("Declaration ID", "Date", *NUMERIC, "Fraud", "Critical Fraud")
 # A column with more levels than this in the training file (the party ids, HS6) goes to LightGBM
 # as its numeric category code, not as a categorical: on the training file's last 3 months,
 # which stop boosting, this did far better (P@5% 0.79 against 0.71) and ran 8 times faster.

@@ -65,6 +65,16 @@ are the decision policy's, from :func:`training.evaluation_policy.policy_decisio
 _ROUND = 6
 
 
+class JsonRecord:
+    """A dataclass record whose JSON form is :func:`record_json`'s: each field under its
+    camelCase name."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return record_json(self)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetMetrics:
     """One selector at one budget against one label source.
@@ -125,7 +135,7 @@ PrAucTable = dict[Selector, dict[LabelSource, float | None]]
 
 
 @dataclass(frozen=True, slots=True)
-class CalibrationBin:
+class CalibrationBin(JsonRecord):
     """One quantile bin of the reliability table: ``count`` inspected shipments whose scores run
     from ``lower`` to ``upper``, ``positives`` of them positive."""
 
@@ -137,12 +147,9 @@ class CalibrationBin:
     observed_rate: float | None
     observed_interval: Interval | None
 
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
+class Calibration(JsonRecord):
     """The model's risk scores against observed outcomes, among inspected shipments only:
     the model learned from inspected shipments, so that is where its probabilities mean
     something.
@@ -162,12 +169,9 @@ class Calibration:
     binning: str
     bins: tuple[CalibrationBin, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(JsonRecord):
     """Part of the evaluated window, with its own budgets (shares of the segment's shipments)."""
 
     start: datetime | None
@@ -176,12 +180,9 @@ class Segment:
     positives: dict[LabelSource, int]
     budgets: BudgetTable
 
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
-
 
 @dataclass(frozen=True, slots=True)
-class RecallLoss:
+class RecallLoss(JsonRecord):
     """Recall before a shift minus recall after it, with the bootstrap interval of the
     difference (the two sides are disjoint shipments, resampled independently)."""
 
@@ -189,9 +190,6 @@ class RecallLoss:
     after: float | None
     loss: float | None
     interval: Interval | None
-
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
 
 
 LossTable = dict[str, dict[Selector, dict[LabelSource, RecallLoss]]]
@@ -223,16 +221,13 @@ class Shift:
 
 
 @dataclass(frozen=True, slots=True)
-class PatternRecall:
+class PatternRecall(JsonRecord):
     """One selector's recall of one illicit pattern at one budget, against ground truth."""
 
     positives: int
     found: float
     recall: float | None
     interval: Interval | None
-
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
 
 
 PatternTable = dict[str, dict[str, dict[Selector, PatternRecall]]]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -41,7 +41,7 @@ from scoring.lanes import QUANTILE_LEVELS, Budget, LanePolicy
 from scoring.lanes import log as lanes_log
 from scoring.scorer import Scored, Scorer
 from scoring.validation import validate_shipment
-from training.evaluation_record import record_json
+from training.evaluation_record import JsonRecord
 
 TABLE_I = "un-1988-table-i"
 """The watchlist list id (``memberships[].list``) of the UN 1988 Convention's Table I."""
@@ -325,7 +325,7 @@ def broken_cas_cases(watchlist: Watchlist) -> list[Case]:
 
 
 @dataclass(frozen=True, slots=True)
-class Miss:
+class Miss(JsonRecord):
     """A case that did not come back RED, and the lane it got."""
 
     entry_id: str
@@ -334,12 +334,9 @@ class Miss:
     lane: str
     shipment_id: str
 
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
-
 
 @dataclass(frozen=True, slots=True)
-class TableIRecall:
+class TableIRecall(JsonRecord):
     """How one scorer (bundle, watchlist, rules) decided the red team's cases.
 
     ``red`` cases came back RED, ``identity_red`` of them with an identity rule among the rules
@@ -358,9 +355,6 @@ class TableIRecall:
     @property
     def all_red(self) -> bool:
         return self.red == self.cases
-
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
 
 
 def _tables(cases: Sequence[Case]) -> tuple[pl.DataFrame, pl.DataFrame]:
