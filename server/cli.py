@@ -20,7 +20,7 @@ from server.app import serve
 from server.logs import configure_logging
 from server.settings import Settings, load_settings
 from training.cli import app
-from training.cli_common import console, run, use_settings_loader
+from training.cli_common import config_option, console, run, use_settings_loader
 
 use_settings_loader(load_settings)  # the analysts' --config takes the server's file whole
 
@@ -90,9 +90,7 @@ def bootstrap(settings: Settings) -> None:
 
 @app.command("serve")
 def serve_command(
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML settings file (unknown keys are rejected)."
-    ),
+    config: Path | None = config_option("YAML settings file (unknown keys are rejected)."),
     bootstrap_missing: bool = typer.Option(
         False,
         "--bootstrap",

@@ -31,6 +31,7 @@ from training import (
 )
 from training.cli_common import (
     REGISTRY_OPTION,
+    config_option,
     console,
     date_option,
     err_console,
@@ -178,11 +179,9 @@ def evaluate_command(
     report: Path | None = typer.Option(
         None, "--report", help="Write report.md, PNG plots and evaluation.json into this directory."
     ),
-    config: Path | None = typer.Option(
-        None,
-        "--config",
-        help="Settings file for the policy at capacity: lane budgets, exploration seed, rules "
-        "and watchlist files (as for score and serve).",
+    config: Path | None = config_option(
+        "Settings file for the policy at capacity: lane budgets, exploration seed, rules "
+        "and watchlist files (as for score and serve)."
     ),
     since: datetime | None = date_option(
         "--from", "Evaluate only shipments declared on or after DATE (UTC)."

@@ -39,7 +39,18 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 
-REGISTRY_OPTION = typer.Option(REGISTRY_DIR, "--registry", help="Model registry directory.")
+
+def registry_option(help_text: str = "Model registry directory.") -> Path:
+    """``--registry DIR`` (default: the registry the server serves from)."""
+    return typer.Option(REGISTRY_DIR, "--registry", help=help_text)  # type: ignore[no-any-return]
+
+
+REGISTRY_OPTION = registry_option()
+
+
+def config_option(help_text: str) -> Path | None:
+    """``--config FILE``: a settings file, ``help_text`` saying what the command reads of it."""
+    return typer.Option(None, "--config", help=help_text)  # type: ignore[no-any-return]
 
 
 def ledger_option(help_text: str) -> str:

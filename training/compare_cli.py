@@ -14,6 +14,7 @@ import typer
 from features.errors import FailedPrecondition
 from training.cli_common import (
     REGISTRY_OPTION,
+    config_option,
     console,
     date_option,
     json_option,
@@ -43,10 +44,8 @@ def models_compare(
         DATA_DIR, "--data", help="The historical tables the ledger's traffic follows."
     ),
     registry: Path = REGISTRY_OPTION,
-    config: Path | None = typer.Option(
-        None,
-        "--config",
-        help="Settings file: the lane budgets (each port's RED capacity), watchlist and rules.",
+    config: Path | None = config_option(
+        "Settings file: the lane budgets (each port's RED capacity), watchlist and rules."
     ),
     since: datetime | None = date_option(
         "--from", "Judge only traffic declared on or after DATE (always after both fitted windows)."

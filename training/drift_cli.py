@@ -22,8 +22,8 @@ from features.errors import ConfigError
 from scoring.drift import ALERT_PSI, DriftReference, PortDrift, payload_drift
 from scoring.ledger import latest_decisions, read_contents
 from scoring.registry import Registry
-from training.cli_common import console, json_option, print_json, run, say
-from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH, REGISTRY_DIR
+from training.cli_common import console, json_option, print_json, registry_option, run, say
+from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH
 
 MODERATE_PSI = 0.1
 
@@ -139,7 +139,7 @@ def drift(
     model: str | None = typer.Option(
         None, "--model", help="Bundle whose reference to compare with (default: the promoted one)."
     ),
-    registry: Path = typer.Option(REGISTRY_DIR, "--registry", help="Model registry."),
+    registry: Path = registry_option("Model registry."),
     since: str | None = typer.Option(
         None, "--since", help="First decision time, ISO 8601 (UTC unless an offset is given)."
     ),

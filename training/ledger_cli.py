@@ -39,8 +39,8 @@ from scoring.ledger import (
 )
 from scoring.ledger.config import key_home
 from scoring.registry import Registry
-from training.cli_common import console, json_option, print_json, run, say
-from training.defaults import LEDGER_PATH, REGISTRY_DIR
+from training.cli_common import console, json_option, print_json, registry_option, run, say
+from training.defaults import LEDGER_PATH
 
 app = typer.Typer(
     help="Verify, witness, seal and export the decision ledger.", no_args_is_help=True
@@ -302,9 +302,7 @@ def export_command(
 def explain_command(
     decision_id: str = typer.Argument(..., help="The decision to explain."),
     db: str = DB_OPTION,
-    registry: Path = typer.Option(
-        REGISTRY_DIR, "--registry", help="Model registry holding the deciding model."
-    ),
+    registry: Path = registry_option("Model registry holding the deciding model."),
     limit: int = typer.Option(5, "--limit", min=1, max=20, help="Reasons to show each way."),
     json_out: bool = json_option("the explanation"),
 ) -> None:

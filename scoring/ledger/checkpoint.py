@@ -14,7 +14,7 @@ import binascii
 import dataclasses
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +56,7 @@ class Checkpoint:
         return True
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "seq": self.seq,
-            "head": self.head,
-            "key_id": self.key_id,
-            "recorded_at": self.recorded_at,
-            "signer": self.signer,
-            "signature": self.signature,
-            "public_key": self.public_key,
-        }
+        return {"format": CHECKPOINT_FORMAT, **asdict(self)}
 
 
 def sign_checkpoint(
