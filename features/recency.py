@@ -10,21 +10,23 @@ re-scored shipment's own outcome out in O(1). So the sums are kept in integers:
   (``epoch = t // epoch_us``; times before 1970 fall in negative epochs).
 * An outcome's *weight* is an integer relative to the start of its epoch:
   ``floor(2 ** (day / H + FRACTION_BITS))``, ``day`` the whole UTC days from the epoch's start to
-  its report (:meth:`Decay.weights`, a table look-up). A weight is below 2**36, so an int64 sum
-  of up to :data:`MAX_OUTCOMES` of them cannot overflow, and integer sums are exact in any order:
-  a running total less another is the sum between them, and one outcome taken out is one weight
+  its report (:meth:`Decay.weights`). A weight is below 2**36, so an int64 sum of up to
+  :data:`MAX_OUTCOMES` of them cannot overflow, and integer sums are exact in any order: a
+  running total less another is the sum between them, and one outcome taken out is one weight
   subtracted.
-* At a query in epoch ``k``, the integer sums of the outcomes before it in epochs ``k - 1`` and
-  ``k`` are scaled to the query: ``earlier * 2 ** ((start(k - 1) - q) / H - FRACTION_BITS) +
-  current * 2 ** ((start(k) - q) / H - FRACTION_BITS)`` (:meth:`Decay.scales`,
-  :func:`decayed`), both scales in (2**-52, 2**-20]. Outcomes of older epochs are left out: they are
-  at least :data:`EPOCH_HALF_LIVES` half-lives old, a weight below 2**-16 each.
+* At a query on day ``d`` of epoch ``k``, the integer sums of the outcomes before it in epochs
+  ``k`` and ``k - 1`` are scaled to it: ``current * 2 ** (-d / H - FRACTION_BITS) + earlier *
+  2 ** (-d / H - FRACTION_BITS - EPOCH_HALF_LIVES)`` (:meth:`Decay.scales`, :func:`decayed`).
+  Outcomes of older epochs are left out: they are at least :data:`EPOCH_HALF_LIVES` half-lives
+  old, a weight below 2**-16 each.
 
-The scales are computed with :func:`math.exp2` in both paths (never numpy's ``exp2``, whose
-vector code may round differently from the C library's), and the two products and their sum
-are the same IEEE operations in numpy and in Python floats, so the same integer sums give the
-same bits. Age is resolved to a whole day in the weight (a weight changes by about 0.4% a day
-with a 180-day half-life) and exactly in the scales.
+Ages are thus counted in whole UTC days (an outcome reported the day of the query weighs 1, one
+reported the day before about 0.4% less with a 180-day half-life), while "before the query"
+stays exact to the microsecond. Weights and scales are looked up in two tables of one epoch's
+days, computed once with :func:`math.exp2`, so both paths read the same numbers (no numpy
+``exp2``, whose vector code may round differently from the C library's); the two products and
+their sum are the same IEEE operations in numpy and in Python floats, so the same integer sums
+give the same bits.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ Array = np.ndarray
 EPOCH_HALF_LIVES = 16  # an epoch's length, in half-lives: what is left out weighs < 2**-16
 FRACTION_BITS = 20  # a weight's resolution: 2**-20 of the weight at its epoch's start
 MAX_OUTCOMES = 2**63 // 2 ** (EPOCH_HALF_LIVES + FRACTION_BITS)  # 2**27: int64 sums stay exact
+_EARLIER = 2.0**-EPOCH_HALF_LIVES  # the epoch before's scale, relative to the query's own: exact
 
 
 @dataclass(frozen=True)
@@ -49,22 +52,20 @@ class Decay:
     half_life_days: int
     day_us: int
     table: Array = field(init=False, repr=False)  # weight of each whole day into an epoch
+    scale_table: Array = field(init=False, repr=False)  # a query's scale on each day of one
 
     def __post_init__(self) -> None:
-        days = EPOCH_HALF_LIVES * self.half_life_days
-        table = [
-            int(math.ldexp(math.exp2(d / self.half_life_days), FRACTION_BITS)) for d in range(days)
-        ]
-        object.__setattr__(self, "table", np.array(table, dtype=np.int64))
+        days = range(EPOCH_HALF_LIVES * self.half_life_days)
+        h = self.half_life_days
+        weights = [int(math.ldexp(math.exp2(d / h), FRACTION_BITS)) for d in days]
+        scales = [math.ldexp(math.exp2(-d / h), -FRACTION_BITS) for d in days]
+        object.__setattr__(self, "table", np.array(weights, dtype=np.int64))
+        object.__setattr__(self, "scale_table", np.array(scales, dtype=np.float64))
 
     @property
     def epoch_us(self) -> int:
         """An epoch's length in microseconds."""
         return EPOCH_HALF_LIVES * self.half_life_days * self.day_us
-
-    @property
-    def half_life_us(self) -> float:
-        return float(self.half_life_days * self.day_us)
 
     def weights(self, times: Array) -> Array:
         """The integer weight of an outcome reported at each of ``times`` (int64 µs), int64."""
@@ -78,24 +79,16 @@ class Decay:
     def scales(self, query: int) -> tuple[int, float, float]:
         """For a query at ``query`` (µs): the start of its epoch, and the scales of the
         integer sums of the epoch before it and of its own (:func:`decayed`)."""
-        start = (query // self.epoch_us) * self.epoch_us
-        half_life = self.half_life_us
-        current = math.ldexp(math.exp2(float(start - query) / half_life), -FRACTION_BITS)
-        earlier = math.ldexp(
-            math.exp2(float(start - self.epoch_us - query) / half_life), -FRACTION_BITS
-        )
-        return start, earlier, current
+        into = query % self.epoch_us
+        current = self.scale_table.item(into // self.day_us)
+        return query - into, current * _EARLIER, current
 
     def scales_of(self, queries: Array) -> tuple[Array, Array, Array]:
         """:meth:`scales` of each query (int64 µs) as three arrays (int64, float64,
         float64)."""
-        found = [self.scales(q) for q in queries.tolist()]
-        starts, earlier, current = zip(*found, strict=True) if found else ((), (), ())
-        return (
-            np.array(starts, dtype=np.int64),
-            np.array(earlier, dtype=np.float64),
-            np.array(current, dtype=np.float64),
-        )
+        into = queries % self.epoch_us
+        current = self.scale_table[into // self.day_us]
+        return queries - into, current * _EARLIER, current
 
 
 def decayed(earlier: Array, current: Array, earlier_scale: Array, current_scale: Array) -> Array:
