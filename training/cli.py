@@ -36,6 +36,7 @@ from training.cli_common import (
     date_option,
     err_console,
     json_option,
+    path_option,
     print_json,
     progress_bar,
     read_settings,
@@ -118,10 +119,9 @@ def train_command(
         "Stop early and calibrate on shipments declared after --train-until and on or before "
         "DATE; what is newer is the test window (it may be empty).",
     ),
-    params: Path | None = typer.Option(
-        None,
+    params: Path | None = path_option(
         "--params",
-        help="Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
+        "Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
         "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
     ),
     dask: str | None = typer.Option(
@@ -176,8 +176,8 @@ def evaluate_command(
         None, "--model", help="Bundle version to evaluate (default: the promoted one)."
     ),
     registry: Path = REGISTRY_OPTION,
-    report: Path | None = typer.Option(
-        None, "--report", help="Write report.md, PNG plots and evaluation.json into this directory."
+    report: Path | None = path_option(
+        "--report", "Write report.md, PNG plots and evaluation.json into this directory."
     ),
     config: Path | None = config_option(
         "Settings file for the policy at capacity: lane budgets, exploration seed, rules "

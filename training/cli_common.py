@@ -48,9 +48,14 @@ def registry_option(help_text: str = "Model registry directory.") -> Path:
 REGISTRY_OPTION = registry_option()
 
 
+def path_option(name: str, help_text: str) -> Path | None:
+    """An optional file or directory named ``name`` (unset: None)."""
+    return typer.Option(None, name, help=help_text)  # type: ignore[no-any-return]
+
+
 def config_option(help_text: str) -> Path | None:
     """``--config FILE``: a settings file, ``help_text`` saying what the command reads of it."""
-    return typer.Option(None, "--config", help=help_text)  # type: ignore[no-any-return]
+    return path_option("--config", help_text)
 
 
 def ledger_option(help_text: str) -> str:

@@ -19,6 +19,7 @@ from training.cli_common import (
     date_option,
     json_option,
     ledger_option,
+    path_option,
     print_json,
     read_settings,
     run,
@@ -56,10 +57,9 @@ def models_compare(
     replicates: int = typer.Option(
         1000, "--replicates", min=100, help="Bootstrap replicates of each interval."
     ),
-    selections: Path | None = typer.Option(
-        None,
+    selections: Path | None = path_option(
         "--selections",
-        help="Write the judged traffic with what each bundle would have opened (Parquet).",
+        "Write the judged traffic with what each bundle would have opened (Parquet).",
     ),
     json_out: bool = json_option("every figure"),
 ) -> None:

@@ -22,7 +22,15 @@ from features.errors import ConfigError
 from scoring.drift import ALERT_PSI, DriftReference, PortDrift, payload_drift
 from scoring.ledger import latest_decisions, read_contents
 from scoring.registry import Registry
-from training.cli_common import console, json_option, print_json, registry_option, run, say
+from training.cli_common import (
+    console,
+    json_option,
+    path_option,
+    print_json,
+    registry_option,
+    run,
+    say,
+)
 from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH
 
 MODERATE_PSI = 0.1
@@ -154,7 +162,7 @@ def drift(
         "fewer are shown dimmed and marked in JSON.",
     ),
     json_out: bool = json_option("every figure"),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG chart of PSI by port."),
+    plot: Path | None = path_option("--plot", "Write a PNG chart of PSI by port."),
 ) -> None:
     """Drift of a past window of decisions against a model's training reference: PSI of the
     score and the model's top features per port, no-history share, watchlist-hit rate."""

@@ -39,7 +39,15 @@ from scoring.ledger import (
 )
 from scoring.ledger.config import key_home
 from scoring.registry import Registry
-from training.cli_common import console, json_option, print_json, registry_option, run, say
+from training.cli_common import (
+    console,
+    json_option,
+    path_option,
+    print_json,
+    registry_option,
+    run,
+    say,
+)
 from training.defaults import LEDGER_PATH
 
 app = typer.Typer(
@@ -129,10 +137,8 @@ def verify_command(
         help="Trusted public key of checkpoints (PEM or an exported checkpoint); repeatable. "
         "Default: the public half of the signing key beside the ledger.",
     ),
-    witness: Path | None = typer.Option(
-        None,
-        "--witness",
-        help="A checkpoint exported earlier and kept outside: must be in the chain.",
+    witness: Path | None = path_option(
+        "--witness", "A checkpoint exported earlier and kept outside: must be in the chain."
     ),
     json_out: bool = json_option("the result"),
 ) -> None:
@@ -187,8 +193,8 @@ def checkpoint_command(
     db: str = DB_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
     signing_key: Path | None = SIGNING_KEY_OPTION,
-    public_key_out: Path | None = typer.Option(
-        None, "--public-key-out", help="Also write the signing public key here (PEM)."
+    public_key_out: Path | None = path_option(
+        "--public-key-out", "Also write the signing public key here (PEM)."
     ),
 ) -> None:
     """Export the latest signed checkpoint, with the public key, for a witness to keep.
@@ -244,8 +250,8 @@ def seal_command(
 @app.command("new-key")
 def new_key_command(
     db: str = DB_OPTION,
-    key_file: Path | None = typer.Option(
-        None, "--key-file", help="Key ring to add to (default: beside the ledger)."
+    key_file: Path | None = path_option(
+        "--key-file", "Key ring to add to (default: beside the ledger)."
     ),
     key_id: str | None = typer.Option(None, "--key-id", help="Id of the new key (default kN)."),
 ) -> None:

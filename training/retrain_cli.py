@@ -13,6 +13,7 @@ from training.cli_common import (
     date_option,
     json_option,
     ledger_option,
+    path_option,
     print_json,
     progress_bar,
     run,
@@ -43,11 +44,11 @@ def retrain(
         "Stop early and calibrate on what follows --train-until up to DATE; the newer traffic "
         "is the test window, and what models compare judges the challenger on.",
     ),
-    params: Path | None = typer.Option(
-        None, "--params", help="Training settings file (YAML), as for centinela train."
+    params: Path | None = path_option(
+        "--params", "Training settings file (YAML), as for centinela train."
     ),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help="Keep the merged tables here (default: a temporary directory)."
+    workdir: Path | None = path_option(
+        "--workdir", "Keep the merged tables here (default: a temporary directory)."
     ),
     json_out: bool = json_option("the result"),
 ) -> None:
