@@ -34,7 +34,7 @@ class CoreSettings(BaseSettings):
     """What the scoring core reads: model, watchlist, rules, history, ledger, lanes, exams and
     drift. The server's transport, security and logging settings extend it
     (:class:`server.settings.Settings`): one object, one ``CENTINELA_`` namespace, one file.
-    Each field's description is its documentation."""
+    Each field's docstring is its description, and its documentation."""
 
     model_config = SettingsConfigDict(
         env_prefix="CENTINELA_", extra="forbid", frozen=True, use_attribute_docstrings=True

@@ -15,7 +15,7 @@ from scoring.settings import CoreSettings, load
 
 
 class Settings(CoreSettings):
-    """Everything an operator can set. Each field's description is its documentation."""
+    """Everything an operator can set. Each field's docstring is its description."""
 
     grpc_host: str = "127.0.0.1"
     """Address the gRPC server binds to."""
