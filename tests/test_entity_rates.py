@@ -74,7 +74,8 @@ def test_live_and_bulk_smooth_with_the_same_strength(world: Path) -> None:
         rate, recent = outcome_names(entity)[2], outcome_names(entity)[4]
         changed["rate"] += int((bulk[rate] != default[rate]).sum())
         changed["recent"] += int((bulk[recent] != default[recent]).sum())
-    assert changed["rate"] > 0 and changed["recent"] > 0
+    assert changed["rate"] > 0
+    assert changed["recent"] > 0
 
 
 def _history(inspections: np.ndarray, positives: np.ndarray) -> pl.DataFrame:
