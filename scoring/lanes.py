@@ -400,6 +400,23 @@ class LanePolicy:
         self._ports: dict[str, _Port] = {}
         self.rebase(quantiles)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Budgets, seed, reference distributions and every port's window, without the lock
+        and the draw functions (remade from the seed): a copy decides what this one would."""
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if k not in ("_lock", "_draws")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
+        self.seed = cast(int, state["_seed"])
+
+    def adopt(self, other: LanePolicy) -> None:
+        """Take ``other``'s port windows (a copy of this policy that went on deciding
+        elsewhere, :mod:`scoring.lane_process`), as if this one had made its decisions."""
+        with self._lock:
+            self._ports = other._ports
+
     @property
     def seed(self) -> int:
         """The draws' seed: exploration draws with it, a tie at a threshold with ``seed + 1``."""

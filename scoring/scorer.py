@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple, TypeVar, cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import polars as pl
@@ -30,14 +29,16 @@ from features.build import (
 )
 from features.declarations import Array
 from features.history import Keyed, history_features
-from features.kept import load_stage_one, save_stage_one
+from features.kept import load_stage_one
 from features.live import shipments_from_frames
 from features.records import Shipment
 from features.state import EntityState
 from features.tables import TableChunk, TableStream
 from features.watchlist import Watchlist
+from scoring.bulk import FirstPass, first_pass, read_ahead
 from scoring.bundle import ModelBundle
 from scoring.exams import ExamContext, ExamHit, ExamPlanner
+from scoring.lane_process import LaneColumns, LaneProcess, LaneRequest
 from scoring.lanes import LaneDecision, LanePolicy
 from scoring.reasons import Reason
 from scoring.rules import RuleHit, RuleSet, strongest_lane
@@ -49,10 +50,9 @@ from scoring.verdicts import (
     HitRef,
     explained_rows,
     reasons_for,
+    strongest_contributions,
     watchlist_hits,
 )
-
-T = TypeVar("T")
 
 _BOOSTER = threading.Lock()
 """Held around each LightGBM call of a bulk run (:meth:`Scorer.decide_stream` predicts the next
@@ -218,9 +218,18 @@ class Scorer:
             with _BOOSTER:
                 return _Predicted(*item, self.bundle.predict(item[1].block.matrix, threads=0))
 
-        # Each chunk's features and scores are made while the one before is decided.
-        for chunk, computed, scores in read_ahead(map(predicted, features)):
-            yield self.decide_table(chunk.shipments, chunk.goods, computed, scores=scores)
+        # Each chunk's features and scores are made while the one before is decided, and its
+        # lanes are decided in the lane process while this process finishes the one before.
+        with LaneProcess(self.policy) as lanes:
+            waiting: tuple[ScoredFeatures, _Ruled, Future[LaneColumns]] | None = None
+            for chunk, computed, scores in read_ahead(map(predicted, features)):
+                ruled = self._rules_of(chunk.shipments, chunk.goods, computed, 0, scores)
+                deciding = lanes.decide_at(ruled.lane_inputs())
+                if waiting is not None:
+                    yield self._after_lanes(waiting[0], waiting[1], waiting[2].result(), 0)
+                waiting = (computed, ruled, deciding)
+            if waiting is not None:
+                yield self._after_lanes(waiting[0], waiting[1], waiting[2].result(), 0)
 
     def stream_features(
         self, stream: TableStream, first: FirstPass | None = None
@@ -331,41 +340,60 @@ class Scorer:
         hard rule may fire on, reasons only for the rows with more than the low-risk one, and
         no exam is recommended (a bulk run writes none). ``scores``: the model's scores of these
         rows when already predicted (:meth:`decide_stream` predicts the next chunk ahead)."""
+        ruled = self._rules_of(shipments, goods, computed, threads, scores)
+        decided = LaneColumns.of(self.policy.decide_at(*ruled.lane_inputs()))
+        return self._after_lanes(computed, ruled, decided, threads)
+
+    def _rules_of(
+        self,
+        shipments: pl.DataFrame,
+        goods: pl.DataFrame,
+        computed: ScoredFeatures,
+        threads: int,
+        scores: Array | None,
+    ) -> _Ruled:
+        """:meth:`decide_table` up to the lanes: scores and the hard rules fired. Shipment
+        records are built only for the rows a hard rule may fire on."""
         d = computed.declarations
-        matrix = computed.block.matrix
-        rows = self.rules.candidate_rows(d, matrix)
+        rows = self.rules.candidate_rows(d, computed.block.matrix)
         chosen = shipments[rows]
         records = shipments_from_frames(
             chosen, goods.filter(pl.col("shipment_id").is_in(chosen["shipment_id"].implode()))
         )
         listed, fired = self._score_and_fire(rows, records, computed, threads, scores)
-        ports = cast(list[str], d.port_of_entry)
-        decided = self.policy.decide_at(
-            ports,
+        return _Ruled(
+            cast(list[str], d.port_of_entry),
             listed,
             d.shipment_id,
-            [strongest_lane("green", f) for f in fired],
+            fired,
             (d.declared_at / 1e6).tolist(),  # exactly datetime.timestamp() of each time
         )
-        hits = watchlist_hits(d)
+
+    def _after_lanes(
+        self, computed: ScoredFeatures, ruled: _Ruled, decided: LaneColumns, threads: int
+    ) -> Decided:
+        """:meth:`decide_table` from the lanes on: watchlist hits, SHAP contributions of the
+        RED and YELLOW rows, and reasons only for the rows with more than the low-risk one."""
+        fired = ruled.fired
+        hits = watchlist_hits(computed.declarations)
         with _BOOSTER:  # the next chunk may be predicted meanwhile
-            contribution_of = self._contributions(matrix, decided, threads)
+            contribution_of = self._contributions(computed.block.matrix, decided, threads)
         special = {row for row, f in enumerate(fired) if f} | hits.keys() | contribution_of.keys()
-        special.update(row for row, x in enumerate(decided) if x.random_selection)
+        special.update(np.flatnonzero(decided.random_selection).tolist())
         reasons = {
             row: reasons_for(
                 fired[row],
                 hits.get(row, ()),
                 contribution_of.get(row),
                 computed.block.row(row),
-                decided[row].random_selection,
+                bool(decided.random_selection[row]),
             )
             for row in sorted(special)
         }
         return Decided(
-            shipment_id=d.shipment_id,
-            port_of_entry=ports,
-            risk_score=np.asarray(listed, dtype=np.float64),
+            shipment_id=ruled.shipment_ids,
+            port_of_entry=ruled.ports,
+            risk_score=np.asarray(ruled.scores, dtype=np.float64),
             decisions=decided,
             rules_fired={row: tuple(h.rule_id for h in f) for row, f in enumerate(fired) if f},
             watchlist_hits=hits,
@@ -392,11 +420,12 @@ class Scorer:
 
     def _contributions(
         self, matrix: Array, decided: Sequence[LaneDecision], threads: int
-    ) -> dict[int, list[float]]:
-        """SHAP contributions of the RED and YELLOW rows, by row: one call for the batch."""
+    ) -> dict[int, dict[str, float]]:
+        """The strongest SHAP contributions of the RED and YELLOW rows
+        (:func:`~scoring.verdicts.strongest_contributions`), by row: one call for the batch."""
         explained = explained_rows(decided)
         contributions = self.bundle.contributions(matrix[explained], threads=threads)
-        return dict(zip(explained, contributions.tolist(), strict=True))
+        return dict(zip(explained, strongest_contributions(contributions), strict=True))
 
     def _beside(
         self, shipments: Sequence[Shipment], shadow: Array | None, threads: int
@@ -413,7 +442,7 @@ class Scorer:
         computed: ScoredFeatures,
         row: int,
         j: _Judged,
-        contributions: list[float] | None,
+        contributions: dict[str, float] | None,
     ) -> Scored:
         """The scored record of one shipment: the exam for its lane, its reasons (rules,
         watchlist hits, and the model's when ``contributions`` were computed for it), lane and
@@ -461,6 +490,22 @@ class _Predicted(NamedTuple):
     scores: Array
 
 
+class _Ruled(NamedTuple):
+    """A chunk of a bulk run up to its lanes (:meth:`Scorer.decide_table`): each row's port,
+    score, id, the hard rules fired and its declared time in seconds since the epoch."""
+
+    ports: list[str]
+    scores: list[float]
+    shipment_ids: list[str]
+    fired: list[tuple[RuleHit, ...]]
+    seconds: list[float]
+
+    def lane_inputs(self) -> LaneRequest:
+        """The arguments of :meth:`LanePolicy.decide_at` for these rows."""
+        rule_lanes = [strongest_lane("green", f) for f in self.fired]
+        return self.ports, self.scores, self.shipment_ids, rule_lanes, self.seconds
+
+
 class _Judged(NamedTuple):
     """What :meth:`Scorer.decide` found for one shipment before its exam and reasons."""
 
@@ -469,46 +514,6 @@ class _Judged(NamedTuple):
     decided: LaneDecision
     hits: tuple[HitRef, ...]
     shadow: ShadowScore | None = None
-
-
-@dataclass(frozen=True)
-class FirstPass:
-    """The first pass over a stream (:func:`first_pass`): what history needs of every shipment,
-    in stream order, and the files that keep each chunk's declarations and stage one, in chunk
-    order (none when they were not kept)."""
-
-    keyed: Keyed
-    kept: list[Path]
-
-
-def first_pass(stream: TableStream, watchlist: Watchlist, keep: Path | None = None) -> FirstPass:
-    """Stage one of every chunk of ``stream`` with ``watchlist``, which needs no model: the
-    first pass of :meth:`Scorer.stream_features`. With ``keep`` (a directory of the run's own,
-    created if missing) each chunk's declarations and stage one are written there, one file a
-    chunk, and the second pass reads them back instead of computing them again."""
-    keyed: list[Keyed] = []
-    kept: list[Path] = []
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-    for index, chunk in enumerate(read_ahead(stream.chunks())):
-        declarations = Declarations.from_tables(chunk.shipments, chunk.goods, watchlist)
-        basics = stage_one(declarations, watchlist)
-        keyed.append(basics.keyed)
-        if keep is not None:
-            kept.append(keep / f"stage-one-{index:06d}.kept")
-            save_stage_one(kept[-1], declarations, basics)
-    return FirstPass(Keyed.concat(keyed), kept)
-
-
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """``items`` in order, the next one made in a thread while the caller works on this one:
-    reading Parquet, filtering goods and LightGBM's predictions run outside the GIL, on the
-    other core."""
-    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
-        pending = pool.submit(next, items, None)
-        while (item := pending.result()) is not None:
-            pending = pool.submit(next, items, None)
-            yield item
 
 
 def _live_block(basics: Basics, state: EntityState, reference: FeatureReference) -> FeatureBlock:

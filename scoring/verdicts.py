@@ -20,7 +20,8 @@ import numpy as np
 from features.declarations import Array, Declarations
 from features.schema import FEATURE_NAMES
 from features.watchlist import EVIDENCE_THRESHOLD
-from scoring.lanes import LaneDecision
+from scoring.lane_process import LaneColumns
+from scoring.lanes import LANE_ORDER, LaneDecision
 from scoring.reasons import (
     EXPLORATION_REASON,
     LOW_RISK_REASON,
@@ -32,6 +33,11 @@ from scoring.rules import RuleHit
 
 # The lanes whose decisions carry model reasons: the ones an inspector acts on.
 EXPLAINED_LANES = frozenset({"red", "yellow"})
+
+_EXPLAINED_RANKS = sorted(LANE_ORDER[lane] for lane in EXPLAINED_LANES)  # LaneColumns.lane
+
+MODEL_REASONS = 3
+"""The model's reasons a shipment is given at most: its strongest positive contributions."""
 
 LOW_RISK_ONLY: tuple[Reason, ...] = (LOW_RISK_REASON,)
 """The reasons of a shipment released with nothing found: one tuple shared by all of them."""
@@ -76,26 +82,49 @@ def watchlist_hits(declarations: Declarations) -> dict[int, tuple[HitRef, ...]]:
 def explained_rows(decided: Sequence[LaneDecision]) -> list[int]:
     """The rows whose lane an inspector acts on (:data:`EXPLAINED_LANES`): those get model
     reasons."""
+    if isinstance(decided, LaneColumns):
+        rows: list[int] = np.flatnonzero(np.isin(decided.lane, _EXPLAINED_RANKS)).tolist()
+        return rows
     return [row for row, d in enumerate(decided) if d.lane in EXPLAINED_LANES]
+
+
+def strongest_contributions(contributions: Array) -> list[dict[str, float]]:
+    """What :func:`~scoring.reasons.model_reasons` reads of each row of SHAP ``contributions``
+    (one column per feature, schema order): its :data:`MODEL_REASONS` largest positive ones,
+    largest first and ties in schema order, by feature name. Ranked for all rows at once
+    instead of a dict of every feature per row; the reasons are the same."""
+    if contributions.shape[1:] != (len(FEATURE_NAMES),):
+        raise ValueError(
+            f"contributions have shape {contributions.shape}: "
+            f"expected one column per feature ({len(FEATURE_NAMES)})"
+        )
+    positive = np.where(contributions > 0, contributions, -np.inf)
+    top = np.argsort(-positive, axis=1, kind="stable")[:, :MODEL_REASONS]
+    strongest = np.take_along_axis(contributions, top, axis=1)
+    return [
+        {FEATURE_NAMES[j]: c for j, c in zip(columns, row, strict=True) if c > 0}
+        for columns, row in zip(top.tolist(), strongest.tolist(), strict=True)
+    ]
 
 
 def reasons_for(
     fired: tuple[RuleHit, ...],
     hits: tuple[HitRef, ...],
-    contributions: Sequence[float] | None,
+    contributions: Mapping[str, float] | None,
     values: Mapping[str, float] | None,
     random_selection: bool,
 ) -> tuple[Reason, ...]:
     """A shipment's reasons: the rules', one per watchlist hit, the model's when
-    ``contributions`` were computed (worded from the feature ``values``), the exploration reason
-    first when it was drawn at random, and the low-risk reason when there is no other."""
+    ``contributions`` were computed (:func:`strongest_contributions`, worded from the feature
+    ``values``), the exploration reason first when it was drawn at random, and the low-risk
+    reason when there is no other."""
     if not (fired or hits or contributions is not None or random_selection):
         return LOW_RISK_ONLY  # most shipments: released with nothing found
     reasons = [hit.reason for hit in fired]
     reasons += [watchlist_reason(h.name, h.match_type, h.goods_index, h.matched_text) for h in hits]
     if contributions is not None:
         assert values is not None
-        reasons += model_reasons(dict(zip(FEATURE_NAMES, contributions, strict=True)), values)
+        reasons += model_reasons(contributions, values, limit=MODEL_REASONS)
     if random_selection:
         reasons.insert(0, EXPLORATION_REASON)
     if not reasons:
@@ -112,7 +141,7 @@ class Decided:
     shipment_id: Sequence[str]
     port_of_entry: Sequence[str]
     risk_score: Array  # float64
-    decisions: Sequence[LaneDecision]
+    decisions: LaneColumns
     rules_fired: Mapping[int, tuple[str, ...]]
     watchlist_hits: Mapping[int, tuple[HitRef, ...]]
     reasons: Mapping[int, tuple[Reason, ...]]

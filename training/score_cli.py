@@ -24,7 +24,8 @@ from features.errors import DataError
 from features.tables import stream_tables
 from features.watchlist import load_watchlist
 from scoring.heap import settle_heap
-from scoring.lanes import LaneDecision
+from scoring.lane_process import LaneColumns
+from scoring.lanes import LANES, LaneDecision
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import load_rules
@@ -49,6 +50,9 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+_LANE_NAMES = np.array([lane.upper() for lane in LANES], dtype=object)  # by LaneColumns.lane
+
+
 def _input_dir(path: Path) -> Path:
     """A directory of canonical tables, or a shipments Parquet file inside one."""
     if path.is_dir():
@@ -68,10 +72,12 @@ def _rows(scored: list[Scored], scorer: Scorer) -> pl.DataFrame:
             shipment_id=[s.shipment_id for s in scored],
             port_of_entry=[s.port_of_entry for s in scored],
             risk_score=np.array([s.risk_score for s in scored], dtype=np.float64),
-            decisions=[
-                LaneDecision(s.lane, s.random_selection, s.propensity, *s.thresholds)
-                for s in scored
-            ],
+            decisions=LaneColumns.of(
+                [
+                    LaneDecision(s.lane, s.random_selection, s.propensity, *s.thresholds)
+                    for s in scored
+                ]
+            ),
             rules_fired={row: s.rules_fired for row, s in enumerate(scored) if s.rules_fired},
             watchlist_hits={
                 row: s.watchlist_hits for row, s in enumerate(scored) if s.watchlist_hits
@@ -87,7 +93,7 @@ def _frame(decided: Decided, scorer: Scorer) -> pl.DataFrame:
     each language, a watchlist entry once however many lines it was identified on. Rows without
     a rule fired, a hit or other reasons than the low-risk one take the shared values."""
     n = len(decided)
-    lanes = [d.lane for d in decided.decisions]
+    lanes = decided.decisions
     rules = [""] * n
     for row, fired in decided.rules_fired.items():
         rules[row] = ";".join(fired)
@@ -103,9 +109,9 @@ def _frame(decided: Decided, scorer: Scorer) -> pl.DataFrame:
             "shipment_id": decided.shipment_id,
             "port_of_entry": decided.port_of_entry,
             "risk_score": decided.risk_score,
-            "lane": pl.Series(lanes, dtype=pl.String).str.to_uppercase(),
-            "random_selection": [d.random_selection for d in decided.decisions],
-            "propensity": [d.propensity for d in decided.decisions],
+            "lane": _LANE_NAMES[lanes.lane],
+            "random_selection": lanes.random_selection,
+            "propensity": lanes.propensity,
             "rules_fired": rules,
             "watchlist_entries": entries,
             "reasons_es": reasons_es,
