@@ -7,12 +7,8 @@ only from events strictly before the shipment's ``declared_at``:
   :data:`WINDOWS_DAYS` (shipper, consignee and broker; routes and headings are too coarse for
   volume to mean much);
 * outcomes: inspections and positive results *reported* before ``declared_at`` (an outcome
-  known only later is invisible), the positive rate smoothed toward the prior rate, the days
-  since the last positive, and the recent positive rate: the same smoothed rate with each
-  outcome weighted by its age, ``2 ** -(age / H)`` for a half-life ``H`` of
-  :data:`RECENCY_HALF_LIFE_DAYS` (an outcome half a year old counts half, one a year old a
-  quarter), so that an entity whose findings are old drifts back toward the prior and one
-  that turned bad lately stands out; sums kept exact in integers (:mod:`features.recency`);
+  known only later is invisible), the positive rate smoothed toward the prior rate, and the
+  days since the last positive;
 * network (consignee and broker): the distinct watched route families the entity received over
   the prior :data:`NETWORK_WINDOW_DAYS` days together with the shipment's own, and whether they
   include a complementary combination (:data:`COMPLEMENTARY_FAMILIES`).
@@ -42,9 +38,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
-
-from features.errors import DataError
-from features.recency import MAX_OUTCOMES, Decay, decayed
 
 VOLUME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker")
 OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading")
@@ -88,11 +81,6 @@ KEY_COLUMNS: dict[str, str] = {
 }
 US_PER_DAY = 86_400_000_000
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)
-# The half-life of an outcome's weight in the recent positive rate: about two quarters of
-# trade, long enough that a party with a few inspections a year keeps some weight, short
-# enough that a finding two years old counts a sixteenth of a new one. Not tuned.
-RECENCY_HALF_LIFE_DAYS = 180
-RECENCY = Decay(RECENCY_HALF_LIFE_DAYS, US_PER_DAY)
 
 Array = np.ndarray
 
@@ -191,7 +179,6 @@ def outcome_names(entity: str) -> list[str]:
         f"{entity}_positives",
         f"{entity}_positive_rate",
         f"{entity}_days_since_positive",
-        f"{entity}_recent_rate",
     ]
 
 
@@ -285,54 +272,25 @@ def entity_outcomes(
 
     ``reported``: report times (int64 µs) sorted; ``positive``: bool, same order. Only outcomes
     reported strictly before a query count. Returns [inspections, positives, positive rate
-    smoothed by ``strength`` pseudo-inspections, days since the last positive (NaN if none),
-    recent positive rate (the same smoothing of :func:`outcome_counts`' decayed counts)].
+    smoothed by ``strength`` pseudo-inspections, days since the last positive (NaN if none)].
     """
-    inspections, positives, since, recent_inspections, recent_positives = outcome_counts(
-        reported, positive, queries
-    )
-    return [
-        inspections.astype(np.int32),
-        positives.astype(np.int32),
-        smoothed_rate(positives, inspections, prior_rate, strength),
-        since,
-        smoothed_rate(recent_positives, recent_inspections, prior_rate, strength),
-    ]
-
-
-def outcome_counts(
-    reported: Array, positive: Array, queries: Array
-) -> tuple[Array, Array, Array, Array, Array]:
-    """What :func:`entity_outcomes` smooths: per query, the inspections and positives reported
-    strictly before it (int64), days since the last positive (NaN if none), and the
-    inspections and positives weighted by age (float64: :data:`RECENCY`'s decayed sums)."""
     cum_inspections = np.arange(1, len(reported) + 1, dtype=np.int64)
     cum_positives = np.cumsum(positive, dtype=np.int64)
     last_positive = np.maximum.accumulate(np.where(positive, reported, np.iinfo(np.int64).min))
-    end = np.searchsorted(reported, queries, side="left")
-    idx = end - 1
+    idx = np.searchsorted(reported, queries, side="left") - 1
     seen = idx >= 0
     safe = np.where(seen, idx, 0)
     inspections = np.where(seen, cum_inspections[safe] if len(reported) else 0, 0)
     positives = np.where(seen, cum_positives[safe] if len(reported) else 0, 0)
     last = np.where(seen, last_positive[safe] if len(reported) else 0, np.iinfo(np.int64).min)
+    rate = smoothed_rate(positives, inspections, prior_rate, strength)
     has_positive = last != np.iinfo(np.int64).min
     since = np.where(
         has_positive,
         (queries - np.where(has_positive, last, 0)).astype(np.float64) / US_PER_DAY,
         np.nan,
     )
-    weights = RECENCY.weights(reported)
-    starts, earlier_scale, current_scale = RECENCY.scales_of(queries)
-    mid = np.searchsorted(reported, starts, side="left")  # the first in the query's epoch
-    low = np.searchsorted(reported, starts - RECENCY.epoch_us, side="left")
-    recent = []
-    for counted in (weights, np.where(positive, weights, 0)):
-        cum = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counted, dtype=np.int64)])
-        recent.append(
-            decayed(cum[mid] - cum[low], cum[end] - cum[mid], earlier_scale, current_scale)
-        )
-    return inspections, positives, since, recent[0], recent[1]
+    return [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
 
 
 def _micros(column: pl.Series) -> Array:
@@ -361,11 +319,6 @@ def history_features(
     :func:`entity_network` give each entity's rows, bit for bit. A row without a key is an
     entity of its own; the rows without one see the outcome without one reported last.
     """
-    if outcomes.height > MAX_OUTCOMES:
-        raise DataError(
-            f"{outcomes.height:,} inspection outcomes are more than the recent positive rates "
-            f"can sum exactly ({MAX_OUTCOMES:,}); score the table in parts"
-        )
     table = _Table(keyed, outcomes)
     volume: dict[str, Array] = {}
     found: dict[str, Array] = {}
@@ -378,16 +331,9 @@ def history_features(
         if entity in VOLUME_KEYS:
             volume.update(zip(volume_names(entity), table.volume(rows), strict=True))
         counts = table.outcomes(rows, outcome_codes)
-        inspections, positives, since, recent_inspections, recent_positives = (
-            table.keyless_outcomes(codes, outcome_codes, counts)
-        )
-        computed = [
-            inspections.astype(np.int32),
-            positives.astype(np.int32),
-            smoothed_rate(positives, inspections, prior_rate, strength),
-            since,
-            smoothed_rate(recent_positives, recent_inspections, prior_rate, strength),
-        ]
+        inspections, positives, since = table.keyless_outcomes(codes, outcome_codes, counts)
+        rate = smoothed_rate(positives, inspections, prior_rate, strength)
+        computed = [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
         found.update(zip(outcome_names(entity), computed, strict=True))
         if entity in NETWORK_KEYS:
             network.update(zip(network_names(entity), table.network(rows), strict=True))
@@ -441,14 +387,6 @@ class _Table:
         self.positive = outcomes["positive"].to_numpy().astype(bool)
         self.reports = _Timeline(self.reported)
         self.reported_before = self.reports.before(self.declared)  # outcomes a row may see
-        self.weights = RECENCY.weights(self.reported)
-        # Each row's recency epoch start and scales, computed once per distinct time.
-        starts, earlier, current = RECENCY.scales_of(self.timeline.times)
-        self.epoch_start, self.earlier_scale, self.current_scale = (
-            starts[self.at],
-            earlier[self.at],
-            current[self.at],
-        )
         self.family_rows = _family_rows(keyed.families)
         self._since: dict[int, Array] = {}
 
@@ -474,17 +412,15 @@ class _Table:
         ]
         return [rows.unsorted(age), *(rows.unsorted(c) for c in counts)]
 
-    def outcomes(self, rows: _Rows, outcome_codes: Array) -> tuple[Array, ...]:
-        """:func:`outcome_counts` of every row: inspections and positives reported strictly
-        before it (int64), days since the last positive (NaN if none), and the decayed
-        inspections and positives (float64)."""
+    def outcomes(self, rows: _Rows, outcome_codes: Array) -> tuple[Array, Array, Array]:
+        """:func:`entity_outcomes` of every row before smoothing: inspections and positives
+        reported strictly before it (int64), and days since the last positive (NaN if none)."""
         span = self.reports.span
         key = outcome_codes * span + self.reports.before(self.reported)
         order = np.argsort(key, kind="stable")
         events = key[order]
-        base = rows.codes * span
-        start = np.searchsorted(events, base)
-        end = np.searchsorted(events, base + self.reported_before[rows.order])
+        start = np.searchsorted(events, rows.codes * span)
+        end = np.searchsorted(events, rows.codes * span + self.reported_before[rows.order])
         inspections = end - start
         flags = self.positive[order]
         cum_positives = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
@@ -502,32 +438,23 @@ class _Table:
         since = np.where(
             has_positive, (declared - last_time).astype(np.float64) / US_PER_DAY, np.nan
         )
-        # The entity's events in the row's recency epoch and the one before, as positions.
-        epoch_start = self.epoch_start[rows.order]
-        mid = np.searchsorted(events, base + self.reports.before(epoch_start))
-        low = np.searchsorted(events, base + self.reports.before(epoch_start - RECENCY.epoch_us))
-        scales = self.earlier_scale[rows.order], self.current_scale[rows.order]
-        weights = self.weights[order]
-        recent = []
-        for counted in (weights, np.where(flags, weights, 0)):
-            cum = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counted, dtype=np.int64)])
-            recent.append(decayed(cum[mid] - cum[low], cum[end] - cum[mid], *scales))
-        found = (inspections, positives, since, *recent)
-        return tuple(rows.unsorted(values) for values in found)
+        return rows.unsorted(inspections), rows.unsorted(positives), rows.unsorted(since)
 
     def keyless_outcomes(
-        self, codes: Array, outcome_codes: Array, found: tuple[Array, ...]
-    ) -> tuple[Array, ...]:
-        """``found`` (what :meth:`outcomes` gives) with the rows without a key seeing what the
-        per-key grouping gave them: the one outcome without a key reported last (last in
-        time, then in table order), if any."""
+        self, codes: Array, outcome_codes: Array, found: tuple[Array, Array, Array]
+    ) -> tuple[Array, Array, Array]:
+        """``found`` (inspections, positives, days since a positive) with the rows without a
+        key seeing what the per-key grouping gave them: the one outcome without a key reported
+        last (last in time, then in table order), if any."""
         rows = np.flatnonzero(codes < 0)
         missing = np.flatnonzero(outcome_codes < 0)
         if not len(rows) or not len(missing):
             return found
         last = missing[np.lexsort((missing, self.reported[missing]))[-1:]]
-        computed = outcome_counts(self.reported[last], self.positive[last], self.declared[rows])
-        for target, values in zip(found, computed, strict=True):
+        inspections, positives, _, since = entity_outcomes(
+            self.reported[last], self.positive[last], self.declared[rows], 0.0
+        )
+        for target, values in zip(found, (inspections, positives, since), strict=True):
             target[rows] = values
         return found
 

@@ -25,7 +25,6 @@ from features.history import (
     NETWORK_KEYS,
     NETWORK_WINDOW_DAYS,
     OUTCOME_KEYS,
-    RECENCY_HALF_LIFE_DAYS,
     VOLUME_KEYS,
     WINDOWS_DAYS,
     network_names,
@@ -155,8 +154,7 @@ def _volume_specs(entity: str) -> list[FeatureSpec]:
 
 def _outcome_specs(entity: str) -> list[FeatureSpec]:
     who = _ENTITIES[entity]
-    inspections, positives, rate, since, recent = outcome_names(entity)
-    half_life = RECENCY_HALF_LIFE_DAYS
+    inspections, positives, rate, since = outcome_names(entity)
     return [
         FeatureSpec(
             inspections,
@@ -200,18 +198,6 @@ def _outcome_specs(entity: str) -> list[FeatureSpec]:
             null_reason=(
                 f"Sin hallazgos previos {who.es}",
                 f"No earlier findings for this {who.en}",
-            ),
-        ),
-        FeatureSpec(
-            recent,
-            "float64",
-            False,
-            f"{who.meaning}'s positive rate, each outcome weighted by age "
-            f"(half-life {half_life} days), smoothed to prior",
-            _says(
-                f"Tasa reciente de hallazgos {who.es} (los más recientes pesan más): {{:.1%}}",
-                f"Recent finding rate of this {who.en} (recent outcomes weigh more): {{:.1%}}",
-                float,
             ),
         ),
     ]

@@ -26,16 +26,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.history import (
-    OUTCOME_KEYS,
-    RECENCY,
-    Keyed,
-    entity_outcomes,
-    history_feature_names,
-)
+from features.history import OUTCOME_KEYS, Keyed, entity_outcomes, history_feature_names
 from features.state import EntityState, ReadWriteLock
 from features.state.batch import Credit
-from features.state.columns import outcome_values, outcomes_before, recent_before, smoothing
+from features.state.columns import outcome_values, outcomes_before, smoothing
 from features.state.events import Outcomes, Times
 
 PRIOR = 0.02
@@ -130,9 +124,7 @@ def _stores(state: EntityState) -> Iterator[Times]:
 
 
 def _arrays(store: Times) -> list[str]:
-    if isinstance(store, Outcomes):
-        return ["times", "flags", "positives", "last", "weighted", "weighted_positives"]
-    return ["times"]
+    return ["times", "flags", "positives", "last"] if isinstance(store, Outcomes) else ["times"]
 
 
 def watch(state: EntityState) -> None:
@@ -298,10 +290,9 @@ def test_appending_in_time_order_touches_the_same_elements_however_long_the_hist
         work[n] = (dict(touched), searches[0])
     assert work[SMALL] == work[BIG]
     # Events appended: 2 shipments x 3 volume entities + 1 x 2 network entities (pill-press),
-    # at most 5 elements read or written each; 2 outcomes x 5 entities, at most 10 each (the
-    # time, result and four running totals written, four totals before it read); no search.
-    bound = 5 * (2 * 3 + 2) + 10 * (2 * 5)
-    assert sum(work[BIG][0].values()) <= bound < 2 * SMALL, work[BIG]
+    # 2 outcomes x 5 entities; at most 5 elements read or written each, and no search.
+    appended = 2 * 3 + 2 + 2 * 5
+    assert sum(work[BIG][0].values()) <= 5 * appended < SMALL, work[BIG]
     assert work[BIG][1] == 0
 
 
@@ -340,17 +331,16 @@ def _live_outcomes(
     """What the live state answers for each query over ``found``, less the row's ``own``
     credited outcome when it was reported before the query, as the kernel's columns."""
     smooth = smoothing(PRIOR)
-    rows = []
-    for q, credit in zip(queries, own, strict=True):
-        count, positives, last, left_out = outcomes_before(found, q, credit)
-        end = count + (left_out is not None)
-        recent = recent_before(found, end, RECENCY.scales(q), left_out)
-        rows.append(outcome_values(count, positives, last, q, smooth, recent))
-    inspections, positive_counts, *rates = zip(*rows, strict=True)
+    rows = [
+        outcome_values(*outcomes_before(found, q, credit), q, smooth)
+        for q, credit in zip(queries, own, strict=True)
+    ]
+    inspections, positives, rate, since = zip(*rows, strict=True)
     return [
         np.array(inspections, dtype=np.int32),
-        np.array(positive_counts, dtype=np.int32),
-        *(np.array(r, dtype=np.float64) for r in rates),
+        np.array(positives, dtype=np.int32),
+        np.array(rate, dtype=np.float64),
+        np.array(since, dtype=np.float64),
     ]
 
 
@@ -361,17 +351,11 @@ def test_running_totals_answer_as_the_kernel_over_the_whole_array(
 ) -> None:
     """Outcomes added in and out of order and taken out: each query (less a row's own outcome)
     is what :func:`entity_outcomes` says over the remaining outcomes, to the bit. (And plain
-    event times, added and taken out, stay sorted.) Times a microsecond apart, or 500 days
-    apart across two recency epoch boundaries (outcomes more than an epoch before a query's
-    own drop out of its recent rate)."""
-    spacing = data.draw(st.sampled_from([1, 500 * DAY_US + 13]))
-    origin = 7 * RECENCY.epoch_us - 5 * spacing
-    queries = [origin + q * spacing for q in queries]
+    event times, added and taken out, stay sorted.)"""
     store, times = Outcomes(), Times()
     kept: list[tuple[int, bool]] = []
     kept_times: list[int] = []
-    for kind, step, positive in ops:
-        time = origin + step * spacing
+    for kind, time, positive in ops:
         if kind == "add":
             store.add_outcome(time, positive)
             kept.append((time, positive))

@@ -2,14 +2,14 @@
 window, and the share of the model's gain the entity history carries.
 
 An entity's positive rate is (positives + m * prior) / (inspections + m), with m
-pseudo-inspections at the prior rate (:func:`features.history.smoothed_rate`); its recent rate
-is the same with each outcome weighted by its age. How large m should be depends on the data:
-on the customs declarations the median party has three earlier rows, and m = 20 pulls every such
-party back to the prior. :func:`tune_smoothing` picks m among
+pseudo-inspections at the prior rate (:func:`features.history.smoothed_rate`). How large m should
+be depends on the data: on the customs declarations the median party has three earlier rows, and
+m = 20 pulls every such party back to the prior. :func:`tune_smoothing` picks m among
 :data:`~features.history.SMOOTHING_CANDIDATES` by the log loss of the party rates alone on the
 validation window's labelled shipments (each rate, point in time, as a prediction of the
-shipment's outcome); ``train`` then computes the history with that m (both rates use it). The
-chosen m is stored in the bundle's feature reference, so live scoring smooths the same way.
+shipment's outcome), and :func:`with_strength` recomputes the rate columns from the counts with
+that m, exactly as the kernel would have. The chosen m is stored in the bundle's feature
+reference, so live scoring smooths the same way.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ TUNED_ENTITIES: tuple[str, ...] = VOLUME_KEYS
 
 
 def _rate(history: pl.DataFrame, entity: str, prior_rate: float, strength: float) -> np.ndarray:
-    inspections, positives, *_ = outcome_names(entity)
+    inspections, positives, _, _ = outcome_names(entity)
     return smoothed_rate(
         history[positives].to_numpy(), history[inspections].to_numpy(), prior_rate, strength
     )
@@ -71,39 +71,36 @@ def tune_smoothing(
     return float(candidates[int(np.argmin(scores))])
 
 
+def with_strength(history: pl.DataFrame, prior_rate: float, strength: float) -> pl.DataFrame:
+    """``history`` (every feature of :func:`features.history.history_features`) with each
+    entity's positive rate smoothed by ``strength``: the same function of the same counts as
+    the kernel's, so the same bits as computing the history with ``strength``."""
+    rates = []
+    for entity in OUTCOME_KEYS:
+        rate_name = outcome_names(entity)[2]
+        rates.append(pl.Series(rate_name, _rate(history, entity, prior_rate, strength)))
+    return history.with_columns(rates)
+
+
 def entity_feature_names() -> list[str]:
     """The features that describe a shipment's parties from their history: volume and outcome
     features of the parties (:data:`TUNED_ENTITIES`)."""
     return [n for e in TUNED_ENTITIES for n in (*volume_names(e), *outcome_names(e))]
 
 
-def recent_rate_names() -> list[str]:
-    """The recency-weighted positive rates, of every entity with outcome history."""
-    return [outcome_names(e)[-1] for e in OUTCOME_KEYS]
-
-
 def gain_shares(names: Sequence[str], gains: Sequence[float]) -> dict[str, float]:
     """Shares of the booster's total split gain: ``party_history_gain_share`` (the parties'
-    volume and outcome features), ``party_rate_gain_share`` (their outcome features alone,
-    recent rates included), ``party_recent_rate_gain_share`` (the parties' recent rates alone),
-    ``recent_rate_gain_share`` (every entity's recent rate, routes and headings included) and
+    volume and outcome features), ``party_rate_gain_share`` (their outcome features alone) and
     ``history_gain_share`` (every history feature, routes, headings and networks included)."""
     total = float(sum(gains)) or 1.0
     gain = dict(zip(names, (float(g) for g in gains), strict=True))
     party = set(entity_feature_names())
     rates = {n for e in TUNED_ENTITIES for n in outcome_names(e)}
-    recent = set(recent_rate_names())
     history = set(history_feature_names())
-
-    def share(group: set[str]) -> float:
-        return sum(g for n, g in gain.items() if n in group) / total
-
     return {
-        "party_history_gain_share": share(party),
-        "party_rate_gain_share": share(rates),
-        "party_recent_rate_gain_share": share(rates & recent),
-        "recent_rate_gain_share": share(recent),
-        "history_gain_share": share(history),
+        "party_history_gain_share": sum(g for n, g in gain.items() if n in party) / total,
+        "party_rate_gain_share": sum(g for n, g in gain.items() if n in rates) / total,
+        "history_gain_share": sum(g for n, g in gain.items() if n in history) / total,
     }
 
 

@@ -40,7 +40,7 @@ from scoring.lgbm import lgb
 from scoring.registry import Registry
 from training.calibrate import Fitted, fit_calibration, fit_platt
 from training.card_figures import CARD_DATA_FILE, card_figures
-from training.entity_rates import entity_metrics, tune_smoothing
+from training.entity_rates import entity_metrics, tune_smoothing, with_strength
 from training.evaluation_metrics import average_precision, brier_score
 from training.model_card import carded_registry, write_card
 from training.train_dask import DaskTarget, fit_on_cluster
@@ -310,12 +310,12 @@ def _split(
         valid_labels.drop_nulls().cast(pl.Int8).to_numpy(),
         reference.prior_rate,
     )
-    if strength != reference.smoothing_strength:
-        # Every rate again with it: the recent rates' decayed counts are no columns to redo.
-        reference = replace(reference, smoothing_strength=strength)
-        history = bulk_history(basics, outcomes, reference)
+    reference = replace(reference, smoothing_strength=strength)
     frame = pl.concat(
-        [finalize(basics, history, reference), labels.drop("shipment_id")],
+        [
+            finalize(basics, with_strength(history, reference.prior_rate, strength), reference),
+            labels.drop("shipment_id"),
+        ],
         how="horizontal",
     )
     parts = {

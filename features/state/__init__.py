@@ -2,8 +2,7 @@
 
 For every shipper, consignee and broker the state holds its shipments' declared times; for every
 entity of :data:`features.history.OUTCOME_KEYS` the report times and results of its inspections,
-beside their running totals (positives so far, time of the last positive so far, and the integer
-recency weights of the outcomes and of the positive ones so far); for consignee
+beside their running totals (positives so far, time of the last positive so far); for consignee
 and broker, per watched route family, the declared times of the shipments where it was
 identified.
 
@@ -11,7 +10,7 @@ A live shipment's history features are what the bulk kernels of :mod:`features.h
 (``entity_volume``, ``entity_outcomes``, ``entity_network``) give for its entities' events, bit
 for bit, at a cost that does not grow with how busy an entity has been. The stored arrays are
 never copied or scanned to answer: a count of events before a time is a binary search on them,
-an outcome query a binary search or three and look-ups in the running totals. What a batch changes
+an outcome query a binary search and a look-up in the running totals. What a batch changes
 about them (its earlier rows count as history; a re-scored id's own earlier record and own
 credited outcome do not) is a handful of events, counted apart and added or subtracted. The
 floating-point features are computed from those counts with the kernels' own formulas,

@@ -22,7 +22,6 @@ from features.history import (
     NETWORK_KEYS,
     NETWORK_WINDOW_DAYS,
     OUTCOME_KEYS,
-    RECENCY,
     SMOOTHING_STRENGTH,
     US_PER_DAY,
     VOLUME_KEYS,
@@ -31,11 +30,8 @@ from features.history import (
     outcome_names,
     volume_names,
 )
-from features.recency import decayed_one
 from features.state.batch import ENTITY_INDEX, Batch, Credit, corrected, first_event, first_kept
 from features.state.events import NO_TIME, Outcomes, Times
-
-Scales = tuple[int, float, float]  # a query's recency epoch start and scales (Decay.scales)
 
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)  # as the volume kernel's windows
 # A query and its windows' starts, as the kernels count them: times before q and before q - w.
@@ -48,8 +44,7 @@ def _column_layout() -> tuple[tuple[str, int, int], ...]:
     """Where :func:`history_columns` puts each history column, in the order of the names (as
     the kernels give them): its name, its block (0: float64, 1: int32) and its row there, as
     the columns are computed: per volume entity its age (float) and counts (int), per outcome
-    entity its two counts (int) and its rate, days since a positive and recent rate (float),
-    per network entity two ints."""
+    entity its two counts (int) and two rates (float), per network entity two ints."""
     layout: list[tuple[str, int, int]] = []
     rows = [0, 0]
 
@@ -94,13 +89,12 @@ def history_columns(
         floats.append(age)
         ints += counts
     smooth = smoothing(prior_rate, strength)
-    scales = [RECENCY.scales(q) for q in batch.declared]
     for entity in OUTCOME_KEYS:
-        inspections, positives, *rates = outcome_columns(
-            outcomes[entity], entity, batch, smooth, scales
+        inspections, positives, rate, since = outcome_columns(
+            outcomes[entity], entity, batch, smooth
         )
         ints += (inspections, positives)
-        floats += rates
+        floats += (rate, since)
     for entity in NETWORK_KEYS:
         ints += network_columns(network[entity], entity, batch)
     return floats, ints
@@ -158,20 +152,15 @@ def volume_columns(
 
 
 def outcome_columns(
-    stores: dict[str, Outcomes],
-    entity: str,
-    batch: Batch,
-    smooth: tuple[float, float],
-    scales: list[Scales],
-) -> tuple[list[int], list[int], list[float], list[float], list[float]]:
+    stores: dict[str, Outcomes], entity: str, batch: Batch, smooth: tuple[float, float]
+) -> tuple[list[int], list[int], list[float], list[float]]:
     """What :func:`~features.history.entity_outcomes` gives each row for the outcomes of
     its ``entity`` (``stores``: each key's), less its own credited one when it is re-scored.
-    ``smooth``: ``strength * prior_rate`` and ``strength`` (:func:`smoothing`); ``scales``:
-    each row's :meth:`~features.recency.Decay.scales`."""
+    ``smooth``: ``strength * prior_rate`` and ``strength`` (:func:`smoothing`)."""
     n, declared = batch.size, batch.declared
     inspections, positives = [0] * n, [0] * n
     no_rate = rate(0, 0, *smooth)
-    rates, since, recent = [no_rate] * n, [_NAN] * n, [no_rate] * n
+    rates, since = [no_rate] * n, [_NAN] * n
     index = ENTITY_INDEX[entity]
     own = batch.own
     for i, key in enumerate(batch.keys[entity]):
@@ -182,19 +171,16 @@ def outcome_columns(
         if own and i in own:  # a re-scored id: its own outcome is not history of itself
             record, credited = own[i]
             credit = credited if record.keys[index] == key else None
-            count, positive, last, left_out = outcomes_before(found, q, credit)
-            end = count + (left_out is not None)
+            count, positive, last = outcomes_before(found, q, credit)
         else:  # the common case: outcomes_before with no outcome of its own
-            count = end = found.before(q)
+            count = found.before(q)
             if not count:
                 continue  # none before it: what the kernel gives for no outcomes at all
             positive, last = found.positives.item(count - 1), found.last.item(count - 1)
-            left_out = None
-        weighted = recent_before(found, end, scales[i], left_out)
-        inspections[i], positives[i], rates[i], since[i], recent[i] = outcome_values(
-            count, positive, last, q, smooth, weighted
+        inspections[i], positives[i], rates[i], since[i] = outcome_values(
+            count, positive, last, q, smooth
         )
-    return inspections, positives, rates, since, recent
+    return inspections, positives, rates, since
 
 
 def network_columns(
@@ -248,57 +234,27 @@ def network_columns(
     return [count, complementary]
 
 
-def outcomes_before(
-    found: Outcomes, query: int, own: Credit | None
-) -> tuple[int, int, int, Credit | None]:
+def outcomes_before(found: Outcomes, query: int, own: Credit | None) -> tuple[int, int, int]:
     """The outcomes of ``found`` reported before ``query``, less the row's ``own`` credited
     outcome when it was among them: how many, how many positive, the last positive's report
-    time (:data:`~features.state.events.NO_TIME` when none), and ``own`` when it was left out
-    (else None). From the running totals at the query (a binary search, none when the query is
-    after the last outcome), corrected for the outcome left out."""
+    time (:data:`~features.state.events.NO_TIME` when none). From the running totals at the
+    query (a binary search, none when the query is after the last outcome), corrected for the
+    outcome left out."""
     end = found.before(query)
     positives, last = found.positives_before(end), found.last_before(end)
     inspections = end
     if own is None or own.at >= query:
-        return inspections, positives, last, None
+        return inspections, positives, last
     lo, hi = found.run(own.at)  # hi <= end: reported before the query
     in_run = found.positives_before(hi) - found.positives_before(lo)
     if (in_run if own.positive else hi - lo - in_run) == 0:
-        return inspections, positives, last, None  # not among them: nothing to leave out
+        return inspections, positives, last  # not among them: nothing to leave out
     inspections -= 1
     if own.positive:
         positives -= 1
         if found.positives_before(end) - found.positives_before(lo) == 1:
             last = found.last_before(lo)  # it was the last positive: the one before it
-    return inspections, positives, last, own
-
-
-def recent_before(
-    found: Outcomes, end: int, scales: Scales, left_out: Credit | None
-) -> tuple[float, float]:
-    """The decayed inspections and positives of :func:`~features.history.outcome_counts` at a
-    query before which ``end`` outcomes of ``found`` were reported, less ``left_out``: the
-    integer running totals of the query's epoch and the one before (two look-ups each, a
-    binary search for where each epoch starts unless every outcome is after it), less the
-    outcome left out's weight (exact: integers), scaled as the kernel scales them."""
-    start, earlier_scale, current_scale = scales
-    epoch_start = 0 if start <= found.earliest else found.before(start)
-    earlier = start - RECENCY.epoch_us
-    earlier_start = 0 if earlier <= found.earliest else found.before(earlier)
-    sums = []
-    for before in (found.weighted_before, found.weighted_positives_before):
-        at_end, at_epoch = before(end), before(epoch_start)
-        sums.append([at_epoch - before(earlier_start), at_end - at_epoch])
-    if left_out is not None and left_out.at >= earlier:
-        weight = RECENCY.weight(left_out.at)
-        epoch = int(left_out.at >= start)  # 1: the query's own epoch
-        sums[0][epoch] -= weight
-        if left_out.positive:
-            sums[1][epoch] -= weight
-    inspections, positives = (
-        decayed_one(prior, current, earlier_scale, current_scale) for prior, current in sums
-    )
-    return inspections, positives
+    return inspections, positives, last
 
 
 def smoothing(prior_rate: float, strength: float = SMOOTHING_STRENGTH) -> tuple[float, float]:
@@ -308,27 +264,19 @@ def smoothing(prior_rate: float, strength: float = SMOOTHING_STRENGTH) -> tuple[
     return float(strength * prior_rate), float(strength)
 
 
-def rate(inspections: float, positives: float, smooth: float, strength: float) -> float:
-    """The kernel's smoothed positive rate of counts, plain or decayed; ``smooth`` is
-    ``strength * prior_rate``."""
+def rate(inspections: int, positives: int, smooth: float, strength: float) -> float:
+    """The kernel's smoothed positive rate; ``smooth`` is ``strength * prior_rate``."""
     return (float(positives) + smooth) / (float(inspections) + strength)
 
 
 def outcome_values(
-    inspections: int,
-    positives: int,
-    last: int,
-    query: int,
-    smooth: tuple[float, float],
-    recent: tuple[float, float],
-) -> tuple[int, int, float, float, float]:
+    inspections: int, positives: int, last: int, query: int, smooth: tuple[float, float]
+) -> tuple[int, int, float, float]:
     """:func:`~features.history.entity_outcomes`' values from the outcomes before a query (how
-    many, how many positive, the last positive's report time, and ``recent``: the decayed
-    inspections and positives of :func:`recent_before`): its formulas, operation for
+    many, how many positive, the last positive's report time): its formulas, operation for
     operation, so the floating point is the same to the bit."""
     since = float(query - last) / US_PER_DAY if last != NO_TIME else _NAN
-    recent_rate = rate(*recent, *smooth)
-    return inspections, positives, rate(inspections, positives, *smooth), since, recent_rate
+    return inspections, positives, rate(inspections, positives, *smooth), since
 
 
 def combined(present: set[str]) -> tuple[int, int]:

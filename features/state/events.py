@@ -2,8 +2,7 @@
 
 :class:`Times` holds event times (an entity's shipments, or those of one watched route family);
 :class:`Outcomes` adds each inspection's result and the running totals the outcome kernel
-accumulates (the recency weights' too, integers: :mod:`features.recency`), so an outcome query
-is a binary search and a look-up. Both keep their first and
+accumulates, so an outcome query is a binary search and a look-up. Both keep their first and
 last time as Python ints, so a query after the last event (the live case) needs no search, and
 both are read element by element (``ndarray.item``, ``searchsorted`` with a Python int): the
 arrays are never copied or scanned to answer.
@@ -14,10 +13,6 @@ from __future__ import annotations
 import bisect
 
 import numpy as np
-
-from features.errors import DataError
-from features.history import RECENCY
-from features.recency import MAX_OUTCOMES
 
 NO_TIME = int(np.iinfo(np.int64).min)  # "no positive yet", as the outcome kernel marks it
 END = int(np.iinfo(np.int64).max)  # after every time: a sorted array's unused tail holds it
@@ -113,36 +108,25 @@ class Times:
 
 class Outcomes(Times):
     """One entity's outcomes: report times (sorted), results, and running totals: ``positives``
-    up to and including each outcome, ``last``, the report time of the last positive up to it
-    (:data:`NO_TIME` when none), and ``weighted`` and ``weighted_positives``, the recency
-    weights (:meth:`features.recency.Decay.weights`) of the outcomes and of the positive ones
-    up to it: what :func:`~features.history.outcome_counts` accumulates over the whole array,
-    kept as outcomes come in."""
+    up to and including each outcome, and ``last``, the report time of the last positive up to
+    it (:data:`NO_TIME` when none), what :func:`~features.history.entity_outcomes` accumulates
+    over the whole array, kept as outcomes come in."""
 
-    __slots__ = ("flags", "last", "positives", "weighted", "weighted_positives")
+    __slots__ = ("flags", "last", "positives")
 
     def __init__(self) -> None:
         super().__init__()
         self.flags = np.empty(8, dtype=bool)
         self.positives = np.empty(8, dtype=np.int64)
         self.last = np.empty(8, dtype=np.int64)
-        self.weighted = np.empty(8, dtype=np.int64)
-        self.weighted_positives = np.empty(8, dtype=np.int64)
 
     def add_outcome(self, time: int, positive: bool) -> None:
-        if self.size >= MAX_OUTCOMES:  # the integer recency totals would overflow
-            raise DataError(f"one entity has {self.size:,} outcomes, the most its totals hold")
         at = self._open(time)
         self.times[at] = time
         self.flags[at] = positive
         if at == self.size - 1:  # in time order: the totals so far, plus this one
             self.positives[at] = self.positives_before(at) + positive
             self.last[at] = time if positive else self.last_before(at)
-            weight = RECENCY.weight(time)
-            self.weighted[at] = self.weighted_before(at) + weight
-            self.weighted_positives[at] = self.weighted_positives_before(at) + (
-                weight if positive else 0
-            )
         else:
             self._retotal(at)
 
@@ -175,19 +159,11 @@ class Outcomes(Times):
     def last_before(self, at: int) -> int:
         return self.last.item(at - 1) if at else NO_TIME
 
-    def weighted_before(self, at: int) -> int:
-        return self.weighted.item(at - 1) if at else 0
-
-    def weighted_positives_before(self, at: int) -> int:
-        return self.weighted_positives.item(at - 1) if at else 0
-
     def _grow(self) -> None:
         super()._grow()
         self.flags = _grown(self.flags, self.size)
         self.positives = _grown(self.positives, self.size)
         self.last = _grown(self.last, self.size)
-        self.weighted = _grown(self.weighted, self.size)
-        self.weighted_positives = _grown(self.weighted_positives, self.size)
 
     def _shift(self, source: slice, target: slice) -> None:
         super()._shift(source, target)
@@ -202,10 +178,3 @@ class Outcomes(Times):
         last = np.where(flags, self.times[at : self.size], NO_TIME)
         last[0] = max(int(last[0]), self.last_before(at))
         np.maximum.accumulate(last, out=self.last[at : self.size])
-        weights = RECENCY.weights(self.times[at : self.size])
-        self.weighted[at : self.size] = self.weighted_before(at) + np.cumsum(
-            weights, dtype=np.int64
-        )
-        self.weighted_positives[at : self.size] = self.weighted_positives_before(at) + np.cumsum(
-            np.where(flags, weights, 0), dtype=np.int64
-        )
