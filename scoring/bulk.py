@@ -63,18 +63,13 @@ def first_pass(stream: TableStream, watchlist: Watchlist, keep: Path | None = No
     first pass of :meth:`~scoring.scorer.Scorer.stream_features`. With ``keep`` (a directory of
     the run's own, created if missing) each chunk's declarations and stage one are written
     there, one file a chunk, and the second pass reads them back instead of computing them
-    again. Each chunk is read and laid out (:meth:`Declarations.from_tables`, whose join and
-    sort run in polars outside the GIL) in a thread while the one before goes through stage
-    one."""
+    again."""
     keyed: list[Keyed] = []
     kept: list[Path] = []
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-    laid_out = (
-        Declarations.from_tables(chunk.shipments, chunk.goods, watchlist)
-        for chunk in stream.chunks()
-    )
-    for index, declarations in enumerate(read_ahead(laid_out)):
+    for index, chunk in enumerate(read_ahead(stream.chunks())):
+        declarations = Declarations.from_tables(chunk.shipments, chunk.goods, watchlist)
         basics = stage_one(declarations, watchlist)
         keyed.append(basics.keyed)
         if keep is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -218,18 +218,26 @@ class Scorer:
             with _BOOSTER:
                 return _Predicted(*item, self.bundle.predict(item[1].block.matrix, threads=0))
 
-        # Each chunk's features and scores are made while the one before is decided, and its
-        # lanes are decided in the lane process while this process finishes the one before.
-        with LaneProcess(self.policy) as lanes:
-            waiting: tuple[ScoredFeatures, _Ruled, Future[LaneColumns]] | None = None
+        # Each chunk's features and scores are made while the one before is decided; its lanes
+        # are decided in the lane process, then its SHAP contributions computed in a thread,
+        # while this thread finishes the chunk before and fires the rules of the next.
+        with ThreadPoolExecutor(1, "explain") as explain, LaneProcess(self.policy) as lanes:
+            waiting: tuple[ScoredFeatures, _Ruled, Future[_Explained]] | None = None
             for chunk, computed, scores in read_ahead(map(predicted, features)):
                 ruled = self._rules_of(chunk.shipments, chunk.goods, computed, 0, scores)
                 deciding = lanes.decide_at(ruled.lane_inputs())
+                explaining = explain.submit(self._explained, computed, deciding)
                 if waiting is not None:
-                    yield self._after_lanes(waiting[0], waiting[1], waiting[2].result(), 0)
-                waiting = (computed, ruled, deciding)
+                    yield self._after_lanes(waiting[0], waiting[1], *waiting[2].result())
+                waiting = (computed, ruled, explaining)
             if waiting is not None:
-                yield self._after_lanes(waiting[0], waiting[1], waiting[2].result(), 0)
+                yield self._after_lanes(waiting[0], waiting[1], *waiting[2].result())
+
+    def _explained(self, computed: ScoredFeatures, deciding: Future[LaneColumns]) -> _Explained:
+        """A bulk chunk's lanes once decided, and the contributions of its RED and YELLOW rows."""
+        decided = deciding.result()
+        with _BOOSTER:  # the next chunk may be predicted meanwhile
+            return _Explained(decided, self._contributions(computed.block.matrix, decided, 0))
 
     def stream_features(
         self, stream: TableStream, first: FirstPass | None = None
@@ -342,7 +350,9 @@ class Scorer:
         rows when already predicted (:meth:`decide_stream` predicts the next chunk ahead)."""
         ruled = self._rules_of(shipments, goods, computed, threads, scores)
         decided = LaneColumns.of(self.policy.decide_at(*ruled.lane_inputs()))
-        return self._after_lanes(computed, ruled, decided, threads)
+        with _BOOSTER:  # the next chunk may be predicted meanwhile
+            contribution_of = self._contributions(computed.block.matrix, decided, threads)
+        return self._after_lanes(computed, ruled, decided, contribution_of)
 
     def _rules_of(
         self,
@@ -370,14 +380,16 @@ class Scorer:
         )
 
     def _after_lanes(
-        self, computed: ScoredFeatures, ruled: _Ruled, decided: LaneColumns, threads: int
+        self,
+        computed: ScoredFeatures,
+        ruled: _Ruled,
+        decided: LaneColumns,
+        contribution_of: dict[int, dict[str, float]],
     ) -> Decided:
-        """:meth:`decide_table` from the lanes on: watchlist hits, SHAP contributions of the
-        RED and YELLOW rows, and reasons only for the rows with more than the low-risk one."""
+        """:meth:`decide_table` from the lanes and the contributions of the RED and YELLOW rows
+        on: watchlist hits, and reasons only for the rows with more than the low-risk one."""
         fired = ruled.fired
         hits = watchlist_hits(computed.declarations)
-        with _BOOSTER:  # the next chunk may be predicted meanwhile
-            contribution_of = self._contributions(computed.block.matrix, decided, threads)
         special = {row for row, f in enumerate(fired) if f} | hits.keys() | contribution_of.keys()
         special.update(np.flatnonzero(decided.random_selection).tolist())
         reasons = {
@@ -490,6 +502,13 @@ class _Predicted(NamedTuple):
     scores: Array
 
 
+class _Explained(NamedTuple):
+    """A bulk chunk's lanes and the strongest contributions of its RED and YELLOW rows."""
+
+    decided: LaneColumns
+    contribution_of: dict[int, dict[str, float]]
+
+
 class _Ruled(NamedTuple):
     """A chunk of a bulk run up to its lanes (:meth:`Scorer.decide_table`): each row's port,
     score, id, the hard rules fired and its declared time in seconds since the epoch."""
@@ -502,7 +521,10 @@ class _Ruled(NamedTuple):
 
     def lane_inputs(self) -> LaneRequest:
         """The arguments of :meth:`LanePolicy.decide_at` for these rows."""
-        rule_lanes = [strongest_lane("green", f) for f in self.fired]
+        rule_lanes = ["green"] * len(self.fired)
+        for row, fired in enumerate(self.fired):
+            if fired:  # most rows: none fired, and the lane is the model's
+                rule_lanes[row] = strongest_lane("green", fired)
         return self.ports, self.scores, self.shipment_ids, rule_lanes, self.seconds
 
 
