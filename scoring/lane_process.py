@@ -32,7 +32,6 @@ from typing import IO, overload
 
 import numpy as np
 
-from features.declarations import Array
 from features.errors import Unavailable
 from scoring.heap import settle_heap
 from scoring.lanes import LANE_ORDER, LANES, LaneDecision, LanePolicy
@@ -50,11 +49,11 @@ class LaneColumns(Sequence[LaneDecision]):
     :class:`~scoring.lanes.LaneDecision` holds, without a tuple per decision (each is made when
     read by index)."""
 
-    lane: Array  # int8: each lane's rank in LANES (0 green, 1 yellow, 2 red)
-    random_selection: Array  # bool
-    propensity: Array  # float64
-    red_threshold: Array  # float64
-    yellow_threshold: Array  # float64
+    lane: np.ndarray  # int8: each lane's rank in LANES (0 green, 1 yellow, 2 red)
+    random_selection: np.ndarray  # bool
+    propensity: np.ndarray  # float64
+    red_threshold: np.ndarray  # float64
+    yellow_threshold: np.ndarray  # float64
 
     @classmethod
     def of(cls, decisions: Sequence[LaneDecision]) -> LaneColumns:
