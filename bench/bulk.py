@@ -41,7 +41,9 @@ _rows(scorer.score_tables(ships, tables.goods, tables.inspections), scorer).writ
 
 def child(argv: list[str]) -> tuple[float, float]:
     """Seconds and peak RSS (MB) of one child process: its own peak, from ``wait4`` on it
-    (``RUSAGE_CHILDREN`` would give the largest child of this process so far)."""
+    (``RUSAGE_CHILDREN`` would give the largest child of this process so far), or the peak of
+    a process it started and waited for, if larger (``centinela score``'s lane process, about
+    90 MB, is not)."""
     t0 = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
