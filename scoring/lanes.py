@@ -61,26 +61,18 @@ log = logging.getLogger(__name__)
 class Budget(BaseModel):
     """A port's inspection capacity as shares of its shipments (a settings value)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    red: float = Field(
-        0.02, ge=0, le=1, description="Share of shipments the port can send RED, everything in."
-    )
-    yellow: float = Field(0.05, ge=0, le=1, description="Share it can send YELLOW.")
-    exploration: float = Field(
-        0.10,
-        ge=0,
-        le=1,
-        description="Share of the RED capacity spent on random selection (not an extra).",
-    )
-    window: int = Field(
-        2_000, ge=20, le=MAX_WINDOW, description="Decisions the shares are held over."
-    )
-    window_hours: float | None = Field(
-        None,
-        gt=0,
-        description="Hold the shares over this many hours of declared time instead of a count.",
-    )
+    red: float = Field(0.02, ge=0, le=1)
+    """Share of shipments the port can send RED, everything in."""
+    yellow: float = Field(0.05, ge=0, le=1)
+    """Share it can send YELLOW."""
+    exploration: float = Field(0.10, ge=0, le=1)
+    """Share of the RED capacity spent on random selection (not an extra)."""
+    window: int = Field(2_000, ge=20, le=MAX_WINDOW)
+    """Decisions the shares are held over."""
+    window_hours: float | None = Field(None, gt=0)
+    """Hold the shares over this many hours of declared time instead of a count."""
 
     @model_validator(mode="after")
     def _fits(self) -> Budget:
