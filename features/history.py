@@ -33,7 +33,6 @@ an entity is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -321,36 +320,24 @@ def history_features(
     entity of its own; the rows without one see the outcome without one reported last.
     """
     table = _Table(keyed, outcomes)
-
-    def of(entity: str) -> dict[str, Array]:
+    volume: dict[str, Array] = {}
+    found: dict[str, Array] = {}
+    network: dict[str, Array] = {}
+    for entity in OUTCOME_KEYS:  # every entity: VOLUME_KEYS and NETWORK_KEYS are among them
         codes, outcome_codes = _codes(
             pl.Series(keyed.keys[entity], dtype=pl.String), outcomes[KEY_COLUMNS[entity]]
         )
         rows = _Rows(codes, table.at, table.timeline.span)
-        features: dict[str, Array] = {}
         if entity in VOLUME_KEYS:
-            features.update(zip(volume_names(entity), table.volume(rows), strict=True))
+            volume.update(zip(volume_names(entity), table.volume(rows), strict=True))
         counts = table.outcomes(rows, outcome_codes)
         inspections, positives, since = table.keyless_outcomes(codes, outcome_codes, counts)
         rate = smoothed_rate(positives, inspections, prior_rate, strength)
         computed = [inspections.astype(np.int32), positives.astype(np.int32), rate, since]
-        features.update(zip(outcome_names(entity), computed, strict=True))
+        found.update(zip(outcome_names(entity), computed, strict=True))
         if entity in NETWORK_KEYS:
-            features.update(zip(network_names(entity), table.network(rows), strict=True))
-        return features
-
-    # Entities are independent and most of each one's time is in numpy sorts and searches and
-    # polars, which release the GIL: two threads overlap them. Every entity: VOLUME_KEYS and
-    # NETWORK_KEYS are among OUTCOME_KEYS.
-    with ThreadPoolExecutor(2, thread_name_prefix="history") as pool:
-        by_entity = dict(zip(OUTCOME_KEYS, pool.map(of, OUTCOME_KEYS), strict=True))
-    names = [
-        *(n for e in VOLUME_KEYS for n in volume_names(e)),
-        *(n for e in OUTCOME_KEYS for n in outcome_names(e)),
-        *(n for e in NETWORK_KEYS for n in network_names(e)),
-    ]
-    merged = {n: v for features in by_entity.values() for n, v in features.items()}
-    return {n: merged[n] for n in names}
+            network.update(zip(network_names(entity), table.network(rows), strict=True))
+    return {**volume, **found, **network}
 
 
 class _Timeline:
