@@ -17,7 +17,7 @@ class LabelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    column: str = Field()
+    column: str
     """Source column holding the outcome."""
     positive: list[Scalar] = Field(min_length=1)
     """Values meaning contraband or fraud was found."""
@@ -40,7 +40,7 @@ class MappingSpec(BaseModel):
 
     table: str = Field(min_length=1)
     """The table, relative to --data DIR or absolute; .csv or .parquet."""
-    columns: dict[str, str] = Field()
+    columns: dict[str, str]
     """Canonical field → source column."""
     label: LabelSpec
     date_format: str | None = None
