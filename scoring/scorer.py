@@ -61,13 +61,11 @@ concurrent predictions of different kinds."""
 
 __all__ = [
     "EXPLAINED_LANES",
-    "FirstPass",
     "HitRef",
     "Scored",
     "ScoredBatch",
     "ScoredFeatures",
     "Scorer",
-    "first_pass",
 ]
 
 

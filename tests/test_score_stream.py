@@ -16,9 +16,10 @@ import pytest
 
 from features.tables import load_tables, scan_table, stream_tables
 from features.watchlist import load_watchlist
+from scoring.bulk import first_pass
 from scoring.registry import Registry
 from scoring.rules import load_rules
-from scoring.scorer import Scored, Scorer, first_pass
+from scoring.scorer import Scored, Scorer
 from server.settings import load_settings
 
 

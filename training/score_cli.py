@@ -23,13 +23,14 @@ import typer
 from features.errors import DataError
 from features.tables import stream_tables
 from features.watchlist import load_watchlist
+from scoring.bulk import first_pass
 from scoring.heap import settle_heap
 from scoring.lane_process import LaneColumns
 from scoring.lanes import LANES, LaneDecision
 from scoring.reasons import Reason
 from scoring.registry import Registry
 from scoring.rules import load_rules
-from scoring.scorer import Scored, Scorer, first_pass
+from scoring.scorer import Scored, Scorer
 from scoring.verdicts import LOW_RISK_ONLY, Decided
 from training.cli_common import REGISTRY_OPTION, console, progress_bar, read_settings, run
 
