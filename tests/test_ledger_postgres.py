@@ -23,7 +23,7 @@ from scoring.ledger.postgres import PostgresWriter
 from scoring.service import ScoringService
 from tests.conftest import server_settings
 from tests.ledger_backends import PostgresBackend, beside, open_ledger_in, verified
-from tests.support import make_shipment
+from tests.support import centinela, make_shipment
 from tests.test_ledger import rows_of
 
 pytest_plugins = ("tests.ledger_fixtures",)  # the postgres_store fixture
@@ -189,6 +189,32 @@ def test_a_server_on_postgresql_replays_and_reseeds_label_lag_after_a_restart(
     assert not (tmp_path / "ledger.sqlite").exists()
     assert [r.decision_id for r in rows_of(postgres_store)] == [d.decision_id for d in decisions]
     assert verified(postgres_store).ok
+
+
+def test_drift_reads_a_ledger_on_postgresql_by_its_url(
+    postgres_store: PostgresBackend, registry: Path, world: Path, tmp_path: Path
+) -> None:
+    beside(postgres_store.beside)
+    settings = server_settings(
+        registry,
+        tmp_path,
+        data_dir=world,
+        ledger_url=postgres_store.url,
+        ledger_key_file=default_key_file(postgres_store.beside),
+        ledger_signing_key_file=default_signing_key_file(postgres_store.beside),
+    )
+    service = ScoringService(settings)
+    service.load()
+    try:
+        service.score([make_shipment(f"DRIFT-{i}") for i in range(3)])
+    finally:
+        service.close()
+
+    done = centinela("drift", "--ledger", postgres_store.url, "--registry", str(registry), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["decisions"] == 3
+    assert result["ledger"] == open_store(postgres_store.url).location
 
 
 def test_json_text_rows_and_compact_records_read_back_as_written(

@@ -30,7 +30,12 @@ from training import (
     watchlist_cli,
 )
 from training.cli_common import (
+    PARAMS_OPTION,
+    PROPENSITY_WEIGHTS_OPTION,
     REGISTRY_OPTION,
+    SEED_OPTION,
+    TRAIN_UNTIL_OPTION,
+    VALID_UNTIL_OPTION,
     config_option,
     console,
     date_option,
@@ -97,33 +102,17 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
     mapping: Path | None = MAPPING_OPTION,
     registry: Path = REGISTRY_OPTION,
-    seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
+    seed: int = SEED_OPTION,
     promote: bool = typer.Option(
         False, "--promote", help="Promote the new bundle (the first bundle is always promoted)."
     ),
-    propensity_weights: bool = typer.Option(
-        False,
-        "--propensity-weights",
-        help="Weigh each inspected shipment by 1/selection probability (inverse propensity).",
-    ),
+    propensity_weights: bool = PROPENSITY_WEIGHTS_OPTION,
     balance: bool = typer.Option(
         False, "--balance", help="Up-weight positives by the square root of the class imbalance."
     ),
-    train_until: datetime | None = date_option(
-        "--train-until",
-        "Train on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
-        "Needs --valid-until.",
-    ),
-    valid_until: datetime | None = date_option(
-        "--valid-until",
-        "Stop early and calibrate on shipments declared after --train-until and on or before "
-        "DATE; what is newer is the test window (it may be empty).",
-    ),
-    params: Path | None = path_option(
-        "--params",
-        "Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
-        "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
-    ),
+    train_until: datetime | None = TRAIN_UNTIL_OPTION,
+    valid_until: datetime | None = VALID_UNTIL_OPTION,
+    params: Path | None = PARAMS_OPTION,
     dask: str | None = typer.Option(
         None,
         "--dask",

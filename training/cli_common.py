@@ -29,6 +29,7 @@ from features.errors import (
     ModelError,
     NotFound,
 )
+from scoring.ledger.store import open_store
 from scoring.settings import CoreSettings, load_settings
 from scoring.verdict import GateRefused
 from training.defaults import LEDGER_PATH, REGISTRY_DIR
@@ -58,6 +59,12 @@ def config_option(help_text: str) -> Path | None:
     return path_option("--config", help_text)
 
 
+def ledger_location(ledger: str) -> str:
+    """The ledger at ``ledger`` (a path or a URL) as messages name it: a URL without its
+    password."""
+    return open_store(ledger).location
+
+
 def ledger_option(help_text: str) -> str:
     """``--ledger PATH_OR_URL``: a SQLite file or a ``postgresql://`` URL (default: the
     setting ``ledger_path``'s default)."""
@@ -72,6 +79,31 @@ def date_option(name: str, help_text: str) -> datetime | None:
 def json_option(what: str) -> bool:
     """``--json``: print ``what`` (e.g. "the result", "every figure") as JSON, not as text."""
     return typer.Option(False, "--json", help=f"Print {what} as JSON.")  # type: ignore[no-any-return]
+
+
+# The training options ``train`` and ``retrain`` share: one spelling and one help text each.
+SEED_OPTION: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic).")
+PROPENSITY_WEIGHTS_OPTION: bool = typer.Option(
+    False,
+    "--propensity-weights",
+    help="Weigh each inspected shipment by 1/the probability that it was selected for "
+    "inspection (inverse propensity).",
+)
+TRAIN_UNTIL_OPTION = date_option(
+    "--train-until",
+    "Fit on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
+    "Needs --valid-until.",
+)
+VALID_UNTIL_OPTION = date_option(
+    "--valid-until",
+    "Stop early and calibrate on shipments declared after --train-until and on or before "
+    "DATE; what is newer is the test window (it may be empty).",
+)
+PARAMS_OPTION = path_option(
+    "--params",
+    "Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
+    "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
+)
 
 
 SettingsLoader = Callable[[Path | None], CoreSettings]

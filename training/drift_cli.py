@@ -25,13 +25,15 @@ from scoring.registry import Registry
 from training.cli_common import (
     console,
     json_option,
+    ledger_location,
+    ledger_option,
     path_option,
     print_json,
     registry_option,
     run,
     say,
 )
-from training.defaults import DRIFT_MIN_DECISIONS, LEDGER_PATH
+from training.defaults import DRIFT_MIN_DECISIONS
 
 MODERATE_PSI = 0.1
 
@@ -98,7 +100,7 @@ def _plot(path: Path, rows: list[dict[str, Any]], series: list[str], title: str)
 
 
 def _decisions_between(
-    ledger: Path, start: datetime | None, end: datetime | None
+    ledger: str, start: datetime | None, end: datetime | None
 ) -> list[dict[str, Any]]:
     """The ledger's latest decision of each shipment id decided in ``[start, end)`` (either
     bound may be open; a decision without a time is always in)."""
@@ -143,7 +145,7 @@ def _print_drift(result: dict[str, Any]) -> None:
 
 
 def drift(
-    ledger: Path = typer.Option(LEDGER_PATH, "--ledger", help="Ledger SQLite file."),
+    ledger: str = ledger_option("The ledger to read: a SQLite file or a postgresql:// URL."),
     model: str | None = typer.Option(
         None, "--model", help="Bundle whose reference to compare with (default: the promoted one)."
     ),
@@ -180,7 +182,7 @@ def drift(
         decisions = _decisions_between(ledger, start, end)
         ports, overall = payload_drift(decisions, reference)
         result: dict[str, Any] = {
-            "ledger": str(ledger),
+            "ledger": ledger_location(ledger),
             "model": bundle.version,
             "since": start.isoformat() if start else None,
             "until": end.isoformat() if end else None,

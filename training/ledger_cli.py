@@ -30,7 +30,6 @@ from scoring.ledger import (
     default_signing_key,
     export,
     latest_checkpoint,
-    open_store,
     read_checkpoint,
     read_decision,
     seal,
@@ -42,6 +41,7 @@ from scoring.registry import Registry
 from training.cli_common import (
     console,
     json_option,
+    ledger_location,
     path_option,
     print_json,
     registry_option,
@@ -67,19 +67,14 @@ SIGNING_KEY_OPTION = typer.Option(
 )
 
 
-def _where(db: str) -> str:
-    """The ledger as messages name it (a URL without its password)."""
-    return open_store(db).location
-
-
 def _home(db: str, needed: str) -> Path:
     """The SQLite file whose key files are beside it; for a ledger in a database server,
     ConfigError saying what to give instead (``needed``)."""
     home = key_home(db)
     if home is None:
         raise ConfigError(
-            f"ledger {_where(db)} is in a database server, which keeps no key file beside it: "
-            f"give {needed}"
+            f"ledger {ledger_location(db)} is in a database server, which keeps no key file "
+            f"beside it: give {needed}"
         )
     return home
 
@@ -173,14 +168,14 @@ def verify_command(
                 }
             )
         elif result.ok:
-            say(f"ledger {_where(db)}: {_summary(result)}")
+            say(f"ledger {ledger_location(db)}: {_summary(result)}")
             for note in result.notes:
                 say(f"  {note}")
             for key in trusted:
                 text = ledger_keys.public_key_text(key)
                 say(f"  signing key {ledger_keys.fingerprint(key)}: {text}")
         else:
-            say(f"ledger {_where(db)}: [bold red]{result.problem}[/]", err=True)
+            say(f"ledger {ledger_location(db)}: [bold red]{result.problem}[/]", err=True)
         if not result.ok:
             raise typer.Exit(6)
 
@@ -209,12 +204,13 @@ def checkpoint_command(
         result = verify(db, _key_ring_of(db, key_file), [public])
         if not result.ok:
             raise ConfigError(
-                f"ledger {_where(db)} does not verify, refusing to export: {result.problem}"
+                f"ledger {ledger_location(db)} does not verify, refusing to export: "
+                f"{result.problem}"
             )
         checkpoint = latest_checkpoint(db)
         if checkpoint is None:
             raise ConfigError(
-                f"ledger {_where(db)} has no checkpoint yet: the server writes one every "
+                f"ledger {ledger_location(db)} has no checkpoint yet: the server writes one every "
                 "ledger_checkpoint_rows rows or ledger_checkpoint_seconds, and when it stops"
             )
         write_checkpoint(checkpoint, public, out)
@@ -240,8 +236,8 @@ def seal_command(
     def body() -> None:
         checkpoint = seal(db, _key_ring_of(db, key_file), _signing_key_of(db, signing_key))
         say(
-            f"sealed rows 1..{checkpoint.seq} of {_where(db)} (unkeyed, written before keys were "
-            f"configured) with a checkpoint signed by {checkpoint.signer}"
+            f"sealed rows 1..{checkpoint.seq} of {ledger_location(db)} (unkeyed, written before "
+            f"keys were configured) with a checkpoint signed by {checkpoint.signer}"
         )
 
     run(body)

@@ -9,8 +9,12 @@ from pathlib import Path
 import typer
 
 from training.cli_common import (
+    PARAMS_OPTION,
+    PROPENSITY_WEIGHTS_OPTION,
     REGISTRY_OPTION,
-    date_option,
+    SEED_OPTION,
+    TRAIN_UNTIL_OPTION,
+    VALID_UNTIL_OPTION,
     json_option,
     ledger_option,
     path_option,
@@ -30,23 +34,11 @@ def retrain(
         "postgresql:// URL."
     ),
     registry: Path = REGISTRY_OPTION,
-    seed: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic)."),
-    propensity_weights: bool = typer.Option(
-        False,
-        "--propensity-weights",
-        help="Weigh each inspected shipment by 1/the propensity its decision recorded.",
-    ),
-    train_until: datetime | None = date_option(
-        "--train-until", "Fit on shipments declared on or before DATE (UTC). Needs --valid-until."
-    ),
-    valid_until: datetime | None = date_option(
-        "--valid-until",
-        "Stop early and calibrate on what follows --train-until up to DATE; the newer traffic "
-        "is the test window, and what models compare judges the challenger on.",
-    ),
-    params: Path | None = path_option(
-        "--params", "Training settings file (YAML), as for centinela train."
-    ),
+    seed: int = SEED_OPTION,
+    propensity_weights: bool = PROPENSITY_WEIGHTS_OPTION,
+    train_until: datetime | None = TRAIN_UNTIL_OPTION,
+    valid_until: datetime | None = VALID_UNTIL_OPTION,
+    params: Path | None = PARAMS_OPTION,
     workdir: Path | None = path_option(
         "--workdir", "Keep the merged tables here (default: a temporary directory)."
     ),
