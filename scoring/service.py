@@ -60,6 +60,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A valid shipment on its way to a decision: both its forms, who asked for it, and its
+    call's deadline (:func:`time.monotonic`; None: none)."""
+
+    shipment: Declared
+    caller: Caller | None
+    deadline: float | None
+
+
 class ScoringService:
     """Serving state and the operations on it. Safe to call from several threads."""
 
@@ -248,11 +258,12 @@ class ScoringService:
         deadlines = _each(deadline, len(shipments))
         results: list[Decision | Exception | None] = []
         valid: list[int] = []
-        admitted: list[Declared] = []
+        admitted: list[_Admitted] = []
         window = self.declared_window()
         for i, shipment in enumerate(shipments):
             try:
-                admitted.append(self._admit(shipment, window))
+                declared = self._admit(shipment, window)
+                admitted.append(_Admitted(declared, callers[i], deadlines[i]))
                 valid.append(i)
                 results.append(None)
             except Exception as error:  # an unexpected one too: it is this shipment's alone
@@ -262,9 +273,7 @@ class ScoringService:
         if valid:
             decided: list[Decision | Exception]
             try:
-                decided = self._score_valid(
-                    admitted, [callers[i] for i in valid], [deadlines[i] for i in valid]
-                )
+                decided = self._score_valid(admitted)
             except DeadlineExceeded as error:
                 if not isinstance(deadline, Sequence):
                     raise
@@ -283,9 +292,8 @@ class ScoringService:
         and so does a decision that could not be made durable, and a ``deadline``
         (:func:`time.monotonic`) that passes before the decisions are stored."""
         window = self.declared_window()
-        admitted = [self._admit(s, window) for s in shipments]
-        n = len(admitted)
-        results = self._score_valid(admitted, [caller] * n, [deadline] * n)
+        admitted = [_Admitted(self._admit(s, window), caller, deadline) for s in shipments]
+        results = self._score_valid(admitted)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -306,29 +314,20 @@ class ScoringService:
         validate_shipment(canonical, self.settings.max_goods_lines, window)
         return Declared(canonical, shipment)
 
-    def _score_valid(
-        self,
-        admitted: Sequence[Declared],
-        callers: Sequence[Caller | None],
-        deadlines: Sequence[float | None],
-    ) -> list[Decision | Exception]:
+    def _score_valid(self, admitted: Sequence[_Admitted]) -> list[Decision | Exception]:
         """Score admitted shipments, each with its caller and deadline, in input order.
 
         The scorer reads a batch by shipment id (goods, watchlist hits and history are joined
         on it), so two shipments with the same canonical id are never in one scorer batch:
         a repeat goes in a later round, which sees the earlier one in the entity history, as
         if they had come one after the other. Without repeats there is one round."""
-        rounds = _rounds([a.canonical.shipment_id for a in admitted])
+        rounds = _rounds([a.shipment.canonical.shipment_id for a in admitted])
         if len(rounds) == 1:
-            return self._score_round(admitted, callers, deadlines)
+            return self._score_round(admitted)
         results: list[Decision | Exception | None] = [None] * len(admitted)
         for members in rounds:
             try:
-                scored = self._score_round(
-                    [admitted[i] for i in members],
-                    [callers[i] for i in members],
-                    [deadlines[i] for i in members],
-                )
+                scored = self._score_round([admitted[i] for i in members])
             except DeadlineExceeded as error:
                 scored = [error] * len(members)  # earlier rounds may be stored: keep them
             for i, result in zip(members, scored, strict=True):
@@ -338,12 +337,7 @@ class ScoringService:
             raise next(r for r in out if isinstance(r, DeadlineExceeded))
         return out
 
-    def _score_round(
-        self,
-        admitted: Sequence[Declared],
-        callers: Sequence[Caller | None],
-        deadlines: Sequence[float | None],
-    ) -> list[Decision | Exception]:
+    def _score_round(self, admitted: Sequence[_Admitted]) -> list[Decision | Exception]:
         """Score shipments with distinct ids as one scorer batch. A shipment whose deadline
         has passed before it is scored, or before it is stored, gets DeadlineExceeded and is
         not ledgered; when that is every shipment, DeadlineExceeded is raised."""
@@ -351,16 +345,16 @@ class ScoringService:
         state = self.state
         assert state is not None
         results: list[Decision | Exception | None] = [None] * len(admitted)
-        live = _in_time(deadlines, range(len(admitted)), "scored", results)
-        batch = scorer.score_batch([admitted[i].canonical for i in live], state)
+        live = _in_time(admitted, range(len(admitted)), "scored", results)
+        batch = scorer.score_batch([admitted[i].shipment.canonical for i in live], state)
         versions = (scorer.model_version, scorer.watchlist_version, scorer.rules_version)
         for i, scored in zip(live, batch.scored, strict=True):
             results[i] = Decision(uuid.uuid4().hex, scored, *versions)
         # The last moment to give up: past it the decisions are durable and delivered.
-        stored = _in_time(deadlines, live, "stored", results)
+        stored = _in_time(admitted, live, "stored", results)
         follower = self.follower
         with follower.live() if follower is not None else contextlib.nullcontext() as remember:
-            seqs = self._store(admitted, callers, stored, results)
+            seqs = self._store(admitted, stored, results)
             self.monitor.decided(
                 scorer.bundle.meta,
                 [
@@ -378,8 +372,7 @@ class ScoringService:
 
     def _store(
         self,
-        admitted: Sequence[Declared],
-        callers: Sequence[Caller | None],
+        admitted: Sequence[_Admitted],
         stored: Sequence[int],
         results: list[Decision | Exception | None],
     ) -> dict[int, int]:
@@ -394,7 +387,7 @@ class ScoringService:
         for i in decided:
             d = results[i]
             assert isinstance(d, Decision)
-            payload = decision_payload(d, admitted[i], callers[i])
+            payload = decision_payload(d, admitted[i].shipment, admitted[i].caller)
             entries.append(Entry("decision", d.decision_id, payload))
         try:
             appended: list[int | Exception] = ledger.append_many(entries).result()
@@ -512,7 +505,7 @@ def _rounds(ids: Sequence[str]) -> list[list[int]]:
 
 
 def _in_time(
-    deadlines: Sequence[float | None],
+    admitted: Sequence[_Admitted],
     positions: Sequence[int],
     step: str,
     results: list[Decision | Exception | None],
@@ -521,7 +514,7 @@ def _in_time(
     it get DeadlineExceeded in ``results``: nobody waits for their answer, so nothing more
     is decided or ledgered for them. Raises DeadlineExceeded when that is all of them."""
     now = time.monotonic()
-    late = {i for i in positions if (d := deadlines[i]) is not None and now >= d}
+    late = {i for i in positions if (d := admitted[i].deadline) is not None and now >= d}
     message = f"the call's deadline passed before its shipments were {step}"
     if late and len(late) == len(positions):
         raise DeadlineExceeded(message)

@@ -133,16 +133,7 @@ class CentinelaServer:
             self.admin_server = admin_server
         log_trust(s, authenticator, tls is not None)
         if s.metrics_enabled:
-            self.endpoint = start_endpoint(
-                self.metrics,
-                s.metrics_host,
-                s.metrics_port,
-                certfile=str(s.metrics_tls_cert_file) if s.metrics_tls_cert_file else None,
-                keyfile=str(s.metrics_tls_key_file) if s.metrics_tls_key_file else None,
-                client_cafile=(
-                    str(s.metrics_tls_client_ca_file) if s.metrics_tls_client_ca_file else None
-                ),
-            )
+            self.endpoint = start_endpoint(self.metrics, s)
         self.metrics.model_loaded.set(0)
         log.info(
             "listening",

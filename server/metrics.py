@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -58,6 +59,7 @@ from scoring.lanes import PortShares
 from scoring.ledger import Buckets, FollowHealth, LedgerHealth
 from scoring.monitor import Snapshot
 from server.limits import port_taken
+from server.settings import Settings
 
 # The *_created series double every metric's lines and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -503,27 +505,23 @@ class MetricsEndpoint:
         self.server.server_close()
 
 
-def start_endpoint(
-    metrics: Metrics,
-    host: str,
-    port: int,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-    client_cafile: str | None = None,
-) -> MetricsEndpoint:
-    """Serve ``/metrics`` on ``host:port`` (0 picks a free port) in a daemon thread; a port
-    in use is a :class:`~features.errors.FailedPrecondition` naming it and its holder. With
-    ``certfile`` and ``keyfile`` it is HTTPS only; with ``client_cafile`` too, it answers only
-    clients with a certificate that CA signed."""
+def start_endpoint(metrics: Metrics, settings: Settings) -> MetricsEndpoint:
+    """Serve ``/metrics`` on ``metrics_host:metrics_port`` of ``settings`` (port 0 picks a free
+    one) in a daemon thread; a port in use is a :class:`~features.errors.FailedPrecondition`
+    naming it and its holder. With ``metrics_tls_cert_file`` and ``metrics_tls_key_file`` it is
+    HTTPS only; with ``metrics_tls_client_ca_file`` too, it answers only clients with a
+    certificate that CA signed."""
+    host, port = settings.metrics_host, settings.metrics_port
+    client_ca = settings.metrics_tls_client_ca_file
     try:
         server, thread = start_http_server(
             port,
             addr=host,
             registry=metrics.registry,
-            certfile=certfile,
-            keyfile=keyfile,
-            client_cafile=client_cafile,
-            client_auth_required=client_cafile is not None,
+            certfile=_named(settings.metrics_tls_cert_file),
+            keyfile=_named(settings.metrics_tls_key_file),
+            client_cafile=_named(client_ca),
+            client_auth_required=client_ca is not None,
         )
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
@@ -532,3 +530,7 @@ def start_endpoint(
             f"cannot serve metrics on {host}:{port}: {error.strerror or error}"
         ) from None
     return MetricsEndpoint(server, thread)
+
+
+def _named(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
