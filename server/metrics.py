@@ -102,143 +102,131 @@ class Metrics:
 
     def _calls(self) -> None:
         """Calls: how many, how they ended, how long they took, what the limits refused."""
-        r = self.registry
-        self.requests = Counter(
+        self.requests = self._counter(
             "centinela_grpc_requests",
             "gRPC requests handled, by method and the status code the caller received.",
-            ["method", "code"],
-            registry=r,
+            labels=("method", "code"),
         )
-        self.rejected = Counter(
+        self.rejected = self._counter(
             "centinela_rejected_calls",
             "Calls refused RESOURCE_EXHAUSTED by the server's limits, by reason (overloaded, "
             "rate_limited, stream_too_long).",
-            ["reason"],
-            registry=r,
+            labels=("reason",),
         )
-        self.in_flight = Gauge(
+        self.in_flight = self._gauge(
             "centinela_calls_in_flight",
             "Scoring calls admitted and not yet finished (at most max_in_flight).",
-            registry=r,
         )
-        self.queued = Gauge(
+        self.queued = self._gauge(
             "centinela_calls_queued",
             "Scoring calls waiting for a slot (at most max_queued).",
-            registry=r,
         )
-        self.latency = Histogram(
+        self.latency = self._histogram(
             "centinela_grpc_request_duration_seconds",
             "Time from receiving a gRPC request to finishing the reply, by method.",
-            ["method"],
+            labels=("method",),
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.stream_messages = Counter(
+        self.stream_messages = self._counter(
             "centinela_stream_messages",
             "Messages of ScoreShipments streams, by outcome (scored or error).",
-            ["outcome"],
-            registry=r,
+            labels=("outcome",),
         )
-        self.stream_batch_size = Histogram(
+        self.stream_batch_size = self._histogram(
             "centinela_stream_batch_size",
             "Shipments scored together in one micro-batch of a ScoreShipments stream.",
             buckets=BATCH_BUCKETS,
-            registry=r,
         )
-        self.batch_size = Histogram(
+        self.batch_size = self._histogram(
             "centinela_batch_size",
             "Shipments scored together in one batch across calls: concurrent ScoreShipment "
             "calls and ScoreShipments micro-batches gathered by the server's batcher.",
             buckets=BATCH_BUCKETS,
-            registry=r,
         )
 
     def _decisions(self) -> None:
         """What was decided: lanes, exams, scores, watchlist hits, rejects and outcomes."""
-        r = self.registry
-        self.decisions = Counter(
+        self.decisions = self._counter(
             "centinela_decisions",
             "Decisions returned, by port of entry and lane.",
-            ["port", "lane"],
-            registry=r,
+            labels=("port", "lane"),
         )
-        self.exams = Counter(
+        self.exams = self._counter(
             "centinela_exams_recommended",
             "Exams recommended for RED and YELLOW decisions, by port of entry and exam type.",
-            ["port", "exam"],
-            registry=r,
+            labels=("port", "exam"),
         )
-        self.risk_score = Histogram(
+        self.risk_score = self._histogram(
             "centinela_risk_score",
             "Distribution of calibrated risk scores, by port of entry.",
-            ["port"],
+            labels=("port",),
             buckets=SCORE_BUCKETS,
-            registry=r,
         )
-        self.invalid_shipments = Counter(
-            "centinela_invalid_shipments", "Shipments rejected by validation.", registry=r
+        self.invalid_shipments = self._counter(
+            "centinela_invalid_shipments", "Shipments rejected by validation."
         )
-        self.watchlist_hits = Counter(
+        self.watchlist_hits = self._counter(
             "centinela_watchlist_hits",
             "Watchlist hits in scored shipments, by match type.",
-            ["match_type"],
-            registry=r,
+            labels=("match_type",),
         )
-        self.outcomes = Counter(
+        self.outcomes = self._counter(
             "centinela_outcomes",
             "Inspection outcomes recorded, by result (an idempotent repeat is not counted).",
-            ["result"],
-            registry=r,
+            labels=("result",),
         )
 
     def _serving(self) -> None:
         """What serves: the loaded versions and how reloads went."""
-        r = self.registry
-        self.model_loaded = Gauge(
+        self.model_loaded = self._gauge(
             "centinela_model_loaded",
             "1 while a model and watchlist are loaded and serving, else 0.",
-            registry=r,
         )
-        self.serving_versions = Gauge(
+        self.serving_versions = self._gauge(
             "centinela_serving_info",
             "Always 1; the labels name the model, watchlist and rules versions serving.",
-            ["model_version", "watchlist_version", "rules_version"],
-            registry=r,
+            labels=("model_version", "watchlist_version", "rules_version"),
         )
-        self.reloads = Counter(
+        self.reloads = self._counter(
             "centinela_reloads",
             "Reload attempts of the model or watchlist, by target and result.",
-            ["target", "result"],
-            registry=r,
+            labels=("target", "result"),
         )
 
     def _shadow(self) -> None:
         """The shadow model beside the serving one: what it would have decided, how far its
         scores sit from the serving model's, and which one it is."""
-        r = self.registry
-        self.shadow_decisions = Counter(
+        self.shadow_decisions = self._counter(
             "centinela_shadow_decisions",
             "Decisions returned while a shadow model is scored beside the serving one, by port "
             "of entry, the lane decided and the lane the shadow's score would have given "
             "(the same lane policy, rules and exploration draw: see scoring/shadow.py).",
-            ["port", "lane", "shadow_lane"],
-            registry=r,
+            labels=("port", "lane", "shadow_lane"),
         )
-        self.shadow_score_difference = Histogram(
+        self.shadow_score_difference = self._histogram(
             "centinela_shadow_score_difference",
             "Absolute difference between the serving and the shadow model's calibrated "
             "scores of each decision, by port of entry.",
-            ["port"],
+            labels=("port",),
             buckets=DIFFERENCE_BUCKETS,
-            registry=r,
         )
-        self.shadow_info = Gauge(
+        self.shadow_info = self._gauge(
             "centinela_shadow_info",
             "1 while a shadow model is scored beside the serving one; the label names its "
             "version. No sample without a shadow.",
-            ["model_version"],
-            registry=r,
+            labels=("model_version",),
         )
+
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(name, doc, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, labels: tuple[str, ...] = (), *, buckets: Sequence[float]
+    ) -> Histogram:
+        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
 
     def set_shadow(self, model_version: str) -> None:
         """The shadow model serving (empty: none)."""

@@ -30,12 +30,8 @@ from training import (
     watchlist_cli,
 )
 from training.cli_common import (
-    PARAMS_OPTION,
-    PROPENSITY_WEIGHTS_OPTION,
     REGISTRY_OPTION,
-    SEED_OPTION,
-    TRAIN_UNTIL_OPTION,
-    VALID_UNTIL_OPTION,
+    TrainOption,
     config_option,
     console,
     date_option,
@@ -102,17 +98,17 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="Directory with the canonical tables."),
     mapping: Path | None = MAPPING_OPTION,
     registry: Path = REGISTRY_OPTION,
-    seed: int = SEED_OPTION,
+    seed: int = TrainOption.SEED,
     promote: bool = typer.Option(
         False, "--promote", help="Promote the new bundle (the first bundle is always promoted)."
     ),
-    propensity_weights: bool = PROPENSITY_WEIGHTS_OPTION,
+    propensity_weights: bool = TrainOption.PROPENSITY_WEIGHTS,
     balance: bool = typer.Option(
         False, "--balance", help="Up-weight positives by the square root of the class imbalance."
     ),
-    train_until: datetime | None = TRAIN_UNTIL_OPTION,
-    valid_until: datetime | None = VALID_UNTIL_OPTION,
-    params: Path | None = PARAMS_OPTION,
+    train_until: datetime | None = TrainOption.TRAIN_UNTIL,
+    valid_until: datetime | None = TrainOption.VALID_UNTIL,
+    params: Path | None = TrainOption.PARAMS,
     dask: str | None = typer.Option(
         None,
         "--dask",

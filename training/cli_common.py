@@ -81,29 +81,31 @@ def json_option(what: str) -> bool:
     return typer.Option(False, "--json", help=f"Print {what} as JSON.")  # type: ignore[no-any-return]
 
 
-# The training options ``train`` and ``retrain`` share: one spelling and one help text each.
-SEED_OPTION: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic).")
-PROPENSITY_WEIGHTS_OPTION: bool = typer.Option(
-    False,
-    "--propensity-weights",
-    help="Weigh each inspected shipment by 1/the probability that it was selected for "
-    "inspection (inverse propensity).",
-)
-TRAIN_UNTIL_OPTION = date_option(
-    "--train-until",
-    "Fit on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
-    "Needs --valid-until.",
-)
-VALID_UNTIL_OPTION = date_option(
-    "--valid-until",
-    "Stop early and calibrate on shipments declared after --train-until and on or before "
-    "DATE; what is newer is the test window (it may be empty).",
-)
-PARAMS_OPTION = path_option(
-    "--params",
-    "Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
-    "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
-)
+class TrainOption:
+    """The options ``train`` and ``retrain`` share: one spelling and one help text each."""
+
+    SEED: int = typer.Option(7, "--seed", help="Seed for LightGBM (training is deterministic).")
+    PROPENSITY_WEIGHTS: bool = typer.Option(
+        False,
+        "--propensity-weights",
+        help="Weigh each inspected shipment by 1/the probability that it was selected for "
+        "inspection (inverse propensity).",
+    )
+    TRAIN_UNTIL = date_option(
+        "--train-until",
+        "Fit on shipments declared on or before DATE (UTC), instead of the oldest 70%. "
+        "Needs --valid-until.",
+    )
+    VALID_UNTIL = date_option(
+        "--valid-until",
+        "Stop early and calibrate on shipments declared after --train-until and on or before "
+        "DATE; what is newer is the test window (it may be empty).",
+    )
+    PARAMS = path_option(
+        "--params",
+        "Training settings file (YAML): learning_rate, num_leaves, min_data_in_leaf, "
+        "feature_fraction, bagging_fraction, lambda_l2, max_rounds, early_stopping_rounds.",
+    )
 
 
 SettingsLoader = Callable[[Path | None], CoreSettings]

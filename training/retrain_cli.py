@@ -9,12 +9,8 @@ from pathlib import Path
 import typer
 
 from training.cli_common import (
-    PARAMS_OPTION,
-    PROPENSITY_WEIGHTS_OPTION,
     REGISTRY_OPTION,
-    SEED_OPTION,
-    TRAIN_UNTIL_OPTION,
-    VALID_UNTIL_OPTION,
+    TrainOption,
     json_option,
     ledger_option,
     path_option,
@@ -34,11 +30,11 @@ def retrain(
         "postgresql:// URL."
     ),
     registry: Path = REGISTRY_OPTION,
-    seed: int = SEED_OPTION,
-    propensity_weights: bool = PROPENSITY_WEIGHTS_OPTION,
-    train_until: datetime | None = TRAIN_UNTIL_OPTION,
-    valid_until: datetime | None = VALID_UNTIL_OPTION,
-    params: Path | None = PARAMS_OPTION,
+    seed: int = TrainOption.SEED,
+    propensity_weights: bool = TrainOption.PROPENSITY_WEIGHTS,
+    train_until: datetime | None = TrainOption.TRAIN_UNTIL,
+    valid_until: datetime | None = TrainOption.VALID_UNTIL,
+    params: Path | None = TrainOption.PARAMS,
     workdir: Path | None = path_option(
         "--workdir", "Keep the merged tables here (default: a temporary directory)."
     ),
