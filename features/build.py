@@ -37,6 +37,7 @@ from features.history import (
     Keyed,
     history_features,
     history_frame,
+    outcome_names,
 )
 from features.schema import FEATURE_NAMES, SPECS_BY_NAME
 from features.stage_one import EVIDENCE_COLUMNS, STAGE_ONE_COLUMNS, Basics, stage_one
@@ -171,19 +172,38 @@ class FeatureRow(Mapping[str, float]):
 
 
 def finish(basics: Basics, history: dict[str, Array], reference: FeatureReference) -> FeatureBlock:
-    """Stage 3: the schema's features of every row of ``basics``, with its ``history``."""
+    """Stage 3: the schema's features of every row of ``basics``, with its ``history`` (the
+    item history null where no watched item was identified)."""
     norms = reference.heading_log_value_per_kg
     nan = math.nan
     heading_norm = np.array([norms.get(h, nan) for h in basics.keyed.keys["heading"]], np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log(np.maximum(basics.columns["value_per_kg"], 1e-6)) - heading_norm
-    columns = {**basics.columns, **history, "value_per_kg_log_ratio": ratio}
+    columns = {
+        **basics.columns,
+        **history,
+        **_item_history(history, basics.keyed.keys["item"]),
+        "value_per_kg_log_ratio": ratio,
+    }
     matrix = np.empty((len(basics), len(FEATURE_NAMES)), dtype=np.float64)
     for i, name in enumerate(FEATURE_NAMES):
         matrix[:, i] = columns[name]
     return FeatureBlock(
         matrix, basics.keyed.shipment_id, basics.keyed.declared_at, basics.port_of_entry
     )
+
+
+_ITEM_HISTORY: tuple[str, ...] = tuple(outcome_names("item"))
+
+
+def _item_history(history: dict[str, Array], items: list[str]) -> dict[str, Array]:
+    """The item history features, null where no watched item was identified (key ""): the
+    history of "nothing identified" would be the whole trade's, a clock rather than a risk."""
+    none = np.array([not item for item in items], dtype=bool)
+    out = {name: history[name].astype(np.float64) for name in _ITEM_HISTORY}
+    for values in out.values():
+        values[none] = math.nan
+    return out
 
 
 # --------------------------------------------------------------------------- frames, in bulk

@@ -1,11 +1,12 @@
 """Entity history, point in time: what was known about a shipment's parties before it arrived.
 
-For each shipment and each entity (shipper, consignee, broker, route, HS heading) this computes
-only from events strictly before the shipment's ``declared_at``:
+For each shipment and each entity (shipper, consignee, broker, route, HS heading, and the
+watched item its goods identify) this computes only from events strictly before the shipment's
+``declared_at``:
 
 * volume: days since the entity was first seen, and its shipment counts over each window of
   :data:`WINDOWS_DAYS` (shipper, consignee and broker; routes and headings are too coarse for
-  volume to mean much);
+  volume to mean much, and an item's volume added nothing measurable);
 * outcomes: inspections and positive results *reported* before ``declared_at`` (an outcome
   known only later is invisible), the positive rate smoothed toward the prior rate, and the
   days since the last positive;
@@ -40,7 +41,9 @@ import numpy as np
 import polars as pl
 
 VOLUME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker")
-OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading")
+# "item": the watchlist entry a shipment's strongest identification names ("" when none), so
+# an item's own findings count: an analogue with no licit trade is not aniline.
+OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading", "item")
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
 NETWORK_KEYS: tuple[str, ...] = ("consignee", "broker")
 NETWORK_WINDOW_DAYS = 90
@@ -78,6 +81,7 @@ KEY_COLUMNS: dict[str, str] = {
     "broker": "broker_id",
     "route": "route_key",
     "heading": "heading_key",
+    "item": "item_key",
 }
 US_PER_DAY = 86_400_000_000
 _WINDOWS_US = tuple(d * US_PER_DAY for d in WINDOWS_DAYS)

@@ -109,6 +109,7 @@ class _Entity:
     meaning: str  # in the schema's meanings
     es: str  # in a Spanish reason, with its article ("del remitente")
     en: str  # in an English reason ("shipper")
+    absent_when_null: bool = False  # a null history means there is no such entity: no reason
 
 
 _ENTITIES: Mapping[str, _Entity] = {
@@ -117,6 +118,9 @@ _ENTITIES: Mapping[str, _Entity] = {
     "broker": _Entity("customs broker", "del agente aduanal", "customs broker"),
     "route": _Entity("route (origin > port)", "de la ruta", "route"),
     "heading": _Entity("principal HS heading", "de la partida arancelaria", "HS heading"),
+    "item": _Entity(
+        "identified watched item", "de la sustancia vigilada", "watched item", absent_when_null=True
+    ),
 }
 
 
@@ -195,10 +199,9 @@ def _outcome_specs(entity: str) -> list[FeatureSpec]:
                 f"Último hallazgo {who.es} hace {{}} días",
                 f"Last finding for this {who.en} {{}} days ago",
             ),
-            null_reason=(
-                f"Sin hallazgos previos {who.es}",
-                f"No earlier findings for this {who.en}",
-            ),
+            null_reason=None
+            if who.absent_when_null
+            else (f"Sin hallazgos previos {who.es}", f"No earlier findings for this {who.en}"),
         ),
     ]
 

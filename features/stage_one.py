@@ -23,7 +23,7 @@ import numpy as np
 from features.declarations import Array, Declarations
 from features.history import OUTCOME_KEYS, US_PER_DAY, Keyed
 from features.vocab import COUNTRY_CODES, MODE_CODES, PORT_CODES
-from features.watchlist import EVIDENCE_THRESHOLD, LineMatch, Watchlist
+from features.watchlist import EVIDENCE_THRESHOLD, Hit, LineMatch, Watchlist
 from features.watchlist.match_types import MATCH_TYPE_INFO
 
 _CHEMICAL_CHAPTERS = frozenset({28, 29, 38})
@@ -77,7 +77,7 @@ class Basics:
 def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
     """Stage 1 for every shipment of ``d``, in its order."""
     goods = _goods_aggregates(d)
-    evidence, families = _evidence_columns(d, watchlist)
+    evidence, families, items = _evidence_columns(d, watchlist)
     columns = {
         "port_code": _code(d.port_of_entry, PORT_CODES),
         "mode_code": _code(d.mode, MODE_CODES),
@@ -106,6 +106,7 @@ def stage_one(d: Declarations, watchlist: Watchlist) -> Basics:
             for o, p in zip(d.origin_country, d.port_of_entry, strict=True)
         ],
         "heading": ["" if math.isnan(h) else _heading(h) for h in headings],
+        "item": items,
     }
     keyed = Keyed(
         shipment_id=d.shipment_id,
@@ -269,16 +270,13 @@ def _goods_aggregates(d: Declarations) -> dict[str, Array]:
 
 def _evidence(
     lines: Sequence[LineMatch], families: dict[str, str]
-) -> tuple[list[float], tuple[str, ...]]:
+) -> tuple[list[float], tuple[str, ...], str]:
     """One shipment's watchlist evidence (:data:`EVIDENCE_COLUMNS` in order, then
-    ``invalid_cas_lines``) and its identified route families, sorted."""
+    ``invalid_cas_lines``), its identified route families, sorted, and its identified item
+    (:func:`_item`)."""
     strengths = sorted(max(h.strength for h in line.hits) for line in lines if line.hits)
-    identified = {
-        families.get(h.entry_id, "")
-        for line in lines
-        for h in line.hits
-        if h.strength >= EVIDENCE_THRESHOLD
-    }
+    hits = [h for line in lines for h in line.hits if h.strength >= EVIDENCE_THRESHOLD]
+    identified = {families.get(h.entry_id, "") for h in hits}
     kinds = dict.fromkeys(_KINDS, 0.0)
     for line in lines:
         for kind in {MATCH_TYPE_INFO[h.match_type].feature for h in line.hits}:
@@ -292,23 +290,33 @@ def _evidence(
         float(sum(len(line.mismatches) for line in lines)),
         float(sum(1 for line in lines if line.invalid_cas)),
     ]
-    return values, tuple(sorted(f for f in identified if f))
+    return values, tuple(sorted(f for f in identified if f)), _item(hits)
+
+
+def _item(identifications: Sequence[Hit]) -> str:
+    """The watchlist entry a shipment's strongest identification names (on a tie, the first
+    entry id in sorted order): the key of its item history; "" when nothing is identified."""
+    if not identifications:
+        return ""
+    strongest = max(h.strength for h in identifications)
+    return min(h.entry_id for h in identifications if h.strength == strongest)
 
 
 def _evidence_columns(
     d: Declarations, watchlist: Watchlist
-) -> tuple[dict[str, Array], list[tuple[str, ...]]]:
+) -> tuple[dict[str, Array], list[tuple[str, ...]], list[str]]:
     n = len(d)
     names = [*EVIDENCE_COLUMNS, "invalid_cas_lines"]
     out = np.zeros((len(names), n))
     counts = np.diff(d.line_start)
     out[-1][counts == 0] = np.nan  # like the goods aggregates: null without goods lines
     families: list[tuple[str, ...]] = [()] * n
+    items = [""] * n
     route = watchlist.route_families
     # Only shipments with a line the watchlist said anything about: most have none.
     flagged = [j for j, m in enumerate(d.matches) if m.hits or m.mismatches or m.invalid_cas]
     owners = np.unique(np.searchsorted(d.line_start, flagged, side="right") - 1)
     for row in owners.tolist():
-        values, families[row] = _evidence(d.lines_of(row), route)
+        values, families[row], items[row] = _evidence(d.lines_of(row), route)
         out[:, row] = values
-    return dict(zip(names, out, strict=True)), families
+    return dict(zip(names, out, strict=True)), families, items

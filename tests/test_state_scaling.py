@@ -36,7 +36,14 @@ PRIOR = 0.02
 NAMES = history_feature_names()
 DAY_US = 86_400_000_000
 START_US = 1_704_067_200_000_000  # 2024-01-01
-BUSY = {"shipper": "S", "consignee": "C", "broker": "B", "route": "R", "heading": "H"}
+BUSY = {
+    "shipper": "S",
+    "consignee": "C",
+    "broker": "B",
+    "route": "R",
+    "heading": "H",
+    "item": "I",
+}
 FAMILY_CYCLE: tuple[tuple[str, ...], ...] = (
     (),
     ("fentanyl-npp-anpp",),
