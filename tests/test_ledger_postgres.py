@@ -21,6 +21,7 @@ from features.errors import ConfigError
 from scoring.ledger import Entry, Ledger, default_key_file, default_signing_key_file, open_store
 from scoring.ledger.postgres import PostgresWriter
 from scoring.service import ScoringService
+from server.settings import Settings
 from tests.conftest import server_settings
 from tests.ledger_backends import PostgresBackend, beside, open_ledger_in, verified
 from tests.support import centinela, make_shipment
@@ -156,18 +157,23 @@ def test_a_server_ledger_needs_its_keys_named(
         ScoringService(settings)
 
 
-def test_a_server_on_postgresql_replays_and_reseeds_label_lag_after_a_restart(
-    postgres_store: PostgresBackend, registry: Path, world: Path, tmp_path: Path
-) -> None:
-    beside(postgres_store.beside)
-    settings = server_settings(
+def _settings_on(store: PostgresBackend, registry: Path, world: Path, tmp_path: Path) -> Settings:
+    """A server's settings with its ledger on ``store``, keys named (made beside it)."""
+    beside(store.beside)
+    return server_settings(
         registry,
         tmp_path,
         data_dir=world,
-        ledger_url=postgres_store.url,
-        ledger_key_file=default_key_file(postgres_store.beside),
-        ledger_signing_key_file=default_signing_key_file(postgres_store.beside),
+        ledger_url=store.url,
+        ledger_key_file=default_key_file(store.beside),
+        ledger_signing_key_file=default_signing_key_file(store.beside),
     )
+
+
+def test_a_server_on_postgresql_replays_and_reseeds_label_lag_after_a_restart(
+    postgres_store: PostgresBackend, registry: Path, world: Path, tmp_path: Path
+) -> None:
+    settings = _settings_on(postgres_store, registry, world, tmp_path)
     service = ScoringService(settings)
     service.load()
     decisions = service.score([make_shipment(f"PG-{i}") for i in range(4)])
@@ -194,15 +200,7 @@ def test_a_server_on_postgresql_replays_and_reseeds_label_lag_after_a_restart(
 def test_drift_reads_a_ledger_on_postgresql_by_its_url(
     postgres_store: PostgresBackend, registry: Path, world: Path, tmp_path: Path
 ) -> None:
-    beside(postgres_store.beside)
-    settings = server_settings(
-        registry,
-        tmp_path,
-        data_dir=world,
-        ledger_url=postgres_store.url,
-        ledger_key_file=default_key_file(postgres_store.beside),
-        ledger_signing_key_file=default_signing_key_file(postgres_store.beside),
-    )
+    settings = _settings_on(postgres_store, registry, world, tmp_path)
     service = ScoringService(settings)
     service.load()
     try:
