@@ -50,6 +50,7 @@ KEYS = {
     "broker": "BRK-BUSY",
     "route": "CN>MXZLO",
     "heading": "2933",
+    "item": "npp",
 }
 FAMILY_CYCLE: tuple[tuple[str, ...], ...] = (
     (),
