@@ -319,7 +319,8 @@ class Scorer:
                 decided.append(lane)
                 shadows[row] = ShadowScore(beside.version, float(beside.scores[row]), would.lane)
         hits = watchlist_hits(computed.declarations)
-        contribution_of = self._contributions(computed.block.matrix, decided, threads)
+        columns = LaneColumns.of(decided)
+        contribution_of = self._contributions(computed.block.matrix, columns, threads)
         return [
             self._scored(
                 shipment,
@@ -429,7 +430,7 @@ class Scorer:
         return scores.tolist(), fired
 
     def _contributions(
-        self, matrix: Array, decided: Sequence[LaneDecision], threads: int
+        self, matrix: Array, decided: LaneColumns, threads: int
     ) -> dict[int, dict[str, float]]:
         """The strongest SHAP contributions of the RED and YELLOW rows
         (:func:`~scoring.verdicts.strongest_contributions`), by row: one call for the batch."""

@@ -21,7 +21,7 @@ from features.declarations import Array, Declarations
 from features.schema import FEATURE_NAMES
 from features.watchlist import EVIDENCE_THRESHOLD
 from scoring.lane_process import LaneColumns
-from scoring.lanes import LANE_ORDER, LaneDecision
+from scoring.lanes import LANE_ORDER
 from scoring.reasons import (
     EXPLORATION_REASON,
     LOW_RISK_REASON,
@@ -79,13 +79,11 @@ def watchlist_hits(declarations: Declarations) -> dict[int, tuple[HitRef, ...]]:
     return {row: tuple(refs) for row, refs in found.items()}
 
 
-def explained_rows(decided: Sequence[LaneDecision]) -> list[int]:
+def explained_rows(decided: LaneColumns) -> list[int]:
     """The rows whose lane an inspector acts on (:data:`EXPLAINED_LANES`): those get model
     reasons."""
-    if isinstance(decided, LaneColumns):
-        rows: list[int] = np.flatnonzero(np.isin(decided.lane, _EXPLAINED_RANKS)).tolist()
-        return rows
-    return [row for row, d in enumerate(decided) if d.lane in EXPLAINED_LANES]
+    rows: list[int] = np.flatnonzero(np.isin(decided.lane, _EXPLAINED_RANKS)).tolist()
+    return rows
 
 
 def strongest_contributions(contributions: Array) -> list[dict[str, float]]:
