@@ -1,45 +1,28 @@
-"""Every Prometheus metric Centinela exports, in one module, on one registry.
+"""Every Prometheus metric Centinela exports, on one registry, as ``server/metrics.yaml`` lists
+them.
 
-Names are prefixed ``centinela_`` and unit-suffixed; labels are low-cardinality (method, status
-code, known ports, lanes, match types, drift series, age buckets), never shipment ids or names.
-The registry is explicit, not the process-global default, so tests can run several servers in
-one process; it also carries the standard ``process_*`` and ``python_info`` collectors.
-
-Drift and label lag (:mod:`scoring.drift` defines the statistics, :mod:`scoring.monitor` keeps
-them) are read at scrape time by :class:`MonitorCollector`:
-``centinela_drift_psi{port,feature}`` (the score is ``feature="risk_score"``),
-``centinela_drift_no_history_share{port}``,
-``centinela_drift_watchlist_hit_rate{port}``, ``centinela_drift_window_decisions{port}``,
-``centinela_decisions_awaiting_outcome{port,age}``, ``centinela_outcome_rate{port}``,
-``centinela_positive_share_inspected{port}``, ``centinela_seconds_since_last_outcome`` and
-``centinela_decisions_outcome_expired_total{port}``.
-
-Ledger health (:mod:`scoring.ledger`, which counts it in the writer thread) is read at scrape
-time by :class:`LedgerCollector`: ``centinela_ledger_rows``, ``centinela_ledger_bytes``, the
-histograms ``centinela_ledger_commit_seconds`` and ``centinela_ledger_group_size``, and
-``centinela_ledger_last_verify_ok`` with ``centinela_ledger_last_verify_timestamp_seconds``
-(none of them when the ledger is disabled). Where servers share the ledger (PostgreSQL), how
-far this one's entity history follows the others' rows (:mod:`scoring.ledger.follow`):
-``centinela_ledger_follow_lag_seconds``, ``centinela_ledger_follow_lag_rows``,
-``centinela_ledger_followed_rows_total``, ``centinela_ledger_follow_failures_total`` and the
-histogram ``centinela_ledger_follow_delay_seconds`` (none of them with a SQLite ledger).
-
-A shadow model (setting ``shadow_model``, :mod:`scoring.shadow`) is counted as each decision is
-returned: ``centinela_shadow_decisions_total{port, lane, shadow_lane}`` (the lane decided
-against the lane the shadow would have given), the histogram
-``centinela_shadow_score_difference{port}`` (|serving - shadow| calibrated score), and
-``centinela_shadow_info{model_version}`` while a shadow serves (no samples without one).
+The catalogue file holds each metric's name, type, labels and help text. :class:`Metrics` makes
+the live ones (what the server counts as it serves: calls, decisions, reloads, the shadow) as
+the attributes the file names, and its collectors fill the others at scrape time: the lane
+policy's shares per port (:class:`LaneCollector`), drift and label lag from the monitor
+(:class:`MonitorCollector`; :mod:`scoring.drift` defines the statistics), and the ledger's
+health and, where servers share it, how far this one follows the others' rows
+(:class:`LedgerCollector`). The registry is explicit, not the process-global default, so tests
+can run several servers in one process; it also carries the standard ``process_*`` and
+``python_info`` collectors.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from threading import Thread
+from typing import Annotated, Literal
 from wsgiref.simple_server import WSGIServer
 
+import yaml
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -53,8 +36,17 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
-from features.errors import FailedPrecondition
+from features.errors import ConfigError, FailedPrecondition
+from features.yamlfiles import load_strict
 from scoring.lanes import PortShares
 from scoring.ledger import Buckets, FollowHealth, LedgerHealth
 from scoring.monitor import Snapshot
@@ -64,33 +56,139 @@ from server.settings import Settings
 # The *_created series double every metric's lines and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
-DIFFERENCE_BUCKETS = (0.0001, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+CATALOGUE_FILE = Path(__file__).with_name("metrics.yaml")
+_NAME = r"^centinela_[a-z0-9_]+$"
 
 
-def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=list(labels))
+class MetricSpec(BaseModel):
+    """One metric of the catalogue: its type, labels and help text; a live metric names its
+    :class:`Metrics` attribute (and a histogram its bucket bounds), a scraped one neither."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["counter", "gauge", "histogram"]
+    help: str = Field(min_length=1)
+    labels: tuple[str, ...] = ()
+    attribute: str | None = None
+    buckets: str | None = None
 
 
-def _counter(name: str, doc: str, *labels: str) -> CounterMetricFamily:
-    return CounterMetricFamily(name, doc, labels=list(labels))
+class Catalogue(BaseModel):
+    """``server/metrics.yaml``: every metric Centinela exports and the histograms' bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    buckets: dict[str, tuple[float, ...]]
+    metrics: dict[Annotated[str, StringConstraints(pattern=_NAME)], MetricSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalogue:
+        for name, spec in self.metrics.items():
+            if spec.type == "counter" and name.endswith("_total"):
+                raise ValueError(f"counter {name}: drop _total, the exposition adds it")
+            live_histogram = spec.type == "histogram" and spec.attribute is not None
+            if live_histogram != (spec.buckets is not None):
+                raise ValueError(f"{name}: a live histogram, and only one, names its buckets")
+            if spec.buckets is not None and spec.buckets not in self.buckets:
+                raise ValueError(f"{name}: no buckets named {spec.buckets!r}")
+        return self
+
+
+def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
+    """The metric catalogue at ``path``; :class:`~features.errors.ConfigError` naming the file
+    and what is wrong (a duplicate name included)."""
+    try:
+        return Catalogue.model_validate(load_strict(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"metric catalogue {path}: {error}") from None
+
+
+CATALOGUE = load_catalogue()
+_LIVE = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
+Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+_FAMILIES: dict[str, type[Family]] = {
+    "counter": CounterMetricFamily,
+    "gauge": GaugeMetricFamily,
+    "histogram": HistogramMetricFamily,
+}
+Sample = tuple[Sequence[str], float]  # label values and the value
+
+
+def _empty(name: str) -> Family:
+    spec = CATALOGUE.metrics[name]
+    return _FAMILIES[spec.type](name, spec.help, labels=list(spec.labels))
+
+
+def family(name: str, samples: Iterable[Sample] = ()) -> Family:
+    """The catalogue's scraped gauge or counter ``name`` (its type, help and labels from the
+    file) with these samples, as a collector yields it."""
+    scraped = _empty(name)
+    if isinstance(scraped, HistogramMetricFamily):
+        raise ConfigError(f"{CATALOGUE_FILE.name}: {name} is a histogram")
+    for labels, value in samples:
+        scraped.add_metric(labels, value)
+    return scraped
+
+
+def histogram(name: str, counts: Buckets | None) -> Family:
+    """The catalogue's scraped histogram ``name`` with the counts of ``counts`` (no sample when
+    there are none)."""
+    scraped = _empty(name)
+    if not isinstance(scraped, HistogramMetricFamily):
+        raise ConfigError(f"{CATALOGUE_FILE.name}: {name} is not a histogram")
+    if counts is not None:
+        buckets: list[tuple[str, float]] = []
+        seen = 0
+        for bound, n in zip((*counts.bounds, float("inf")), counts.counts, strict=True):
+            seen += n
+            buckets.append((floatToGoString(bound), seen))  # type: ignore[no-untyped-call]
+        scraped.add_metric([], buckets, counts.total)
+    return scraped
 
 
 @dataclass
 class Metrics:
-    """Every metric the server exports, on one registry: what the server counts as it serves,
-    and collectors that read the lane policy, the monitor and the ledger at scrape time."""
+    """Every metric the server exports, on one registry: the live ones the server counts as it
+    serves (an attribute each, declared in ``server/metrics.yaml``), and collectors that read
+    the lane policy, the monitor and the ledger at scrape time."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Calls: how many, how they ended, how long they took, what the limits refused.
+    requests: Counter = field(init=False)
+    rejected: Counter = field(init=False)
+    in_flight: Gauge = field(init=False)
+    queued: Gauge = field(init=False)
+    latency: Histogram = field(init=False)
+    stream_messages: Counter = field(init=False)
+    stream_batch_size: Histogram = field(init=False)
+    batch_size: Histogram = field(init=False)
+    # What was decided.
+    decisions: Counter = field(init=False)
+    exams: Counter = field(init=False)
+    risk_score: Histogram = field(init=False)
+    invalid_shipments: Counter = field(init=False)
+    watchlist_hits: Counter = field(init=False)
+    outcomes: Counter = field(init=False)
+    # What serves, and the shadow beside it.
+    model_loaded: Gauge = field(init=False)
+    serving_versions: Gauge = field(init=False)
+    reloads: Counter = field(init=False)
+    shadow_decisions: Counter = field(init=False)
+    shadow_score_difference: Histogram = field(init=False)
+    shadow_info: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
-        self._calls()
-        self._decisions()
-        self._serving()
-        self._shadow()
         r = self.registry
+        for name, spec in CATALOGUE.metrics.items():
+            if spec.attribute is None:
+                continue
+            kind, labels = _LIVE[spec.type], spec.labels
+            if spec.buckets is None:
+                metric = kind(name, spec.help, labels, registry=r)
+            else:
+                bounds = CATALOGUE.buckets[spec.buckets]
+                metric = Histogram(name, spec.help, labels, buckets=bounds, registry=r)
+            setattr(self, spec.attribute, metric)
         self.lanes = LaneCollector()
         r.register(self.lanes)
         self.monitor = MonitorCollector()
@@ -99,134 +197,6 @@ class Metrics:
         r.register(self.ledger)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-
-    def _calls(self) -> None:
-        """Calls: how many, how they ended, how long they took, what the limits refused."""
-        self.requests = self._counter(
-            "centinela_grpc_requests",
-            "gRPC requests handled, by method and the status code the caller received.",
-            labels=("method", "code"),
-        )
-        self.rejected = self._counter(
-            "centinela_rejected_calls",
-            "Calls refused RESOURCE_EXHAUSTED by the server's limits, by reason (overloaded, "
-            "rate_limited, stream_too_long).",
-            labels=("reason",),
-        )
-        self.in_flight = self._gauge(
-            "centinela_calls_in_flight",
-            "Scoring calls admitted and not yet finished (at most max_in_flight).",
-        )
-        self.queued = self._gauge(
-            "centinela_calls_queued",
-            "Scoring calls waiting for a slot (at most max_queued).",
-        )
-        self.latency = self._histogram(
-            "centinela_grpc_request_duration_seconds",
-            "Time from receiving a gRPC request to finishing the reply, by method.",
-            labels=("method",),
-            buckets=LATENCY_BUCKETS,
-        )
-        self.stream_messages = self._counter(
-            "centinela_stream_messages",
-            "Messages of ScoreShipments streams, by outcome (scored or error).",
-            labels=("outcome",),
-        )
-        self.stream_batch_size = self._histogram(
-            "centinela_stream_batch_size",
-            "Shipments scored together in one micro-batch of a ScoreShipments stream.",
-            buckets=BATCH_BUCKETS,
-        )
-        self.batch_size = self._histogram(
-            "centinela_batch_size",
-            "Shipments scored together in one batch across calls: concurrent ScoreShipment "
-            "calls and ScoreShipments micro-batches gathered by the server's batcher.",
-            buckets=BATCH_BUCKETS,
-        )
-
-    def _decisions(self) -> None:
-        """What was decided: lanes, exams, scores, watchlist hits, rejects and outcomes."""
-        self.decisions = self._counter(
-            "centinela_decisions",
-            "Decisions returned, by port of entry and lane.",
-            labels=("port", "lane"),
-        )
-        self.exams = self._counter(
-            "centinela_exams_recommended",
-            "Exams recommended for RED and YELLOW decisions, by port of entry and exam type.",
-            labels=("port", "exam"),
-        )
-        self.risk_score = self._histogram(
-            "centinela_risk_score",
-            "Distribution of calibrated risk scores, by port of entry.",
-            labels=("port",),
-            buckets=SCORE_BUCKETS,
-        )
-        self.invalid_shipments = self._counter(
-            "centinela_invalid_shipments", "Shipments rejected by validation."
-        )
-        self.watchlist_hits = self._counter(
-            "centinela_watchlist_hits",
-            "Watchlist hits in scored shipments, by match type.",
-            labels=("match_type",),
-        )
-        self.outcomes = self._counter(
-            "centinela_outcomes",
-            "Inspection outcomes recorded, by result (an idempotent repeat is not counted).",
-            labels=("result",),
-        )
-
-    def _serving(self) -> None:
-        """What serves: the loaded versions and how reloads went."""
-        self.model_loaded = self._gauge(
-            "centinela_model_loaded",
-            "1 while a model and watchlist are loaded and serving, else 0.",
-        )
-        self.serving_versions = self._gauge(
-            "centinela_serving_info",
-            "Always 1; the labels name the model, watchlist and rules versions serving.",
-            labels=("model_version", "watchlist_version", "rules_version"),
-        )
-        self.reloads = self._counter(
-            "centinela_reloads",
-            "Reload attempts of the model or watchlist, by target and result.",
-            labels=("target", "result"),
-        )
-
-    def _shadow(self) -> None:
-        """The shadow model beside the serving one: what it would have decided, how far its
-        scores sit from the serving model's, and which one it is."""
-        self.shadow_decisions = self._counter(
-            "centinela_shadow_decisions",
-            "Decisions returned while a shadow model is scored beside the serving one, by port "
-            "of entry, the lane decided and the lane the shadow's score would have given "
-            "(the same lane policy, rules and exploration draw: see scoring/shadow.py).",
-            labels=("port", "lane", "shadow_lane"),
-        )
-        self.shadow_score_difference = self._histogram(
-            "centinela_shadow_score_difference",
-            "Absolute difference between the serving and the shadow model's calibrated "
-            "scores of each decision, by port of entry.",
-            labels=("port",),
-            buckets=DIFFERENCE_BUCKETS,
-        )
-        self.shadow_info = self._gauge(
-            "centinela_shadow_info",
-            "1 while a shadow model is scored beside the serving one; the label names its "
-            "version. No sample without a shadow.",
-            labels=("model_version",),
-        )
-
-    def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-        return Counter(name, doc, labels, registry=self.registry)
-
-    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-        return Gauge(name, doc, labels, registry=self.registry)
-
-    def _histogram(
-        self, name: str, doc: str, labels: tuple[str, ...] = (), *, buckets: Sequence[float]
-    ) -> Histogram:
-        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
 
     def set_shadow(self, model_version: str) -> None:
         """The shadow model serving (empty: none)."""
@@ -240,6 +210,28 @@ class Metrics:
         self.model_loaded.set(1 if model_version else 0)
 
 
+def _check_attributes() -> None:
+    """The catalogue's live metrics and :class:`Metrics`' declared attributes are the same
+    names with the same types: a metric added to one and not the other fails at import."""
+    declared = {
+        f.name: f.type for f in fields(Metrics) if f.type in ("Counter", "Gauge", "Histogram")
+    }
+    listed = {
+        s.attribute: _LIVE[s.type].__name__
+        for s in CATALOGUE.metrics.values()
+        if s.attribute is not None
+    }
+    if declared != listed:
+        raise ConfigError(
+            f"{CATALOGUE_FILE.name} and server.metrics.Metrics disagree on the live metrics: "
+            f"only in the file {sorted(listed.items() - declared.items())}, only in the class "
+            f"{sorted(declared.items() - listed.items())}"
+        )
+
+
+_check_attributes()
+
+
 class LaneCollector(Collector):
     """Each port's capacity, read from the lane policy at scrape time: realised shares over
     its window beside the budget, the share forced by rules, how far over capacity, events."""
@@ -247,58 +239,30 @@ class LaneCollector(Collector):
     def __init__(self) -> None:
         self.source: Callable[[], Sequence[PortShares]] = list
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Family]:
         shares = self.source()
-        realised = _gauge(
-            "centinela_lane_share",
-            "Share of a port's decisions in its rolling window sent to each lane.",
-            "port",
-            "lane",
+        yield family("centinela_lane_share", _lanes(shares, lambda p: (p.red, p.yellow)))
+        yield family(
+            "centinela_lane_budget", _lanes(shares, lambda p: (p.budget_red, p.budget_yellow))
         )
-        budget = _gauge(
-            "centinela_lane_budget",
-            "A port's configured capacity for each lane, as a share of its shipments.",
-            "port",
-            "lane",
-        )
-        rules = _gauge(
-            "centinela_lane_rule_red_share",
-            "Share of a port's window forced RED by hard rules (part of its RED capacity).",
-            "port",
-        )
-        explored = _gauge(
-            "centinela_lane_explored_share",
-            "Share of a port's window sent RED by random exploration (part of its RED capacity).",
-            "port",
-        )
-        over = _gauge(
-            "centinela_lane_over_capacity_share",
-            "How far hard rules alone exceed a port's RED capacity (0 when within it).",
-            "port",
-        )
-        threshold = _gauge(
-            "centinela_lane_threshold",
-            "The model score a shipment must exceed at a port for each lane, as last used.",
-            "port",
-            "lane",
-        )
-        events = _counter(
-            "centinela_lane_over_capacity_events",
-            "Rule-forced RED decisions made while a port's rules exceeded its RED capacity.",
-            "port",
-        )
-        for p in shares:
-            realised.add_metric([p.port, "red"], p.red)
-            realised.add_metric([p.port, "yellow"], p.yellow)
-            budget.add_metric([p.port, "red"], p.budget_red)
-            budget.add_metric([p.port, "yellow"], p.budget_yellow)
-            rules.add_metric([p.port], p.rule_red)
-            explored.add_metric([p.port], p.explored)
-            over.add_metric([p.port], p.over_capacity)
-            threshold.add_metric([p.port, "red"], p.red_threshold)
-            threshold.add_metric([p.port, "yellow"], p.yellow_threshold)
-            events.add_metric([p.port], p.over_capacity_events)
-        yield from (realised, budget, rules, explored, over, threshold, events)
+        yield family("centinela_lane_rule_red_share", (([p.port], p.rule_red) for p in shares))
+        yield family("centinela_lane_explored_share", (([p.port], p.explored) for p in shares))
+        over = (([p.port], p.over_capacity) for p in shares)
+        yield family("centinela_lane_over_capacity_share", over)
+        thresholds = _lanes(shares, lambda p: (p.red_threshold, p.yellow_threshold))
+        yield family("centinela_lane_threshold", thresholds)
+        events = (([p.port], p.over_capacity_events) for p in shares)
+        yield family("centinela_lane_over_capacity_events", events)
+
+
+def _lanes(
+    shares: Sequence[PortShares], read: Callable[[PortShares], tuple[float, float]]
+) -> Iterator[Sample]:
+    """A port's red and yellow values as samples labelled (port, lane)."""
+    for p in shares:
+        red, yellow = read(p)
+        yield [p.port, "red"], red
+        yield [p.port, "yellow"], yellow
 
 
 class MonitorCollector(Collector):
@@ -307,176 +271,82 @@ class MonitorCollector(Collector):
     def __init__(self) -> None:
         self.source: Callable[[], Snapshot | None] = lambda: None
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Family]:
         snapshot = self.source() or Snapshot()
-        psi = _gauge(
-            "centinela_drift_psi",
-            "Population stability index of a port's last drift_window decisions against the "
-            "model's training window, for the calibrated score (feature=risk_score) and the "
-            "model's 5 most important features; fixed decile bins, epsilon 1e-4 for empty bins. "
-            "Over 0.25: a major shift.",
-            "port",
-            "feature",
+        drift, labels = snapshot.drift, snapshot.labels
+        psi = (([d.port, feature], v) for d in drift for feature, v in d.psi.items())
+        yield family("centinela_drift_psi", psi)
+        yield family(
+            "centinela_drift_no_history_share", (([d.port], d.no_history_share) for d in drift)
         )
-        no_history = _gauge(
-            "centinela_drift_no_history_share",
-            "Share of a port's drift window whose shipper has no history.",
-            "port",
+        yield family(
+            "centinela_drift_watchlist_hit_rate", (([d.port], d.watchlist_hit_rate) for d in drift)
         )
-        hits = _gauge(
-            "centinela_drift_watchlist_hit_rate",
-            "Share of a port's drift window with at least one watchlist hit.",
-            "port",
+        yield family("centinela_drift_window_decisions", (([d.port], d.decisions) for d in drift))
+        awaiting = (([p.port, age], n) for p in labels for age, n in p.awaiting.items())
+        yield family("centinela_decisions_awaiting_outcome", awaiting)
+        rates = (([p.port], p.outcome_rate) for p in labels if p.outcome_rate is not None)
+        yield family("centinela_outcome_rate", rates)
+        positives = (
+            ([p.port], p.positive_share_inspected)
+            for p in labels
+            if p.positive_share_inspected is not None
         )
-        size = _gauge(
-            "centinela_drift_window_decisions",
-            "Decisions in a port's drift window (PSI is exported from drift_min_decisions on).",
-            "port",
-        )
-        for d in snapshot.drift:
-            for feature, value in d.psi.items():
-                psi.add_metric([d.port, feature], value)
-            no_history.add_metric([d.port], d.no_history_share)
-            hits.add_metric([d.port], d.watchlist_hit_rate)
-            size.add_metric([d.port], d.decisions)
-        awaiting = _gauge(
-            "centinela_decisions_awaiting_outcome",
-            "RED and YELLOW decisions still awaiting their first outcome, by age (to the hour); "
-            "those older than label_max_age_days leave the count.",
-            "port",
-            "age",
-        )
-        rate = _gauge(
-            "centinela_outcome_rate",
-            "Share of a port's decisions of the last label_window_days with an outcome.",
-            "port",
-        )
-        positive = _gauge(
-            "centinela_positive_share_inspected",
-            "Positives among first outcomes saying inspected, reported in the last "
-            "label_window_days.",
-            "port",
-        )
-        expired = _counter(
-            "centinela_decisions_outcome_expired",
-            "RED and YELLOW decisions dropped from the awaiting count after label_max_age_days "
-            "without an outcome (since the server started).",
-            "port",
-        )
-        for p in snapshot.labels:
-            for age, n in p.awaiting.items():
-                awaiting.add_metric([p.port, age], n)
-            if p.outcome_rate is not None:
-                rate.add_metric([p.port], p.outcome_rate)
-            if p.positive_share_inspected is not None:
-                positive.add_metric([p.port], p.positive_share_inspected)
-            expired.add_metric([p.port], p.expired)
-        since = GaugeMetricFamily(
-            "centinela_seconds_since_last_outcome",
-            "Seconds since the last outcome was recorded (in the ledger); since the server "
-            "started when there is none.",
-            value=snapshot.seconds_since_last_outcome,
-        )
-        yield from (psi, no_history, hits, size, awaiting, rate, positive, expired, since)
+        yield family("centinela_positive_share_inspected", positives)
+        yield family("centinela_decisions_outcome_expired", (([p.port], p.expired) for p in labels))
+        since: list[Sample] = [([], snapshot.seconds_since_last_outcome)]
+        yield family("centinela_seconds_since_last_outcome", since)
 
 
 class LedgerCollector(Collector):
     """The decision ledger's health, read from the ledger at scrape time (no samples when the
-    ledger is disabled)."""
+    ledger is disabled); where servers share it (PostgreSQL), how far this server's entity
+    history follows the others' rows (no samples when it is not shared)."""
 
     def __init__(self) -> None:
         self.source: Callable[[], LedgerHealth | None] = lambda: None
         self.follow: Callable[[], FollowHealth | None] = lambda: None
 
-    def collect(
-        self,
-    ) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
-        yield from self._health()
-        yield from _follow_families(self.follow())
-
-    def _health(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
-        health = self.source()
-        rows = GaugeMetricFamily(
-            "centinela_ledger_rows", "Rows in the decision ledger (decisions and outcomes)."
-        )
-        size = GaugeMetricFamily(
-            "centinela_ledger_bytes",
-            "Bytes of the decision ledger on disk: the database file and its write-ahead log.",
-        )
-        commit = HistogramMetricFamily(
-            "centinela_ledger_commit_seconds",
-            "Duration of each group commit of the ledger writer (encoding, MACs, the "
-            "transaction and its fsync), which the batch's replies wait for.",
-        )
-        group = HistogramMetricFamily(
-            "centinela_ledger_group_size", "Rows written together in one group commit."
-        )
-        verify_ok = GaugeMetricFamily(
-            "centinela_ledger_last_verify_ok",
-            "1 if the last verification of the ledger's chain by this server (the tail check "
-            "at start, then every ledger_verify_interval_s) passed, 0 if it failed.",
-        )
-        verify_time = GaugeMetricFamily(
-            "centinela_ledger_last_verify_timestamp_seconds",
-            "Unix time of the last verification of the ledger's chain by this server.",
-        )
+    def collect(self) -> Iterator[Family]:
+        health, follow = self.source(), self.follow()
+        values: dict[str, float] = {}
         if health is not None:
-            rows.add_metric([], health.rows)
-            size.add_metric([], health.bytes)
-            commit.add_metric([], *_histogram(health.commit_seconds))
-            group.add_metric([], *_histogram(health.group_size))
-            verify_ok.add_metric([], 1 if health.verified.ok else 0)
-            verify_time.add_metric([], health.verified.at)
-        yield from (rows, size, commit, group, verify_ok, verify_time)
+            values |= {
+                "centinela_ledger_rows": health.rows,
+                "centinela_ledger_bytes": health.bytes,
+                "centinela_ledger_last_verify_ok": 1 if health.verified.ok else 0,
+                "centinela_ledger_last_verify_timestamp_seconds": health.verified.at,
+            }
+        if follow is not None:
+            values |= {
+                "centinela_ledger_follow_lag_seconds": follow.lag_seconds,
+                "centinela_ledger_follow_lag_rows": follow.lag_rows,
+                "centinela_ledger_followed_rows": follow.followed,
+                "centinela_ledger_follow_failures": follow.failures,
+            }
+        for name in _LEDGER_VALUES:
+            yield family(name, [([], values[name])] if name in values else [])
+        yield histogram(
+            "centinela_ledger_commit_seconds", None if health is None else health.commit_seconds
+        )
+        yield histogram(
+            "centinela_ledger_group_size", None if health is None else health.group_size
+        )
+        yield histogram(
+            "centinela_ledger_follow_delay_seconds", None if follow is None else follow.delay
+        )
 
 
-def _follow_families(
-    follow: FollowHealth | None,
-) -> Iterator[GaugeMetricFamily | HistogramMetricFamily | CounterMetricFamily]:
-    """How far this server's entity history follows a shared ledger (no samples when the
-    ledger is not shared)."""
-    lag = GaugeMetricFamily(
-        "centinela_ledger_follow_lag_seconds",
-        "Seconds since this server's history last caught up with the shared ledger (the start "
-        "of its last poll that read to the head): every row committed before then by another "
-        "server is in this server's history features. About ledger_follow_interval_s when "
-        "healthy; it grows while the database cannot be read.",
-    )
-    rows = GaugeMetricFamily(
-        "centinela_ledger_follow_lag_rows",
-        "Rows of the shared ledger the last poll found not yet applied (committed by any "
-        "server during the interval before it).",
-    )
-    followed = CounterMetricFamily(
-        "centinela_ledger_followed_rows",
-        "Rows other servers committed that this server applied to its history.",
-    )
-    failures = CounterMetricFamily(
-        "centinela_ledger_follow_failures",
-        "Polls of the shared ledger that failed (the database unreachable, a row unreadable).",
-    )
-    delay = HistogramMetricFamily(
-        "centinela_ledger_follow_delay_seconds",
-        "For each row another server committed: seconds from its recorded_at (the other "
-        "server's clock, before its commit) until it was in this server's history.",
-    )
-    if follow is not None:
-        lag.add_metric([], follow.lag_seconds)
-        rows.add_metric([], follow.lag_rows)
-        followed.add_metric([], follow.followed)
-        failures.add_metric([], follow.failures)
-        delay.add_metric([], *_histogram(follow.delay))
-    yield from (lag, rows, followed, failures, delay)
-
-
-def _histogram(counts: Buckets) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative ``le`` buckets (``+Inf`` last) and the sum, as HistogramMetricFamily takes."""
-    buckets: list[tuple[str, float]] = []
-    seen = 0
-    for bound, n in zip((*counts.bounds, float("inf")), counts.counts, strict=True):
-        seen += n
-        buckets.append((floatToGoString(bound), seen))  # type: ignore[no-untyped-call]
-    return buckets, counts.total
+_LEDGER_VALUES = (
+    "centinela_ledger_rows",
+    "centinela_ledger_bytes",
+    "centinela_ledger_last_verify_ok",
+    "centinela_ledger_last_verify_timestamp_seconds",
+    "centinela_ledger_follow_lag_seconds",
+    "centinela_ledger_follow_lag_rows",
+    "centinela_ledger_followed_rows",
+    "centinela_ledger_follow_failures",
+)
 
 
 @dataclass
