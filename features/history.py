@@ -9,10 +9,7 @@ watched item its goods identify) this computes only from events strictly before 
   volume to mean much, and an item's volume added nothing measurable);
 * outcomes: inspections and positive results *reported* before ``declared_at`` (an outcome
   known only later is invisible), the positive rate smoothed toward the prior rate, and the
-  days since the last positive. A shipment's watched items are several keys at once
-  (:func:`~features.item_keys.item_keys`): an outcome counts for each, and the shipment
-  reads the record of the riskiest (:func:`~features.item_keys.riskiest`), so a clean
-  decoy line can neither hide an item's findings nor take them;
+  days since the last positive;
 * network (consignee and broker): the distinct watched route families the entity received over
   the prior :data:`NETWORK_WINDOW_DAYS` days together with the shipment's own, and whether they
   include a complementary combination (:data:`COMPLEMENTARY_FAMILIES`).
@@ -43,11 +40,9 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from features.item_keys import ITEMS, named_items
-
 VOLUME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker")
-# "item": the watchlist entries a shipment's goods identify (an item key, "" when none), so an
-# item's own findings count: an analogue with no licit trade is not aniline.
+# "item": the watchlist entry a shipment's strongest identification names ("" when none), so
+# an item's own findings count: an analogue with no licit trade is not aniline.
 OUTCOME_KEYS: tuple[str, ...] = ("shipper", "consignee", "broker", "route", "heading", "item")
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
 NETWORK_KEYS: tuple[str, ...] = ("consignee", "broker")
@@ -326,26 +321,13 @@ def history_features(
     The kernels' arithmetic runs over every entity at once, on the rows sorted by entity and
     time (:class:`_Rows`): what :func:`entity_volume`, :func:`entity_outcomes` and
     :func:`entity_network` give each entity's rows, bit for bit. A row without a key is an
-    entity of its own; the rows without one see the outcome without one reported last. The
-    item entity's rows and outcomes count under each item their key names, and each row reads
-    its :func:`~features.item_keys.riskiest` item (no item: no outcomes).
+    entity of its own; the rows without one see the outcome without one reported last.
     """
     table = _Table(keyed, outcomes)
     volume: dict[str, Array] = {}
     found: dict[str, Array] = {}
     network: dict[str, Array] = {}
     for entity in OUTCOME_KEYS:  # every entity: VOLUME_KEYS and NETWORK_KEYS are among them
-        if entity == ITEMS:
-            found.update(
-                zip(
-                    outcome_names(entity),
-                    table.item_outcomes(
-                        keyed.keys[entity], outcomes[KEY_COLUMNS[entity]], prior_rate, strength
-                    ),
-                    strict=True,
-                )
-            )
-            continue
         codes, outcome_codes = _codes(
             pl.Series(keyed.keys[entity], dtype=pl.String), outcomes[KEY_COLUMNS[entity]]
         )
@@ -434,27 +416,17 @@ class _Table:
         ]
         return [rows.unsorted(age), *(rows.unsorted(c) for c in counts)]
 
-    def outcomes(
-        self, rows: _Rows, outcome_codes: Array, picked: tuple[Array, Array] | None = None
-    ) -> tuple[Array, Array, Array]:
+    def outcomes(self, rows: _Rows, outcome_codes: Array) -> tuple[Array, Array, Array]:
         """:func:`entity_outcomes` of every row before smoothing: inspections and positives
-        reported strictly before it (int64), and days since the last positive (NaN if none).
-        ``picked``: the table rows and the outcomes that ``rows`` and ``outcome_codes`` stand
-        for, when they are not the table's own one for one (an item's: one per item named)."""
-        reported, positive = self.reported, self.positive
-        declared, reported_before = self.declared, self.reported_before
-        if picked is not None:
-            at_rows, at_outcomes = picked
-            reported, positive = reported[at_outcomes], positive[at_outcomes]
-            declared, reported_before = declared[at_rows], reported_before[at_rows]
+        reported strictly before it (int64), and days since the last positive (NaN if none)."""
         span = self.reports.span
-        key = outcome_codes * span + self.reports.before(reported)
+        key = outcome_codes * span + self.reports.before(self.reported)
         order = np.argsort(key, kind="stable")
         events = key[order]
         start = np.searchsorted(events, rows.codes * span)
-        end = np.searchsorted(events, rows.codes * span + reported_before[rows.order])
+        end = np.searchsorted(events, rows.codes * span + self.reported_before[rows.order])
         inspections = end - start
-        flags = positive[order]
+        flags = self.positive[order]
         cum_positives = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
         positives = cum_positives[end] - cum_positives[start]
         # Each event's last positive so far, by position: the latest one, as an entity's
@@ -464,37 +436,13 @@ class _Table:
         )
         last = last[end]
         has_positive = (inspections > 0) & (last >= start)
-        times = reported[order]
+        times = self.reported[order]
         last_time = np.where(has_positive, times[np.maximum(last, 0)] if len(times) else 0, 0)
-        declared = declared[rows.order]
+        declared = self.declared[rows.order]
         since = np.where(
             has_positive, (declared - last_time).astype(np.float64) / US_PER_DAY, np.nan
         )
         return rows.unsorted(inspections), rows.unsorted(positives), rows.unsorted(since)
-
-    def item_outcomes(
-        self, keys: list[str], outcome_keys: pl.Series, prior_rate: float, strength: float
-    ) -> list[Array]:
-        """:func:`entity_outcomes` of every row for the item entity, whose keys name several
-        items each (:func:`~features.item_keys.item_keys`): the rows and outcomes counted
-        under each item they name, and each row given the values of its
-        :func:`~features.item_keys.riskiest` item (a row with none: those of no outcomes)."""
-        rows, position, items = named_items(pl.Series(keys, dtype=pl.String))
-        credited, _, outcome_items = named_items(outcome_keys.cast(pl.String))
-        codes, outcome_codes = _codes(items, outcome_items)
-        named = _Rows(codes, self.at[rows], self.timeline.span)
-        inspections, positives, since = self.outcomes(named, outcome_codes, (rows, credited))
-        rate = smoothed_rate(positives, inspections, prior_rate, strength)
-        # riskiest(): each row's items by rate, then positives (both descending), then position.
-        order = np.lexsort((position, -positives, -rate, rows))
-        chosen = order[np.flatnonzero(np.diff(rows[order], prepend=-1))]
-        n = len(keys)
-        counts = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        days = np.full(n, np.nan)
-        for target, values in zip((*counts, days), (inspections, positives, since), strict=True):
-            target[rows[chosen]] = values[chosen]
-        rates = smoothed_rate(counts[1], counts[0], prior_rate, strength)
-        return [counts[0].astype(np.int32), counts[1].astype(np.int32), rates, days]
 
     def keyless_outcomes(
         self, codes: Array, outcome_codes: Array, found: tuple[Array, Array, Array]

@@ -119,10 +119,7 @@ _ENTITIES: Mapping[str, _Entity] = {
     "route": _Entity("route (origin > port)", "de la ruta", "route"),
     "heading": _Entity("principal HS heading", "de la partida arancelaria", "HS heading"),
     "item": _Entity(
-        "riskiest identified watched item",
-        "de la sustancia vigilada",
-        "watched item",
-        absent_when_null=True,
+        "identified watched item", "de la sustancia vigilada", "watched item", absent_when_null=True
     ),
 }
 

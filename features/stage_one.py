@@ -22,7 +22,6 @@ import numpy as np
 
 from features.declarations import Array, Declarations
 from features.history import OUTCOME_KEYS, US_PER_DAY, Keyed
-from features.item_keys import item_key
 from features.vocab import COUNTRY_CODES, MODE_CODES, PORT_CODES
 from features.watchlist import EVIDENCE_THRESHOLD, Hit, LineMatch, Watchlist
 from features.watchlist.match_types import MATCH_TYPE_INFO
@@ -273,8 +272,8 @@ def _evidence(
     lines: Sequence[LineMatch], families: dict[str, str]
 ) -> tuple[list[float], tuple[str, ...], str]:
     """One shipment's watchlist evidence (:data:`EVIDENCE_COLUMNS` in order, then
-    ``invalid_cas_lines``), its identified route families, sorted, and the key of its
-    identified items (:func:`_item`)."""
+    ``invalid_cas_lines``), its identified route families, sorted, and its identified item
+    (:func:`_item`)."""
     strengths = sorted(max(h.strength for h in line.hits) for line in lines if line.hits)
     hits = [h for line in lines for h in line.hits if h.strength >= EVIDENCE_THRESHOLD]
     identified = {families.get(h.entry_id, "") for h in hits}
@@ -295,16 +294,12 @@ def _evidence(
 
 
 def _item(identifications: Sequence[Hit]) -> str:
-    """The key of a shipment's item history (:func:`~features.item_keys.item_key`): every
-    watchlist entry its identifications name, by its strongest identification (strongest
-    first, then in entry id order); "" when nothing is identified."""
+    """The watchlist entry a shipment's strongest identification names (on a tie, the first
+    entry id in sorted order): the key of its item history; "" when nothing is identified."""
     if not identifications:
         return ""
-    strongest: dict[str, float] = {}
-    for h in identifications:
-        if h.strength > strongest.get(h.entry_id, -1.0):
-            strongest[h.entry_id] = h.strength
-    return item_key(sorted(strongest, key=lambda entry_id: (-strongest[entry_id], entry_id)))
+    strongest = max(h.strength for h in identifications)
+    return min(h.entry_id for h in identifications if h.strength == strongest)
 
 
 def _evidence_columns(

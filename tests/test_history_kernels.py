@@ -27,7 +27,6 @@ from features.history import (
     outcome_names,
     volume_names,
 )
-from features.item_keys import ITEMS, item_key, item_keys, riskiest
 
 FAMILIES = ("fentanyl-npp-anpp", "fentanyl-reagent", "meth-p2p", "pill-press", "other-route")
 Array = np.ndarray
@@ -63,10 +62,6 @@ def reference_history(
     positive = outcomes["positive"].to_numpy().astype(bool)
     no_outcomes = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
     for entity in OUTCOME_KEYS:
-        if entity == ITEMS:
-            found_items = reference_items(keyed, outcomes, prior_rate, strength)
-            columns.update(zip(outcome_names(entity), found_items, strict=True))
-            continue
         out = entity_outcomes(*no_outcomes, np.zeros(n, dtype=np.int64), prior_rate, strength)
         by_key = dict(_groups(outcomes[KEY_COLUMNS[entity]], reported))
         for key, rows in _groups(pl.Series(keyed.keys[entity], dtype=pl.String), declared):
@@ -97,59 +92,6 @@ def reference_history(
     return columns
 
 
-def reference_items(
-    keyed: Keyed, outcomes: pl.DataFrame, prior_rate: float, strength: float
-) -> list[Array]:
-    """The item entity as the kernels define it: each item's outcomes (those of every shipment
-    whose item key names it) through :func:`entity_outcomes` for each row naming it, and each
-    row given its :func:`riskiest` item's values (none named: no outcomes)."""
-    n = len(keyed)
-    declared = keyed.declared_at
-    reported = outcomes["reported_at"].dt.timestamp("us").to_numpy().astype(np.int64)
-    positive = outcomes["positive"].to_numpy().astype(bool)
-    by_item: dict[str, list[int]] = {}
-    for j, key in enumerate(outcomes[KEY_COLUMNS[ITEMS]].to_list()):
-        for item in item_keys(key):
-            by_item.setdefault(item, []).append(j)
-    found: dict[tuple[int, str], tuple[int, int, float, float]] = {}
-    for item in {i for key in keyed.keys[ITEMS] for i in item_keys(key)}:
-        rows = np.array([r for r, k in enumerate(keyed.keys[ITEMS]) if item in item_keys(k)])
-        events = np.array(by_item.get(item, []), dtype=np.int64)
-        events = events[np.lexsort((events, reported[events]))]  # by time, then position
-        values = entity_outcomes(
-            reported[events], positive[events], declared[rows], prior_rate, strength
-        )
-        for k, row in enumerate(rows.tolist()):
-            found[row, item] = (
-                int(values[0][k]),
-                int(values[1][k]),
-                float(values[2][k]),
-                float(values[3][k]),
-            )
-    out = entity_outcomes(
-        np.zeros(0, dtype=np.int64),
-        np.zeros(0, dtype=bool),
-        np.zeros(n, dtype=np.int64),
-        prior_rate,
-        strength,
-    )
-    for row, key in enumerate(keyed.keys[ITEMS]):
-        items = item_keys(key)
-        if items:
-            named = [found[row, item] for item in items]
-            for target, value in zip(out, named[riskiest(named)], strict=True):
-                target[row] = value
-    return out
-
-
-def _item_key(rng: np.random.Generator, missing: float) -> str | None:
-    """No item, one, or up to three (in any order, as strength orders them)."""
-    if rng.random() < missing:
-        return None
-    count = int(rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]))
-    return item_key([f"it{k}" for k in rng.choice(12, count, replace=False).tolist()])
-
-
 def small_world(seed: int, n: int, missing: float) -> tuple[Keyed, pl.DataFrame]:
     """``n`` shipments over two years with few entities (so windows hold many events), many
     equal times, ``missing`` of every key absent, watched route families on a tenth of the
@@ -172,10 +114,7 @@ def small_world(seed: int, n: int, missing: float) -> tuple[Keyed, pl.DataFrame]
     keyed = Keyed(
         shipment_id=[f"S{i}" for i in range(n)],
         declared_at=declared.astype(np.int64),
-        keys={
-            **{e: keys(e[:2], 40) for e in OUTCOME_KEYS},  # type: ignore[misc]
-            ITEMS: [_item_key(rng, missing) for _ in range(n)],  # type: ignore[misc]
-        },
+        keys={e: keys(e[:2], 40) for e in OUTCOME_KEYS},  # type: ignore[misc]
         families=families,
     )
     inspected = np.flatnonzero(rng.random(n) < 0.2)
@@ -211,8 +150,6 @@ def test_bulk_history_is_the_kernels_per_entity(seed: int, missing: float) -> No
     assert expected["consignee_positives"].max() > 0
     assert expected["broker_route_families_90d"].max() >= 2
     assert expected["consignee_complementary_90d"].sum() > 0
-    # Items identified alone and beside others, some with findings.
-    assert expected["item_positives"].max() > 0
 
 
 def test_bulk_history_in_any_row_order() -> None:

@@ -201,19 +201,16 @@ def table_i_entries(watchlist: Watchlist) -> list[Entry]:
     ]
 
 
-def plain_hs(watchlist: Watchlist, besides: str = "") -> str:
-    """A chapter-29 HS code no watchlist entry is listed under, under another heading than
-    ``besides`` when given: the identity of a CAS or name case must come from the CAS or the
-    name, not from the code."""
+def _plain_hs(watchlist: Watchlist) -> str:
+    """A chapter-29 HS code no watchlist entry is listed under: the identity of a CAS or name
+    case must come from the CAS or the name, not from the code."""
     for code in ("292990", "294200", "291819", "293490"):
-        if code[:4] == besides[:4]:
-            continue
         if not watchlist.match_line(code, "industrial chemical intermediate").hits:
             return code
     raise DataError("every candidate chapter-29 HS code of the red team is on the watchlist")
 
 
-def goods_line(hs: str, description: str, cas: tuple[str, ...] = ()) -> GoodsLine:
+def _line(hs: str, description: str, cas: tuple[str, ...] = ()) -> GoodsLine:
     return GoodsLine(
         hs_code=hs,
         description=description,
@@ -225,21 +222,19 @@ def goods_line(hs: str, description: str, cas: tuple[str, ...] = ()) -> GoodsLin
     )
 
 
-def red_team_shipment(
-    shipment_id: str, *lines: GoodsLine, declared_at: datetime = DECLARED_AT
-) -> Shipment:
-    """A valid sea shipment from China to Manzanillo, declared at ``declared_at``, whose goods
-    lines are ``lines``."""
+def _shipment(shipment_id: str, line: GoodsLine) -> Shipment:
+    """A valid sea shipment from China to Manzanillo, declared at :data:`DECLARED_AT`, whose one
+    goods line is ``line``."""
     return Shipment(
         shipment_id,
-        declared_at,
+        DECLARED_AT,
         "MXZLO",
         "sea",
         "CN",
         "CN",
         shipper=Party("SHP-CN-RT01", "Ningbo Hengda Chemical Trading Co.", "CN"),
         consignee=Party("CNE-MX-RT01", "Insumos Químicos del Bajío", "MX", "IQB200315KX2"),
-        goods=lines,
+        goods=(line,),
         transshipment_ports=("KRPUS",),
         carrier="Pacific Orient Lines",
         conveyance_id="IMO9811000",
@@ -249,8 +244,8 @@ def red_team_shipment(
 
 
 def control_shipment(watchlist: Watchlist) -> Shipment:
-    """The red team's shipment without any substance: a plain line under :func:`plain_hs`."""
-    return red_team_shipment("RT-CONTROL", goods_line(plain_hs(watchlist), BENIGN_DESCRIPTION))
+    """The red team's shipment without any substance: a plain line under :func:`_plain_hs`."""
+    return _shipment("RT-CONTROL", _line(_plain_hs(watchlist), BENIGN_DESCRIPTION))
 
 
 def _strong_names(entry: Entry, watchlist: Watchlist, hs: str) -> list[str]:
@@ -277,15 +272,15 @@ def _entry_lines(entry: Entry, watchlist: Watchlist, plain: str) -> _Lines:
     lines."""
     for cas in entry.cas:
         for trick, apply in CAS_TRICKS.items():
-            yield "cas", trick, goods_line(plain, BENIGN_DESCRIPTION, (apply(cas.number),))
+            yield "cas", trick, _line(plain, BENIGN_DESCRIPTION, (apply(cas.number),))
     for name in _strong_names(entry, watchlist, plain):
         for trick, apply in NAME_TRICKS.items():
             if apply(name) != name:
-                yield "name", trick, goods_line(plain, f"{apply(name)} 99%")
+                yield "name", trick, _line(plain, f"{apply(name)} 99%")
     for hs in entry.hs:
         if hs.specificity == "specific" and len(hs.code) == 6:
             for trick, apply in HS_TRICKS.items():
-                yield "hs", trick, goods_line(apply(hs.code), BENIGN_DESCRIPTION)
+                yield "hs", trick, _line(apply(hs.code), BENIGN_DESCRIPTION)
 
 
 def _broken_lines(entry: Entry, watchlist: Watchlist, plain: str) -> _Lines:
@@ -293,7 +288,7 @@ def _broken_lines(entry: Entry, watchlist: Watchlist, plain: str) -> _Lines:
     for cas in entry.cas:
         head, _, check = cas.number.rpartition("-")
         broken = f"{head}-{(int(check) + 1) % 10}"
-        yield "broken-cas", "wrong check digit", goods_line(plain, BENIGN_DESCRIPTION, (broken,))
+        yield "broken-cas", "wrong check digit", _line(plain, BENIGN_DESCRIPTION, (broken,))
 
 
 def _cases(
@@ -303,13 +298,13 @@ def _cases(
     """A case of every line ``lines`` gives for every Table I entry, with its shipment id:
     ``RT-<ENTRY>-<FIELD>-<n>``, ``n`` counting the entry's cases of that field from 1."""
     out: list[Case] = []
-    plain = plain_hs(watchlist)
+    plain = _plain_hs(watchlist)
     for entry in table_i_entries(watchlist):
         counts: dict[Field, int] = {}
         for field, trick, line in lines(entry, watchlist, plain):
             counts[field] = n = counts.get(field, 0) + 1
             shipment_id = f"RT-{entry.id.upper()}-{_ID_PART[field]}-{n:03d}"
-            out.append(Case(entry.id, field, trick, red_team_shipment(shipment_id, line)))
+            out.append(Case(entry.id, field, trick, _shipment(shipment_id, line)))
     return out
 
 
@@ -362,12 +357,10 @@ class TableIRecall(JsonRecord):
         return self.red == self.cases
 
 
-def canonical_tables(declared: Sequence[Shipment]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Shipments as declared, in canonical form and validated as the server admits them, as the
-    canonical ``shipments`` and ``goods`` tables. Raises
-    :class:`~features.errors.InvalidInput` for a shipment the server would reject and
-    :class:`~features.errors.DataError` for repeated shipment ids."""
-    shipments = [validate_shipment(canonical_shipment(s)) for s in declared]
+def _tables(cases: Sequence[Case]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The cases' shipments in canonical form, validated as the server admits them, as the
+    canonical ``shipments`` and ``goods`` tables."""
+    shipments = [validate_shipment(canonical_shipment(c.shipment)) for c in cases]
     ids = [s.shipment_id for s in shipments]
     if len(set(ids)) != len(ids):
         repeated = sorted({i for i in ids if ids.count(i) > 1})
@@ -406,9 +399,15 @@ def table_i_recall(scorer: Scorer, cases: Sequence[Case]) -> TableIRecall:
             "no red-team cases to decide (table_i_cases gives none for a watchlist without a "
             f"{TABLE_I} substance)"
         )
-    fresh = fresh_scorer(scorer)
-    shipments, goods = canonical_tables([c.shipment for c in cases])
-    with quiet(lanes_log):  # rules alone fill the cases' one port: said once, not per case
+    fresh = replace(
+        scorer,
+        policy=LanePolicy(
+            scorer.bundle.meta.score_quantiles, scorer.policy.budgets, scorer.policy.seed
+        ),
+        exams=ExamPlanner(scorer.exams.capacity, scorer.exams.window),
+    )
+    shipments, goods = _tables(cases)
+    with _quiet(lanes_log):  # rules alone fill the cases' one port: said once, not per case
         scored = fresh.score_tables(shipments, goods, pl.DataFrame(schema=INSPECTIONS_SCHEMA))
     misses = tuple(
         Miss(c.entry_id, c.field, c.trick, s.lane, s.shipment_id)
@@ -426,21 +425,8 @@ def table_i_recall(scorer: Scorer, cases: Sequence[Case]) -> TableIRecall:
     )
 
 
-def fresh_scorer(scorer: Scorer) -> Scorer:
-    """``scorer`` with a fresh lane policy and exam planner of its budgets, seed and exam
-    capacity: the serving scorer's windows stay untouched, and a run gives the same answer
-    every time."""
-    return replace(
-        scorer,
-        policy=LanePolicy(
-            scorer.bundle.meta.score_quantiles, scorer.policy.budgets, scorer.policy.seed
-        ),
-        exams=ExamPlanner(scorer.exams.capacity, scorer.exams.window),
-    )
-
-
 @contextmanager
-def quiet(logger: logging.Logger) -> Iterator[None]:
+def _quiet(logger: logging.Logger) -> Iterator[None]:
     """``logger`` says only errors meanwhile."""
     level = logger.level
     logger.setLevel(logging.ERROR)

@@ -30,7 +30,6 @@ from features.history import (
     outcome_names,
     volume_names,
 )
-from features.item_keys import ITEMS, item_keys, riskiest
 from features.state.batch import ENTITY_INDEX, Batch, Credit, corrected, first_event, first_kept
 from features.state.events import NO_TIME, Outcomes, Times
 
@@ -91,8 +90,9 @@ def history_columns(
         ints += counts
     smooth = smoothing(prior_rate, strength)
     for entity in OUTCOME_KEYS:
-        columns = item_columns if entity == ITEMS else outcome_columns
-        inspections, positives, rate, since = columns(outcomes[entity], entity, batch, smooth)
+        inspections, positives, rate, since = outcome_columns(
+            outcomes[entity], entity, batch, smooth
+        )
         ints += (inspections, positives)
         floats += (rate, since)
     for entity in NETWORK_KEYS:
@@ -180,42 +180,6 @@ def outcome_columns(
         inspections[i], positives[i], rates[i], since[i] = outcome_values(
             count, positive, last, q, smooth
         )
-    return inspections, positives, rates, since
-
-
-def item_columns(
-    stores: dict[str, Outcomes], entity: str, batch: Batch, smooth: tuple[float, float]
-) -> tuple[list[int], list[int], list[float], list[float]]:
-    """:func:`outcome_columns` for the item entity, whose key names several items
-    (:func:`~features.item_keys.item_keys`): each row gets the values of its
-    :func:`~features.item_keys.riskiest` item, each counted as :func:`outcome_columns` counts a
-    key, less the row's own credited outcome when it is re-scored and its record named the
-    item too (an outcome is credited to every item its shipment named)."""
-    n, declared = batch.size, batch.declared
-    inspections, positives = [0] * n, [0] * n
-    rates, since = [rate(0, 0, *smooth)] * n, [_NAN] * n
-    index = ENTITY_INDEX[entity]
-    own = batch.own
-    for i, key in enumerate(batch.keys[entity]):
-        items = item_keys(key)
-        if not items:
-            continue
-        q = declared[i]
-        credit: Credit | None = None
-        credited_items: list[str] = []
-        if own and i in own:  # a re-scored id: its own outcome is not history of itself
-            record, credit = own[i]
-            credited_items = item_keys(record.keys[index])
-        found = []
-        for item in items:
-            store = stores.get(item)
-            counted = (
-                outcomes_before(store, q, credit if item in credited_items else None)
-                if store is not None
-                else (0, 0, NO_TIME)
-            )
-            found.append(outcome_values(*counted, q, smooth))
-        inspections[i], positives[i], rates[i], since[i] = found[riskiest(found)]
     return inspections, positives, rates, since
 
 

@@ -26,7 +26,6 @@ from features.history import (
     Keyed,
     to_micros,
 )
-from features.item_keys import ITEMS, item_keys
 from features.state.batch import ENTITY_INDEX, Batch, Credit, Record
 from features.state.columns import history_columns, named
 from features.state.events import Outcomes, Times
@@ -138,18 +137,14 @@ class EntityState:
                     store.remove(at)
 
     def _index_outcome(self, keys: tuple[str, ...], credit: Credit, *, add: bool) -> None:
-        """Credit ``credit`` to each entity of ``keys`` (each item the item key names), or take
-        it back."""
         for entity, key in zip(OUTCOME_KEYS, keys, strict=True):
-            by_key = self._outcomes[entity]
-            for one in item_keys(key) if entity == ITEMS else (key,):
-                events = by_key.get(one)
-                if events is None:
-                    events = by_key[one] = Outcomes()
-                if add:
-                    events.add_outcome(credit.at, credit.positive)
-                else:
-                    events.remove_outcome(credit.at, credit.positive)
+            events = self._outcomes[entity].get(key)
+            if events is None:
+                events = self._outcomes[entity][key] = Outcomes()
+            if add:
+                events.add_outcome(credit.at, credit.positive)
+            else:
+                events.remove_outcome(credit.at, credit.positive)
 
     def add_outcome(self, shipment_id: str, reported_at: datetime, positive: bool) -> bool:
         """Credit an outcome to the shipment's entities, once per shipment id: False (and
