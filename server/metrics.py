@@ -182,12 +182,12 @@ class Metrics:
         for name, spec in CATALOGUE.metrics.items():
             if spec.attribute is None:
                 continue
-            kind, labels = _LIVE[spec.type], spec.labels
+            metric: Counter | Gauge | Histogram
             if spec.buckets is None:
-                metric = kind(name, spec.help, labels, registry=r)
+                metric = _LIVE[spec.type](name, spec.help, spec.labels, registry=r)
             else:
                 bounds = CATALOGUE.buckets[spec.buckets]
-                metric = Histogram(name, spec.help, labels, buckets=bounds, registry=r)
+                metric = Histogram(name, spec.help, spec.labels, buckets=bounds, registry=r)
             setattr(self, spec.attribute, metric)
         self.lanes = LaneCollector()
         r.register(self.lanes)
