@@ -9,6 +9,8 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -17,7 +19,9 @@ import pytest
 from features.errors import InvalidInput
 from features.tables import TABLES, check_schema, scan_table
 from training.simulate import PATTERN_NAMES, WATCHLIST_IDS, simulate_world
-from training.simulate.catalogue import G_LAND_NORTH
+from training.simulate.catalogue import G_LAND_NORTH, G_LAND_SOUTH
+from training.simulate.chunk import new_trader
+from training.simulate.entities import BEFORE_WINDOW
 from training.simulate.ids import ISO6346_VALUES
 from training.simulate.illicit import TimeRules
 from training.simulate.inspection import (
@@ -26,9 +30,11 @@ from training.simulate.inspection import (
     RULE_NEW_TRADER,
     selection_probability,
 )
+from training.simulate.licit import ChunkRows
 from training.simulate.reference import SCHEDULING_4_PIPERIDONE, SOURCED_MODES
 from training.simulate.report import calibration_report, illicit_table, port_share_table
 from training.simulate.skeleton import add_months
+from training.simulate.static import Static
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -344,6 +350,44 @@ def test_northbound_new_traders_include_licit_ones(medium_world: Path) -> None:
     ).join(truth, on="shipment_id")
     assert picked.height > 0
     assert not picked["illicit"].all()
+
+
+def northbound_with_exporter_age(data_dir: Path) -> pl.DataFrame:
+    """Northbound loads with the age in days of the Mexican exporter's RFC (its founding date)
+    at declaration, whether the new-trader rule raised the load's propensity, and the truth."""
+    shipments = read(data_dir, "shipments").filter(
+        (pl.col("mode") == "land") & (pl.col("consignee_country") == "US")
+    )
+    founded = pl.col("shipper_tax_id").str.slice(3, 6).str.to_date("%y%m%d")
+    return (
+        shipments.with_columns(rfc_age=(pl.col("declared_at").dt.date() - founded).dt.total_days())
+        .join(read(data_dir, "inspections"), on="shipment_id", how="left")
+        .join(read(data_dir, "truth"), on="shipment_id")
+    )
+
+
+def test_young_exporter_rfcs_include_licit_ones(medium_world: Path) -> None:
+    # Licit Mexican exporters also start trading inside the window with a recently founded
+    # RFC, so a young exporter RFC is a risk indicator, not a label.
+    young = northbound_with_exporter_age(medium_world).filter(pl.col("rfc_age") < 365)
+    assert young.filter(~pl.col("illicit")).height > 0
+    assert young.filter(pl.col("illicit")).height > 0
+
+
+def test_the_new_trader_rule_reads_the_exporter_as_well_as_the_buyer() -> None:
+    # Rows: new buyer, new exporter at an established buyer, both established, a new exporter
+    # past its third month, and a new exporter southbound (the rule is northbound only).
+    static = SimpleNamespace(
+        entry_month=np.array([BEFORE_WINDOW, 4]), shipper_entry_month=np.array([BEFORE_WINDOW, 5])
+    )
+    rows = SimpleNamespace(
+        group=np.array([G_LAND_NORTH] * 4 + [G_LAND_SOUTH]),
+        month=np.array([6, 6, 6, 8, 6]),
+        consignee=np.array([1, 0, 0, 0, 0]),
+        shipper=np.array([0, 1, 0, 1, 1]),
+    )
+    flags = new_trader(cast(Static, static), cast(ChunkRows, rows))
+    assert flags.tolist() == [True, True, False, False, False]
 
 
 @pytest.mark.parametrize("months", [12, 18, 24, 36, 48])

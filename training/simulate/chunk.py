@@ -89,15 +89,18 @@ def generate_chunk(
 
 
 def new_trader(static: Static, rows: ChunkRows) -> BoolArray:
-    """Northbound rows whose consignee started trading inside the window less than
-    :data:`~training.simulate.inspection.NEW_TRADER_MONTHS` months ago (the legacy policy's
-    new-trader rule; licit new entrants and shells alike)."""
-    entry = static.entry_month[rows.consignee]
-    age = rows.month - entry
-    new: BoolArray = (
-        (rows.group == G_LAND_NORTH) & (entry != BEFORE_WINDOW) & (age < NEW_TRADER_MONTHS)
-    )
-    return new
+    """Northbound rows whose US consignee or Mexican exporter started trading inside the window
+    less than :data:`~training.simulate.inspection.NEW_TRADER_MONTHS` months ago (the legacy
+    policy's new-trader rule; licit new entrants and shells alike)."""
+
+    def new(entry: IntArray) -> BoolArray:
+        recent: BoolArray = (entry != BEFORE_WINDOW) & (rows.month - entry < NEW_TRADER_MONTHS)
+        return recent
+
+    north: BoolArray = rows.group == G_LAND_NORTH
+    consignee = new(static.entry_month[rows.consignee])
+    shipper = new(static.shipper_entry_month[rows.shipper])
+    return north & (consignee | shipper)
 
 
 def apply_events(rows: ChunkRows, events: list[Event], static: Static) -> None:

@@ -1,14 +1,15 @@
 """The parties of the world: shippers, consignees, brokers and truck fleets, with histories.
 
 Licit parties are drawn by popularity (a Zipf law: a few big importers, a long tail) and some of
-them enter the market part-way through, so "new consignee" is common and not by itself a sign of
-crime. Shell consignees are added by the illicit planner, live a few weeks, and get RFCs whose
-founding date sits just before their first shipment.
+them enter the market part-way through, so "new consignee" and "new exporter" are common and not
+by themselves a sign of crime. Shell consignees are added by the illicit planner, live a few
+weeks, and get RFCs whose founding date sits just before their first shipment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -20,18 +21,29 @@ from training.simulate.catalogue import (
     TRANSIT_DESTINATIONS,
     TRUCK_CARRIER_ROOTS,
 )
-from training.simulate.names import SYLLABLES, foreign_company_name, mx_company_name, pseudo_word
+from training.simulate.names import (
+    SYLLABLES,
+    foreign_company_name,
+    founded_before,
+    mx_company_name,
+    pseudo_word,
+)
 from training.simulate.types import FloatArray, IntArray
 
 ZIPF_EXPONENT = 1.0
 """assumption: party popularity follows a Zipf law with this exponent."""
 NEW_ENTRANT_SHARE = 0.15
 """assumption: share of licit consignees (importers of each sector, and the US buyers of
-northbound freight) that start trading part-way through the window."""
+northbound freight), and of licit Mexican exporters, that start trading part-way through the
+window."""
 BEFORE_WINDOW = -1
-"""Entry month of a consignee trading since before the window."""
+"""Entry month of a party trading since before the window."""
 STAGGERED_GROUPS = ("sector:", "us")
 """Consignee groups with new entrants: a new importer or US buyer is common, not a tell."""
+NEW_EXPORTER_FOUNDED_MONTHS = 12
+"""assumption: a licit Mexican exporter that starts trading inside the window was founded zero
+to twelve months before its first shipment (a shell: zero to four, ``planner``), so a young
+exporter RFC is common among licit exporters too, not a tell by itself."""
 
 
 @dataclass
@@ -43,13 +55,16 @@ class PartyTable:
     names: list[str] = field(default_factory=list)
     countries: list[str] = field(default_factory=list)
     tax_ids: list[str] = field(default_factory=list)
+    entry_month: list[int] = field(default_factory=list)
 
-    def add(self, name: str, country: str, tax_id: str) -> int:
+    def add(self, name: str, country: str, tax_id: str, entry_month: int = BEFORE_WINDOW) -> int:
+        """Append a party first trading in ``entry_month`` (default: before the window)."""
         index = len(self.ids)
         self.ids.append(f"{self.prefix}-{index:06d}")
         self.names.append(name)
         self.countries.append(country)
         self.tax_ids.append(tax_id)
+        self.entry_month.append(entry_month)
         return index
 
     def frame(self, column_prefix: str) -> pl.DataFrame:
@@ -82,6 +97,28 @@ class Group:
         return self.members[np.minimum(position, len(self.members) - 1)]
 
 
+def sampling_groups(members: dict[str, list[int]], entry_month: list[int]) -> dict[str, Group]:
+    """Sampling groups by name, each with an ``:est`` twin of its members trading from month 0
+    (to draw from while a late entrant has not started yet)."""
+    groups: dict[str, Group] = {}
+    for name in sorted(members):
+        group = members[name]
+        groups[name] = Group.of(group)
+        established = [m for m in group if entry_month[m] == BEFORE_WINDOW]
+        groups[name + ":est"] = Group.of(established or group)
+    return groups
+
+
+def late_entrants(rng: np.random.Generator, members: list[int], months: int) -> dict[int, int]:
+    """``NEW_ENTRANT_SHARE`` of the less popular ``members`` (all but the first fifth), each
+    with the month it starts trading (1 to ``months - 1``); none when the group is tiny."""
+    if len(members) < 10:
+        return {}
+    tail = members[len(members) // 5 :]
+    chosen = rng.choice(len(tail), size=int(len(tail) * NEW_ENTRANT_SHARE), replace=False)
+    return {tail[int(c)]: int(rng.integers(1, max(2, months))) for c in sorted(chosen)}
+
+
 @dataclass
 class Roster:
     """Every party of the world and the groups the generator samples them from."""
@@ -90,7 +127,6 @@ class Roster:
     shippers: PartyTable
     broker_ids: list[str]
     consignee_groups: dict[str, Group]
-    consignee_entry_month: list[int]
     shipper_groups: dict[str, Group]
     port_brokers: dict[str, IntArray]
     complicit_brokers: IntArray
@@ -104,38 +140,26 @@ def _scaled(n: int, per: float, lo: int, hi: int) -> int:
 
 @dataclass
 class _Consignees:
-    """Licit consignees as they are created: the table, members by group name, entry months."""
+    """Licit consignees as they are created: the table and its members by group name."""
 
     table: PartyTable = field(default_factory=lambda: PartyTable("CNE"))
     members: dict[str, list[int]] = field(default_factory=dict)
-    entry_month: list[int] = field(default_factory=list)
 
     def add(self, group: str, name: str, country: str, tax_id: str) -> None:
         """A consignee trading from the first month, in sampling group ``group``."""
         index = self.table.add(name, country, tax_id)
         self.members.setdefault(group, []).append(index)
-        self.entry_month.append(BEFORE_WINDOW)
 
     def stagger_entries(self, rng: np.random.Generator, months: int) -> None:
         """Let ``NEW_ENTRANT_SHARE`` of the less popular importers of each sector, and of the
         US buyers, start later."""
         for name, members in self.members.items():
-            if not name.startswith(STAGGERED_GROUPS) or len(members) < 10:
-                continue
-            tail = members[len(members) // 5 :]
-            chosen = rng.choice(len(tail), size=int(len(tail) * NEW_ENTRANT_SHARE), replace=False)
-            for position in sorted(int(c) for c in chosen):
-                self.entry_month[tail[position]] = int(rng.integers(1, max(2, months)))
+            if name.startswith(STAGGERED_GROUPS):
+                for index, month in late_entrants(rng, members, months).items():
+                    self.table.entry_month[index] = month
 
     def groups(self) -> dict[str, Group]:
-        """Sampling groups by name, each with an ``:est`` twin of its members from month 0."""
-        groups: dict[str, Group] = {}
-        for name in sorted(self.members):
-            members = self.members[name]
-            groups[name] = Group.of(members)
-            established = [m for m in members if self.entry_month[m] == BEFORE_WINDOW]
-            groups[name + ":est"] = Group.of(established or members)
-        return groups
+        return sampling_groups(self.members, self.table.entry_month)
 
 
 def _licit_consignees(rng: np.random.Generator, shipments: int, start_year: int) -> _Consignees:
@@ -172,9 +196,10 @@ def _licit_consignees(rng: np.random.Generator, shipments: int, start_year: int)
 
 
 def _shippers(
-    rng: np.random.Generator, shipments: int, start_year: int
+    rng: np.random.Generator, shipments: int, months: int, start: date
 ) -> tuple[PartyTable, dict[str, Group]]:
-    """Foreign shippers per origin country, in proportion to its trade, and Mexican ones."""
+    """Foreign shippers per origin country, in proportion to its trade, and Mexican ones, some of
+    which start exporting part-way through the window with a recently founded RFC."""
     shippers = PartyTable("SHR")
     members: dict[str, list[int]] = {}
     countries = sorted({c for mix in ORIGINS.values() for c in mix} - {"MX"} | {"HK", "SG", "NL"})
@@ -192,10 +217,15 @@ def _shippers(
     for _ in range(_scaled(shipments, 60, 50, 10_000)):
         name = mx_company_name(rng, None)
         tax = ids.rfc(
-            rng, name, (int(rng.integers(1985, start_year - 1)), int(rng.integers(1, 13)), 10)
+            rng, name, (int(rng.integers(1985, start.year - 1)), int(rng.integers(1, 13)), 10)
         )
         members.setdefault("country:MX", []).append(shippers.add(name, "MX", tax))
-    return shippers, {k: Group.of(v) for k, v in sorted(members.items())}
+    for index, month in late_entrants(rng, members["country:MX"], months).items():
+        first = start.year * 12 + start.month - 1 + month
+        founded = founded_before(rng, first // 12, first % 12 + 1, NEW_EXPORTER_FOUNDED_MONTHS)
+        shippers.tax_ids[index] = ids.rfc(rng, shippers.names[index], founded)
+        shippers.entry_month[index] = month
+    return shippers, sampling_groups(members, shippers.entry_month)
 
 
 def _brokers(
@@ -228,12 +258,13 @@ def _truck_fleets(rng: np.random.Generator, shipments: int) -> tuple[list[str], 
 
 
 def build_roster(
-    rng: np.random.Generator, shipments: int, months: int, ports: list[str], start_year: int
+    rng: np.random.Generator, shipments: int, months: int, ports: list[str], start: date
 ) -> Roster:
-    """Create the licit parties for a world of ``shipments`` shipments over ``months`` months."""
-    consignees = _licit_consignees(rng, shipments, start_year)
+    """Create the licit parties for a world of ``shipments`` shipments over ``months`` months
+    from ``start``."""
+    consignees = _licit_consignees(rng, shipments, start.year)
     consignees.stagger_entries(rng, months)
-    shippers, shipper_groups = _shippers(rng, shipments, start_year)
+    shippers, shipper_groups = _shippers(rng, shipments, months, start)
     broker_ids, port_brokers, complicit_brokers = _brokers(rng, shipments, ports)
     truck_carriers, truck_plates = _truck_fleets(rng, shipments)
     return Roster(
@@ -241,7 +272,6 @@ def build_roster(
         shippers=shippers,
         broker_ids=broker_ids,
         consignee_groups=consignees.groups(),
-        consignee_entry_month=consignees.entry_month,
         shipper_groups=shipper_groups,
         port_brokers=port_brokers,
         complicit_brokers=complicit_brokers,

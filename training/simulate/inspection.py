@@ -32,12 +32,13 @@ RULE_WATCHED_HEADING = 0.45
 """assumption: headings the legacy list knows (2933.36/.37, 2939.4x, 2914.31, 2916.34, 2926.40);
 2933.39 'other' is left out because it is too broad (ref §8)."""
 RULE_NEW_TRADER = 0.2
-"""assumption: northbound freight bought by a US consignee in its first NEW_TRADER_MONTHS of
-trading. Northbound loads carry ordinary goods, so no HS rule applies to them; a legacy
-export-side policy targets the parties instead (new traders are the classic risk indicator
-of customs risk management). As strong as the broadest import rule (RULE_CHEM_ASIA)."""
+"""assumption: northbound freight whose US consignee or Mexican exporter is in its first
+NEW_TRADER_MONTHS of trading. Northbound loads carry ordinary goods, so no HS rule applies to
+them; a legacy policy targets the parties instead: a first-time importer or exporter is the
+classic risk indicator of customs risk management, and on the export side the party customs
+knows best is the exporter, by its RFC. As strong as the broadest import rule (RULE_CHEM_ASIA)."""
 NEW_TRADER_MONTHS = 3
-"""A consignee counts as a new trader in the month it starts trading and the two after."""
+"""A party counts as a new trader in the month it starts trading and the two after."""
 LEGACY_WATCHED_HS6: tuple[str, ...] = (
     "293336",
     "293337",

@@ -68,7 +68,7 @@ def licit_rows(
     declared = skeleton.declared_us(rows, rng.random(hi - lo))
     sector, origin, export, route = _flows(rng, static, group)
     consignee = _consignees(rng, static, group, sector, transit, month)
-    shipper = _shippers(rng, static, export)
+    shipper = _shippers(rng, static, export, month)
     broker = _brokers(rng, static, slot, consignee)
     carrier = _carriers(rng, static, group)
     return ChunkRows(
@@ -141,14 +141,22 @@ def _consignees(
     return consignee
 
 
-def _shippers(rng: np.random.Generator, static: Static, export: IntArray) -> IntArray:
-    """A shipper of the export country (of China where the roster has none)."""
+def _shippers(
+    rng: np.random.Generator, static: Static, export: IntArray, month: IntArray
+) -> IntArray:
+    """A shipper of the export country (of China where the roster has none), one already
+    trading in the row's month."""
     groups = static.roster.shipper_groups
     shipper = np.zeros(len(export), dtype=np.int64)
-    for country in np.unique(export):
+    names = {int(c): f"country:{COUNTRIES[int(c)]}" for c in np.unique(export)}
+    names = {c: name if name in groups else "country:CN" for c, name in names.items()}
+    for country, name in names.items():
         mask = export == country
-        pool = groups.get(f"country:{COUNTRIES[int(country)]}", groups["country:CN"])
-        shipper[mask] = pool.sample(rng.random(int(mask.sum())))
+        shipper[mask] = groups[name].sample(rng.random(int(mask.sum())))
+    early = static.shipper_entry_month[shipper] > month
+    for country in np.unique(export[early]):
+        mask = early & (export == country)
+        shipper[mask] = groups[names[int(country)] + ":est"].sample(rng.random(int(mask.sum())))
     return shipper
 
 

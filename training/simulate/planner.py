@@ -147,8 +147,7 @@ class Planner:
         else:
             name = foreign_company_name(self.rng, country)
             tax = ids.foreign_tax_id(self.rng, country)
-        index = self.roster.consignees.add(name, country, tax)
-        self.roster.consignee_entry_month.append(month)
+        index = self.roster.consignees.add(name, country, tax, entry_month=month)
         self.shells.append((index, month))
         return index
 
@@ -321,7 +320,7 @@ class Planner:
             event.consignee = self.shell(month, "US")
         if self.rng.random() < 0.4:
             name, tax = self.new_mx_company(month)
-            event.shipper = self.roster.shippers.add(name, "MX", tax)
+            event.shipper = self.roster.shippers.add(name, "MX", tax, entry_month=month)
         if self.rng.random() < 0.5:
             n = len(self.roster.truck_carriers)
             event.truck_carrier = int(self.rng.integers(n // 2, n))

@@ -31,7 +31,7 @@ from training.simulate.planner import plan_events
 from training.simulate.skeleton import PORTS, Skeleton, build_skeleton
 from training.simulate.static import Static
 
-SIMULATOR_VERSION = "1.1.0"
+SIMULATOR_VERSION = "1.2.0"
 CHUNK_ROWS = 100_000
 # Past about 40x the sourced rates the illicit events no longer fit on the shipments of a month.
 MAX_ILLICIT_SCALE = 40.0
@@ -139,7 +139,7 @@ def plan_world(
     seeds = np.random.SeedSequence(seed)
     plan_seed, roster_seed, static_seed, chunk_seed = seeds.spawn(4)
     skeleton = build_skeleton(np.random.default_rng(plan_seed), shipments, months, start)
-    roster = build_roster(np.random.default_rng(roster_seed), shipments, months, PORTS, start.year)
+    roster = build_roster(np.random.default_rng(roster_seed), shipments, months, PORTS, start)
     static = Static(np.random.default_rng(static_seed), roster)
     rules = TimeRules.for_window(skeleton.month_starts)
     events = plan_events(
