@@ -16,6 +16,7 @@ BENCHMARKS: tuple[tuple[str, list[str], list[str]], ...] = (
     ("bench.simulate", [], ["--shipments", "50000"]),
     ("bench.training", [], ["--shipments", "100000"]),
     ("bench.customs", [], ["--seeds", "1"]),
+    ("bench.detection", [], ["--worlds", "11", "--shipments", "20000"]),
     ("bench.scoring", [], ["--requests", "300"]),
     ("bench.history", [], ["--sizes", "10000,100000"]),
     ("bench.bulk", [], ["--shipments", "20000"]),
