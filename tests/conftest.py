@@ -23,6 +23,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dense_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small world with ten times the smuggling: enough observed positives in each of the
+    training, validation and test windows (11, 5 and 6 on seed 11) for a test whose figures
+    need positives there; the small world itself may have none in a window."""
+    from training.simulate import simulate_world
+
+    out = tmp_path_factory.mktemp("dense-world")
+    simulate_world(
+        out, shipments=WORLD_SHIPMENTS, months=24, seed=11, progress=False, illicit_scale=10
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def registry(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.train import train
 

@@ -190,9 +190,9 @@ def test_a_damaged_calibration_table_is_refused_by_name(
 
 
 def test_train_and_evaluate_report_the_calibration_and_a_positive_brier_skill(
-    world: Path, tmp_path: Path
+    dense_world: Path, tmp_path: Path
 ) -> None:
-    args = ("--data", str(world), "--registry", str(tmp_path / "r"))
+    args = ("--data", str(dense_world), "--registry", str(tmp_path / "r"))
     trained = centinela("train", *args, "--seed", "1", "--json")
     assert trained.returncode == 0, trained.stderr
     result = json.loads(trained.stdout)

@@ -127,7 +127,11 @@ def test_a_shifted_port_crosses_the_alert_threshold_and_the_control_stays_below(
     # Each new exporter ships three times: its first shipment has no history.
     no_history = sample(text, "centinela_drift_no_history_share", port=SHIFTED)
     assert no_history == pytest.approx(1 / 3, abs=0.01)
-    assert sample(text, "centinela_drift_no_history_share", port=CONTROL) == 0.0
+    # The control stream is the world's own validation window: its shippers have history,
+    # except the odd licit exporter starting to trade there (1 of the 250 on seed 11).
+    control_no_history = sample(text, "centinela_drift_no_history_share", port=CONTROL)
+    assert control_no_history is not None
+    assert control_no_history <= 0.01
     assert sample(text, "centinela_drift_window_decisions", port=SHIFTED) == WINDOW
     assert sample(text, "centinela_drift_watchlist_hit_rate", port=CONTROL) is not None
 

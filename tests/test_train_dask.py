@@ -51,8 +51,9 @@ def _pr_auc(scores: pl.DataFrame, labels: pl.DataFrame) -> float:
 
 
 def test_a_local_cluster_of_two_workers_trains_as_well_as_one_process(
-    world: Path, tmp_path: Path
+    dense_world: Path, tmp_path: Path
 ) -> None:
+    world = dense_world
     args = ("--data", str(world), "--seed", "1", "--json")
     local = centinela("train", *args, "--registry", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
@@ -78,11 +79,17 @@ def test_a_local_cluster_of_two_workers_trains_as_well_as_one_process(
     }
     observed = pl.read_parquet(world / "inspections.parquet").select("shipment_id", "positive")
     pr_auc = {name: _pr_auc(part, observed) for name, part in scores.items()}
-    assert abs(pr_auc["dask"] - pr_auc["local"]) <= 0.01, pr_auc
-    # The validation window's inspections hold few positives, so the PR-AUC above says little
-    # on its own; a cluster model that learnt less, or something else, shows in how differently
-    # it ranks the whole window. (On the world's ground truth, 4 positives here, PR-AUC moved
-    # by 0.1 between cluster runs: which worker ranks first changes the model a little.)
+    known = scores["local"].join(observed, on="shipment_id")
+    base_rate = float(known["positive"].mean() or 0.0)
+    # Both rank the validation window's 5 observed positives far above their share of its
+    # inspections (a model that learnt nothing scores about the base rate); with 5 positives
+    # one of them moving a few places moves PR-AUC by several hundredths, so the two agree
+    # within 0.1 (0.757 and 0.717 seen).
+    assert min(pr_auc.values()) > 5 * base_rate, (pr_auc, base_rate)
+    assert abs(pr_auc["dask"] - pr_auc["local"]) <= 0.1, pr_auc
+    # A cluster model that learnt less, or something else, shows in how differently it ranks
+    # the whole window. (On the world's ground truth PR-AUC moved by 0.1 between cluster runs:
+    # which worker ranks first changes the model a little.)
     local_scores, dask_scores = (scores[n].sort("shipment_id")["risk_score"] for n in scores)
     agreement = _rank_correlation(local_scores.to_numpy(), dask_scores.to_numpy())
     print(f"validation PR-AUC {pr_auc}; rank correlation local ~ dask {agreement:.3f}")
