@@ -52,6 +52,7 @@ class WorldFigures:
     one side of it"""
     shift_interval: list[float] | None
     brier_skill: float | None
+    brier_skill_interval: list[float] | None
     observed_positives: int
 
 
@@ -101,6 +102,7 @@ def figures_of(seed: int, evaluated: dict[str, Any]) -> WorldFigures:
         shift_loss=float(loss["loss"]) if measured else None,
         shift_interval=[float(x) for x in loss["interval"]] if measured else None,
         brier_skill=calibration["brierSkill"],
+        brier_skill_interval=calibration.get("brierSkillInterval"),
         observed_positives=int(calibration["positives"]),
     )
 
@@ -116,7 +118,7 @@ def report(worlds: Sequence[WorldFigures], shipments: int, train_seed: int) -> s
         f"recall against truth at {float(HEADLINE):.0%} of the evaluated window",
         f"{'world':>6} {'illicit':>8} {'model':>7} {'95% interval':>15} {'rules':>7} "
         f"{'watchlist':>9} {'model/rules':>11}  {'lowest pattern':<32} {'shift loss (95%)':<26} "
-        f"{'Brier skill (positives)':<22}",
+        f"{'Brier skill [95%] (positives)':<22}",
     ]
     for w in worlds:
         r = w.recall[HEADLINE]
@@ -132,6 +134,9 @@ def report(worlds: Sequence[WorldFigures], shipments: int, train_seed: int) -> s
                 f"{100 * w.shift_interval[1]:+.1f})"
             )
         skill = "n/a" if w.brier_skill is None else f"{w.brier_skill:.3f}"
+        if w.brier_skill_interval is not None:
+            low_skill, high_skill = w.brier_skill_interval
+            skill += f" [{low_skill:.2f}, {high_skill:.2f}]"
         lines.append(
             f"{w.seed:>6} {w.illicit:>8} {_pct(r['model']):>7} "
             f"{_pct(low) + '-' + _pct(high):>15} {_pct(r['rules']):>7} {_pct(r['watchlist']):>9} "

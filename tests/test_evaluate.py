@@ -270,6 +270,38 @@ def test_quantile_bins_hold_equal_counts_however_the_scores_crowd() -> None:
     assert flat.brier_skill == pytest.approx(0.0, abs=1e-12)
 
 
+def test_brier_skill_has_an_interval_that_narrows_with_more_positives() -> None:
+    rng = np.random.default_rng(4)
+
+    def skill_of(n: int) -> tuple[float | None, tuple[float, float] | None]:
+        scores = rng.uniform(0.0, 0.2, n)
+        frame = tiny_frame(
+            n,
+            risk_score=scores.tolist(),
+            inspected=[True] * n,
+            observed=(rng.random(n) < scores).tolist(),
+        )
+        result = calibration(frame)
+        return result.brier_skill, result.brier_skill_interval
+
+    few, few_interval = skill_of(200)
+    many, many_interval = skill_of(20_000)
+    for value, interval in ((few, few_interval), (many, many_interval)):
+        assert value is not None
+        assert interval is not None
+        assert interval[0] <= value <= interval[1]
+    assert few_interval is not None
+    assert many_interval is not None
+    assert many_interval[1] - many_interval[0] < (few_interval[1] - few_interval[0]) / 3
+    # the scores are the true probabilities: the skill is above zero, surely so with many
+    assert many_interval[0] > 0
+    # no positive, or nothing inspected: no skill and no interval
+    none = calibration(
+        tiny_frame(3, risk_score=[0.1] * 3, inspected=[True] * 3, observed=[False] * 3)
+    )
+    assert (none.brier_skill, none.brier_skill_interval) == (None, None)
+
+
 def test_rule_score_counts_chemistry_origin_and_transshipment() -> None:
     shipments = pl.DataFrame(
         {

@@ -30,6 +30,13 @@ def with_interval(value: float | None, interval: Interval | None) -> str:
     return f"{percent(value)} [{interval[0] * 100:.1f}, {interval[1] * 100:.1f}]"
 
 
+def bracketed(interval: Interval | None, digits: int = 3) -> str:
+    """A plain figure's interval as `` [0.120, 0.450]``; nothing without one."""
+    if interval is None:
+        return ""
+    return f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
 def points(value: float | None, interval: Interval | None) -> str:
     """A difference of shares in percentage points, signed, with its interval."""
     if value is None:

@@ -114,6 +114,32 @@ def difference_interval(before: tuple[float, float], after: tuple[float, float])
     return containing(percentile_interval(difference), before[0] / before[1] - after[0] / after[1])
 
 
+def brier_skill_interval(predicted: np.ndarray, outcomes: np.ndarray) -> Interval | None:
+    """The interval of the Brier skill ``1 - Brier / (r (1 - r))`` of ``predicted`` against 0/1
+    ``outcomes`` (``r`` their positive rate): the same Bayesian bootstrap, one Exp(1) weight per
+    shipment per resample, since every shipment has its own error. None without both a positive
+    and a negative; resamples whose weighted base rate is 0 or 1 are left out."""
+    y = np.asarray(outcomes, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    positives = float(y.sum())
+    if not len(y) or positives in (0.0, float(len(y))):
+        return None
+    error = (p - y) ** 2
+    rng = np.random.default_rng([SEED, 3, len(y), _seed_part(positives)])
+    skills = np.empty(RESAMPLES)
+    chunk = max(1, 2_000_000 // len(y))  # weights of at most ~16 MB at a time
+    for start in range(0, RESAMPLES, chunk):
+        weights = rng.exponential(size=(min(chunk, RESAMPLES - start), len(y)))
+        total = weights.sum(axis=1)
+        rate = weights @ y / total
+        base = rate * (1 - rate)
+        brier = weights @ error / total
+        with np.errstate(divide="ignore", invalid="ignore"):
+            skills[start : start + len(total)] = np.where(base > 0, 1 - brier / base, np.nan)
+    rate = positives / len(y)
+    return containing(percentile_interval(skills), 1 - float(error.mean()) / (rate * (1 - rate)))
+
+
 def _seed_part(count: float) -> int:
     """A count as seed material: integers as they are, expectations by their rounded millionths."""
     return round(float(count) * 1_000_000) if count >= 0 else 0

@@ -29,6 +29,7 @@ import polars as pl
 from training.evaluation_baselines import EVIDENCE_COLUMNS
 from training.evaluation_intervals import (
     Interval,
+    brier_skill_interval,
     selection_intervals,
     share_interval,
 )
@@ -312,6 +313,7 @@ def calibration(frame: pl.DataFrame, bins: int = CALIBRATION_BINS) -> Calibratio
         brier=brier,
         brier_base=brier_base,
         brier_skill=1 - brier / brier_base if brier is not None and brier_base else None,
+        brier_skill_interval=brier_skill_interval(p, y),
         inspected=len(p),
         positives=int(y.sum()),
         binning="quantile",

@@ -159,11 +159,14 @@ class Calibration(JsonRecord):
     rows. ``brier_base`` is the Brier score of the base-rate predictor (every shipment scored
     at the observed positive rate) and ``brier_skill`` is ``1 - brier / brier_base``: above
     zero the scores beat the base rate, at or below zero they add nothing.
+    ``brier_skill_interval`` is its 95% bootstrap interval over the inspected shipments: with
+    a handful of positives the skill moves a lot from one sample to the next.
     """
 
     brier: float | None
     brier_base: float | None
     brier_skill: float | None
+    brier_skill_interval: Interval | None
     inspected: int
     positives: int
     binning: str

@@ -6,6 +6,7 @@ tactic shift. Each reads an :class:`~training.evaluation_record.Evaluation` and 
 from __future__ import annotations
 
 from training.evaluation_format import (
+    bracketed,
     budget_label,
     fixed,
     percent,
@@ -47,7 +48,7 @@ def calibration_section(evaluation: Evaluation) -> list[str]:
         f"{cal.inspected:,} inspected shipments, {cal.positives:,} positive. Brier score "
         f"{fixed(cal.brier, 4)}; the base-rate predictor (every shipment at the observed rate) "
         f"scores {fixed(cal.brier_base, 4)}, so the Brier skill (1 − Brier / base) is "
-        f"{fixed(skill, 3)}: {verdict}.",
+        f"{fixed(skill, 3)}{bracketed(cal.brier_skill_interval)}: {verdict}.",
         "",
         "Bins are quantiles: each holds the same number of inspected shipments, so the table "
         "shows where the scores actually fall. Scores are the model's probability of a positive "
