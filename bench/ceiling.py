@@ -51,16 +51,21 @@ from features.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.tables import Tables, load_tables, table_path
 from features.watchlist import Watchlist, load_watchlist
 from scoring.lgbm import lgb
-from training.evaluate import _join_truth  # private: the evaluation's own truth join
+from training.evaluate import join_truth
 from training.evaluation_baselines import tiebreak_keys
 from training.evaluation_metrics import budget_size, ranking
 from training.evaluation_record import BUDGETS
 from training.simulate.chunk import shipment_ids
 from training.simulate.world import SIMULATOR_VERSION, plan_world
 
-# ``_fit``, ``_params`` and ``_split`` are private steps of ``centinela train``, imported so the
-# split, the parameters and the fit are train's own (training/train.py exposes no public name).
-from training.train import TrainSettings, _fit, _params, _split, labelled_features
+# The steps of ``centinela train``, so the split, the parameters and the fit are train's own.
+from training.train import (
+    TrainSettings,
+    boosting_params,
+    fit_booster,
+    labelled_features,
+    split_windows,
+)
 
 SHOWN_BUDGETS: Final[tuple[float, ...]] = BUDGETS[:4]
 """0.5, 1, 2 and 5% of the window, as issue 15 and docs/simulated-world.md quote them."""
@@ -126,9 +131,11 @@ def ceiling(data_dir: Path, *, seed: int = 7, watchlist: Watchlist | None = None
     tables = load_tables(data_dir)
     settings = TrainSettings()
     basics, outcomes, labels = labelled_features(tables, wl)
-    reference, windows = _split(data_dir, basics, outcomes, labels, None)
-    normal_params = _params(windows.labelled["train"], seed=seed, balance=False, settings=settings)
-    booster, _ = _fit(windows.labelled, normal_params, False, None, settings)
+    reference, windows = split_windows(data_dir, basics, outcomes, labels, None)
+    normal_params = boosting_params(
+        windows.labelled["train"], seed=seed, balance=False, settings=settings
+    )
+    booster, _ = fit_booster(windows.labelled, normal_params, False, None, settings)
     extra = _extra_history(basics, tables, reference)
     frames = _frames(data_dir, windows.parts, extra)
     window = frames.frame[frames.window]
@@ -140,8 +147,8 @@ def ceiling(data_dir: Path, *, seed: int = 7, watchlist: Watchlist | None = None
         windows.labelled["train"].height,
         int(windows.labelled["train"]["label"].sum()),
     )
-    # ``_params`` reads the labels only to balance the classes, off as in ``train``'s default,
-    # so the truth-labelled models take the same parameters.
+    # ``boosting_params`` reads the labels only to balance the classes, off as in ``train``'s
+    # default, so the truth-labelled models take the same parameters.
     fitted = {
         "normal": normal,
         "full": _fit_truth(frames, FEATURE_NAMES, normal_params, settings),
@@ -193,7 +200,7 @@ def _extra_history(
 def _frames(data_dir: Path, parts: Mapping[str, pl.DataFrame], extra: pl.DataFrame) -> Frames:
     """``train``'s windows as one frame in declared order, with truth and the extra history."""
     frame = pl.concat([parts["train"], parts["valid"], parts["test"]], how="vertical")
-    frame = _join_truth(frame, data_dir).hstack(extra)
+    frame = join_truth(frame, data_dir).hstack(extra)
     n_train, n_valid = parts["train"].height, parts["valid"].height
     # As evaluate takes it (training.evaluation_window.validation_end): declared after the
     # validation window's last shipment; the frame is in declared order.

@@ -276,7 +276,7 @@ def _evaluation_frame(
     if undecided:
         raise DataError(f"{data_dir}: the policy decided no lane for {undecided} shipments")
     if table_path(data_dir, "truth").exists():
-        frame = _join_truth(frame, data_dir)
+        frame = join_truth(frame, data_dir)
     extra = [c for c in ("truth", "pattern") if c in frame.columns]
     return frame.sort("declared_at", "shipment_id").select(*FRAME_COLUMNS, *extra)
 
@@ -290,7 +290,7 @@ def _observed_labels(inspections: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _join_truth(frame: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
+def join_truth(frame: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
     """``frame`` with the ground truth of ``truth.parquet``, which must cover every shipment, and
     each true positive's illicit ``pattern`` when the table names patterns."""
     scan = scan_table(data_dir, "truth")

@@ -188,9 +188,13 @@ def train(
     watchlist = watchlist or load_watchlist(None)
     tables = load_tables(data_dir)
     basics, outcomes, labels = labelled_features(tables, watchlist)
-    reference, windows = _split(data_dir, basics, outcomes, labels, split)
-    params = _params(windows.labelled["train"], seed=seed, balance=balance, settings=settings)
-    booster, cluster = _fit(windows.labelled, params, propensity_weights, on_round, settings, dask)
+    reference, windows = split_windows(data_dir, basics, outcomes, labels, split)
+    params = boosting_params(
+        windows.labelled["train"], seed=seed, balance=balance, settings=settings
+    )
+    booster, cluster = fit_booster(
+        windows.labelled, params, propensity_weights, on_round, settings, dask
+    )
     fitted = _calibrate(booster, windows.labelled["valid"])
     metrics = {
         **_test_metrics(booster, fitted.calibration, windows.labelled["test"]),
@@ -278,7 +282,7 @@ def _promote_new(
 # --------------------------------------------------------------------------- steps
 
 
-def _split(
+def split_windows(
     data_dir: Path,
     basics: pl.DataFrame,
     outcomes: pl.DataFrame,
@@ -356,7 +360,7 @@ def _check_windows(
         )
 
 
-def _params(
+def boosting_params(
     train: pl.DataFrame, *, seed: int, balance: bool, settings: TrainSettings
 ) -> dict[str, Any]:
     """LightGBM's parameters for the labelled training window, with ``settings``' values."""
@@ -382,7 +386,7 @@ def _params(
     }
 
 
-def _fit(
+def fit_booster(
     labelled: dict[str, pl.DataFrame],
     params: dict[str, Any],
     propensity_weights: bool,

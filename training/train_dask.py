@@ -1,7 +1,7 @@
 """``centinela train --dask``: boosting through LightGBM's Dask interface (:mod:`lightgbm.dask`).
 
 Only the boosting moves to the cluster. The features are built point-in-time on this machine by
-the same code as a local run (:func:`training.train.train`'s ``_split``); the labelled training
+the same code as a local run (:func:`training.train.split_windows`); the labelled training
 window's matrix is then cut into one row block per worker, each block placed on its worker
 (:func:`_partitions`), and ``DaskLGBMClassifier`` boosts with ``tree_learner="data"`` (every
 worker histograms its own rows; LightGBM picks a free port on each worker for its network).
