@@ -174,8 +174,7 @@ def train(
     """Train, evaluate on the newest window, write a bundle and its model card; promote if asked
     or if first (logged as forced, by ``promoted_by`` for ``promotion_reason``: no gate judged it).
 
-    A shipment id repeated in the tables is one shipment (the last row wins; see
-    :func:`features.tables.fold_tables`); the result says how many rows were folded.
+    A shipment id repeated in the tables is one shipment (the last row wins: ``fold_tables``).
 
     The split is by declared time: the oldest 70% trains, the next 15% stops boosting early and
     fits the calibration, the newest 15% measures; ``split`` fixes the windows by date instead
@@ -189,12 +188,9 @@ def train(
     tables = load_tables(data_dir)
     basics, outcomes, labels = labelled_features(tables, watchlist)
     reference, windows = split_windows(data_dir, basics, outcomes, labels, split)
-    params = boosting_params(
-        windows.labelled["train"], seed=seed, balance=balance, settings=settings
-    )
-    booster, cluster = fit_booster(
-        windows.labelled, params, propensity_weights, on_round, settings, dask
-    )
+    labelled = windows.labelled
+    params = boosting_params(labelled["train"], seed=seed, balance=balance, settings=settings)
+    booster, cluster = fit_booster(labelled, params, propensity_weights, on_round, settings, dask)
     fitted = _calibrate(booster, windows.labelled["valid"])
     metrics = {
         **_test_metrics(booster, fitted.calibration, windows.labelled["test"]),
