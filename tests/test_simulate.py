@@ -354,7 +354,7 @@ def test_northbound_new_traders_include_licit_ones(medium_world: Path) -> None:
 
 def northbound_with_exporter_age(data_dir: Path) -> pl.DataFrame:
     """Northbound loads with the age in days of the Mexican exporter's RFC (its founding date)
-    at declaration, whether the new-trader rule raised the load's propensity, and the truth."""
+    at declaration, their inspection if any, and the truth."""
     shipments = read(data_dir, "shipments").filter(
         (pl.col("mode") == "land") & (pl.col("consignee_country") == "US")
     )
