@@ -191,9 +191,9 @@ def train(
     labelled = windows.labelled
     params = boosting_params(labelled["train"], seed=seed, balance=balance, settings=settings)
     booster, cluster = fit_booster(labelled, params, propensity_weights, on_round, settings, dask)
-    fitted = _calibrate(booster, windows.labelled["valid"])
+    fitted = _calibrate(booster, labelled["valid"])
     metrics = {
-        **_test_metrics(booster, fitted.calibration, windows.labelled["test"]),
+        **_test_metrics(booster, fitted.calibration, labelled["test"]),
         **fitted.metrics,
         "hit_round_limit": float(_hit_round_limit(booster, settings)),
         **entity_metrics(booster, reference.smoothing_strength),
@@ -212,7 +212,7 @@ def train(
             "max_rounds": settings.max_rounds,
             "early_stopping_rounds": settings.early_stopping_rounds,
             "split": split_json(split),
-            "train_rows": windows.labelled["train"].height,
+            "train_rows": labelled["train"].height,
             "propensity_weights": propensity_weights,
             "balance": balance,
             **cluster,
