@@ -28,8 +28,6 @@ baseline is trained on every row of the training file, those included.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from bench.measure import cli_json
 from scoring.lgbm import lgb
 from training.evaluation_baselines import tiebreak_keys
 from training.evaluation_metrics import budget_size
@@ -49,7 +48,6 @@ DATA_DIR: Final[Path] = ROOT.parent / "shared" / "data" / "customs-declarations"
 TRAIN_FILE, VALID_FILE = "df_syn_train_eng.csv", "df_syn_valid_eng.csv"
 MAPPING: Final[Path] = ROOT / "examples" / "mappings" / "customs-declarations.yaml"
 MAPPED_TABLE = "df_syn_eng.csv"  # the table the example mapping reads in --data DIR
-CENTINELA = str(Path(sys.executable).parent / "centinela")
 BUDGETS: Final[tuple[float, ...]] = (0.05, 0.10)
 
 ENTITIES: Final[dict[str, str]] = {
@@ -282,15 +280,6 @@ def write_tables(raw_dir: Path, work: Path) -> tuple[Path, Path]:
     return train_dir, all_dir
 
 
-def centinela(*args: str) -> dict[str, Any]:
-    """``centinela ARGS --json`` as an analyst runs it; its JSON, or exit with its error."""
-    done = subprocess.run([CENTINELA, *args, "--json"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"centinela {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
 def run_centinela(
     train_dir: Path,
     all_dir: Path,
@@ -302,13 +291,13 @@ def run_centinela(
     """Train on the training file (with the settings file ``params`` if given) and evaluate on
     the validation months, as subprocesses; the figures and the ids of the declarations
     evaluated."""
-    trained = centinela(
+    trained = cli_json(
         "train", "--data", str(train_dir), "--mapping", str(MAPPING),
         "--registry", str(registry), "--train-until", windows.fit_until.isoformat(),
         "--valid-until", windows.stop_until.isoformat(), "--seed", str(seed), "--promote",
         *(["--params", str(params)] if params is not None else []),
     )  # fmt: skip
-    evaluated = centinela(
+    evaluated = cli_json(
         "evaluate", "--data", str(all_dir), "--mapping", str(MAPPING), "--registry", str(registry),
         "--model", trained["version"], "--from", windows.measure_from.isoformat(),
         "--until", windows.measure_until.isoformat(),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,7 +27,8 @@ from typing import Any, Final
 
 import numpy as np
 
-CENTINELA: Final[Path] = Path(sys.executable).with_name("centinela")
+from bench.measure import cli, cli_json
+
 BUDGETS: Final[tuple[str, ...]] = ("0.005", "0.01", "0.02", "0.05")
 HEADLINE: Final[str] = "0.02"
 SELECTORS: Final[tuple[str, ...]] = ("model", "rules", "watchlist")
@@ -56,23 +56,13 @@ class WorldFigures:
     observed_positives: int
 
 
-def centinela(*args: str) -> dict[str, Any]:
-    """``centinela ARGS`` as an analyst runs it; its JSON (with ``--json``), or exit with its
-    error."""
-    done = subprocess.run([str(CENTINELA), *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"centinela {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout) if "--json" in args else {}
-    return result
-
-
 def measure_world(work: Path, seed: int, shipments: int, train_seed: int) -> WorldFigures:
     """Simulate world ``seed``, train with ``train_seed`` and evaluate; its figures."""
     world, registry = work / f"world-{seed}", work / f"registry-{seed}"
-    centinela("simulate", "--out", str(world), "--shipments", str(shipments), "--seed", str(seed))
-    centinela("train", "--data", str(world), "--registry", str(registry), "--seed",
-              str(train_seed), "--promote", "--json")  # fmt: skip
-    evaluated = centinela("evaluate", "--data", str(world), "--registry", str(registry), "--json")
+    cli("simulate", "--out", str(world), "--shipments", str(shipments), "--seed", str(seed))
+    cli_json("train", "--data", str(world), "--registry", str(registry), "--seed",
+             str(train_seed), "--promote")  # fmt: skip
+    evaluated = cli_json("evaluate", "--data", str(world), "--registry", str(registry))
     return figures_of(seed, evaluated)
 
 

@@ -4,16 +4,36 @@ beside a baseline at a tenth of it, in the same process, with its table."""
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+
+CENTINELA = str(Path(sys.executable).parent / "centinela")
+"""The CLI of the running interpreter's environment, as an analyst runs it."""
+
+
+def cli(*args: str) -> str:
+    """``centinela ARGS`` as an analyst runs it; its stdout, or exit with its error."""
+    done = subprocess.run([CENTINELA, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"centinela {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+def cli_json(*args: str) -> dict[str, Any]:
+    """``centinela ARGS --json``: its JSON answer, or exit with its error."""
+    result: dict[str, Any] = json.loads(cli(*args, "--json"))
+    return result
 
 
 def peak_rss_mb() -> float:

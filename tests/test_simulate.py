@@ -378,7 +378,8 @@ def test_the_new_trader_rule_reads_the_exporter_as_well_as_the_buyer() -> None:
     # Rows: new buyer, new exporter at an established buyer, both established, a new exporter
     # past its third month, and a new exporter southbound (the rule is northbound only).
     static = SimpleNamespace(
-        entry_month=np.array([BEFORE_WINDOW, 4]), shipper_entry_month=np.array([BEFORE_WINDOW, 5])
+        consignee_entry_month=np.array([BEFORE_WINDOW, 4]),
+        shipper_entry_month=np.array([BEFORE_WINDOW, 5]),
     )
     rows = SimpleNamespace(
         group=np.array([G_LAND_NORTH] * 4 + [G_LAND_SOUTH]),

@@ -98,7 +98,7 @@ def new_trader(static: Static, rows: ChunkRows) -> BoolArray:
         return recent
 
     north: BoolArray = rows.group == G_LAND_NORTH
-    consignee = new(static.entry_month[rows.consignee])
+    consignee = new(static.consignee_entry_month[rows.consignee])
     shipper = new(static.shipper_entry_month[rows.shipper])
     return north & (consignee | shipper)
 

@@ -134,7 +134,7 @@ def _consignees(
     for c in np.unique(code):
         mask = code == c
         consignee[mask] = groups[names[int(c)]].sample(rng.random(int(mask.sum())))
-    early = static.entry_month[consignee] > month
+    early = static.consignee_entry_month[consignee] > month
     for c in np.unique(code[early]):
         mask = early & (code == c)
         consignee[mask] = groups[names[int(c)] + ":est"].sample(rng.random(int(mask.sum())))

@@ -180,5 +180,5 @@ class Static:
         self.consignee_frame = self.roster.consignees.frame("consignee")
         self.shipper_frame = self.roster.shippers.frame("shipper")
         self.broker_pool = pl.Series(self.roster.broker_ids, dtype=pl.String())
-        self.entry_month = np.array(self.roster.consignees.entry_month, dtype=np.int64)
+        self.consignee_entry_month = np.array(self.roster.consignees.entry_month, dtype=np.int64)
         self.shipper_entry_month = np.array(self.roster.shippers.entry_month, dtype=np.int64)
